@@ -1,0 +1,3 @@
+from taskcli.cli import main
+
+main()

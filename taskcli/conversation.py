@@ -1,0 +1,336 @@
+"""The conversation format and its rules, written once.
+
+A conversation is a dict ``{"messages": [...], **metadata}``. A message is
+``{"role": ..., "content": ...}``: an optional first ``system`` message, then ``user`` and
+``assistant`` alternating, starting with ``user``. Content is a string; an assistant's content
+may instead be a non-empty list of parts ``{"type": "text" | "python" | "python_output",
+"text": str}`` -- a calculator or tool call and its result::
+
+    {"messages": [
+        {"role": "user", "content": "What is 48/2?"},
+        {"role": "assistant", "content": [
+            {"type": "text", "text": "48/2 = "},
+            {"type": "python", "text": "48/2"},
+            {"type": "python_output", "text": "24"},
+            {"type": "text", "text": "24. #### 24"}]}]}
+
+`check_messages` is the single implementation of these rules: `taskcli validate`, the
+`customjson` and `smoltalk` tasks and `taskcli export` all call it, so they can never disagree.
+It reports every problem (with a stable rule id and a JSON path) instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+ROLES = ("system", "user", "assistant")
+PART_TYPES = ("text", "python", "python_output")
+
+# Strings that chat tokenizers treat as control tokens; inside content they corrupt tokenisation.
+SPECIAL_TOKENS = (
+    "<|bos|>",
+    "<|user_start|>",
+    "<|user_end|>",
+    "<|assistant_start|>",
+    "<|assistant_end|>",
+    "<|python_start|>",
+    "<|python_end|>",
+    "<|output_start|>",
+    "<|output_end|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|begin_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+)
+
+ERROR = "error"
+WARNING = "warning"
+
+# Every rule id taskcli can report, with its severity and a one-line summary. The docs and
+# their tests are checked against this table, so a new rule cannot go undocumented.
+RULES: dict[str, tuple[str, str]] = {
+    "invalid-utf8": (ERROR, "the line is not valid UTF-8"),
+    "invalid-json": (ERROR, "the line is not valid JSON (NaN, Infinity and deep nesting included)"),
+    "not-a-conversation": (
+        ERROR,
+        "the line is neither a JSON array of messages nor an object with a 'messages' key",
+    ),
+    "messages-not-list": (ERROR, "'messages' is not a list"),
+    "message-not-object": (ERROR, "a message is not a JSON object"),
+    "missing-role": (ERROR, "a message has no 'role'"),
+    "missing-content": (ERROR, "a message has no 'content'"),
+    "unknown-role": (ERROR, "a role other than system, user or assistant"),
+    "misplaced-system": (ERROR, "a system message anywhere but first"),
+    "system-not-allowed": (ERROR, "a system message while --no-system is given"),
+    "first-not-user": (ERROR, "the first non-system message is not from the user"),
+    "roles-not-alternating": (ERROR, "two user or two assistant messages in a row"),
+    "no-exchange": (ERROR, "fewer than one user message followed by an assistant message"),
+    "bad-content": (
+        ERROR,
+        "content is neither a string nor, for the assistant, a non-empty list of parts",
+    ),
+    "bad-part": (ERROR, "a part is not an object with a known 'type' and a string 'text'"),
+    "nul-character": (ERROR, "content contains a NUL character"),
+    "empty-file": (ERROR, "the file holds no conversations"),
+    "bom": (WARNING, "the file starts with a UTF-8 byte order mark"),
+    "crlf": (WARNING, "the line ends with CRLF instead of LF"),
+    "mixed-shapes": (WARNING, "the file mixes array lines and object lines"),
+    "empty-content": (WARNING, "content is empty or only whitespace"),
+    "unknown-key": (WARNING, "a message has keys other than 'role' and 'content'"),
+    "ends-with-user": (WARNING, "the conversation ends on a user turn: nothing to learn from it"),
+    "duplicate": (WARNING, "the same conversation appears earlier in the file"),
+    "special-token": (WARNING, "content contains a chat special-token string"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One broken rule: its id, a sentence for people, and where in the JSON it is."""
+
+    rule: str
+    message: str
+    path: str | None = None
+
+    @property
+    def severity(self) -> str:
+        return RULES[self.rule][0]
+
+    @property
+    def is_error(self) -> bool:
+        return RULES[self.rule][0] == ERROR
+
+
+def type_name(value: Any) -> str:
+    """The JSON name of a Python value's type, for messages people read."""
+    if value is None:
+        return "null"
+    return {
+        bool: "boolean",
+        int: "number",
+        float: "number",
+        str: "string",
+        list: "array",
+        dict: "object",
+    }.get(type(value), type(value).__name__)
+
+
+def _check_text(text: str, path: str, problems: list[Problem]) -> None:
+    if not text or text.isspace():
+        problems.append(Problem("empty-content", "content is empty or whitespace", path))
+        return
+    if "\x00" in text:
+        problems.append(Problem("nul-character", "content contains a NUL character", path))
+    if "<|" in text:
+        found = [token for token in SPECIAL_TOKENS if token in text]
+        if found:
+            problems.append(
+                Problem("special-token", f"content contains special token {found[0]}", path)
+            )
+
+
+def _check_parts(parts: list, path: str, problems: list[Problem]) -> None:
+    for j, part in enumerate(parts):
+        where = f"{path}[{j}]"
+        if type(part) is not dict:
+            problems.append(
+                Problem("bad-part", f"a part must be an object, got {type_name(part)}", where)
+            )
+            continue
+        kind = part.get("type")
+        if kind not in PART_TYPES:
+            problems.append(
+                Problem(
+                    "bad-part",
+                    f"unknown part type {kind!r}; expected one of " + ", ".join(PART_TYPES),
+                    f"{where}.type",
+                )
+            )
+        text = part.get("text")
+        if type(text) is not str:
+            problems.append(
+                Problem(
+                    "bad-part",
+                    f"part text must be a string, got {type_name(text)}",
+                    f"{where}.text",
+                )
+            )
+        elif "\x00" in text or "<|" in text:
+            _check_text(text, f"{where}.text", problems)
+
+
+def check_messages(messages: Any, *, allow_system: bool = True) -> list[Problem]:
+    """Every rule `messages` breaks, errors and warnings, in message order."""
+    if type(messages) is not list:
+        return [
+            Problem(
+                "messages-not-list",
+                f"messages must be an array, got {type_name(messages)}",
+                "messages",
+            )
+        ]
+    problems: list[Problem] = []
+    expected = "user"
+    previous = None
+    exchanges = 0
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if type(message) is not dict:
+            problems.append(
+                Problem(
+                    "message-not-object",
+                    f"a message must be an object, got {type_name(message)}",
+                    where,
+                )
+            )
+            continue
+        role = message.get("role")
+        if "role" not in message:
+            problems.append(Problem("missing-role", "message has no 'role'", where))
+        elif type(role) is not str or role not in ROLES:
+            problems.append(
+                Problem(
+                    "unknown-role",
+                    f"unknown role {role!r}; expected system, user or assistant",
+                    f"{where}.role",
+                )
+            )
+        elif role == "system":
+            if not allow_system:
+                problems.append(
+                    Problem(
+                        "system-not-allowed",
+                        "system messages are not allowed (--no-system)",
+                        f"{where}.role",
+                    )
+                )
+            elif i != 0:
+                problems.append(
+                    Problem(
+                        "misplaced-system", "a system message may only come first", f"{where}.role"
+                    )
+                )
+        else:
+            if role != expected:
+                if previous is None:
+                    problems.append(
+                        Problem(
+                            "first-not-user",
+                            f"the first message after the "
+                            f"optional system message must be 'user', got "
+                            f"{role!r}",
+                            f"{where}.role",
+                        )
+                    )
+                else:
+                    problems.append(
+                        Problem(
+                            "roles-not-alternating",
+                            f"'{role}' follows '{previous}'; user and assistant must alternate",
+                            f"{where}.role",
+                        )
+                    )
+            if role == "assistant" and previous == "user":
+                exchanges += 1
+            previous = role
+            expected = "assistant" if role == "user" else "user"
+
+        if "content" not in message:
+            problems.append(Problem("missing-content", "message has no 'content'", where))
+        else:
+            content = message["content"]
+            if type(content) is str:
+                _check_text(content, f"{where}.content", problems)
+            elif type(content) is list and content and role == "assistant":
+                _check_parts(content, f"{where}.content", problems)
+            else:
+                allowed = (
+                    "a string or a non-empty list of parts" if role == "assistant" else ("a string")
+                )
+                problems.append(
+                    Problem(
+                        "bad-content",
+                        f"content must be {allowed}, got "
+                        f"{type_name(content) if content != [] else 'an empty array'}",
+                        f"{where}.content",
+                    )
+                )
+        if len(message) > 2 and not message.keys() <= {"role", "content"}:
+            extra = sorted(k for k in message if k not in ("role", "content"))
+            problems.append(Problem("unknown-key", f"unknown key(s) {', '.join(extra)}", where))
+
+    if exchanges == 0:
+        problems.append(
+            Problem(
+                "no-exchange",
+                "a conversation needs at least one user message followed by an assistant message",
+                "messages",
+            )
+        )
+    elif previous == "user":
+        problems.append(
+            Problem(
+                "ends-with-user",
+                "the conversation ends on a user turn",
+                f"messages[{len(messages) - 1}]",
+            )
+        )
+    return problems
+
+
+def messages_of(record: Any) -> tuple[Any, Problem | None]:
+    """The messages of one JSONL record in either accepted shape, or why there are none.
+
+    A record is a JSON array of messages (nanochat's CustomJSON shape) or an object with a
+    ``"messages"`` key (the Hugging Face / OpenAI shape; other keys are metadata).
+    """
+    if type(record) is list:
+        return record, None
+    if type(record) is dict and "messages" in record:
+        return record["messages"], None
+    if type(record) is dict:
+        return None, Problem("not-a-conversation", "an object line needs a 'messages' key", None)
+    return None, Problem(
+        "not-a-conversation",
+        f"a line must be an array of messages or an "
+        f"object with 'messages', got {type_name(record)}",
+        None,
+    )
+
+
+def check_record(record: Any, *, allow_system: bool = True) -> list[Problem]:
+    """Every rule one JSONL record breaks, whichever of the two shapes it has."""
+    messages, problem = messages_of(record)
+    if problem is not None:
+        return [problem]
+    return check_messages(messages, allow_system=allow_system)
+
+
+def first_error(problems: list[Problem]) -> Problem | None:
+    return next((p for p in problems if p.is_error), None)
+
+
+def flatten_content(content: str | list[dict]) -> str:
+    """Content as one string: parts joined, tool calls written ``<<expr=result>>``.
+
+    That is GSM8K's own calculator notation, so a GSM8K answer flattens back to its original text.
+    """
+    if type(content) is str:
+        return content
+    pieces = []
+    for i, part in enumerate(content):
+        kind, text = part["type"], part["text"]
+        if kind == "python":
+            pieces.append("<<" + text)
+            following = content[i + 1]["type"] if i + 1 < len(content) else None
+            if following != "python_output":
+                pieces.append(">>")
+        elif kind == "python_output":
+            opened = i > 0 and content[i - 1]["type"] == "python"
+            pieces.append(("" if opened else "<<") + ("=" + text if text else "") + ">>")
+        else:
+            pieces.append(text)
+    return "".join(pieces)

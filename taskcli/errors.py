@@ -1,0 +1,25 @@
+"""The errors taskcli reports to people instead of tracebacks.
+
+Each carries the exit code the CLI uses for it: 1 when the work failed (invalid data, data
+unavailable), 2 when the request itself was wrong (unknown task, bad option, missing file).
+"""
+
+
+class TaskcliError(Exception):
+    """A failure with a message meant for the user; the CLI prints it and exits with `exit_code`."""
+
+    exit_code = 1
+
+
+class UsageError(TaskcliError):
+    """The request was wrong: an unknown task, an invalid subset/split/parameter, a missing file."""
+
+    exit_code = 2
+
+
+class DataUnavailable(TaskcliError):
+    """A dataset could not be found locally or fetched; the message says how to get it."""
+
+
+class InvalidData(TaskcliError):
+    """The data was read but breaks the conversation rules."""

@@ -1,0 +1,196 @@
+"""What every task shares: slicing, mixing, sequencing, and the multiple-choice prompt.
+
+A task is a sequence of conversations (see `taskcli.conversation`) plus the rule that scores a
+model's answer. Subclasses say how many examples they have and how to build example i; the base
+class turns that into a sliceable sequence::
+
+    task = GSM8K(split="train", start=100, stop=200, step=2)   # 50 conversations
+    task[0]                                                  # example 100
+    for conversation in task: ...
+"""
+
+from __future__ import annotations
+
+import random
+from array import array
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+Conversation = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A task parameter as the registry, `--param key=value` and mixture specs see it."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+
+
+def check_slice(start: int, stop: int | None, step: int) -> None:
+    """Raise ValueError unless ``start:stop:step`` is a valid slice of a task."""
+    for label, value in (("start", start), ("step", step)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"{label} must be an integer, got {value!r}")
+    if start < 0:
+        raise ValueError(f"start must be >= 0, got {start}")
+    if stop is not None and (not isinstance(stop, int) or isinstance(stop, bool) or stop < start):
+        raise ValueError(f"stop must be an integer >= start ({start}), got {stop!r}")
+    if step < 1:
+        raise ValueError(f"step must be >= 1, got {step}")
+
+
+class Task:
+    """A logical ``[start:stop:step]`` slice of a task's underlying examples.
+
+    Class attributes are the task's registry entry; `taskcli list` reads them without loading
+    any data, so they must not need the data to be known.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    source: ClassVar[str] = ""
+    eval_type: ClassVar[str | None] = None  # "categorical", "generative", or None for training data
+    subsets: ClassVar[tuple[str, ...]] = ()
+    # The splits, either for every subset or per subset where they differ.
+    splits: ClassVar[tuple[str, ...] | dict[str, tuple[str, ...]]] = ()
+    default_subset: ClassVar[str | None] = None
+    default_split: ClassVar[str | None] = None
+    params: ClassVar[tuple[Param, ...]] = ()
+    uses_data_dir: ClassVar[bool] = False  # whether the constructor takes `data_dir`
+
+    def __init__(self, start: int = 0, stop: int | None = None, step: int = 1) -> None:
+        check_slice(start, stop, step)
+        self.start, self.stop, self.step = start, stop, step
+
+    # --- what subclasses provide -------------------------------------------------------------
+
+    def num_examples(self) -> int:
+        """How many examples the underlying data has, before slicing."""
+        raise NotImplementedError
+
+    def get_example(self, index: int) -> Conversation:
+        """The conversation at `index` of the underlying data (not of the slice)."""
+        raise NotImplementedError
+
+    def get_examples(self, indices: Sequence[int]) -> list[Conversation]:
+        """Several underlying examples at once; Arrow-backed tasks override this to batch reads."""
+        return [self.get_example(i) for i in indices]
+
+    def evaluate(self, conversation: Conversation, response: str) -> bool:
+        """Whether `response` is a correct answer to `conversation`."""
+        raise NotImplementedError(f"task {self.name or type(self).__name__!r} has no evaluation")
+
+    # --- the sequence protocol ----------------------------------------------------------------
+
+    def _bound(self) -> int:
+        available = self.num_examples()
+        return available if self.stop is None else min(self.stop, available)
+
+    def __len__(self) -> int:
+        span = self._bound() - self.start
+        return max(0, -(-span // self.step))
+
+    def physical_index(self, index: int) -> int:
+        """The underlying example behind logical position `index` (negative counts from the end)."""
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise TypeError(f"task indices must be integers, got {type(index).__name__}")
+        size = len(self)
+        if index < 0:
+            index += size
+        if not 0 <= index < size:
+            raise IndexError(f"index {index} is out of range: the task has {size} examples")
+        return self.start + index * self.step
+
+    def __getitem__(self, index: int) -> Conversation:
+        return self.get_example(self.physical_index(index))
+
+    def batch(self, start: int, stop: int) -> list[Conversation]:
+        """Logical positions ``start .. stop-1`` in one call, so Arrow tasks can read in bulk."""
+        stop = min(stop, len(self))
+        return self.get_examples(
+            range(self.start + start * self.step, self.start + stop * self.step, self.step)
+        )
+
+    def __iter__(self) -> Iterator[Conversation]:
+        size = len(self)
+        for chunk_start in range(0, size, 1024):
+            yield from self.batch(chunk_start, chunk_start + 1024)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(start={self.start}, stop={self.stop}, step={self.step})"
+
+
+class TaskSequence(Task):
+    """Tasks one after another, in order (a curriculum)."""
+
+    def __init__(self, tasks: Sequence[Task], **slice_args: int | None) -> None:
+        super().__init__(**slice_args)
+        self.tasks = list(tasks)
+        self.offsets = [0]
+        for task in self.tasks:
+            self.offsets.append(self.offsets[-1] + len(task))
+
+    def num_examples(self) -> int:
+        return self.offsets[-1]
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """(task number, index within that task) of underlying example `index`."""
+        task_number = bisect_right(self.offsets, index) - 1
+        return task_number, index - self.offsets[task_number]
+
+    def get_example(self, index: int) -> Conversation:
+        task_number, local = self.locate(index)
+        return self.tasks[task_number][local]
+
+    def get_examples(self, indices: Sequence[int]) -> list[Conversation]:
+        located = [self.locate(i) for i in indices]
+        wanted: dict[int, list[int]] = {}
+        for task_number, local in located:
+            wanted.setdefault(task_number, []).append(local)
+        fetched = {
+            number: iter(
+                self.tasks[number].get_examples(
+                    [self.tasks[number].physical_index(i) for i in locals_]
+                )
+            )
+            for number, locals_ in wanted.items()
+        }
+        return [next(fetched[task_number]) for task_number, _ in located]
+
+
+class TaskMixture(TaskSequence):
+    """Tasks interleaved in one deterministic shuffled order.
+
+    The order is nanochat's: the ``(task number, local index)`` pairs listed task by task, then
+    shuffled once with ``random.Random(seed).shuffle``. That permutation depends only on the
+    list's length, so shuffling the global positions gives the identical order while storing
+    8 bytes per row instead of a tuple. Passing a task twice oversamples it.
+    """
+
+    def __init__(self, tasks: Sequence[Task], seed: int = 42, **slice_args: int | None) -> None:
+        super().__init__(tasks, **slice_args)
+        self.seed = seed
+        order = list(range(self.offsets[-1]))
+        random.Random(seed).shuffle(order)
+        self.order = array("q", order)
+
+    def locate(self, index: int) -> tuple[int, int]:
+        return super().locate(self.order[index])
+
+
+def render_mc(question: str, letters: Sequence[str], choices: Sequence[str]) -> str:
+    """The multiple-choice prompt, with the letter after each choice and no spaces around '='.
+
+    Small models bind the answer better when the letter follows the choice, and "A" and " A"
+    are different tokens, so the exact layout matters.
+    """
+    lines = [f"Multiple Choice question: {question}\n"]
+    lines += [f"- {choice}={letter}\n" for letter, choice in zip(letters, choices, strict=True)]
+    lines.append("\nRespond only with the letter of the correct answer.")
+    return "".join(lines)
