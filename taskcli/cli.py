@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -24,7 +23,7 @@ from taskcli.errors import TaskcliError
 class _Group(TyperGroup):
     """Turns library errors into a message on stderr and the error's exit code."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except TaskcliError as error:
@@ -152,6 +151,226 @@ def show(
         output.print_jsonl(conversations)
     else:
         output.print_conversations(opened.label, conversations, first_index=index, total=total)
+
+
+@app.command()
+def stats(
+    target: Annotated[
+        str,
+        typer.Argument(help="A task name, a mixture spec (.yaml/.yml) or a path to a .jsonl file."),
+    ],
+    subset: SubsetOption = None,
+    split: SplitOption = None,
+    param: ParamOption = None,
+    data_dir: DataDirOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Count conversations, messages and characters per role, with a length histogram.
+
+    Percentiles are exact (nearest-rank). For a mixture spec, also each entry's rows and share.
+
+    Example: [bold]taskcli stats smoltalk --split test[/]
+    """
+    from taskcli import output
+    from taskcli.export import progress_bar
+    from taskcli.stats import compute_stats, open_target, render_stats
+
+    opened = open_target(target, subset, split, parse_params(param), data_dir=data_dir)
+    rows = sum(len(source.task) for source in opened.sources)
+    with progress_bar(rows, label="reading") as progress:
+        result = compute_stats(opened, on_progress=progress)
+    if json_output:
+        output.print_json(result.to_json())
+    else:
+        output.console.print(render_stats(result, show_sources=opened.is_spec))
+
+
+@app.command("eval")
+def eval_answers(
+    task: Annotated[
+        str, typer.Argument(metavar="TASK", help="The task the answers are for (`taskcli list`).")
+    ],
+    answers: Annotated[
+        Path,
+        typer.Argument(
+            metavar="ANSWERS.jsonl",
+            help='One answer per line: {"index": N, "completion": "..."}, N as `show` numbers it.',
+        ),
+    ],
+    subset: SubsetOption = None,
+    split: SplitOption = None,
+    param: ParamOption = None,
+    data_dir: DataDirOption = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Programs run at once (code tasks); default: one per core."),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(min=0.01, help="Seconds each program may run (code tasks).")
+    ] = 5.0,
+    details: Annotated[
+        Path | None,
+        typer.Option("--details", metavar="OUT.jsonl", help="Write one verdict per answer here."),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Score model answers against a task: accuracy with a 95% interval (Wilson).
+
+    HumanEval answers run as programs in a sandbox (docs/sandbox.md); MMLU adds subjects.
+
+    Example: [bold]taskcli eval mmlu answers.jsonl --split test --details verdicts.jsonl[/]
+    """
+    from rich.progress import Progress
+
+    from taskcli import output, scoring
+
+    opened = scoring.open_for_eval(
+        task, answers, subset, split, parse_params(param), data_dir=data_dir
+    )
+    terminal = output.error_console.is_terminal
+    with Progress(console=output.error_console, transient=True, disable=not terminal) as bar:
+        progress_id = bar.add_task(f"scoring {opened.label}", total=None)
+        result = scoring.score_file(
+            opened,
+            answers,
+            workers=workers,
+            timeout=timeout,
+            details_path=details,
+            on_progress=lambda done, total: bar.update(progress_id, completed=done, total=total),
+        )
+    if json_output:
+        output.print_json(result.to_dict())
+    else:
+        output.console.print(scoring.render_score(result))
+
+
+@app.command()
+def export(
+    spec: Annotated[Path, typer.Argument(metavar="SPEC.yaml", help="The mixture spec.")],
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output", "-o", metavar="OUT", help="Output file; '-' for stdout; .gz compresses."
+        ),
+    ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="messages, nanochat, openai, sharegpt or full (adds each row's source).",
+        ),
+    ] = "messages",
+    limit: Annotated[
+        int | None, typer.Option(min=0, help="Write only the first N rows of the order.")
+    ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(metavar="K/N", help="Write the K-th of N contiguous parts (K from 1)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan (rows per entry) and write nothing.")
+    ] = False,
+    data_dir: DataDirOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Export a mixture spec as a training file, with a manifest of what went in.
+
+    The order is exactly nanochat's TaskMixture shuffle (or, with `mode: sequence`, the entries
+    in turn); reruns are byte-identical; a failed or killed export leaves no partial file.
+
+    Example: [bold]taskcli export mixture.yaml -o train.jsonl --format nanochat[/]
+    """
+    from taskcli import export as exporting
+    from taskcli import output as printing
+    from taskcli.errors import UsageError
+    from taskcli.spec import load_spec
+
+    exporting.check_format(fmt)
+    shard_range = exporting.parse_shard(shard) if shard is not None else None
+    if output is None and not dry_run:
+        raise UsageError("missing --output/-o OUT (use -o - for standard output).")
+    plan = exporting.build_plan(load_spec(spec), data_dir=data_dir)
+    if dry_run:
+        summary = exporting.plan_summary(plan, limit, shard_range)
+        if json_output:
+            printing.print_json(summary)
+        else:
+            exporting.print_plan(summary)
+        return
+    total = len(exporting.selected_rows(plan.total, limit, shard_range))
+    with exporting.progress_bar(total) as progress:
+        manifest = exporting.export(
+            plan, output, fmt=fmt, limit=limit, shard=shard_range, progress=progress
+        )
+    if manifest is None:
+        return
+    if json_output:
+        printing.print_json(manifest)
+    else:
+        printing.error_console.print(
+            f"wrote {manifest['rows']:,} rows to {output} "
+            f"(manifest: {exporting.manifest_path(output).name})",
+            highlight=False,
+        )
+
+
+@app.command()
+def validate(
+    files: Annotated[
+        list[str],
+        typer.Argument(metavar="FILE...", help="JSONL files of conversations; '-' reads stdin."),
+    ],
+    json_output: JsonOption = False,
+    no_system: Annotated[
+        bool,
+        typer.Option("--no-system", help="Treat system messages as errors (nanochat's loader)."),
+    ] = False,
+    max_errors: Annotated[
+        int,
+        typer.Option(
+            "--max-errors",
+            min=0,
+            metavar="N",
+            help="Print at most N occurrences of each rule; counts are never capped.",
+        ),
+    ] = 5,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
+    output_valid: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-valid",
+            metavar="PATH",
+            help="Write the lines without errors here, normalised to {\"messages\": [...]}.",
+        ),
+    ] = None,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(
+            "--rejects", metavar="PATH", help="Write the invalid lines here, with their reasons."
+        ),
+    ] = None,
+) -> None:
+    """Check chat JSONL files line by line: every broken rule, with file:line, in one pass.
+
+    Exit code 0 when every file is valid, 1 when any is not, 2 for a usage error. Rules:
+    docs/rules.md.
+
+    Example: [bold]taskcli validate data.jsonl --rejects bad.jsonl --output-valid clean.jsonl[/]
+    """
+    from taskcli import output
+    from taskcli.validate import validate_files
+
+    reports = validate_files(
+        files, allow_system=not no_system, output_valid=output_valid, rejects=rejects
+    )
+    passed = all(report.passes(strict=strict) for report in reports)
+    if json_output:
+        files_json = [report.to_json(strict=strict) for report in reports]
+        output.print_json({"valid": passed, "files": files_json})
+    else:
+        output.print_validation(reports, strict=strict, per_rule=max_errors)
+    raise typer.Exit(0 if passed else 1)
 
 
 def main() -> None:

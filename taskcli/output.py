@@ -65,7 +65,10 @@ def print_task_table(entries: list[dict[str, Any]]) -> None:
     table.add_column("params")
     table.add_column("eval")
     for entry in entries:
-        params = ", ".join(f"{p['name']}={p['default']}" for p in entry["params"])
+        params = ", ".join(
+            f"{p['name']} (required)" if p["default"] is None else f"{p['name']}={p['default']}"
+            for p in entry["params"]
+        )
         table.add_row(
             entry["name"],
             entry["description"],
@@ -130,3 +133,74 @@ def print_conversations(
                     border_style=style,
                 )
             )
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+def print_validation(reports: list[Any], *, strict: bool, per_rule: int) -> None:
+    """`taskcli validate` for people: per file a summary, then problems grouped by rule.
+
+    Each rule shows its first `per_rule` occurrences as ``file:line: [rule] message (at path)``;
+    the counts are always complete, and a hint says how to see what was left out.
+    """
+    from taskcli.validate import format_problem
+
+    left_out = False
+    for report in reports:
+        passed = report.passes(strict=strict)
+        summary = Text.assemble(
+            ("✓ " if passed else "✗ ", "bold green" if passed else "bold red"),
+            (f"{report.path}: ", "bold"),
+            _plural(report.conversations, "conversation"),
+            f" ({report.rejected:,} invalid)" if report.rejected else "",
+            ", ",
+            (_plural(len(report.errors), "error"), "red" if report.errors else ""),
+            ", ",
+            (_plural(len(report.warnings), "warning"), "yellow" if report.warnings else ""),
+            ("  valid" if passed else "  invalid", "bold green" if passed else "bold red"),
+        )
+        console.print(summary, highlight=False, soft_wrap=True)
+        for problems, kind, style in (
+            (report.errors, "error", "red"),
+            (report.warnings, "warning", "yellow"),
+        ):
+            groups: dict[str, list[Any]] = {}
+            for problem in problems:
+                groups.setdefault(problem.rule, []).append(problem)
+            for rule, group in groups.items():
+                console.print(
+                    Text.assemble("  ", (rule, f"bold {style}"), f": {_plural(len(group), kind)}"),
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                for problem in group[:per_rule]:
+                    console.print(
+                        Text("    " + format_problem(report.path, problem)),
+                        highlight=False,
+                        soft_wrap=True,
+                    )
+                if len(group) > per_rule:
+                    left_out = True
+                    console.print(
+                        Text(f"    … and {len(group) - per_rule:,} more", style="dim"),
+                        highlight=False,
+                        soft_wrap=True,
+                    )
+    if len(reports) > 1:
+        failed = sum(not report.passes(strict=strict) for report in reports)
+        console.print(
+            f"{_plural(len(reports), 'file')}: {len(reports) - failed:,} valid, {failed:,} invalid",
+            highlight=False,
+        )
+    if left_out:
+        console.print(
+            Text(
+                "Not every occurrence is shown: raise --max-errors, or use --json to list all "
+                "(--rejects PATH saves the invalid lines with their reasons).",
+                style="dim",
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -18,7 +18,7 @@ import importlib
 import os
 from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from taskcli.errors import UsageError
@@ -44,14 +44,45 @@ def _load(target: str) -> type[Task]:
 
 
 @cache
+def _targets() -> dict[str, str | EntryPoint | type[Task]]:
+    """What to import for each task name, without importing anything yet."""
+    targets: dict[str, str | EntryPoint | type[Task]] = dict(BUILTIN_TASKS)
+    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        targets.setdefault(entry.name, entry)  # a plugin cannot shadow a built-in task
+    return targets
+
+
+def task_names() -> list[str]:
+    """Every registered task name: the built-ins, then plugins in name order."""
+    return list(_targets())
+
+
+@cache
+def _class_of(name: str) -> type[Task]:
+    target = _targets()[name]
+    if isinstance(target, str):
+        return _load(target)
+    return target.load() if isinstance(target, EntryPoint) else target
+
+
 def all_tasks() -> dict[str, type[Task]]:
     """Every registered task class by name: the built-ins, then plugins in name order."""
-    tasks = {name: _load(target) for name, target in BUILTIN_TASKS.items()}
-    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        if entry.name in tasks:
-            continue  # a plugin cannot shadow a built-in task
-        tasks[entry.name] = entry.load()
-    return tasks
+    return {name: _class_of(name) for name in _targets()}
+
+
+def register(cls: type[Task]) -> None:
+    """Register a task class in this process under `cls.name`, as a plugin would be.
+
+    For notebooks and tests; installed packages use the entry-point group instead.
+    """
+    _targets()[cls.name] = cls
+    _class_of.cache_clear()
+
+
+def clear_cache() -> None:
+    """Forget what was registered, e.g. after installing a plugin in the same process."""
+    _targets.cache_clear()
+    _class_of.cache_clear()
 
 
 def suggest(word: str, options: list[str] | tuple[str, ...]) -> str:
@@ -63,13 +94,14 @@ def suggest(word: str, options: list[str] | tuple[str, ...]) -> str:
 
 
 def get_task_class(name: str) -> type[Task]:
-    tasks = all_tasks()
-    if name not in tasks:
+    """The class registered as `name`; only its own module is imported."""
+    names = task_names()
+    if name not in names:
         raise UsageError(
-            f"unknown task {name!r}.{suggest(name, list(tasks))} "
-            f"Known tasks: {', '.join(tasks)} (see `taskcli list`)."
+            f"unknown task {name!r}.{suggest(name, names)} "
+            f"Known tasks: {', '.join(names)} (see `taskcli list`)."
         )
-    return tasks[name]
+    return _class_of(name)
 
 
 def splits_for(cls: type[Task], subset: str | None) -> tuple[str, ...]:
@@ -225,7 +257,9 @@ def open_task(
 ) -> OpenedTask:
     """A task from a TASK argument: a registered name, or a ``.jsonl`` path (CustomJSON)."""
     params = dict(params or {})
-    if target.endswith((".jsonl", ".jsonl.gz")) or (os.sep in target and target not in all_tasks()):
+    if target.endswith((".jsonl", ".jsonl.gz")) or (
+        os.sep in target and target not in task_names()
+    ):
         params["path"] = target
         target = "customjson"
     _, kwargs = resolve(target, subset, split, params)

@@ -12,6 +12,7 @@ class turns that into a sliceable sequence::
 from __future__ import annotations
 
 import random
+import re
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 Conversation = dict[str, Any]
+SCAN_CHUNK = 1024  # examples read at a time by `Task.iter_examples`
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Param:
     default: Any
     help: str
     choices: tuple[str, ...] = ()
+    is_path: bool = False  # a local file (or URL): mixture specs resolve it against their folder
 
 
 def check_slice(start: int, stop: int | None, step: int) -> None:
@@ -81,6 +84,17 @@ class Task:
     def get_examples(self, indices: Sequence[int]) -> list[Conversation]:
         """Several underlying examples at once; Arrow-backed tasks override this to batch reads."""
         return [self.get_example(i) for i in indices]
+
+    def iter_examples(self, indices: Sequence[int]) -> Iterator[tuple[int, Conversation]]:
+        """``(i, example indices[i])`` for every i, in whichever order is cheapest to read.
+
+        For whole passes that do not need the task's own order (an export, statistics): memory
+        stays bounded however many indices there are. Arrow-backed tasks override it to read
+        in storage order, each block once; this default reads a chunk of `indices` at a time.
+        """
+        for chunk_start in range(0, len(indices), SCAN_CHUNK):
+            chunk = indices[chunk_start : chunk_start + SCAN_CHUNK]
+            yield from enumerate(self.get_examples(chunk), start=chunk_start)
 
     def evaluate(self, conversation: Conversation, response: str) -> bool:
         """Whether `response` is a correct answer to `conversation`."""
@@ -194,3 +208,12 @@ def render_mc(question: str, letters: Sequence[str], choices: Sequence[str]) -> 
     lines += [f"- {choice}={letter}\n" for letter, choice in zip(letters, choices, strict=True)]
     lines.append("\nRespond only with the letter of the correct answer.")
     return "".join(lines)
+
+
+def extract_answer(text: str) -> str | None:
+    """The number after the first '#### ' (GSM8K's final-answer marker), commas removed.
+
+    None when there is no such number, so a response without a final answer never matches.
+    """
+    match = re.search(r"#### (-?[0-9.,]+)", text)
+    return match.group(1).replace(",", "").strip() if match else None

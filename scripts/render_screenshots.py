@@ -1,0 +1,108 @@
+"""Render the pictures of `taskcli show` and `taskcli stats` in docs/images/ from real output.
+
+    python scripts/render_screenshots.py             # writes docs/images/show.svg and stats.svg
+    python scripts/render_screenshots.py -o /tmp/img
+
+Each picture is the CLI itself, run through `typer.testing.CliRunner` while `taskcli.output`'s
+console is swapped for a recording one, then saved with Rich's ``save_svg``. So the pictures are
+the real rendering code's output, and rerunning this script after a change redraws them. Only
+bundled data is used (`examples/`), so it runs offline and gives the same pictures every time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from rich.console import Console
+from typer.testing import CliRunner
+
+from taskcli import output
+from taskcli.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+WIDTH = 100
+
+# The mixture pictured by `taskcli stats`: the bundled conversations and two spelling drills.
+MIXTURE = """\
+tasks:
+  - task: customjson
+    path: {examples}/identity.jsonl
+    repeat: 4
+  - task: spellingbee
+    word_list: {examples}/words.txt
+    size: 300
+  - task: simplespelling
+    word_list: {examples}/words.txt
+    size: 100
+"""
+
+
+@contextlib.contextmanager
+def recording_console() -> Iterator[Console]:
+    """`taskcli.output.console` replaced by a colourful, recording, fixed-width console."""
+    recorder = Console(
+        record=True,
+        width=WIDTH,
+        file=io.StringIO(),
+        force_terminal=True,
+        color_system="truecolor",
+        no_color=False,
+    )
+    original = output.console
+    output.console = recorder
+    try:
+        yield recorder
+    finally:
+        output.console = original
+
+
+def run(console: Console, args: list[str], shown: str) -> None:
+    """Run ``taskcli ARGS`` into `console`, after a prompt line showing the command as `shown`."""
+    console.print(f"$ taskcli {shown}", style="bold", highlight=False)
+    result = CliRunner().invoke(app, args)
+    if result.exit_code != 0:
+        why = result.output or repr(result.exception)
+        raise RuntimeError(f"taskcli {shown} exited {result.exit_code}: {why}")
+    console.print()
+
+
+def render(out_dir: Path) -> list[Path]:
+    """Write show.svg and stats.svg into `out_dir` and return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    identity = str(EXAMPLES / "identity.jsonl")
+    words = f"word_list={EXAMPLES / 'words.txt'}"
+
+    show_svg = out_dir / "show.svg"
+    with recording_console() as console:
+        run(console, ["show", identity, "--index", "0"], "show examples/identity.jsonl")
+        run(
+            console,
+            ["show", "spellingbee", "-p", words, "--index", "3"],
+            "show spellingbee -p word_list=examples/words.txt --index 3",
+        )
+        console.save_svg(str(show_svg), title="taskcli show")
+
+    stats_svg = out_dir / "stats.svg"
+    with tempfile.TemporaryDirectory() as folder, recording_console() as console:
+        spec = Path(folder) / "mixture.yaml"
+        spec.write_text(MIXTURE.format(examples=EXAMPLES))
+        run(console, ["stats", str(spec)], "stats mixture.yaml")
+        console.save_svg(str(stats_svg), title="taskcli stats")
+    return [show_svg, stats_svg]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-o", "--out-dir", type=Path, default=ROOT / "docs" / "images")
+    for path in render(parser.parse_args().out_dir):
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

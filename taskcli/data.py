@@ -1,0 +1,397 @@
+"""Where the rows of one Hub dataset split come from: a local copy first, else the Hub.
+
+A local copy is a folder laid out as ``hf download REPO --repo-type dataset --local-dir DIR/REPO``
+leaves it::
+
+    DIR/allenai/ai2_arc/README.md                              # YAML front matter with `configs:`
+    DIR/allenai/ai2_arc/ARC-Easy/test-00000-of-00001.parquet
+
+Its parquet files are read with Arrow directly, memory-mapped and one row group at a time, only
+the row groups asked for: nothing is copied into a cache, and showing one example decodes one row
+group. Without a local copy, `datasets.load_dataset` reads the Hub or its cache (HF_HOME); its
+Arrow cache is memory-mapped too. Either way the caller gets `Rows`: a row count, reads in bulk,
+and the files behind them for the export manifest.
+
+When the data cannot be had, `DataUnavailable` says so within seconds and says how to get it:
+without network `load_dataset` would otherwise retry for ~23 s or hang, so the Hub endpoint is
+probed first and, when it does not answer, the Hugging Face libraries are put in offline mode
+(which still serves cached copies).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from taskcli.errors import DataUnavailable, InvalidData
+
+DATA_DIR_ENV = "TASKCLI_DATA_DIR"
+DEFAULT_ENDPOINT = "https://huggingface.co"
+REACHABILITY_TIMEOUT = 3.0  # seconds to wait for a TCP connection to the Hub before going offline
+_TRUE = {"1", "ON", "YES", "TRUE"}  # what the Hugging Face libraries accept as "set"
+FEW_ROWS = 16  # up to this many rows of one block are sliced out rather than taken
+SCAN_ROWS = 2048  # rows of a block converted to Python at a time by `Rows.scan`
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A file rows were read from, with its size; usable wherever a path is."""
+
+    path: str
+    size: int
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def __str__(self) -> str:
+        return self.path
+
+
+class Rows:
+    """The rows of one split, stored in blocks (parquet row groups or Arrow record batches).
+
+    `take` reads each block it needs once and converts only the rows asked for, so a handful of
+    rows costs a handful of blocks, and a permuted pass over everything costs one pass.
+    """
+
+    def __init__(
+        self, block_sizes: Sequence[int], files: list[DataFile], revision: str | None
+    ) -> None:
+        import numpy as np
+
+        self.starts = np.concatenate(([0], np.cumsum(block_sizes, dtype=np.int64)))
+        self.num_rows = int(self.starts[-1])
+        self.files = files
+        self.revision = revision
+
+    def block(self, number: int) -> Any:
+        """Block `number` as an Arrow table or record batch."""
+        raise NotImplementedError
+
+    def take(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """The rows at `indices` (any order, repeats allowed) as dicts, in that order."""
+        import numpy as np
+
+        wanted = np.asarray(indices, dtype=np.int64)
+        if wanted.size == 0:
+            return []
+        if wanted.min() < 0 or wanted.max() >= self.num_rows:
+            raise IndexError(f"row indices must be in 0..{self.num_rows - 1}")
+        blocks = np.searchsorted(self.starts, wanted, side="right") - 1
+        order = np.argsort(blocks, kind="stable")
+        segments = np.split(order, np.flatnonzero(np.diff(blocks[order])) + 1)
+        rows: list[Any] = [None] * len(wanted)
+        for segment in segments:
+            number = int(blocks[segment[0]])
+            local = wanted[segment] - self.starts[number]
+            block = self.block(number)
+            if len(local) <= FEW_ROWS:  # slicing spares `show` the import of pyarrow.compute
+                taken = [block.slice(i, 1).to_pylist()[0] for i in local.tolist()]
+            else:
+                taken = block.take(local).to_pylist()
+            for position, row in zip(segment.tolist(), taken, strict=True):
+                rows[position] = row
+        return rows
+
+    def row(self, index: int) -> dict[str, Any]:
+        return self.take([index])[0]
+
+    def read_block(self, number: int) -> Any:
+        """Block `number` for one use, not kept: whole passes hold one block at a time."""
+        return self.block(number)
+
+    def scan(self, indices: Sequence[int]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(i, row indices[i])`` for every i, block by block in storage order.
+
+        Each block is read once and let go, so a pass over every row of a split bigger than
+        memory holds one block (where `take` keeps the blocks it read, for random access).
+        """
+        import numpy as np
+
+        wanted = np.asarray(indices, dtype=np.int64)
+        if wanted.size == 0:
+            return
+        if wanted.min() < 0 or wanted.max() >= self.num_rows:
+            raise IndexError(f"row indices must be in 0..{self.num_rows - 1}")
+        order = np.argsort(wanted, kind="stable")
+        blocks = np.searchsorted(self.starts, wanted[order], side="right") - 1
+        bounds = np.flatnonzero(np.diff(blocks)) + 1
+        for first, segment in zip([0, *bounds.tolist()], np.split(order, bounds), strict=True):
+            number = int(blocks[first])
+            block = self.read_block(number)
+            for part in range(0, len(segment), SCAN_ROWS):
+                positions = segment[part : part + SCAN_ROWS]
+                rows = block.take(wanted[positions] - self.starts[number]).to_pylist()
+                yield from zip(positions.tolist(), rows, strict=True)
+
+
+class ParquetRows(Rows):
+    """Rows of local parquet files; only the footers are read until rows are asked for."""
+
+    def __init__(self, paths: Sequence[Path], revision: str | None = None) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._files = []
+        self._groups: list[tuple[int, int]] = []  # (file number, row group) of each block
+        sizes = []
+        for path in paths:
+            try:
+                parquet = pq.ParquetFile(path, memory_map=True)
+            except (OSError, pa.ArrowException) as error:
+                raise InvalidData(f"{path} is not a readable parquet file: {error}") from None
+            metadata = parquet.metadata
+            for group in range(metadata.num_row_groups):
+                if metadata.row_group(group).num_rows:
+                    self._groups.append((len(self._files), group))
+                    sizes.append(metadata.row_group(group).num_rows)
+            self._files.append(parquet)
+        files = [DataFile(str(path), os.path.getsize(path)) for path in paths]
+        super().__init__(sizes, files, revision)
+        self._read: dict[int, Any] = {}
+
+    def block(self, number: int) -> Any:
+        table = self._read.get(number)
+        if table is None:
+            table = self._read[number] = self.read_block(number)
+        return table
+
+    def read_block(self, number: int) -> Any:
+        import pyarrow as pa
+
+        file_number, group = self._groups[number]
+        try:
+            return self._files[file_number].read_row_group(group)
+        except (OSError, pa.ArrowException) as error:
+            path = self.files[file_number].path
+            raise InvalidData(f"cannot read row group {group} of {path}: {error}") from None
+
+
+class TableRows(Rows):
+    """Rows of an Arrow table already open (the memory-mapped cache `datasets` loads)."""
+
+    def __init__(self, table: Any, files: list[DataFile], revision: str | None = None) -> None:
+        self._batches = [batch for batch in table.to_batches() if batch.num_rows]
+        super().__init__([batch.num_rows for batch in self._batches], files, revision)
+
+    def block(self, number: int) -> Any:
+        return self._batches[number]
+
+
+def open_rows(
+    repo: str, config: str, split: str, data_dir: str | os.PathLike[str] | None = None
+) -> Rows:
+    """The rows of `split` of `config` of `repo`: from DIR/REPO when it exists, else the Hub.
+
+    `data_dir` defaults to the TASKCLI_DATA_DIR environment variable.
+    """
+    if data_dir is None or str(data_dir) == "":
+        data_dir = os.environ.get(DATA_DIR_ENV) or None
+    folder = Path(data_dir) if data_dir is not None else None
+    if folder is not None and (folder / repo).is_dir():
+        return local_rows(folder, repo, config, split)
+    missing = f"there is no local copy at {folder / repo}, and " if folder is not None else ""
+    return hub_rows(repo, config, split, folder, missing)
+
+
+# --- local copies ------------------------------------------------------------------------------
+
+
+def local_rows(data_dir: Path, repo: str, config: str, split: str) -> ParquetRows:
+    repo_dir = data_dir / repo
+    patterns = split_patterns(repo_dir, config, split)
+    paths = matching_files(repo_dir, patterns)
+    if not paths:
+        raise DataUnavailable(
+            f"{repo_dir} has no data files for subset {config!r}, split {split!r} "
+            f"(looked for {', '.join(patterns) or 'an entry in its README'}). "
+            + how_to_get(repo, data_dir)
+        )
+    return ParquetRows(paths, local_revision(repo_dir, paths))
+
+
+def split_patterns(repo_dir: Path, config: str, split: str) -> list[str]:
+    """The file patterns of one split: from the README's `configs:` block, else the usual layout."""
+    configs = readme_configs(repo_dir / "README.md")
+    if config in configs:
+        return configs[config].get(split, [])
+    return [f"{config}/{split}-*.parquet", f"data/{split}-*.parquet"]
+
+
+def matching_files(repo_dir: Path, patterns: Sequence[str]) -> list[Path]:
+    """The files the first pattern with any matches matches, sorted (shard order)."""
+    for pattern in patterns:
+        found = sorted(path for path in repo_dir.glob(pattern) if path.is_file())
+        if found:
+            return found
+    return []
+
+
+def readme_configs(readme: Path) -> dict[str, dict[str, list[str]]]:
+    """``{config: {split: [patterns]}}`` from a dataset card's YAML front matter.
+
+    A config's ``data_files`` is a pattern, a list of patterns (both meaning split "train"), a
+    list of ``{split, path}`` entries whose path is a pattern or a list, or a split -> path map.
+    """
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    if not text.startswith("---"):
+        return {}
+    end = text.find("\n---", 3)
+    import yaml
+
+    try:
+        front = yaml.safe_load(text[3 : end if end != -1 else len(text)]) or {}
+    except yaml.YAMLError as error:
+        raise InvalidData(f"{readme}: its YAML front matter does not parse: {error}") from None
+    entries = front.get("configs") if isinstance(front, dict) else None
+    configs: dict[str, dict[str, list[str]]] = {}
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict):
+            name = str(entry.get("config_name", "default"))
+            configs[name] = _patterns_by_split(entry.get("data_files"))
+    return configs
+
+
+def _patterns_by_split(data_files: Any) -> dict[str, list[str]]:
+    def as_list(paths: Any) -> list[str]:
+        return [paths] if isinstance(paths, str) else [str(p) for p in paths or []]
+
+    if isinstance(data_files, dict):
+        return {str(split): as_list(paths) for split, paths in data_files.items()}
+    if isinstance(data_files, str) or (
+        isinstance(data_files, list) and all(isinstance(p, str) for p in data_files)
+    ):
+        return {"train": as_list(data_files)}
+    by_split: dict[str, list[str]] = {}
+    for entry in data_files or []:
+        if isinstance(entry, dict) and "path" in entry:
+            by_split.setdefault(str(entry.get("split", "train")), []).extend(as_list(entry["path"]))
+    return by_split
+
+
+def local_revision(repo_dir: Path, paths: Sequence[Path]) -> str | None:
+    """The Hub commit the files were downloaded at, from the notes `hf download` leaves."""
+    notes = repo_dir / ".cache" / "huggingface" / "download"
+    revisions = set()
+    for path in paths:
+        note = notes / (path.relative_to(repo_dir).as_posix() + ".metadata")
+        try:
+            revisions.add(note.read_text(encoding="utf-8").split("\n", 1)[0].strip())
+        except OSError:
+            continue
+    return revisions.pop() if len(revisions) == 1 else None
+
+
+# --- the Hub -----------------------------------------------------------------------------------
+
+
+def hub_rows(
+    repo: str, config: str, split: str, data_dir: Path | None = None, missing: str = ""
+) -> TableRows:
+    """The rows through `datasets.load_dataset`, offline at once when the Hub does not answer."""
+    endpoint = os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
+    if offline_requested():
+        why = "offline mode is on (HF_HUB_OFFLINE) and it is not in the Hugging Face cache"
+    elif not hub_reachable(endpoint):
+        use_offline_mode()
+        why = f"the Hugging Face Hub ({endpoint}) is unreachable and it is not in its cache"
+    else:
+        why = "loading it from the Hugging Face Hub failed"
+
+    import datasets
+
+    try:
+        dataset = datasets.load_dataset(repo, config, split=split)
+    except Exception as error:
+        # Offline, `datasets` says it cannot reach the Hub: `why` already says so, better.
+        if not isinstance(error, ConnectionError):
+            first_line = (str(error).strip().splitlines() or [""])[0]
+            why += f" ({type(error).__name__}: {first_line})"
+        raise DataUnavailable(
+            f"dataset {repo} (subset {config!r}, split {split!r}) is not available: {missing}"
+            f"{why}. " + how_to_get(repo, data_dir)
+        ) from None
+    files = [
+        DataFile(entry["filename"], os.path.getsize(entry["filename"]))
+        for entry in dataset.cache_files
+    ]
+    folder = Path(files[0].path).parent.name if files else ""
+    revision = folder if re.fullmatch(r"[0-9a-f]{40}", folder) else None
+    return TableRows(dataset.data.table, files, revision)
+
+
+def how_to_get(repo: str, data_dir: Path | None) -> str:
+    """The commands that make `repo` available without network."""
+    folder = data_dir if data_dir is not None else Path("DIR")
+    return (
+        f"To get it, on a machine with network run `hf download {repo} --repo-type dataset "
+        f"--local-dir {folder / repo}`, then pass --data-dir {folder} (or set {DATA_DIR_ENV}); "
+        f"or run again with network access."
+    )
+
+
+def offline_requested() -> bool:
+    """Whether the user put the Hugging Face libraries in offline mode."""
+    return any(
+        (os.environ.get(name) or "").strip().upper() in _TRUE
+        for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
+
+
+@cache
+def hub_reachable(endpoint: str = DEFAULT_ENDPOINT, timeout: float = REACHABILITY_TIMEOUT) -> bool:
+    """Whether a TCP connection to the endpoint (or the proxy in front of it) opens in time.
+
+    Name resolution can hang as long as a connection, so the whole attempt runs in a thread and
+    is abandoned after `timeout` seconds.
+    """
+    import socket
+    import threading
+    import urllib.parse
+    import urllib.request
+
+    url = urllib.parse.urlsplit(endpoint)
+    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    proxy = urllib.request.getproxies().get(url.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        proxy_url = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = proxy_url.hostname or "", proxy_url.port or 80
+    outcome: list[bool] = []
+    finished = threading.Event()
+
+    def connect() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                outcome.append(True)
+        except OSError:
+            outcome.append(False)
+        finished.set()
+
+    threading.Thread(target=connect, daemon=True).start()
+    return finished.wait(timeout) and outcome[0]
+
+
+def use_offline_mode() -> None:
+    """Offline mode for this process, in modules already imported too.
+
+    `huggingface_hub.constants` and `datasets.config` read HF_HUB_OFFLINE / HF_DATASETS_OFFLINE
+    once, at import; setting the environment alone would miss modules imported before.
+    """
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = True
+    config = sys.modules.get("datasets.config")
+    if config is not None:
+        config.HF_HUB_OFFLINE = True
+        config.HF_DATASETS_OFFLINE = True

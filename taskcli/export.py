@@ -1,0 +1,493 @@
+"""`taskcli export`: a mixture spec turned into a training file, exactly and with a record.
+
+    plan = build_plan(load_spec("mixture.yaml"), data_dir="data")
+    manifest = export(plan, "train.jsonl", fmt="nanochat")
+
+The row order is exactly `TaskMixture` (or `TaskSequence`) over the spec's entries, each entry
+repeated in place `repeat` times. Rows are read a chunk of the final order at a time, grouped by
+task so Arrow-backed tasks read in bulk, checked against the conversation rules, and written
+with `orjson` through `atomic_output`: a failure never leaves a partial file. Next to the output
+goes ``OUT.manifest.json``: the resolved spec, the row counts, the data files and the output's
+sha256, so "what exactly did my model train on?" has an answer.
+
+Formats, one line per conversation:
+
+- ``messages``: ``{"messages": [...]}`` with assistant parts kept as lists.
+- ``nanochat``: ``[{"role": ..., "content": "..."}, ...]``, every content a string (tool calls
+  written ``<<expr=result>>``), as nanochat's CustomJSON loads it.
+- ``openai``: ``{"messages": [...]}`` with string contents.
+- ``sharegpt``: ``{"conversations": [{"from": "system" | "human" | "gpt", "value": "..."}]}``.
+- ``full``: the task's whole conversation, metadata included, plus ``"source": {"task",
+  "subset", "split", "index"}`` (and ``"params"`` when the entry sets any). ``index`` is the
+  index in the whole task, before the entry's start/stop/step slice, so
+  ``taskcli show TASK --subset S --split SP --index I`` shows that very row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+import tempfile
+from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from taskcli import __version__, registry
+from taskcli.atomic import atomic_output
+from taskcli.conversation import check_messages, first_error, flatten_content
+from taskcli.errors import InvalidData, TaskcliError, UsageError
+from taskcli.spec import Entry, Spec
+from taskcli.tasks.common import Task, TaskMixture, TaskSequence
+
+FORMATS = ("messages", "nanochat", "openai", "sharegpt", "full")
+SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
+BUCKET_ROWS = 16_384  # output rows per scratch bucket: what putting rows in order holds in memory
+MAX_BUCKETS = 256  # scratch files open at once at most; beyond that, buckets grow
+BUCKET_BUFFER = 1 << 18
+PROGRESS_ROWS = 4096
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The spec's tasks, built, and the mixture over them (each entry `repeat` times)."""
+
+    spec: Spec
+    tasks: tuple[Task, ...]  # one per spec entry
+    mixture: TaskSequence
+    owners: tuple[int, ...]  # the spec entry of each task number of the mixture
+
+    @property
+    def total(self) -> int:
+        return len(self.mixture)
+
+    def entry_rows(self) -> list[int]:
+        """How many rows each spec entry puts into the mixture, repeats included."""
+        pairs = zip(self.tasks, self.spec.entries, strict=True)
+        return [len(task) * entry.repeat for task, entry in pairs]
+
+
+def build_plan(spec: Spec, data_dir: str | os.PathLike[str] | None = None) -> Plan:
+    """Create every entry's task; all entries that fail are reported together."""
+    tasks: list[Task] = []
+    errors: list[TaskcliError] = []
+    for entry in spec.entries:
+        try:
+            task = registry.create_task(
+                entry.task,
+                entry.subset,
+                entry.split,
+                entry.params,
+                data_dir=os.fspath(data_dir) if data_dir is not None else None,
+                start=entry.start,
+                stop=entry.stop,
+                step=entry.step,
+            )
+            len(task)  # opens the data, so a missing dataset is reported here with the rest
+            tasks.append(task)
+        except (TaskcliError, ValueError) as error:
+            kind = type(error) if isinstance(error, TaskcliError) else UsageError
+            errors.append(kind(f"{entry.label}: {error}"))
+    if errors:
+        raise _combined(errors)
+    members: list[Task] = []
+    owners: list[int] = []
+    for number, (task, entry) in enumerate(zip(tasks, spec.entries, strict=True)):
+        members += [task] * entry.repeat  # in place, exactly like listing the entry again
+        owners += [number] * entry.repeat
+    if spec.mode == "sequence":
+        mixture: TaskSequence = TaskSequence(members)
+    else:
+        mixture = TaskMixture(members, seed=spec.seed)
+    return Plan(spec, tuple(tasks), mixture, tuple(owners))
+
+
+def _combined(errors: list[TaskcliError]) -> TaskcliError:
+    """One error for several: a usage error if any was one, else the first error's kind."""
+    if len(errors) == 1:
+        return errors[0]
+    kind = UsageError if any(isinstance(e, UsageError) for e in errors) else type(errors[0])
+    return kind(f"{len(errors)} entries failed:\n" + "\n".join(f"  {e}" for e in errors))
+
+
+def check_format(fmt: str) -> None:
+    if fmt not in FORMATTERS:
+        raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/4"`` as (2, 4): the second of four shards, numbered from 1."""
+    number, sep, count = text.partition("/")
+    try:
+        shard, shards = int(number), int(count)
+    except ValueError:
+        shard = shards = 0
+    if not sep or shards < 1 or not 1 <= shard <= shards:
+        raise UsageError(
+            f"--shard must be K/N with 1 <= K <= N (shards are numbered from 1), got {text!r}."
+        )
+    return shard, shards
+
+
+def selected_rows(
+    total: int, limit: int | None = None, shard: tuple[int, int] | None = None
+) -> range:
+    """The positions of the final order to write: the first `limit`, then shard K of N of those.
+
+    Shard K covers ``[(K-1)*n//N, K*n//N)``, so the shards are contiguous, differ in size by at
+    most one row, and concatenated in order are exactly the unsharded output.
+    """
+    count = total if limit is None else min(limit, total)
+    if shard is None:
+        return range(count)
+    k, n = shard
+    return range((k - 1) * count // n, k * count // n)
+
+
+def _flat(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    return [{"role": m["role"], "content": flatten_content(m["content"])} for m in messages]
+
+
+def _source(entry: Entry, index: int) -> dict[str, Any]:
+    source = {"task": entry.task, "subset": entry.subset, "split": entry.split, "index": index}
+    if entry.params:
+        source["params"] = entry.params
+    return source
+
+
+FORMATTERS: dict[str, Callable[[dict[str, Any], Entry, int], Any]] = {
+    "messages": lambda conv, entry, index: {"messages": conv["messages"]},
+    "nanochat": lambda conv, entry, index: _flat(conv["messages"]),
+    "openai": lambda conv, entry, index: {"messages": _flat(conv["messages"])},
+    "sharegpt": lambda conv, entry, index: {
+        "conversations": [
+            {"from": SHAREGPT_ROLES[m["role"]], "value": flatten_content(m["content"])}
+            for m in conv["messages"]
+        ]
+    },
+    "full": lambda conv, entry, index: {**conv, "source": _source(entry, index)},
+}
+
+
+def write_rows(
+    plan: Plan,
+    rows: range,
+    fmt: str,
+    write: Callable[[bytes], Any],
+    progress: Progress | None = None,
+    scratch: str | os.PathLike[str] | None = None,
+) -> list[int]:
+    """Write `rows` (positions in the final order) as JSON lines; returns each entry's count.
+
+    The final order is a random permutation of data that may not fit in memory, so this takes
+    two passes. First each entry's rows are read in the order cheapest for its task (storage
+    order for Arrow data, one block at a time), checked, formatted and appended to scratch
+    buckets of consecutive output positions in a temporary folder under `scratch`. Then each
+    bucket is put in order in memory and written. Memory holds one block and one bucket; and
+    nothing is written before every row passed the conversation rules: the first that breaks
+    them raises InvalidData, naming the entry and the row's index in its task.
+    """
+    check_format(fmt)
+    formatter = FORMATTERS[fmt]
+    owners, indices = _placement(plan, rows)
+    counts = [0] * len(plan.spec.entries)
+    if not rows:
+        return counts
+    import numpy as np
+
+    dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+    report = progress or (lambda count: None)
+    with _buckets(len(rows), scratch) as buckets:
+        for number, (entry, task) in enumerate(zip(plan.spec.entries, plan.tasks, strict=True)):
+            positions = np.flatnonzero(owners == number)
+            counts[number] = len(positions)
+            wanted = indices[positions].tolist()
+            places = positions.tolist()
+            for done, (i, conversation) in enumerate(task.iter_examples(wanted), start=1):
+                index = wanted[i]
+                problem = first_error(check_messages(conversation.get("messages")))
+                if problem is not None:
+                    raise InvalidData(
+                        f"{entry.label} example {index}: {problem.path}: {problem.message}. "
+                        "See it with `taskcli show`; nothing was written."
+                    )
+                try:
+                    line = dumps(formatter(conversation, entry, index), option=newline)
+                except orjson.JSONEncodeError as error:
+                    raise InvalidData(f"{entry.label} example {index}: {error}") from None
+                buckets.add(places[i], line)
+                if done % PROGRESS_ROWS == 0:
+                    report(PROGRESS_ROWS)
+            report(len(places) % PROGRESS_ROWS)
+        buckets.write_in_order(write)
+    return counts
+
+
+def _placement(plan: Plan, rows: range) -> tuple[Any, Any]:
+    """For each position in `rows`: its spec entry, and its index in that entry's whole task."""
+    import numpy as np
+
+    mixture = plan.mixture
+    if isinstance(mixture, TaskMixture):
+        order = np.frombuffer(mixture.order, dtype=np.int64)[rows.start : rows.stop]
+    else:
+        order = np.arange(rows.start, rows.stop, dtype=np.int64)
+    offsets = np.asarray(mixture.offsets, dtype=np.int64)
+    member = np.searchsorted(offsets, order, side="right") - 1
+    starts = np.asarray([task.start for task in mixture.tasks], dtype=np.int64)
+    steps = np.asarray([task.step for task in mixture.tasks], dtype=np.int64)
+    indices = starts[member] + (order - offsets[member]) * steps[member]
+    return np.asarray(plan.owners, dtype=np.int64)[member], indices
+
+
+class _Buckets:
+    """Scratch files, each for a run of consecutive output positions, restored in order."""
+
+    def __init__(self, count: int, folder: Path, files: contextlib.ExitStack) -> None:
+        self.rows_each = max(BUCKET_ROWS, -(-count // MAX_BUCKETS))
+        self.files: list[BinaryIO] = []
+        self.positions: list[array] = []
+        for number in range(-(-count // self.rows_each)):
+            path = folder / str(number)
+            self.files.append(files.enter_context(path.open("wb", buffering=BUCKET_BUFFER)))
+            self.positions.append(array("q"))
+
+    def add(self, position: int, line: bytes) -> None:
+        number = position // self.rows_each
+        self.files[number].write(line)
+        self.positions[number].append(position)
+
+    def write_in_order(self, write: Callable[[bytes], Any]) -> None:
+        for number, (file, positions) in enumerate(zip(self.files, self.positions, strict=True)):
+            file.close()
+            lines = Path(file.name).read_bytes().split(b"\n")
+            os.unlink(file.name)
+            ordered = [b""] * (len(positions) + 1)  # the empty last item ends the last line
+            first = number * self.rows_each
+            for position, line in zip(positions, lines, strict=False):
+                ordered[position - first] = line
+            write(b"\n".join(ordered))
+
+
+@contextlib.contextmanager
+def _buckets(count: int, scratch: str | os.PathLike[str] | None) -> Iterator[_Buckets]:
+    """Buckets for `count` rows in a temporary folder under `scratch`, removed however we exit."""
+    with (
+        tempfile.TemporaryDirectory(
+            dir=scratch, prefix=".taskcli-export-", suffix=".tmp"
+        ) as folder,
+        contextlib.ExitStack() as files,
+    ):
+        yield _Buckets(count, Path(folder), files)
+
+
+def manifest_path(output: str | os.PathLike[str]) -> Path:
+    """Where the manifest of `output` goes: ``train.jsonl`` -> ``train.jsonl.manifest.json``."""
+    output = Path(output)
+    return output.with_name(output.name + ".manifest.json")
+
+
+def export(
+    plan: Plan,
+    output: str | os.PathLike[str],
+    *,
+    fmt: str = "messages",
+    limit: int | None = None,
+    shard: tuple[int, int] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any] | None:
+    """Write the plan's rows to `output` ("-" for stdout) and return the manifest written.
+
+    A file output appears only once complete, then its manifest; a ``.gz`` suffix compresses.
+    Standard output gets no manifest (None is returned).
+    """
+    rows = selected_rows(plan.total, limit, shard)
+    if os.fspath(output) == "-":
+        _export_to_stdout(plan, rows, fmt, progress)
+        return None
+    target = Path(output)
+    if target.is_dir():
+        raise UsageError(f"output {target} is a folder; give a file name.")
+    if not target.parent.is_dir():
+        raise UsageError(f"output folder {target.parent} does not exist.")
+    try:
+        with atomic_output(target) as sink:
+            written = write_rows(plan, rows, fmt, sink.write, progress, scratch=target.parent)
+        with target.open("rb") as finished:
+            digest = hashlib.file_digest(finished, "sha256").hexdigest()
+        manifest = _manifest(plan, target, fmt, limit, shard, rows, written, digest)
+        with atomic_output(manifest_path(target), compress=False) as sink:
+            sink.write(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
+    except OSError as error:
+        raise TaskcliError(f"cannot write {target}: {error.strerror or error}") from None
+    return manifest
+
+
+def _export_to_stdout(plan: Plan, rows: range, fmt: str, progress: Progress | None) -> None:
+    stdout: BinaryIO = sys.stdout.buffer
+    try:
+        write_rows(plan, rows, fmt, stdout.write, progress)
+        stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): that is its choice, not a failure.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stdout.fileno())
+
+
+def _manifest(
+    plan: Plan,
+    target: Path,
+    fmt: str,
+    limit: int | None,
+    shard: tuple[int, int] | None,
+    rows: range,
+    written: list[int],
+    digest: str,
+) -> dict[str, Any]:
+    spec = plan.spec
+    entries = []
+    for entry, count, in_file in zip(spec.entries, plan.entry_rows(), written, strict=True):
+        entries.append(
+            {"entry": entry.number, **entry.as_dict(), "rows": count, "written": in_file}
+        )
+    return {
+        "taskcli_version": __version__,
+        "spec": spec.as_dict(),
+        "seed": spec.seed,
+        "format": fmt,
+        "limit": limit,
+        "shard": None
+        if shard is None
+        else {"shard": shard[0], "of": shard[1], "start": rows.start, "stop": rows.stop},
+        "entries": entries,
+        "total": plan.total,
+        "rows": len(rows),
+        "data_files": data_files(plan),
+        "output": {"file": target.name, "bytes": target.stat().st_size, "sha256": digest},
+    }
+
+
+def data_files(plan: Plan) -> list[dict[str, Any]]:
+    """The files the plan reads, with sizes (and Hub revisions when the task knows them)."""
+    files: dict[str, dict[str, Any]] = {}
+    for task, entry in zip(plan.tasks, plan.spec.entries, strict=True):
+        revision = getattr(task, "revision", None)
+        for path in getattr(task, "data_files", None) or []:
+            files.setdefault(str(path), {"path": str(path), "revision": revision})
+        for param in registry.get_task_class(entry.task).params:
+            value = entry.params.get(param.name)
+            if param.is_path and isinstance(value, str) and os.path.isfile(value):
+                files.setdefault(value, {"path": value, "revision": None})
+    for record in files.values():
+        with contextlib.suppress(OSError):
+            record["size"] = os.path.getsize(record["path"])
+    return [files[path] for path in sorted(files)]
+
+
+def plan_summary(
+    plan: Plan, limit: int | None = None, shard: tuple[int, int] | None = None
+) -> dict[str, Any]:
+    """What `--dry-run` shows: per entry its rows and share of the total, and the total."""
+    total = plan.total
+    rows = selected_rows(total, limit, shard)
+    return {
+        "spec": str(plan.spec.path),
+        "mode": plan.spec.mode,
+        "seed": plan.spec.seed,
+        "entries": [
+            {
+                "entry": entry.number,
+                "task": entry.task,
+                "subset": entry.subset,
+                "split": entry.split,
+                "params": entry.params,
+                "slice": [entry.start, entry.stop, entry.step],
+                "repeat": entry.repeat,
+                "rows": count,
+                "share": count / total if total else 0.0,
+            }
+            for entry, count in zip(plan.spec.entries, plan.entry_rows(), strict=True)
+        ],
+        "total": total,
+        "selected": {"start": rows.start, "stop": rows.stop, "rows": len(rows)},
+    }
+
+
+def print_plan(summary: dict[str, Any]) -> None:
+    """The dry-run plan as a Rich table on stdout."""
+    from rich.table import Table
+
+    from taskcli.output import console
+
+    table = Table(
+        title=f"{summary['spec']}  ·  mode {summary['mode']}, seed {summary['seed']}",
+        title_justify="left",
+    )
+    for column in ("entry", "task", "subset", "split", "slice", "repeat", "rows", "share"):
+        table.add_column(column, justify="right" if column in ("rows", "share") else "left")
+    for item in summary["entries"]:
+        start, stop, step = item["slice"]
+        params = "".join(f" {k}={v}" for k, v in item["params"].items())
+        table.add_row(
+            f"tasks[{item['entry']}]",
+            item["task"] + params,
+            item["subset"] or "-",
+            item["split"] or "-",
+            f"{start}:{'' if stop is None else stop}:{step}",
+            str(item["repeat"]),
+            f"{item['rows']:,}",
+            f"{item['share']:.1%}",
+        )
+    table.add_section()
+    table.add_row("total", "", "", "", "", "", f"{summary['total']:,}", "100.0%")
+    console.print(table)
+    selected = summary["selected"]
+    if selected["rows"] != summary["total"]:
+        console.print(
+            f"would write rows {selected['start']:,} to {selected['stop']:,} of the final order "
+            f"({selected['rows']:,} rows)"
+        )
+
+
+@contextlib.contextmanager
+def progress_bar(
+    total: int, console: Any = None, label: str = "exporting"
+) -> Iterator[Progress | None]:
+    """A rows / rows-per-second / ETA bar on stderr when it is a terminal; otherwise None."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    console = console or Console(stderr=True)
+    if not console.is_terminal:
+        yield None
+        return
+    columns = (
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        task_id = bar.add_task("export", total=total, rate="")
+
+        def advance(rows: int) -> None:
+            bar.advance(task_id, rows)
+            speed = bar.tasks[0].speed
+            bar.update(task_id, rate=f"{speed:,.0f} rows/s" if speed else "")
+
+        yield advance

@@ -1,0 +1,463 @@
+"""Scoring model answers against a task: accuracy, its 95% interval, and one verdict per answer.
+
+An answers file is JSONL with one answer per line, in any order, where ``index`` is the task index
+exactly as `taskcli show` numbers it::
+
+    {"index": 0, "completion": "B"}
+    {"index": 17, "completion": "Half of 84 is 42. #### 42"}
+
+Each answer is judged by its task's own rule (`Task.evaluate`), except code: HumanEval answers
+are turned into programs and run in parallel in the sandbox (`taskcli.execution`)::
+
+    opened = open_for_eval("mmlu", "answers.jsonl", data_dir="hub")
+    score = score_file(opened, "answers.jsonl")
+    score.accuracy, score.ci95, score.by_subject
+
+The file is read twice: once to check every line (so all mistakes are reported together, before
+any program runs), then again to score it in chunks, so memory does not grow with the file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import orjson
+
+from taskcli.atomic import atomic_output
+from taskcli.conversation import type_name
+from taskcli.errors import InvalidData, UsageError
+from taskcli.registry import OpenedTask, all_tasks, open_task
+from taskcli.tasks.common import Conversation, Task
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+Z_95 = 1.959963984540054  # the standard normal's 97.5th percentile
+MAX_REPORTED_PROBLEMS = 10
+CHUNK_SIZE = 512  # answers judged per batch read of the task (and per parallel sandbox run)
+DEFAULT_TIMEOUT = 5.0
+
+Progress = Callable[[int, int], None]  # (answers scored so far, answers in all)
+
+
+def wilson_interval(correct: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """The Wilson score interval for `correct` successes in `n` trials (95% by default).
+
+    Unlike the normal approximation it stays inside [0, 1] and is honest for small `n` and for
+    accuracies near 0 or 1, which is where small models and small evals live.
+    """
+    if n <= 0:
+        raise ValueError(f"the interval needs at least one trial, got n={n}")
+    if not 0 <= correct <= n:
+        raise ValueError(f"correct must be between 0 and n={n}, got {correct}")
+    p = correct / n
+    z2 = z * z
+    denominator = 1 + z2 / n
+    centre = (p + z2 / (2 * n)) / denominator
+    half_width = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator
+    low = 0.0 if correct == 0 else max(0.0, centre - half_width)
+    high = 1.0 if correct == n else min(1.0, centre + half_width)
+    return low, high
+
+
+# --- the answers file ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One line of an answers file."""
+
+    line: int
+    index: int
+    completion: str
+
+
+def _parse(raw: bytes, line: int, size: int) -> Answer | str:
+    """The answer on one line, or what is wrong with it (duplicates aside: that needs context)."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        return f"not valid JSON ({error})"
+    if type(record) is not dict:
+        return f'expected an object {{"index": ..., "completion": ...}}, got {type_name(record)}'
+    missing = [key for key in ("index", "completion") if key not in record]
+    if missing:
+        return "missing " + " and ".join(repr(key) for key in missing)
+    index, completion = record["index"], record["completion"]
+    if type(index) is not int:
+        return f"'index' must be an integer, got {type_name(index)} {_short(index)}"
+    if type(completion) is not str:
+        return f"'completion' must be a string, got {type_name(completion)}"
+    if not 0 <= index < size:
+        return f"index {index} is out of range: the task has {size} examples (0 to {size - 1})"
+    return Answer(line, index, completion)
+
+
+def _short(value: Any) -> str:
+    shown = orjson.dumps(value).decode()
+    return shown if len(shown) <= 40 else shown[:37] + "..."
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Numbered non-blank lines of `path`, read as bytes so bad UTF-8 is orjson's to report."""
+    with open(path, "rb") as file:
+        for number, raw in enumerate(file, start=1):
+            if raw.strip():
+                yield number, raw
+
+
+def require_answers_file(path: str | os.PathLike[str]) -> Path:
+    """`path` as a readable file, or a usage error (exit 2) saying what is wrong with it."""
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"answers file {path} not found.")
+    if not path.is_file():
+        raise UsageError(f"answers file {path} is not a file.")
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"answers file {path} is not readable.")
+    return path
+
+
+def check_answers(path: str | os.PathLike[str], size: int) -> int:
+    """How many answers `path` holds for a task of `size` examples, after checking every line.
+
+    Every problem is collected -- bad JSON, wrong types, missing keys, out-of-range and duplicate
+    indices -- and the first few are raised together, with line numbers, as `InvalidData`.
+    """
+    path = require_answers_file(path)
+    first_line = array("I", bytes(4 * size))  # line of each index's answer; 0 = not answered yet
+    problems: list[str] = []
+    problem_count = answers = 0
+    for line, raw in _lines(path):
+        parsed = _parse(raw, line, size)
+        if isinstance(parsed, Answer) and first_line[parsed.index]:
+            parsed = f"index {parsed.index} was already answered on line {first_line[parsed.index]}"
+        if isinstance(parsed, str):
+            problem_count += 1
+            if len(problems) < MAX_REPORTED_PROBLEMS:
+                problems.append(f"{path}:{line}: {parsed}")
+            continue
+        first_line[parsed.index] = line
+        answers += 1
+    if problem_count:
+        more = problem_count - len(problems)
+        lines = "\n".join(["", *problems, *([f"... and {more} more."] if more else [])])
+        plural = "s" if problem_count > 1 else ""
+        raise InvalidData(f"{path} has {problem_count} invalid line{plural}:{lines}")
+    if not answers:
+        raise InvalidData(f"{path} holds no answers.")
+    return answers
+
+
+def read_answers(path: str | os.PathLike[str], size: int) -> Iterator[Answer]:
+    """The answers of a file that `check_answers` accepted, streamed in file order."""
+    path = Path(path)
+    for line, raw in _lines(path):
+        parsed = _parse(raw, line, size)
+        if isinstance(parsed, str):
+            raise InvalidData(f"{path}:{line}: {parsed} (the file changed while it was scored)")
+        yield parsed
+
+
+# --- judging ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """How one answer was judged; for code, why the program failed."""
+
+    index: int
+    correct: bool
+    subject: str | None = None
+    reason: str | None = None  # code: "passed", or why not (`ExecutionResult.reason`)
+    exception: str | None = None  # code: the exception type, when reason is "exception"
+
+    def row(self) -> dict[str, Any]:
+        """The line `--details` writes for this answer (absent fields left out)."""
+        row: dict[str, Any] = {"index": self.index, "correct": self.correct}
+        for key in ("subject", "reason", "exception"):
+            value = getattr(self, key)
+            if value is not None:
+                row[key] = value
+        return row
+
+
+def is_code_task(task: Task) -> bool:
+    """Whether answers to `task` are programs to run rather than text to compare."""
+    return callable(getattr(task, "build_program", None))
+
+
+def require_evaluation(cls: type[Task]) -> None:
+    """A usage error unless answers to tasks of class `cls` can be scored."""
+    if cls.eval_type is not None and cls.evaluate is not Task.evaluate:
+        return
+    scorable = [
+        name
+        for name, other in all_tasks().items()
+        if other.eval_type is not None and other.evaluate is not Task.evaluate
+    ]
+    raise UsageError(
+        f"task {cls.name or cls.__name__!r} is training data with no evaluation rule, so its "
+        f"answers cannot be scored. Tasks that can be scored: {', '.join(scorable)}."
+    )
+
+
+Outcome = tuple[bool, str | None, str | None]  # (correct, reason, exception) of one answer
+
+
+def _judge_text(
+    task: Task, conversations: Sequence[Conversation], answers: Sequence[Answer]
+) -> list[Outcome]:
+    return [
+        (bool(task.evaluate(conversation, answer.completion)), None, None)
+        for conversation, answer in zip(conversations, answers, strict=True)
+    ]
+
+
+def _judge_code(
+    task: Task,
+    conversations: Sequence[Conversation],
+    answers: Sequence[Answer],
+    *,
+    workers: int | None,
+    timeout: float,
+    on_done: Callable[[], None],
+) -> list[Outcome]:
+    """Run every answer's program in the sandbox, `workers` at a time."""
+    from taskcli.execution import Limits, run_many
+
+    programs = [
+        task.build_program(conversation, answer.completion)  # type: ignore[attr-defined]
+        for conversation, answer in zip(conversations, answers, strict=True)
+    ]
+    results = run_many(
+        programs, Limits(timeout=timeout), workers=workers, on_done=lambda i, result: on_done()
+    )
+    return [
+        (result.passed, result.reason, result.exception if result.reason == "exception" else None)
+        for result in results
+    ]
+
+
+@dataclass
+class Score:
+    """The outcome of scoring a set of answers against a task."""
+
+    task: str
+    subset: str | None
+    split: str | None
+    examples: int  # the task's size; fewer answers than this means a partial eval
+    n: int = 0
+    correct: int = 0
+    by_subject: dict[str, list[int]] = field(default_factory=dict)  # subject -> [n, correct]
+    failures: Counter[str] = field(default_factory=Counter)  # code: failed programs by reason
+    exceptions: Counter[str] = field(default_factory=Counter)  # code: ... and by exception type
+
+    def add(self, verdict: Verdict) -> None:
+        self.n += 1
+        self.correct += verdict.correct
+        if verdict.subject is not None:
+            tally = self.by_subject.setdefault(verdict.subject, [0, 0])
+            tally[0] += 1
+            tally[1] += verdict.correct
+        if verdict.reason is not None and not verdict.correct:
+            self.failures[verdict.reason] += 1
+        if verdict.exception is not None:
+            self.exceptions[verdict.exception] += 1
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.n if self.n else 0.0
+
+    @property
+    def ci95(self) -> tuple[float, float]:
+        return wilson_interval(self.correct, self.n)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `--json` document."""
+        document: dict[str, Any] = {
+            "task": self.task,
+            "subset": self.subset,
+            "split": self.split,
+            "examples": self.examples,
+            "n": self.n,
+            "correct": self.correct,
+            "accuracy": self.accuracy,
+            "ci95": list(self.ci95),
+        }
+        if self.by_subject:
+            document["by_subject"] = {
+                subject: {"n": n, "correct": correct, "accuracy": correct / n}
+                for subject, (n, correct) in sorted(self.by_subject.items())
+            }
+        if self.failures:
+            document["failures"] = dict(sorted(self.failures.items()))
+        if self.exceptions:
+            document["exceptions"] = dict(self.exceptions.most_common())
+        return document
+
+
+def score_answers(
+    task: Task,
+    answers: Iterable[Answer],
+    score: Score,
+    *,
+    workers: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    details: BinaryIO | None = None,
+    on_answer: Callable[[], None] | None = None,
+) -> Score:
+    """Judge `answers` (indices already checked) chunk by chunk, adding them up in `score`.
+
+    Each verdict is also written to `details` as a JSON line, in the order of `answers`.
+    """
+    advance = on_answer or (lambda: None)
+    code = is_code_task(task)
+    chunk: list[Answer] = []
+
+    def judge() -> None:
+        conversations = task.get_examples([task.physical_index(a.index) for a in chunk])
+        if code:
+            outcomes = _judge_code(
+                task, conversations, chunk, workers=workers, timeout=timeout, on_done=advance
+            )
+        else:
+            outcomes = _judge_text(task, conversations, chunk)
+        for answer, conversation, (correct, reason, exception) in zip(
+            chunk, conversations, outcomes, strict=True
+        ):
+            subject = conversation.get("subject")
+            verdict = Verdict(
+                answer.index,
+                correct,
+                subject if isinstance(subject, str) else None,
+                reason,
+                exception,
+            )
+            score.add(verdict)
+            if details is not None:
+                details.write(orjson.dumps(verdict.row()) + b"\n")
+            if not code:
+                advance()
+        chunk.clear()
+
+    for answer in answers:
+        chunk.append(answer)
+        if len(chunk) == CHUNK_SIZE:
+            judge()
+    if chunk:
+        judge()
+    return score
+
+
+def open_for_eval(
+    target: str,
+    answers_path: str | os.PathLike[str],
+    subset: str | None = None,
+    split: str | None = None,
+    params: dict[str, Any] | None = None,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> OpenedTask:
+    """The task to score against, after the checks that need no data (answers file, eval rule)."""
+    require_answers_file(answers_path)
+    registered = all_tasks().get(target)
+    if registered is not None:
+        require_evaluation(registered)
+    opened = open_task(target, subset, split, params, data_dir=data_dir)
+    require_evaluation(type(opened.task))
+    return opened
+
+
+def score_file(
+    opened: OpenedTask,
+    answers_path: str | os.PathLike[str],
+    *,
+    workers: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    details_path: str | os.PathLike[str] | None = None,
+    on_progress: Progress | None = None,
+) -> Score:
+    """Check and score an answers file; with `details_path`, also write one verdict per answer.
+
+    `workers` (default: the number of cores) and `timeout` (seconds per program) apply to code.
+    """
+    if workers is not None and workers < 1:
+        raise UsageError(f"workers must be at least 1, got {workers}.")
+    if not timeout > 0:
+        raise UsageError(f"timeout must be positive, got {timeout}.")
+    if details_path is not None:
+        _require_writable(Path(details_path))
+    task = opened.task
+    size = len(task)
+    total = check_answers(answers_path, size)
+    done = 0
+
+    def on_answer() -> None:
+        nonlocal done
+        done += 1
+        if on_progress is not None:
+            on_progress(done, total)
+
+    score = Score(opened.name, opened.subset, opened.split, size)
+    writer = atomic_output(details_path) if details_path is not None else nullcontext()
+    with writer as details:
+        return score_answers(
+            task,
+            read_answers(answers_path, size),
+            score,
+            workers=workers,
+            timeout=timeout,
+            details=details,
+            on_answer=on_answer,
+        )
+
+
+def _require_writable(path: Path) -> None:
+    if path.is_dir():
+        raise UsageError(f"--details {path} is a folder; give a file name.")
+    if not path.parent.is_dir():
+        raise UsageError(f"--details {path}: folder {path.parent} does not exist.")
+
+
+def render_score(score: Score) -> RenderableType:
+    """The score for people: accuracy with its count and interval, failures, subjects."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    label = " / ".join(part for part in (score.task, score.subset, score.split) if part)
+    low, high = score.ci95
+    headline = Text.assemble(
+        (label, "bold"),
+        ": accuracy ",
+        (f"{score.accuracy:.1%}", "bold"),
+        f" ({score.correct}/{score.n} correct), 95% CI {low:.1%} to {high:.1%}",
+    )
+    pieces: list[RenderableType] = [headline]
+    if score.n < score.examples:
+        pieces.append(Text(f"answered {score.n} of the task's {score.examples} examples", "dim"))
+    if score.failures:
+        counts = ", ".join(f"{reason} {count}" for reason, count in sorted(score.failures.items()))
+        if score.exceptions:
+            types = ", ".join(f"{name} {count}" for name, count in score.exceptions.most_common())
+            counts += f" ({types})"
+        pieces.append(Text(f"failed programs: {counts}"))
+    if score.by_subject:
+        table = Table(title="by subject", title_justify="left")
+        table.add_column("subject")
+        table.add_column("correct", justify="right")
+        table.add_column("n", justify="right")
+        table.add_column("accuracy", justify="right")
+        for subject, (n, correct) in sorted(score.by_subject.items()):
+            table.add_row(subject, str(correct), str(n), f"{correct / n:.1%}")
+        pieces.append(table)
+    return Group(*pieces)

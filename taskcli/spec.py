@@ -1,0 +1,232 @@
+"""Mixture specs: the YAML file that says which tasks go into a training file, and how.
+
+    mode: mixture        # mixture (default): nanochat's TaskMixture shuffle; sequence: in order
+    seed: 42             # the mixture shuffle seed (default 42)
+    tasks:
+      - task: gsm8k
+        subset: main
+        split: train
+        repeat: 2        # the entry twice, exactly like listing it twice
+      - task: mmlu
+        subset: all
+        split: test
+        stop: 5200       # start / stop / step slice the task, as Task(start, stop, step)
+      - task: customjson
+        path: identity.jsonl   # other keys are the task's own parameters
+
+`load_spec` checks the whole file against the registry before any data is loaded and reports
+every mistake at once, one line each, so a long spec is fixed in one pass instead of one
+error per run. Relative file paths are taken relative to the spec's own folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from taskcli import registry
+from taskcli.errors import UsageError
+from taskcli.tasks.common import check_slice
+
+MODES = ("mixture", "sequence")
+TOP_LEVEL_KEYS = ("mode", "seed", "tasks")
+ENTRY_KEYS = ("task", "subset", "split", "start", "stop", "step", "repeat")
+DEFAULT_SEED = 42
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One checked item of ``tasks:``: what `create_task` needs, plus how often to repeat it."""
+
+    number: int
+    task: str
+    subset: str | None
+    split: str | None
+    params: dict[str, Any] = field(default_factory=dict)
+    start: int = 0
+    stop: int | None = None
+    step: int = 1
+    repeat: int = 1
+
+    @property
+    def label(self) -> str:
+        """``tasks[2] (gsm8k / main / train)``: how errors and reports name the entry."""
+        words = " / ".join(w for w in (self.task, self.subset, self.split) if w)
+        return f"tasks[{self.number}] ({words})"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The entry with every default filled in, as the manifest records it."""
+        defaults = {p.name: p.default for p in registry.get_task_class(self.task).params}
+        return {
+            "task": self.task,
+            "subset": self.subset,
+            "split": self.split,
+            "params": defaults | self.params,
+            "start": self.start,
+            "stop": self.stop,
+            "step": self.step,
+            "repeat": self.repeat,
+        }
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A mixture spec that passed every check."""
+
+    path: Path
+    mode: str
+    seed: int
+    entries: tuple[Entry, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "mode": self.mode,
+            "seed": self.seed,
+            "tasks": [entry.as_dict() for entry in self.entries],
+        }
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and check a mixture spec; a UsageError lists every problem, one per line."""
+    path = Path(path)
+    document = _read_yaml(path)
+    problems: list[str] = []
+    if not isinstance(document, dict):
+        raise _spec_error(
+            path, [f"the spec must be a mapping with a 'tasks' list, got {_kind(document)}"]
+        )
+    for key in document:
+        if key not in TOP_LEVEL_KEYS:
+            problems.append(_unknown_key(str(key), TOP_LEVEL_KEYS, "top-level keys"))
+    mode = document.get("mode", "mixture")
+    if mode not in MODES:
+        problems.append(f"mode: must be one of {', '.join(MODES)}; got {mode!r}")
+    seed = document.get("seed", DEFAULT_SEED)
+    if type(seed) is not int:
+        problems.append(f"seed: must be an integer, got {seed!r}")
+    items = document.get("tasks")
+    entries: list[Entry] = []
+    if not isinstance(items, list) or not items:
+        problems.append("tasks: must be a non-empty list of task entries")
+    else:
+        for number, item in enumerate(items):
+            entry = _check_entry(number, item, path.parent, problems)
+            if entry is not None:
+                entries.append(entry)
+    if problems:
+        raise _spec_error(path, problems)
+    return Spec(path=path.resolve(), mode=mode, seed=seed, entries=tuple(entries))
+
+
+def _read_yaml(path: Path) -> Any:
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"mixture spec not found: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"mixture spec {path} is a folder, not a YAML file") from None
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        reason = " ".join(part for part in (error.context, error.problem) if part)
+        raise UsageError(f"{where}: invalid YAML: {reason}") from None
+    except yaml.YAMLError as error:
+        raise UsageError(f"{path}: invalid YAML: {error}") from None
+
+
+def _check_entry(number: int, item: Any, folder: Path, problems: list[str]) -> Entry | None:
+    """The checked entry, or None after adding its problems (as ``tasks[i]: ...``) to `problems`."""
+    where = f"tasks[{number}]"
+    if not isinstance(item, dict):
+        problems.append(f"{where}: an entry must be a mapping with a 'task' key, got {_kind(item)}")
+        return None
+    name = item.get("task")
+    if not isinstance(name, str):
+        shown = "no 'task' key" if name is None else f"'task' is {_kind(name)}"
+        problems.append(f"{where}: {shown}; name a task from `taskcli list`")
+        return None
+    try:
+        cls = registry.get_task_class(name)
+    except UsageError as error:
+        problems.append(f"{where}: {error}")
+        return None
+
+    found: list[str] = []
+    subset, split = _optional_text(item.get("subset")), _optional_text(item.get("split"))
+    start, stop, step = item.get("start", 0), item.get("stop"), item.get("step", 1)
+    try:
+        check_slice(start, stop, step)
+    except ValueError as error:
+        found.append(str(error))
+    repeat = item.get("repeat", 1)
+    if type(repeat) is not int or repeat < 1:
+        found.append(f"repeat must be an integer >= 1, got {repeat!r}")
+
+    params = {key: value for key, value in item.items() if key not in ENTRY_KEYS}
+    known = {p.name: p for p in cls.params}
+    for key in [key for key in params if key not in known]:
+        del params[key]
+        found.append(_unknown_key(str(key), ENTRY_KEYS + tuple(known), f"keys for {name!r}"))
+
+    try:
+        _, kwargs = registry.resolve(name, subset, split)
+        subset, split = kwargs.get("subset"), kwargs.get("split")
+    except UsageError as error:
+        found.append(str(error))
+        subset = split = None  # check the parameters against the task's defaults instead
+    for key, raw in list(params.items()):
+        try:
+            params[key] = registry.resolve(name, subset, split, {key: raw})[1][key]
+        except UsageError as error:
+            del params[key]
+            if str(error) not in found:
+                found.append(str(error))
+            continue
+        if known[key].is_path and isinstance(params[key], str):
+            params[key] = _resolve_file(params[key], folder, key, found)
+
+    problems.extend(f"{where}: {problem}" for problem in found)
+    if found:
+        return None
+    return Entry(number, name, subset, split, params, start, stop, step, repeat)
+
+
+def _resolve_file(value: str, folder: Path, key: str, found: list[str]) -> str:
+    """`value` as an absolute path, taken relative to the spec's folder; notes a missing file."""
+    if "://" in value:
+        return value
+    target = (folder / Path(value).expanduser()).resolve()
+    if not target.is_file():
+        found.append(f"{key}: file not found: {target}")
+    return str(target)
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _unknown_key(key: str, valid: tuple[str, ...], what: str) -> str:
+    return f"unknown key {key!r}.{registry.suggest(key, valid)} Valid {what}: {', '.join(valid)}."
+
+
+def _kind(value: Any) -> str:
+    """How YAML people name the type of `value`."""
+    kinds = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "nothing"
+    return kinds.get(type(value), "a number" if isinstance(value, int | float) else "a value")
+
+
+def _spec_error(path: Path, problems: list[str]) -> UsageError:
+    if len(problems) == 1:
+        return UsageError(f"{path}: {problems[0]}")
+    lines = "\n".join(f"  {problem}" for problem in problems)
+    return UsageError(f"{path}: {len(problems)} problems in the mixture spec:\n{lines}")

@@ -1,0 +1,491 @@
+"""What a dataset looks like in numbers: `taskcli stats` of a task, a mixture spec or a JSONL file.
+
+One streaming pass reads the conversations in chunks (`Task.batch`, which Arrow-backed tasks
+serve in bulk) and keeps, per conversation, a handful of integers in compact arrays (4 bytes
+each), so the order statistics are exact rather than estimated::
+
+    from taskcli.stats import compute_stats, open_target
+    stats = compute_stats(open_target("examples/identity.jsonl"))
+    stats.characters["assistant"].median      # characters the assistant writes per conversation
+
+Percentiles are nearest-rank: the p-th percentile of n sorted values is the value at rank
+ceil(p * n / 100) (1-based), the smallest value that at least p% of the values do not exceed.
+It is always one of the observed values; the median is the lower median when n is even.
+
+Characters are Unicode code points; content given as parts counts the text of every part (text,
+python and python_output). A conversation "has tool calls" when an assistant message holds a
+``python`` part. The length histogram bins the total characters per conversation on a log
+scale with round edges (100-119, 120-149, 150-199, ...; coarser when the range is wide).
+For a mixture spec every entry is read once and counted `repeat` times, and its rows and share
+of the total are reported: the statistics of a mixture do not depend on its order, so the
+spec's shuffle is never needed.
+"""
+
+from __future__ import annotations
+
+import os
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.markup import escape
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
+
+from taskcli.conversation import ROLES
+from taskcli.errors import InvalidData, UsageError
+from taskcli.tasks.common import Task
+
+PERCENTILE_METHOD = "nearest-rank"
+CHUNK_ROWS = 4096
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One named part of a stats target: a task, counted `repeat` times (a spec's ``repeat``)."""
+
+    name: str
+    task: Task
+    repeat: int = 1
+
+
+@dataclass(frozen=True)
+class Target:
+    """What `taskcli stats` reads: a label for headers and the sources that make it up."""
+
+    label: str
+    sources: tuple[Source, ...]
+    is_spec: bool = False
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Exact order statistics of one per-conversation quantity (nearest-rank percentiles)."""
+
+    count: int
+    min: int
+    median: int
+    p95: int
+    max: int
+    mean: float
+
+
+@dataclass(frozen=True)
+class Bin:
+    """Conversations whose total characters lie in ``low .. high`` (both inclusive)."""
+
+    low: int
+    high: int
+    count: int
+
+
+@dataclass(frozen=True)
+class SourceStats:
+    """A source's rows (repeats included) and characters, and their shares of the whole."""
+
+    name: str
+    rows: int
+    row_share: float
+    characters: int
+    character_share: float
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Everything `taskcli stats` reports about one target."""
+
+    label: str
+    conversations: int
+    messages: Summary | None
+    characters: dict[str, Summary]
+    with_system: int
+    with_tool_calls: int
+    histogram: list[Bin]
+    sources: list[SourceStats]
+
+    def share(self, count: int) -> float:
+        return count / self.conversations if self.conversations else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The stats as plain data, the shape `taskcli stats --json` prints."""
+        return {
+            "target": self.label,
+            "conversations": self.conversations,
+            "percentiles": PERCENTILE_METHOD,
+            "messages": asdict(self.messages) if self.messages else None,
+            "characters": {role: asdict(summary) for role, summary in self.characters.items()},
+            "with_system": {"count": self.with_system, "share": self.share(self.with_system)},
+            "with_tool_calls": {
+                "count": self.with_tool_calls,
+                "share": self.share(self.with_tool_calls),
+            },
+            "length_histogram": [asdict(b) for b in self.histogram],
+            "sources": [asdict(s) for s in self.sources],
+        }
+
+
+def percentile(sorted_values: Sequence[int], p: int) -> int:
+    """The nearest-rank `p`-th percentile (0 < p <= 100) of non-empty, sorted values."""
+    rank = max(1, -(-p * len(sorted_values) // 100))
+    return sorted_values[rank - 1]
+
+
+def summarize(values: Sequence[int]) -> Summary | None:
+    """Min, median, p95, max and mean of `values`, or None when there are none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return Summary(
+        count=len(ordered),
+        min=ordered[0],
+        median=percentile(ordered, 50),
+        p95=percentile(ordered, 95),
+        max=ordered[-1],
+        mean=sum(ordered) / len(ordered),
+    )
+
+
+class _Tally:
+    """Per-conversation numbers of one source, appended as its conversations stream past.
+
+    This loop is the hot path of `taskcli stats`: plain locals instead of a dict per
+    conversation make it about 2.5x faster.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.messages = array("I")
+        self.total = array("I")
+        self.by_role = {role: array("I") for role in ROLES}
+        self.with_system = 0
+        self.with_tool_calls = 0
+
+    def add_all(self, conversations: Sequence[dict[str, Any]]) -> None:
+        messages_of, totals = self.messages.append, self.total.append
+        systems = self.by_role["system"].append
+        users = self.by_role["user"].append
+        assistants = self.by_role["assistant"].append
+        for conversation in conversations:
+            system = user = assistant = -1  # -1: the conversation has no message of that role
+            tool_call = False
+            messages = conversation["messages"]
+            for message in messages:
+                content = message["content"]
+                if type(content) is str:
+                    size = len(content)
+                else:  # parts, which only the assistant may use
+                    size = 0
+                    for part in content:
+                        size += len(part["text"])
+                        if part["type"] == "python":
+                            tool_call = True
+                role = message["role"]
+                if role == "assistant":
+                    assistant = size if assistant < 0 else assistant + size
+                elif role == "user":
+                    user = size if user < 0 else user + size
+                elif role == "system":
+                    system = size if system < 0 else system + size
+                else:
+                    raise InvalidData(f"{self.name}: a message has the unknown role {role!r}")
+            total = 0
+            if system >= 0:
+                systems(system)
+                total += system
+                self.with_system += 1
+            if user >= 0:
+                users(user)
+                total += user
+            if assistant >= 0:
+                assistants(assistant)
+                total += assistant
+            messages_of(len(messages))
+            totals(total)
+            self.with_tool_calls += tool_call
+
+    def extend(self, other: _Tally, times: int) -> None:
+        """Count every conversation of `other` `times` times more."""
+        self.messages.extend(other.messages * times)
+        self.total.extend(other.total * times)
+        for role, values in other.by_role.items():
+            self.by_role[role].extend(values * times)
+        self.with_system += other.with_system * times
+        self.with_tool_calls += other.with_tool_calls * times
+
+
+# Bin edges per decade, in tenths: 10, 12, 15, ... stand for 1, 1.2, 1.5, ... times a power of ten.
+# The finest series that needs at most MAX_BINS bins is used, so the chart stays readable.
+_EDGE_SERIES = (
+    (10, 12, 15, 20, 25, 30, 40, 50, 60, 80),
+    (10, 15, 20, 30, 40, 60),
+    (10, 20, 50),
+    (10,),
+)
+MAX_BINS = 24
+
+
+def _edges(series: tuple[int, ...], low: int, high: int) -> list[int]:
+    """Bin edges from the largest one <= `low` to the first one > `high` (0 is an edge too)."""
+    edges = [0]
+    scale = 1
+    while edges[-1] <= high:
+        for tenths in series:
+            edge = tenths * scale // 10
+            if edge > edges[-1]:
+                edges.append(edge)
+                if edge > high:
+                    break
+        scale *= 10
+    first = max(i for i, edge in enumerate(edges) if edge <= low)
+    return edges[first:]
+
+
+def histogram(sorted_totals: Sequence[int]) -> list[Bin]:
+    """Counts of sorted values in log-spaced bins with round edges (1, 1.2, 1.5, 2, 2.5, ...)."""
+    if not sorted_totals:
+        return []
+    low, high = sorted_totals[0], sorted_totals[-1]
+    for series in _EDGE_SERIES:
+        edges = _edges(series, low, high)
+        if len(edges) - 1 <= MAX_BINS:
+            break
+    positions = [bisect_left(sorted_totals, edge) for edge in edges]
+    return [
+        Bin(low=edges[i], high=edges[i + 1] - 1, count=positions[i + 1] - positions[i])
+        for i in range(len(edges) - 1)
+    ]
+
+
+def _chunks(task: Task) -> Iterator[list[dict[str, Any]]]:
+    """Every conversation of `task`, a chunk at a time, in whatever order is cheapest to read.
+
+    Statistics do not depend on order, so a Hub task is read in the order of its files (each
+    row group in turn) instead of its seed-42 shuffle, which would touch every row group for
+    every chunk; other tasks are read in their own order.
+    """
+    from taskcli.tasks.hub import HubTask
+
+    if not isinstance(task, HubTask):
+        for chunk_start in range(0, len(task), CHUNK_ROWS):
+            yield task.batch(chunk_start, chunk_start + CHUNK_ROWS)
+        return
+    import numpy as np
+
+    examples = np.arange(task.start, task.start + len(task) * task.step, task.step)
+    in_file_order = examples[np.argsort(task.perm[examples], kind="stable")]
+    for chunk_start in range(0, len(in_file_order), CHUNK_ROWS):
+        yield task.get_examples(in_file_order[chunk_start : chunk_start + CHUNK_ROWS])
+
+
+def compute_stats(target: Target, *, on_progress: Callable[[int], None] | None = None) -> Stats:
+    """Read every conversation of `target` once and summarise it.
+
+    `on_progress` is called with the number of rows read after each chunk (for progress bars).
+    """
+    whole = _Tally(target.label)
+    per_source: list[tuple[str, int, int]] = []
+    for source in target.sources:
+        tally = _Tally(source.name)
+        for chunk in _chunks(source.task):
+            tally.add_all(chunk)
+            if on_progress is not None:
+                on_progress(len(chunk))
+        whole.extend(tally, source.repeat)
+        per_source.append(
+            (source.name, len(tally.total) * source.repeat, sum(tally.total) * source.repeat)
+        )
+
+    conversations = len(whole.total)
+    all_characters = sum(whole.total)
+    characters = {
+        role: summary
+        for role, values in whole.by_role.items()
+        if (summary := summarize(values)) is not None
+    }
+    ordered_totals = sorted(whole.total)
+    if conversations:
+        characters["total"] = summarize(ordered_totals)
+    return Stats(
+        label=target.label,
+        conversations=conversations,
+        messages=summarize(whole.messages),
+        characters=characters,
+        with_system=whole.with_system,
+        with_tool_calls=whole.with_tool_calls,
+        histogram=histogram(ordered_totals),
+        sources=[
+            SourceStats(
+                name=name,
+                rows=rows,
+                row_share=rows / conversations if conversations else 0.0,
+                characters=chars,
+                character_share=chars / all_characters if all_characters else 0.0,
+            )
+            for name, rows, chars in per_source
+        ],
+    )
+
+
+def open_target(
+    target: str,
+    subset: str | None = None,
+    split: str | None = None,
+    params: dict[str, Any] | None = None,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> Target:
+    """A stats target from a TARGET argument: a task name, a ``.jsonl`` file or a mixture spec."""
+    from taskcli.registry import open_task
+
+    if not target.endswith(SPEC_SUFFIXES):
+        opened = open_task(target, subset, split, params, data_dir=data_dir)
+        label = opened.label if opened.name == target else target  # a file: name it
+        return Target(label, (Source(label, opened.task),))
+    given = [flag for flag, value in (("--subset", subset), ("--split", split)) if value]
+    if params:
+        given.append("--param")
+    if given:
+        raise UsageError(
+            f"{', '.join(given)} cannot be used with a mixture spec; "
+            f"set subset, split and parameters on the entries of {target}."
+        )
+    from taskcli.export import build_plan
+    from taskcli.spec import load_spec
+
+    plan = build_plan(load_spec(target), data_dir)
+    sources = tuple(
+        Source(entry.label, task, entry.repeat)
+        for entry, task in zip(plan.spec.entries, plan.tasks, strict=True)
+    )
+    return Target(Path(target).name, sources, is_spec=True)
+
+
+# --- Rich rendering -------------------------------------------------------------------------
+
+BAR_WIDTH = 40
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+
+
+def bar(fraction: float, width: int = BAR_WIDTH) -> str:
+    """A horizontal bar `fraction` (0..1) of `width` cells long, in eighths of a cell."""
+    eighths = round(max(0.0, min(1.0, fraction)) * width * 8)
+    full, rest = divmod(eighths, 8)
+    return "█" * full + (_EIGHTHS[rest] if rest else "")
+
+
+class Bar:
+    """A bar chart cell: `fraction` of whatever width (up to BAR_WIDTH) its column gets."""
+
+    def __init__(self, fraction: float) -> None:
+        self.fraction = fraction
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(min(10, options.max_width), min(BAR_WIDTH, options.max_width))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield Text(bar(self.fraction, options.max_width), style="cyan", no_wrap=True)
+
+
+def _range_label(low: int, high: int) -> str:
+    return f"{low:,}" if low == high else f"{low:,}–{high:,}"
+
+
+def _summary_row(name: str, summary: Summary) -> list[str]:
+    return [
+        name,
+        f"{summary.count:,}",
+        f"{summary.min:,}",
+        f"{summary.median:,}",
+        f"{summary.p95:,}",
+        f"{summary.max:,}",
+        f"{summary.mean:,.1f}",
+    ]
+
+
+def _summary_table(title: str, rows: list[list[str]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("", style="bold")
+    for column in ("conversations", "min", "median", "p95", "max", "mean"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _bar_table(title: str, label: str, extra: tuple[str, ...] = ()) -> Table:
+    """A table of name, rows, share and a bar, plus `extra` right-aligned columns."""
+    table = Table(title=title, title_justify="left")
+    table.add_column(label, style="bold")
+    table.add_column("rows", justify="right", no_wrap=True)
+    table.add_column("share", justify="right", no_wrap=True)
+    table.add_column("", ratio=1)
+    for column in extra:
+        table.add_column(column, justify="right", no_wrap=True)
+    return table
+
+
+def _histogram_table(stats: Stats) -> Table:
+    table = _bar_table("Length histogram (total characters per conversation)", "characters")
+    largest = max(b.count for b in stats.histogram)
+    for b in stats.histogram:
+        table.add_row(
+            _range_label(b.low, b.high),
+            f"{b.count:,}",
+            f"{stats.share(b.count):.1%}",
+            Bar(b.count / largest),
+        )
+    return table
+
+
+def _sources_table(sources: list[SourceStats]) -> Table:
+    table = _bar_table("Share per source", "source", ("characters", "share"))
+    for source in sources:
+        table.add_row(
+            escape(source.name),
+            f"{source.rows:,}",
+            f"{source.row_share:.1%}",
+            Bar(source.row_share),
+            f"{source.characters:,}",
+            f"{source.character_share:.1%}",
+        )
+    return table
+
+
+def render_stats(stats: Stats, *, show_sources: bool = False) -> RenderableType:
+    """The stats as Rich tables with bar charts; `show_sources` adds the share per source."""
+    header = Text.assemble(
+        ("Stats of ", "bold"),
+        (stats.label, "bold cyan"),
+        f"  ·  {stats.conversations:,} conversations  ·  {PERCENTILE_METHOD} percentiles",
+    )
+    if not stats.conversations:
+        return Group(header, Text("No conversations.", style="yellow"))
+    overview = Table(title="Conversations", title_justify="left", show_header=False)
+    overview.add_column(style="bold")
+    overview.add_column(justify="right")
+    overview.add_column(justify="right")
+    overview.add_row("conversations", f"{stats.conversations:,}", "")
+    for name, count in (
+        ("with a system message", stats.with_system),
+        ("with tool calls", stats.with_tool_calls),
+    ):
+        overview.add_row(name, f"{count:,}", f"{stats.share(count):.1%}")
+    per_conversation = [_summary_row("messages", stats.messages)] + [
+        _summary_row(f"{escape(role)} characters", summary)
+        for role, summary in stats.characters.items()
+    ]
+    pieces: list[RenderableType] = [
+        header,
+        overview,
+        _summary_table("Per conversation", per_conversation),
+    ]
+    pieces.append(_histogram_table(stats))
+    if show_sources:
+        pieces.append(_sources_table(stats.sources))
+    return Group(*pieces)

@@ -1,0 +1,40 @@
+"""ARC, the AI2 Reasoning Challenge: grade-school science questions with three to five choices.
+
+A row of `allenai/ai2_arc` (subsets ARC-Easy and ARC-Challenge)::
+
+    {"id": "ARC-0001", "question": "Which gas do plants take in from the air to make food?",
+     "choices": {"text": ["oxygen", "carbon dioxide", "nitrogen", "helium"],
+                 "label": ["A", "B", "C", "D"]},
+     "answerKey": "B"}
+
+becomes a multiple-choice prompt (`render_mc`) answered by the label of the right choice. Some rows
+are labelled "1".."4" instead of letters; the labels are kept as they are, in metadata `letters`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskcli.tasks.common import Conversation, render_mc
+from taskcli.tasks.hub import MultipleChoiceTask
+
+
+class ARC(MultipleChoiceTask):
+    name = "arc"
+    description = "Grade-school science multiple-choice questions (AI2 Reasoning Challenge)."
+    repo = source = "allenai/ai2_arc"
+    subsets = ("ARC-Easy", "ARC-Challenge")
+    splits = ("train", "validation", "test")
+    default_subset = "ARC-Easy"
+    default_split = "test"
+
+    def row_to_conversation(self, row: dict[str, Any]) -> Conversation:
+        letters = list(row["choices"]["label"])
+        user = render_mc(row["question"], letters, row["choices"]["text"])
+        return {
+            "messages": [
+                {"role": "user", "content": user},
+                {"role": "assistant", "content": row["answerKey"]},
+            ],
+            "letters": letters,
+        }

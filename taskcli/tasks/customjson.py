@@ -1,0 +1,130 @@
+"""Conversations from a local JSONL file, one per line: the data people write by hand.
+
+Each line is a JSON array of messages (nanochat's CustomJSON shape) or an object with a
+``"messages"`` key, whose other keys are kept as the conversation's metadata::
+
+    [{"role": "user", "content": "Who made you?"}, {"role": "assistant", "content": "..."}]
+    {"messages": [{"role": "user", "content": "Hi"}, ...], "source": "identity"}
+
+Either way example i is ``{"messages": [...], **metadata}``. The file is read with the same
+streaming reader and rules as `taskcli validate`, so the two never disagree: any error fails
+the load, naming the first few as ``file:line: [rule] message``; warnings do not.
+
+Only the byte offset of each conversation is kept (8 bytes each) and an example is parsed again
+when asked for, so a multi-gigabyte file costs megabytes. A ``.gz`` file (or standard input,
+``-``) cannot be seeked, so its conversations are kept in memory as compact JSON instead.
+"""
+
+from __future__ import annotations
+
+import os
+from array import array
+from collections.abc import Sequence
+from typing import Any
+
+from taskcli.errors import InvalidData, UsageError
+from taskcli.tasks.common import Conversation, Param, Task
+
+SHOWN_ERRORS = 5
+STDIN = "-"
+
+
+class CustomJSON(Task):
+    """Conversations from a local JSONL file (``-p path=FILE.jsonl``; in `taskcli show` the path
+    alone will do)."""
+
+    name = "customjson"
+    description = "Conversations from a local JSONL file: message arrays or {'messages': ...}."
+    source = "local file"
+    params = (
+        Param(
+            "path",
+            str,
+            None,
+            "The JSONL file (required; `taskcli show FILE.jsonl` is shorthand).",
+            is_path=True,
+        ),
+    )
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        start: int = 0,
+        stop: int | None = None,
+        step: int = 1,
+    ) -> None:
+        if path is None:
+            raise UsageError(
+                "task 'customjson' needs a file: -p path=FILE.jsonl "
+                "(or give the path itself: taskcli show FILE.jsonl)."
+            )
+        super().__init__(start=start, stop=stop, step=step)
+        self.path = os.fspath(path)
+        self._offsets = array("Q")
+        seekable = self.path != STDIN and not self.path.endswith(".gz")
+        self._kept: list[bytes] | None = None if seekable else []
+        self._load()
+
+    def _load(self) -> None:
+        import orjson
+
+        from taskcli.validate import format_problem, normalise, validate_file
+
+        offsets, kept = self._offsets, self._kept
+
+        def remember(line: int, offset: int, record: Any) -> None:
+            if kept is None:
+                offsets.append(offset)
+            else:
+                kept.append(orjson.dumps(normalise(record)))
+
+        report = validate_file(self.path, on_valid=remember)
+        if report.errors:
+            shown = "\n".join(
+                "  " + format_problem(self.path, p) for p in report.errors[:SHOWN_ERRORS]
+            )
+            more = len(report.errors) - SHOWN_ERRORS
+            raise InvalidData(
+                f"{self.path}: {report.rejected} of {report.conversations} lines are not valid "
+                f"conversations ({len(report.errors)} errors):\n{shown}\n"
+                + (f"  ... and {more} more\n" if more > 0 else "")
+                + f"Run `taskcli validate {self.path}` to see every problem."
+            )
+        self._stamp = _stamp(self.path)
+
+    def num_examples(self) -> int:
+        return len(self._offsets) if self._kept is None else len(self._kept)
+
+    def get_example(self, index: int) -> Conversation:
+        return self.get_examples([index])[0]
+
+    def get_examples(self, indices: Sequence[int]) -> list[Conversation]:
+        import orjson
+
+        from taskcli.validate import normalise
+
+        if self._kept is not None:
+            return [normalise(orjson.loads(self._kept[i])) for i in indices]
+        if _stamp(self.path) != self._stamp:
+            raise InvalidData(f"{self.path} changed after it was loaded; load it again.")
+        conversations = []
+        with open(self.path, "rb") as file:
+            for i in indices:
+                file.seek(self._offsets[i])
+                conversations.append(normalise(orjson.loads(file.readline())))
+        return conversations
+
+    def __repr__(self) -> str:
+        return (
+            f"CustomJSON(path={self.path!r}, start={self.start}, stop={self.stop}, "
+            f"step={self.step})"
+        )
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    """Size and modification time: enough to notice that the file was rewritten."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        raise InvalidData(f"{path} disappeared after it was loaded.") from None
+    return status.st_size, status.st_mtime_ns

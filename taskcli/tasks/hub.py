@@ -1,0 +1,147 @@
+"""The base of every task read from a Hugging Face dataset: one split, shuffled with seed 42.
+
+Example i is row ``perm[i]`` of the split, ``perm = numpy.random.default_rng(42).permutation(n)``:
+exactly the order `datasets.Dataset.shuffle(seed=42)` gives, so `taskcli show gsm8k --index 17` is
+the conversation a nanochat user trains on as example 17. A subclass names its repository and
+metadata and says how one row becomes a conversation::
+
+    class Riddles(HubTask):
+        name = "riddles"
+        repo = source = "someone/riddles"
+        splits = ("train",)
+
+        def row_to_conversation(self, row):
+            return {"messages": [{"role": "user", "content": row["riddle"]},
+                                 {"role": "assistant", "content": row["answer"]}]}
+
+Rows come from `taskcli.data` (a local copy under the data dir, else the Hub) and are read in
+bulk: `get_examples` reads each row group it needs once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+from taskcli.data import DataFile, open_rows
+from taskcli.errors import InvalidData
+from taskcli.registry import splits_for
+from taskcli.tasks.common import Conversation, Task
+
+SHUFFLE_SEED = 42
+
+
+class HubTask(Task):
+    """A task over one split of one config of a Hub dataset, in seed-42 shuffled order."""
+
+    repo: ClassVar[str] = ""
+    # The Hub config to read when the task has no subsets of its own.
+    config: ClassVar[str] = "default"
+    uses_data_dir: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        subset: str | None = None,
+        split: str | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+        start: int = 0,
+        stop: int | None = None,
+        step: int = 1,
+    ) -> None:
+        super().__init__(start, stop, step)
+        self.subset = subset or self.default_subset
+        if self.subsets and self.subset not in self.subsets:
+            raise ValueError(
+                f"{self.name} has no subset {self.subset!r}; valid: {', '.join(self.subsets)}"
+            )
+        valid_splits = splits_for(type(self), self.subset)
+        self.split = split or self.default_split or valid_splits[0]
+        if self.split not in valid_splits:
+            raise ValueError(
+                f"{self.name} has no split {self.split!r}; valid: {', '.join(valid_splits)}"
+            )
+        self.rows = open_rows(self.repo, self.subset or self.config, self.split, data_dir)
+
+        import numpy as np
+
+        self.perm = np.random.default_rng(SHUFFLE_SEED).permutation(self.rows.num_rows)
+
+    def row_to_conversation(self, row: dict[str, Any]) -> Conversation:
+        """The conversation of one row of the dataset; raise InvalidData for a broken row."""
+        raise NotImplementedError
+
+    @property
+    def label(self) -> str:
+        return f"{self.repo} ({' / '.join(p for p in (self.subset, self.split) if p)})"
+
+    @property
+    def data_files(self) -> list[DataFile]:
+        """The files the rows are read from, with their sizes."""
+        return self.rows.files
+
+    @property
+    def revision(self) -> str | None:
+        """The Hub commit of the data, when known."""
+        return self.rows.revision
+
+    def num_examples(self) -> int:
+        return self.rows.num_rows
+
+    def get_example(self, index: int) -> Conversation:
+        return self.get_examples([index])[0]
+
+    def get_examples(self, indices: Sequence[int]) -> list[Conversation]:
+        wanted = self._checked(indices)
+        row_numbers = self.perm[wanted]
+        rows = self.rows.take(row_numbers)
+        return [
+            self._convert(row, int(number), int(index))
+            for row, number, index in zip(rows, row_numbers, wanted, strict=True)
+        ]
+
+    def iter_examples(self, indices: Sequence[int]) -> Iterator[tuple[int, Conversation]]:
+        """The examples in storage order, one block at a time (`Rows.scan`)."""
+        wanted = self._checked(indices)
+        row_numbers = self.perm[wanted]
+        for i, row in self.rows.scan(row_numbers):
+            yield i, self._convert(row, int(row_numbers[i]), int(wanted[i]))
+
+    def _checked(self, indices: Sequence[int]) -> Any:
+        """`indices` as a numpy array, or IndexError naming the valid range."""
+        import numpy as np
+
+        wanted = np.asarray(indices, dtype=np.int64)
+        if wanted.size and (wanted.min() < 0 or wanted.max() >= self.rows.num_rows):
+            raise IndexError(
+                f"example indices must be in 0..{self.rows.num_rows - 1} for {self.label}"
+            )
+        return wanted
+
+    def _convert(self, row: dict[str, Any], row_number: int, index: int) -> Conversation:
+        """`row_to_conversation`, with errors that say which row of which dataset broke."""
+        try:
+            return self.row_to_conversation(row)
+        except InvalidData as error:
+            raise InvalidData(f"{self.label} row {row_number} (example {index}): {error}") from None
+        except KeyError as error:
+            raise InvalidData(
+                f"{self.label} row {row_number} (example {index}) has no column {error}; "
+                f"its columns: {', '.join(row)}"
+            ) from None
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(subset={self.subset!r}, split={self.split!r}, "
+            f"start={self.start}, stop={self.stop}, step={self.step})"
+        )
+
+
+class MultipleChoiceTask(HubTask):
+    """A Hub task whose answer is one choice letter (ARC, MMLU)."""
+
+    eval_type: ClassVar[str | None] = "categorical"
+
+    def evaluate(self, conversation: Conversation, response: str) -> bool:
+        """Whether the response, stripped, is exactly the reference letter."""
+        return response.strip() == conversation["messages"][-1]["content"]

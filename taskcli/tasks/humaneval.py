@@ -1,0 +1,93 @@
+"""HumanEval: Python functions to complete from a signature and docstring, checked by unit tests.
+
+A row of `openai/openai_humaneval` (one split, `test`)::
+
+    {"task_id": "HumanEval/0",
+     "prompt": "def add(a: int, b: int) -> int:\\n    \\"\\"\\"Return a + b.\\"\\"\\"\\n",
+     "canonical_solution": "    return a + b\\n",
+     "test": "def check(candidate):\\n    assert candidate(2, 3) == 5\\n",
+     "entry_point": "add"}
+
+The user asks with the prompt; the reference answer is the prompt followed by the solution.
+Metadata keeps `task_id`, `entry_point` and `test`, which `build_program` needs to turn a model's
+completion into a program that runs the tests; `evaluate` runs it in the sandbox of
+`taskcli.execution`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from taskcli.tasks.common import Conversation
+from taskcli.tasks.hub import HubTask
+
+FENCED_CODE = re.compile(r"```(?:python)?[ \t]*\n(.*?)```", re.DOTALL)
+
+
+def leading_imports(prompt: str) -> list[str]:
+    """The import lines at the top of a prompt (before its first other statement)."""
+    imports = []
+    for line in prompt.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("import ", "from ")):
+            imports.append(stripped)
+        elif stripped and not stripped.startswith("#"):
+            break
+    return imports
+
+
+def build_program(conversation: Conversation, completion: str) -> str:
+    """The program that passes when `completion` solves the problem of `conversation`.
+
+    The code is the completion's first fenced block (```python or ```), else the whole completion;
+    the prompt's imports go first, because completions often repeat the function without them;
+    then the problem's tests and the call ``check(entry_point)``.
+    """
+    fenced = FENCED_CODE.search(completion)
+    code = fenced.group(1) if fenced else completion
+    prompt = conversation["messages"][0]["content"]
+    return "\n".join(
+        [
+            *leading_imports(prompt),
+            "",
+            code.rstrip(),
+            "",
+            "",
+            conversation["test"].rstrip(),
+            "",
+            "",
+            f"check({conversation['entry_point']})",
+            "",
+        ]
+    )
+
+
+class HumanEval(HubTask):
+    name = "humaneval"
+    description = "Python functions to write from a docstring, scored by running unit tests."
+    repo = source = "openai/openai_humaneval"
+    config = "openai_humaneval"
+    eval_type = "generative"
+    splits = ("test",)
+    default_split = "test"
+
+    build_program = staticmethod(build_program)
+
+    def row_to_conversation(self, row: dict[str, Any]) -> Conversation:
+        prompt = row["prompt"]
+        return {
+            "messages": [
+                {"role": "user", "content": prompt},
+                {"role": "assistant", "content": f"{prompt}\n{row['canonical_solution']}"},
+            ],
+            "task_id": row["task_id"],
+            "entry_point": row["entry_point"],
+            "test": row["test"],
+        }
+
+    def evaluate(self, conversation: Conversation, response: str) -> bool:
+        """Whether the program built from the response passes the tests, run in the sandbox."""
+        from taskcli.execution import Limits, run_program
+
+        return run_program(build_program(conversation, response), Limits()).passed

@@ -1,0 +1,589 @@
+"""`taskcli export`: the exact mixture order, every format, manifests, shards and atomicity."""
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from taskcli import __version__, registry
+from taskcli.cli import app
+from taskcli.errors import DataUnavailable
+from taskcli.export import build_plan, export, progress_bar, selected_rows
+from taskcli.spec import load_spec
+from taskcli.tasks import Param, Task
+from taskcli.tasks.common import SCAN_CHUNK
+
+runner = CliRunner()
+
+
+class Letters(Task):
+    """``size`` short exchanges naming subset, split and index; example `bad` breaks the rules."""
+
+    name = "letters"
+    description = "Short exchanges that say where they come from."
+    source = "synthetic"
+    subsets = ("lower", "upper")
+    default_subset = "lower"
+    splits = ("train", "test")
+    default_split = "train"
+    params = (
+        Param("size", int, 20, "How many examples."),
+        Param("bad", int, -1, "The index of a conversation that starts with the assistant."),
+        Param("notes", str, "", "A file that is only recorded in the manifest.", is_path=True),
+    )
+    batches: list[int] = []  # noqa: RUF012 -- the sizes of get_examples calls, for the bulk test
+
+    def __init__(self, subset="lower", split="train", size=20, bad=-1, notes="", **slices):
+        super().__init__(**slices)
+        self.subset, self.split, self.size, self.bad = subset, split, size, bad
+
+    def num_examples(self):
+        return self.size
+
+    def get_example(self, index):
+        where = f"{self.subset} {self.split} {index}"
+        if self.subset == "upper":
+            where = where.upper()
+        messages = [
+            {"role": "user", "content": f"question {where}"},
+            {"role": "assistant", "content": f"answer {where}"},
+        ]
+        if index == self.bad:
+            messages.reverse()
+        return {"messages": messages, "n": index}
+
+    def get_examples(self, indices):
+        Letters.batches.append(len(indices))
+        return [self.get_example(i) for i in indices]
+
+
+class Calc(Task):
+    """A system prompt, then a calculator call in the assistant's parts, GSM8K style."""
+
+    name = "calc"
+    description = "Doubling with a calculator."
+    source = "synthetic"
+    params = (Param("size", int, 11, "How many examples."),)
+
+    def __init__(self, size=11, **slices):
+        super().__init__(**slices)
+        self.size = size
+
+    def num_examples(self):
+        return self.size
+
+    def get_example(self, index):
+        total = str(2 * index)
+        return {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": f"What is {index}+{index}?"},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "text", "text": f"{index}+{index} = "},
+                        {"type": "python", "text": f"{index}+{index}"},
+                        {"type": "python_output", "text": total},
+                        {"type": "text", "text": f"{total}. #### {total}"},
+                    ],
+                },
+            ],
+            "answer": total,
+        }
+
+
+class Offline(Task):
+    """A task whose data is never there."""
+
+    name = "offline"
+    description = "Never available."
+    source = "nowhere/offline"
+
+    def num_examples(self):
+        raise DataUnavailable("dataset nowhere/offline is not available offline")
+
+
+@pytest.fixture(autouse=True)
+def fake_tasks():
+    for cls in (Letters, Calc, Offline):
+        registry.register(cls)
+    Letters.batches = []
+    yield
+    registry.clear_cache()
+
+
+def write_spec(folder: Path, text: str, name: str = "mixture.yaml") -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def run(*args: str):
+    """`taskcli ARGS` through the real CLI; a failure must be a message, never a traceback."""
+    result = runner.invoke(app, list(args))
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def read_jsonl(path: Path) -> list:
+    return [json.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+MIXTURE = """
+    seed: 5
+    tasks:
+      - task: letters
+        split: test
+        size: 30
+      - task: letters
+        subset: upper
+        size: 20
+        start: 3
+        stop: 17
+        step: 2
+        repeat: 2
+      - task: calc
+"""
+
+
+def test_mixture_order_is_nanochats_shuffle_of_task_local_pairs(tmp_path):
+    out = tmp_path / "train.jsonl"
+    result = run("export", str(write_spec(tmp_path, MIXTURE)), "-o", str(out), "-f", "full")
+    assert result.exit_code == 0, result.output
+
+    # Independently: the (task number, local index) pairs listed task by task, shuffled once.
+    members = [  # (task, subset, split, start, length, step) for each task copy, repeat expanded
+        ("letters", "lower", "test", 0, 30, 1),
+        ("letters", "upper", "train", 3, 7, 2),
+        ("letters", "upper", "train", 3, 7, 2),
+        ("calc", None, None, 0, 11, 1),
+    ]
+    pairs = [(t, local) for t, member in enumerate(members) for local in range(member[4])]
+    random.Random(5).shuffle(pairs)
+    expected = [
+        (members[t][0], members[t][1], members[t][2], members[t][3] + local * members[t][5])
+        for t, local in pairs
+    ]
+
+    rows = read_jsonl(out)
+    got = [
+        (r["source"]["task"], r["source"]["subset"], r["source"]["split"], r["source"]["index"])
+        for r in rows
+    ]
+    assert got == expected
+    assert len(rows) == 30 + 7 + 7 + 11
+    # Each row is exactly the task's conversation at its source index.
+    for row in rows:
+        source = row.pop("source")
+        task = registry.create_task(
+            source["task"], source["subset"], source["split"], source.get("params")
+        )
+        assert row == task[source["index"]]
+
+
+def test_sequence_mode_concatenates_in_order(tmp_path):
+    spec = write_spec(tmp_path, MIXTURE.replace("seed: 5", "mode: sequence"))
+    result = run("export", str(spec), "-o", "-", "-f", "full")
+    assert result.exit_code == 0, result.output
+    got = [
+        (r["source"]["subset"], r["source"]["index"])
+        for r in map(json.loads, result.stdout.splitlines())
+    ]
+    upper = [("upper", i) for i in range(3, 17, 2)]
+    assert got == [("lower", i) for i in range(30)] + upper + upper + [(None, i) for i in range(11)]
+
+
+def test_rows_are_read_in_bulk_per_task(tmp_path):
+    spec = write_spec(tmp_path, "tasks: [{task: letters, size: 20000}, {task: calc, size: 5}]\n")
+    result = run("export", str(spec), "-o", str(tmp_path / "out.jsonl"))
+    assert result.exit_code == 0, result.output
+    # Read a chunk at a time, never one row per call.
+    assert Letters.batches == [SCAN_CHUNK] * (20000 // SCAN_CHUNK) + [20000 % SCAN_CHUNK]
+
+
+FORMATS_SPEC = "seed: 1\ntasks: [{task: calc, size: 4, start: 3}, {task: letters, size: 2}]\n"
+
+
+def export_rows(tmp_path: Path, fmt: str) -> list:
+    out = tmp_path / f"{fmt}.jsonl"
+    result = run("export", str(write_spec(tmp_path, FORMATS_SPEC)), "-o", str(out), "-f", fmt)
+    assert result.exit_code == 0, result.output
+    rows = read_jsonl(out)
+    assert len(rows) == 3
+    return rows
+
+
+def calc_row(rows: list, key: str = "messages") -> object:
+    return next(r for r in rows if "Be brief." in json.dumps(r))
+
+
+def test_messages_format_keeps_parts(tmp_path):
+    row = calc_row(export_rows(tmp_path, "messages"))
+    assert list(row) == ["messages"]
+    assert row["messages"] == Calc()[3]["messages"]
+
+
+def test_nanochat_format_flattens_tool_calls_and_validates(tmp_path):
+    row = calc_row(export_rows(tmp_path, "nanochat"))
+    assert row == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is 3+3?"},
+        {"role": "assistant", "content": "3+3 = <<3+3=6>>6. #### 6"},
+    ]
+    result = run("validate", str(tmp_path / "nanochat.jsonl"))
+    assert result.exit_code == 0, result.output
+
+
+def test_openai_format_has_string_contents(tmp_path):
+    row = calc_row(export_rows(tmp_path, "openai"))
+    assert row == {
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "What is 3+3?"},
+            {"role": "assistant", "content": "3+3 = <<3+3=6>>6. #### 6"},
+        ]
+    }
+
+
+def test_sharegpt_format_renames_roles(tmp_path):
+    rows = export_rows(tmp_path, "sharegpt")
+    assert calc_row(rows) == {
+        "conversations": [
+            {"from": "system", "value": "Be brief."},
+            {"from": "human", "value": "What is 3+3?"},
+            {"from": "gpt", "value": "3+3 = <<3+3=6>>6. #### 6"},
+        ]
+    }
+    assert {turn["from"] for row in rows for turn in row["conversations"]} == {
+        "system",
+        "human",
+        "gpt",
+    }
+
+
+def test_full_format_rows_are_what_show_prints_at_their_source(tmp_path):
+    rows = export_rows(tmp_path, "full")
+    calc = calc_row(rows)
+    assert calc["source"] == {
+        "task": "calc",
+        "subset": None,
+        "split": None,
+        "index": 3,
+        "params": {"size": 4},
+    }
+    for row in rows:
+        source = row.pop("source")
+        args = ["show", source["task"], "--index", str(source["index"]), "--json"]
+        args += ["--subset", source["subset"]] if source["subset"] else []
+        args += ["--split", source["split"]] if source["split"] else []
+        for key, value in source.get("params", {}).items():
+            args += ["-p", f"{key}={value}"]
+        shown = run(*args)
+        assert shown.exit_code == 0, shown.output
+        assert json.loads(shown.stdout) == row
+
+
+def test_limit_writes_the_first_rows_of_the_order(tmp_path):
+    spec = str(write_spec(tmp_path, MIXTURE))
+    whole = run("export", spec, "-o", "-").stdout.splitlines(keepends=True)
+    limited = run("export", spec, "-o", str(tmp_path / "few.jsonl"), "--limit", "9")
+    assert limited.exit_code == 0
+    assert (tmp_path / "few.jsonl").read_text() == "".join(whole[:9])
+    assert len(whole) == 55
+
+
+@pytest.mark.parametrize("shards", [1, 3, 7, 60])
+def test_shards_concatenate_into_exactly_the_whole_file(tmp_path, shards):
+    spec = str(write_spec(tmp_path, MIXTURE))
+    run("export", spec, "-o", str(tmp_path / "whole.jsonl"))
+    parts = []
+    for k in range(1, shards + 1):
+        part = tmp_path / f"part-{k}.jsonl"
+        result = run("export", spec, "-o", str(part), "--shard", f"{k}/{shards}")
+        assert result.exit_code == 0, result.output
+        parts.append(part.read_bytes())
+    assert b"".join(parts) == (tmp_path / "whole.jsonl").read_bytes()
+    sizes = [len(p.splitlines()) for p in parts]
+    assert max(sizes) - min(sizes) <= 1  # contiguous, balanced chunks
+
+
+def test_a_shard_of_a_limited_export_and_its_manifest(tmp_path):
+    spec = str(write_spec(tmp_path, MIXTURE))
+    whole = run("export", spec, "-o", "-").stdout.splitlines(keepends=True)
+    run("export", spec, "-o", str(tmp_path / "p.jsonl"), "--limit", "30", "--shard", "2/3")
+    assert (tmp_path / "p.jsonl").read_text() == "".join(whole[10:20])
+    manifest = json.loads((tmp_path / "p.jsonl.manifest.json").read_text())
+    assert manifest["shard"] == {"shard": 2, "of": 3, "start": 10, "stop": 20}
+    assert (manifest["limit"], manifest["rows"], manifest["total"]) == (30, 10, 55)
+    assert sum(entry["written"] for entry in manifest["entries"]) == 10
+
+
+def test_selected_rows_partition_the_order():
+    for total in (0, 1, 5, 97):
+        for n in (1, 2, 3, 8):
+            parts = [selected_rows(total, shard=(k, n)) for k in range(1, n + 1)]
+            assert [i for part in parts for i in part] == list(range(total))
+    assert selected_rows(10, limit=50) == range(10)
+
+
+def test_reruns_are_byte_identical_plain_and_gzip(tmp_path):
+    spec = str(write_spec(tmp_path, MIXTURE))
+    for name in ("train.jsonl", "train.jsonl.gz"):
+        out, manifest = tmp_path / name, tmp_path / f"{name}.manifest.json"
+        assert run("export", spec, "-o", str(out)).exit_code == 0
+        first, first_manifest = out.read_bytes(), manifest.read_bytes()
+        assert run("export", spec, "-o", str(out)).exit_code == 0
+        assert out.read_bytes() == first
+        assert manifest.read_bytes() == first_manifest
+    plain = (tmp_path / "train.jsonl").read_bytes()
+    assert gzip.decompress((tmp_path / "train.jsonl.gz").read_bytes()) == plain
+    assert run("export", spec, "-o", "-").stdout_bytes == plain
+
+
+def test_manifest_records_what_went_in(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("twelve bytes")
+    spec = write_spec(
+        tmp_path,
+        """
+        seed: 3
+        tasks:
+          - {task: letters, size: 6, notes: notes.txt, repeat: 3}
+          - {task: calc, size: 2}
+        """,
+    )
+    out = tmp_path / "train.jsonl.gz"
+    result = run("export", str(spec), "-o", str(out), "--format", "openai", "--json")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "train.jsonl.gz.manifest.json").read_text())
+    assert json.loads(result.stdout) == manifest
+    data = out.read_bytes()
+    assert manifest["output"] == {
+        "file": "train.jsonl.gz",
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    assert manifest["taskcli_version"] == __version__
+    assert (manifest["seed"], manifest["format"], manifest["total"], manifest["rows"]) == (
+        3,
+        "openai",
+        20,
+        20,
+    )
+    assert [(e["task"], e["rows"], e["written"], e["repeat"]) for e in manifest["entries"]] == [
+        ("letters", 18, 18, 3),
+        ("calc", 2, 2, 1),
+    ]
+    assert manifest["spec"]["path"] == str(spec)
+    assert manifest["spec"]["tasks"][0]["params"] == {"size": 6, "bad": -1, "notes": str(notes)}
+    assert manifest["spec"]["tasks"][1]["subset"] is None
+    assert manifest["data_files"] == [{"path": str(notes), "revision": None, "size": 12}]
+
+
+def test_stdout_gets_rows_and_no_manifest(tmp_path):
+    result = run("export", str(write_spec(tmp_path, MIXTURE)), "-o", "-", "--limit", "4")
+    assert result.exit_code == 0
+    assert len(result.stdout.splitlines()) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mixture.yaml"]
+
+
+def test_dry_run_prints_rows_and_shares_and_writes_nothing(tmp_path):
+    spec = str(write_spec(tmp_path, MIXTURE))
+    out = tmp_path / "train.jsonl"
+    table = run("export", spec, "-o", str(out), "--dry-run")
+    assert table.exit_code == 0, table.output
+    text = flat(table.stdout)
+    assert "tasks[1]" in text and "14" in text and "25.5%" in text and "55" in text
+    plan = run("export", spec, "--dry-run", "--json", "--limit", "50", "--shard", "1/2")
+    summary = json.loads(plan.stdout)
+    assert [(e["task"], e["rows"]) for e in summary["entries"]] == [
+        ("letters", 30),
+        ("letters", 14),
+        ("calc", 11),
+    ]
+    assert summary["total"] == 55
+    assert sum(e["share"] for e in summary["entries"]) == pytest.approx(1.0)
+    assert summary["entries"][2]["share"] == pytest.approx(11 / 55)
+    assert summary["selected"] == {"start": 0, "stop": 25, "rows": 25}
+    assert not out.exists()
+
+
+def test_an_invalid_conversation_fails_the_export_and_keeps_the_old_file(tmp_path):
+    spec = write_spec(
+        tmp_path, "mode: sequence\ntasks: [{task: letters, size: 20000, bad: 15000}]\n"
+    )
+    out = tmp_path / "train.jsonl"
+    out.write_text("old rows\n")
+    (tmp_path / "train.jsonl.manifest.json").write_text("old manifest\n")
+    result = run("export", str(spec), "-o", str(out))
+    assert result.exit_code == 1
+    assert "tasks[0] (letters / lower / train) example 15000: messages[0].role:" in flat(
+        result.output
+    )
+    assert out.read_text() == "old rows\n"
+    assert (tmp_path / "train.jsonl.manifest.json").read_text() == "old manifest\n"
+    assert leftovers(tmp_path) == []
+
+
+def test_entries_that_cannot_be_opened_are_reported_together(tmp_path):
+    spec = write_spec(tmp_path, "tasks: [{task: offline}, {task: calc}, {task: offline}]\n")
+    result = run("export", str(spec), "-o", str(tmp_path / "out.jsonl"))
+    assert result.exit_code == 1
+    text = flat(result.output)
+    assert "2 entries failed" in text
+    assert "tasks[0] (offline): dataset nowhere/offline is not available offline" in text
+    assert "tasks[2] (offline):" in text
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--shard", "0/3"], "--shard must be K/N with 1 <= K <= N"),
+        (["--shard", "4/3"], "--shard must be K/N"),
+        (["--shard", "2"], "--shard must be K/N"),
+        (["--shard", "a/b"], "--shard must be K/N"),
+        (["--format", "xml"], "unknown format 'xml'; choose one of messages, nanochat"),
+        (["--limit", "-1"], "Invalid value for '--limit'"),
+    ],
+)
+def test_bad_options_are_usage_errors(tmp_path, args, message):
+    spec = str(write_spec(tmp_path, MIXTURE))
+    result = run("export", spec, "-o", str(tmp_path / "out.jsonl"), *args)
+    assert result.exit_code == 2
+    assert message in flat(result.output)
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_output_must_be_given_and_writable(tmp_path):
+    spec = str(write_spec(tmp_path, MIXTURE))
+    missing = run("export", spec)
+    assert missing.exit_code == 2
+    assert "missing --output/-o OUT" in flat(missing.output)
+    nowhere = run("export", spec, "-o", str(tmp_path / "no" / "such" / "out.jsonl"))
+    assert nowhere.exit_code == 2
+    assert "does not exist" in flat(nowhere.output)
+    folder = run("export", spec, "-o", str(tmp_path))
+    assert folder.exit_code == 2
+    assert "is a folder" in flat(folder.output)
+
+
+def test_export_is_quiet_without_a_terminal_and_reports_one_line(tmp_path):
+    result = run("export", str(write_spec(tmp_path, MIXTURE)), "-o", str(tmp_path / "t.jsonl"))
+    assert result.stdout == ""
+    assert (
+        flat(result.stderr)
+        == f"wrote 55 rows to {tmp_path / 't.jsonl'} (manifest: t.jsonl.manifest.json)"
+    )
+
+
+def test_progress_bar_shows_rows_and_rate_on_a_terminal():
+    screen = io.StringIO()
+    with progress_bar(100, Console(file=screen, force_terminal=True, width=100)) as advance:
+        for _ in range(4):
+            advance(25)
+            time.sleep(0.01)
+    assert "100/100" in screen.getvalue()
+    assert "rows/s" in screen.getvalue()
+    with progress_bar(100, Console(file=io.StringIO(), force_terminal=False)) as advance:
+        assert advance is None
+
+
+def test_library_api_returns_the_manifest(tmp_path):
+    plan = build_plan(load_spec(write_spec(tmp_path, MIXTURE)))
+    assert plan.total == 55 and plan.owners == (0, 1, 1, 2)
+    manifest = export(plan, tmp_path / "lib.jsonl", fmt="nanochat", limit=5)
+    assert manifest["rows"] == 5
+    assert len((tmp_path / "lib.jsonl").read_bytes().splitlines()) == 5
+
+
+SLOW_PLUGIN = """
+import time
+
+from taskcli.tasks import Task
+
+
+class Slow(Task):
+    name = "slow"
+    description = "Two million rows, slowly."
+    source = "synthetic"
+
+    def num_examples(self):
+        return 2_000_000
+
+    def get_example(self, index):
+        return self.get_examples([index])[0]
+
+    def get_examples(self, indices):
+        time.sleep(0.02)
+        return [
+            {"messages": [{"role": "user", "content": f"q{i}"},
+                          {"role": "assistant", "content": f"a{i}"}]}
+            for i in indices
+        ]
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_killed_export_leaves_the_old_file_and_no_temp_file(tmp_path, signum):
+    plugin = tmp_path / "plugin"
+    (plugin / "slowtask-0.1.dist-info").mkdir(parents=True)
+    (plugin / "slowtask.py").write_text(SLOW_PLUGIN)
+    (plugin / "slowtask-0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: slowtask\nVersion: 0.1\n"
+    )
+    (plugin / "slowtask-0.1.dist-info" / "entry_points.txt").write_text(
+        "[taskcli.tasks]\nslow = slowtask:Slow\n"
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    spec = write_spec(work, "mode: sequence\ntasks: [{task: slow}]\n")
+    out = work / "train.jsonl"
+    out.write_text("old rows\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin), *sys.path])}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "taskcli", "export", str(spec), "-o", str(out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        # Mid-export: the output's temporary file exists and rows are landing in scratch files.
+        while not (
+            list(work.glob(".train.jsonl.*.tmp"))
+            and any(p.stat().st_size for p in work.glob(".*.tmp/*"))
+        ):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the export never started writing"
+            time.sleep(0.02)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode != 0
+    assert b"Traceback" not in stderr
+    assert out.read_text() == "old rows\n"
+    assert leftovers(work) == []
+    assert sorted(p.name for p in work.iterdir()) == ["mixture.yaml", "train.jsonl"]
