@@ -6,11 +6,13 @@ leaves it::
     DIR/allenai/ai2_arc/README.md                              # YAML front matter with `configs:`
     DIR/allenai/ai2_arc/ARC-Easy/test-00000-of-00001.parquet
 
-Its parquet files are read with Arrow directly, memory-mapped and one row group at a time, only
-the row groups asked for: nothing is copied into a cache, and showing one example decodes one row
-group. Without a local copy, `datasets.load_dataset` reads the Hub or its cache (HF_HOME); its
-Arrow cache is memory-mapped too. Either way the caller gets `Rows`: a row count, reads in bulk,
-and the files behind them for the export manifest.
+Its parquet files are read with Arrow directly, one row group at a time and only the row groups
+asked for: nothing is copied into a cache, and showing one example decodes one row group. They
+are not memory-mapped: parquet pages are decompressed and decoded into new Arrow buffers anyway,
+so a mapping only adds the compressed file to the resident memory (a pass over a 1.2 GB copy
+peaked at 1.4 GB RSS mapped, 0.25 GB read). Without a local copy, `datasets.load_dataset` reads
+the Hub or its cache (HF_HOME), whose uncompressed Arrow files are memory-mapped. Either way the
+caller gets `Rows`: a row count, reads in bulk, and the files behind them for the manifest.
 
 When the data cannot be had, `DataUnavailable` says so within seconds and says how to get it:
 without network `load_dataset` would otherwise retry for ~23 s or hang, so the Hub endpoint is
@@ -110,8 +112,12 @@ class Rows:
         """``(i, row indices[i])`` for every i, block by block in storage order.
 
         Each block is read once and let go, so a pass over every row of a split bigger than
-        memory holds one block (where `take` keeps the blocks it read, for random access).
+        memory holds two blocks (where `take` keeps the blocks it read, for random access). The
+        next block is decoded in a thread while this one's rows are converted: Arrow releases
+        the GIL, so the decoding costs no time on a second core.
         """
+        from concurrent.futures import ThreadPoolExecutor
+
         import numpy as np
 
         wanted = np.asarray(indices, dtype=np.int64)
@@ -122,13 +128,18 @@ class Rows:
         order = np.argsort(wanted, kind="stable")
         blocks = np.searchsorted(self.starts, wanted[order], side="right") - 1
         bounds = np.flatnonzero(np.diff(blocks)) + 1
-        for first, segment in zip([0, *bounds.tolist()], np.split(order, bounds), strict=True):
-            number = int(blocks[first])
-            block = self.read_block(number)
-            for part in range(0, len(segment), SCAN_ROWS):
-                positions = segment[part : part + SCAN_ROWS]
-                rows = block.take(wanted[positions] - self.starts[number]).to_pylist()
-                yield from zip(positions.tolist(), rows, strict=True)
+        numbers = blocks[[0, *bounds.tolist()]].tolist()
+        with ThreadPoolExecutor(max_workers=1) as reader:
+            upcoming = reader.submit(self.read_block, numbers[0])
+            for step, segment in enumerate(np.split(order, bounds)):
+                block = upcoming.result()
+                if step + 1 < len(numbers):
+                    upcoming = reader.submit(self.read_block, numbers[step + 1])
+                for part in range(0, len(segment), SCAN_ROWS):
+                    positions = segment[part : part + SCAN_ROWS]
+                    local = wanted[positions] - self.starts[numbers[step]]
+                    rows = block.take(local).to_pylist()
+                    yield from zip(positions.tolist(), rows, strict=True)
 
 
 class ParquetRows(Rows):
@@ -143,7 +154,7 @@ class ParquetRows(Rows):
         sizes = []
         for path in paths:
             try:
-                parquet = pq.ParquetFile(path, memory_map=True)
+                parquet = pq.ParquetFile(path)
             except (OSError, pa.ArrowException) as error:
                 raise InvalidData(f"{path} is not a readable parquet file: {error}") from None
             metadata = parquet.metadata

@@ -26,12 +26,14 @@ Formats, one line per conversation:
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import os
 import sys
 import tempfile
 from array import array
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -49,7 +51,7 @@ FORMATS = ("messages", "nanochat", "openai", "sharegpt", "full")
 SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
 BUCKET_ROWS = 16_384  # output rows per scratch bucket: what putting rows in order holds in memory
 MAX_BUCKETS = 256  # scratch files open at once at most; beyond that, buckets grow
-BUCKET_BUFFER = 1 << 18
+FLUSH_BYTES = 1 << 24  # rows gathered in memory before they go to the scratch files
 PROGRESS_ROWS = 4096
 
 Progress = Callable[[int], None]
@@ -247,24 +249,59 @@ def _placement(plan: Plan, rows: range) -> tuple[Any, Any]:
     return np.asarray(plan.owners, dtype=np.int64)[member], indices
 
 
+class _Background:
+    """Runs one job at a time in a thread: disk writes, compression and hashing release the GIL,
+    so they overlap the next rows' work on a second core. Waiting re-raises a job's error."""
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self.pool = pool
+        self.running: Future | None = None
+
+    def submit(self, job: Callable[..., Any], *args: Any) -> None:
+        self.wait()
+        self.running = self.pool.submit(job, *args)
+
+    def wait(self) -> None:
+        if self.running is not None:
+            running, self.running = self.running, None
+            running.result()
+
+
 class _Buckets:
     """Scratch files, each for a run of consecutive output positions, restored in order."""
 
-    def __init__(self, count: int, folder: Path, files: contextlib.ExitStack) -> None:
+    def __init__(self, count: int, folder: Path, stack: contextlib.ExitStack) -> None:
         self.rows_each = max(BUCKET_ROWS, -(-count // MAX_BUCKETS))
-        self.files: list[BinaryIO] = []
-        self.positions: list[array] = []
-        for number in range(-(-count // self.rows_each)):
-            path = folder / str(number)
-            self.files.append(files.enter_context(path.open("wb", buffering=BUCKET_BUFFER)))
-            self.positions.append(array("q"))
+        size = -(-count // self.rows_each)
+        paths = [folder / str(number) for number in range(size)]
+        self.files: list[BinaryIO] = [stack.enter_context(path.open("wb")) for path in paths]
+        self.positions = [array("q") for _ in paths]
+        self.pending: list[list[bytes]] = [[] for _ in paths]
+        self.pending_bytes = 0
+        self.background = _Background(stack.enter_context(ThreadPoolExecutor(max_workers=1)))
 
     def add(self, position: int, line: bytes) -> None:
         number = position // self.rows_each
-        self.files[number].write(line)
+        self.pending[number].append(line)
         self.positions[number].append(position)
+        self.pending_bytes += len(line)
+        if self.pending_bytes >= FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the lines gathered so far to the background thread, to append to their files."""
+        chunks = [
+            (self.files[number], b"".join(lines))
+            for number, lines in enumerate(self.pending)
+            if lines
+        ]
+        self.pending = [[] for _ in self.files]
+        self.pending_bytes = 0
+        self.background.submit(lambda: [file.write(data) for file, data in chunks])
 
     def write_in_order(self, write: Callable[[bytes], Any]) -> None:
+        self.flush()
+        self.background.wait()
         for number, (file, positions) in enumerate(zip(self.files, self.positions, strict=True)):
             file.close()
             lines = Path(file.name).read_bytes().split(b"\n")
@@ -273,7 +310,8 @@ class _Buckets:
             first = number * self.rows_each
             for position, line in zip(positions, lines, strict=False):
                 ordered[position - first] = line
-            write(b"\n".join(ordered))
+            self.background.submit(write, b"\n".join(ordered))
+        self.background.wait()
 
 
 @contextlib.contextmanager
@@ -283,9 +321,9 @@ def _buckets(count: int, scratch: str | os.PathLike[str] | None) -> Iterator[_Bu
         tempfile.TemporaryDirectory(
             dir=scratch, prefix=".taskcli-export-", suffix=".tmp"
         ) as folder,
-        contextlib.ExitStack() as files,
+        contextlib.ExitStack() as stack,
     ):
-        yield _Buckets(count, Path(folder), files)
+        yield _Buckets(count, Path(folder), stack)
 
 
 def manifest_path(output: str | os.PathLike[str]) -> Path:
@@ -317,12 +355,22 @@ def export(
         raise UsageError(f"output {target} is a folder; give a file name.")
     if not target.parent.is_dir():
         raise UsageError(f"output folder {target.parent} does not exist.")
+    digest = hashlib.sha256()
     try:
         with atomic_output(target) as sink:
-            written = write_rows(plan, rows, fmt, sink.write, progress, scratch=target.parent)
-        with target.open("rb") as finished:
-            digest = hashlib.file_digest(finished, "sha256").hexdigest()
-        manifest = _manifest(plan, target, fmt, limit, shard, rows, written, digest)
+            if isinstance(sink, gzip.GzipFile):
+                write = sink.write
+            else:  # the bytes written are the file's bytes: hash them on the way
+
+                def write(data: bytes) -> None:
+                    digest.update(data)
+                    sink.write(data)
+
+            written = write_rows(plan, rows, fmt, write, progress, scratch=target.parent)
+        if isinstance(sink, gzip.GzipFile):
+            with target.open("rb") as finished:
+                digest = hashlib.file_digest(finished, "sha256")
+        manifest = _manifest(plan, target, fmt, limit, shard, rows, written, digest.hexdigest())
         with atomic_output(manifest_path(target), compress=False) as sink:
             sink.write(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
     except OSError as error:

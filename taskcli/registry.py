@@ -196,7 +196,8 @@ def resolve(
         raise UsageError(f"task {name!r} has no subsets; drop --subset {subset}.")
     valid_splits = splits_for(cls, subset)
     if valid_splits:
-        split = split or cls.default_split or valid_splits[0]
+        default = cls.default_split if cls.default_split in valid_splits else valid_splits[0]
+        split = split or default
         if split not in valid_splits:
             where = f" in subset {subset!r}" if subset else ""
             raise UsageError(

@@ -97,7 +97,8 @@ def _parse(raw: bytes, line: int, size: int) -> Answer | str:
     if type(completion) is not str:
         return f"'completion' must be a string, got {type_name(completion)}"
     if not 0 <= index < size:
-        return f"index {index} is out of range: the task has {size} examples (0 to {size - 1})"
+        valid = f"{size} examples (0 to {size - 1})" if size else "no examples"
+        return f"index {index} is out of range: the task has {valid}"
     return Answer(line, index, completion)
 
 

@@ -68,7 +68,7 @@ class Target:
 class Summary:
     """Exact order statistics of one per-conversation quantity (nearest-rank percentiles)."""
 
-    count: int
+    count: int  # the conversations it was measured over
     min: int
     median: int
     p95: int
@@ -103,7 +103,7 @@ class Stats:
     label: str
     conversations: int
     messages: Summary | None
-    characters: dict[str, Summary]
+    characters: dict[str, Summary]  # per role that occurs, then "total"
     with_system: int
     with_tool_calls: int
     histogram: list[Bin]
@@ -167,7 +167,7 @@ class _Tally:
         self.with_tool_calls = 0
 
     def add_all(self, conversations: Sequence[dict[str, Any]]) -> None:
-        messages_of, totals = self.messages.append, self.total.append
+        message_counts, totals = self.messages.append, self.total.append
         systems = self.by_role["system"].append
         users = self.by_role["user"].append
         assistants = self.by_role["assistant"].append
@@ -205,7 +205,7 @@ class _Tally:
             if assistant >= 0:
                 assistants(assistant)
                 total += assistant
-            messages_of(len(messages))
+            message_counts(len(messages))
             totals(total)
             self.with_tool_calls += tool_call
 

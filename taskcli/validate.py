@@ -26,7 +26,7 @@ import gzip
 import os
 import sys
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -168,7 +168,7 @@ class FirstSeen:
         slot = key & mask
         while True:
             found = keys[slot]
-            if found == key and False:
+            if found == key:
                 return self.lines[slot]
             if not found:
                 break
@@ -216,7 +216,7 @@ def _syntax_problem(raw: bytes, error: orjson.JSONDecodeError, line: int, shift:
 
 
 def validate_lines(
-    lines: Iterator[bytes],
+    lines: Iterable[bytes],
     path: str,
     *,
     allow_system: bool = True,
@@ -286,7 +286,7 @@ def validate_lines(
         warnings.append(
             Problem(
                 "crlf",
-                f"{crlf_lines} line(s) end with CRLF (\\r\\n) instead of LF, the first here",
+                f"{crlf_lines} line(s) end with CRLF (\\r\\n) instead of LF; this is the first",
                 None,
                 first_crlf,
             )
@@ -353,26 +353,28 @@ def validate_files(
     for path in paths:
         if path != STDIN:
             open_binary(path).close()
-    dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     reports = []
     with contextlib.ExitStack() as stack:
         valid_out = stack.enter_context(atomic_output(output_valid)) if output_valid else None
         rejects_out = stack.enter_context(atomic_output(rejects)) if rejects else None
         for path in paths:
-            on_valid = on_reject = None
-            if valid_out is not None:
-
-                def on_valid(line: int, offset: int, record: Any, out=valid_out) -> None:
-                    out.write(dumps(normalise(record), option=newline))
-
-            if rejects_out is not None:
-                on_reject = _rejects_writer(rejects_out, "<stdin>" if path == STDIN else path)
+            name = "<stdin>" if path == STDIN else os.fspath(path)
             reports.append(
                 validate_file(
-                    path, allow_system=allow_system, on_valid=on_valid, on_reject=on_reject
+                    path,
+                    allow_system=allow_system,
+                    on_valid=_valid_writer(valid_out) if valid_out else None,
+                    on_reject=_rejects_writer(rejects_out, name) if rejects_out else None,
                 )
             )
     return reports
+
+
+def _valid_writer(out: BinaryIO) -> OnValid:
+    def write(line: int, offset: int, record: Any) -> None:
+        out.write(orjson.dumps(normalise(record), option=orjson.OPT_APPEND_NEWLINE))
+
+    return write
 
 
 def _rejects_writer(out: BinaryIO, path: str) -> OnReject:

@@ -1,6 +1,7 @@
 """The customjson task: a local JSONL file as conversations, checked by validate's own rules."""
 
 import gzip
+import io
 import json
 import os
 from pathlib import Path
@@ -135,6 +136,13 @@ def test_gzip_files(tmp_path):
     task = CustomJSON(path=path)
     assert [example["messages"] for example in task] == [conversation(i) for i in range(3)]
     assert open_task(str(path)).task[1] == {"messages": conversation(1)}
+
+
+def test_standard_input_is_kept_in_memory(monkeypatch):
+    lines = b"".join(orjson.dumps(conversation(i)) + b"\n" for i in range(3))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(lines)))
+    task = CustomJSON(path="-")
+    assert task[2] == {"messages": conversation(2)} and len(task) == 3
 
 
 def test_a_file_changed_after_loading_is_noticed(tmp_path):

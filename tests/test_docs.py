@@ -2,8 +2,8 @@
 
 Shell examples are the lines of ```bash blocks in README.md and docs/*.md whose first word is a
 command we can run here (taskcli and a few coreutils). Each page's examples run in order in one
-fresh folder holding a copy of `examples/` and, through TASKCLI_DATA_DIR, small local copies of
-the Hub datasets in their real layouts. A line ending in ``# exit N`` must exit with N; every
+fresh folder holding a copy of `examples/` and, as `data/` and through TASKCLI_DATA_DIR, small
+local copies of the Hub datasets in their real layouts. A line ending in ``# exit N`` must exit with N; every
 other line must exit 0. Install lines (pip), Hub downloads (hf) and cluster lines (sbatch) are
 not run.
 """
@@ -53,6 +53,7 @@ def workspace_factory(tmp_path_factory):
     def make() -> tuple[Path, dict[str, str]]:
         folder = tmp_path_factory.mktemp("workspace")
         shutil.copytree(ROOT / "examples", folder / "examples")
+        (folder / "data").symlink_to(data_dir)
         env = {
             **os.environ,
             "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",

@@ -186,6 +186,17 @@ def test_mmlu_auxiliary_train_rows_are_unwrapped(hub):
     assert unwrapped[0]["messages"][1]["content"] in "ABCD"
 
 
+def test_mmlu_auxiliary_train_defaults_to_its_only_split(hub):
+    data_dir, written = hub
+    assert MMLU(subset="auxiliary_train", data_dir=data_dir).split == "train"
+    result = runner.invoke(
+        app, ["show", "mmlu", "--subset", "auxiliary_train", "--data-dir", str(data_dir), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    first = shuffled(written["cais/mmlu"]["auxiliary_train"]["train"])[0]["train"]
+    assert json.loads(result.stdout)["messages"][1]["content"] == "ABCD"[first["answer"]]
+
+
 def test_mmlu_row_without_four_choices_is_invalid_data(tmp_path):
     row = {"question": "q?", "subject": "anatomy", "choices": ["a", "b", "c"], "answer": 1}
     hubdata.write_repo(
@@ -620,6 +631,8 @@ def test_hub_cache_is_used_offline_with_its_revision(tmp_path, monkeypatch):
     hubdata.write_arc(tmp_path / "again", rows_per_split=6)
     assert from_cache == list(ARC(subset="ARC-Easy", split="test", data_dir=tmp_path / "again"))
     assert task.get_examples([5, 0, 5]) == [from_cache[5], from_cache[0], from_cache[5]]
+    scanned = dict(task.iter_examples([5, 0, 5]))
+    assert [scanned[i] for i in range(3)] == [from_cache[5], from_cache[0], from_cache[5]]
 
 
 # --- the command line ----------------------------------------------------------------------------

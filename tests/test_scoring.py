@@ -157,6 +157,12 @@ def test_every_bad_line_is_reported_with_its_number(tmp_path):
         assert fragment in line_text, line_text
 
 
+def test_any_index_is_out_of_range_of_an_empty_task(tmp_path):
+    path = write_lines(tmp_path / "a.jsonl", [answer(0, "even")])
+    with pytest.raises(InvalidData, match="index 0 is out of range: the task has no examples"):
+        scoring.check_answers(path, size=0)
+
+
 def test_a_file_of_blank_lines_has_no_answers(tmp_path):
     path = write_lines(tmp_path / "a.jsonl", ["\n", "\n"])
     with pytest.raises(InvalidData, match="holds no answers"):

@@ -391,6 +391,17 @@ def test_invalid_and_empty_jsonl_fail_with_exit_1(tmp_path):
     assert "empty.jsonl" in result.stderr and result.stdout == ""
 
 
+def test_an_empty_selection_is_reported_not_failed(tmp_path):
+    write_jsonl(tmp_path / "five.jsonl", CONVERSATIONS)
+    spec = tmp_path / "mix.yaml"
+    spec.write_text("tasks:\n  - {task: customjson, path: five.jsonl, start: 9}\n")
+    shown = invoke("stats", spec)
+    assert shown.exit_code == 0 and "0 conversations" in shown.stdout
+    assert "No conversations." in shown.stdout
+    got = json.loads(invoke("stats", spec, "--json").stdout)
+    assert got["conversations"] == 0 and got["sources"][0]["rows"] == 0
+
+
 def test_help_has_an_example():
     result = invoke("stats", "--help")
     assert result.exit_code == 0

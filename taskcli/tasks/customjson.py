@@ -30,8 +30,7 @@ STDIN = "-"
 
 
 class CustomJSON(Task):
-    """Conversations from a local JSONL file (``-p path=FILE.jsonl``; in `taskcli show` the path
-    alone will do)."""
+    """Conversations from a local JSONL file: ``-p path=FILE.jsonl``, or in `show` just the path."""
 
     name = "customjson"
     description = "Conversations from a local JSONL file: message arrays or {'messages': ...}."
@@ -90,7 +89,8 @@ class CustomJSON(Task):
                 + (f"  ... and {more} more\n" if more > 0 else "")
                 + f"Run `taskcli validate {self.path}` to see every problem."
             )
-        self._stamp = _stamp(self.path)
+        if kept is None:
+            self._stamp = _stamp(self.path)
 
     def num_examples(self) -> int:
         return len(self._offsets) if self._kept is None else len(self._kept)

@@ -56,7 +56,8 @@ class HubTask(Task):
                 f"{self.name} has no subset {self.subset!r}; valid: {', '.join(self.subsets)}"
             )
         valid_splits = splits_for(type(self), self.subset)
-        self.split = split or self.default_split or valid_splits[0]
+        default = self.default_split if self.default_split in valid_splits else valid_splits[0]
+        self.split = split or default
         if self.split not in valid_splits:
             raise ValueError(
                 f"{self.name} has no split {self.split!r}; valid: {', '.join(valid_splits)}"
@@ -96,8 +97,8 @@ class HubTask(Task):
         row_numbers = self.perm[wanted]
         rows = self.rows.take(row_numbers)
         return [
-            self._convert(row, int(number), int(index))
-            for row, number, index in zip(rows, row_numbers, wanted, strict=True)
+            self._convert(row, number, index)
+            for row, number, index in zip(rows, row_numbers.tolist(), wanted.tolist(), strict=True)
         ]
 
     def iter_examples(self, indices: Sequence[int]) -> Iterator[tuple[int, Conversation]]:
