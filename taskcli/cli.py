@@ -279,7 +279,7 @@ def export(
     The order is exactly nanochat's TaskMixture shuffle (or, with `mode: sequence`, the entries
     in turn); reruns are byte-identical; a failed or killed export leaves no partial file.
 
-    Example: [bold]taskcli export mixture.yaml -o train.jsonl --format nanochat[/]
+    Example: [bold]taskcli export examples/mixture.yaml -o train.jsonl --format nanochat[/]
     """
     from taskcli import export as exporting
     from taskcli import output as printing
@@ -319,7 +319,7 @@ def export(
 def validate(
     files: Annotated[
         list[str],
-        typer.Argument(metavar="FILE...", help="JSONL files of conversations; '-' reads stdin."),
+        typer.Argument(metavar="FILE", help="JSONL files of conversations; '-' reads stdin."),
     ],
     json_output: JsonOption = False,
     no_system: Annotated[
@@ -341,7 +341,7 @@ def validate(
         typer.Option(
             "--output-valid",
             metavar="PATH",
-            help="Write the lines without errors here, normalised to {\"messages\": [...]}.",
+            help='Write the lines without errors here, normalised to {"messages": [...]}.',
         ),
     ] = None,
     rejects: Annotated[

@@ -4,11 +4,13 @@
     manifest = export(plan, "train.jsonl", fmt="nanochat")
 
 The row order is exactly `TaskMixture` (or `TaskSequence`) over the spec's entries, each entry
-repeated in place `repeat` times. Rows are read a chunk of the final order at a time, grouped by
-task so Arrow-backed tasks read in bulk, checked against the conversation rules, and written
-with `orjson` through `atomic_output`: a failure never leaves a partial file. Next to the output
-goes ``OUT.manifest.json``: the resolved spec, the row counts, the data files and the output's
-sha256, so "what exactly did my model train on?" has an answer.
+repeated in place `repeat` times. Each entry's rows are read in the order cheapest for its task
+(storage order for Arrow data, `Task.iter_examples`), checked against the conversation rules,
+serialised with `orjson`, and put back into the final order one run of positions at a time, so
+memory stays flat however large the output. The file is written through `atomic_output`: a
+failure never leaves a partial file. Next to it goes ``OUT.manifest.json``: the resolved spec,
+the row counts, the data files and the output's sha256, so "what exactly did my model train
+on?" has an answer.
 
 Formats, one line per conversation:
 
@@ -26,6 +28,7 @@ Formats, one line per conversation:
 from __future__ import annotations
 
 import contextlib
+import gc
 import gzip
 import hashlib
 import os
@@ -49,9 +52,9 @@ from taskcli.tasks.common import Task, TaskMixture, TaskSequence
 
 FORMATS = ("messages", "nanochat", "openai", "sharegpt", "full")
 SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
-BUCKET_ROWS = 16_384  # output rows per scratch bucket: what putting rows in order holds in memory
+BUCKET_ROWS = 8192  # output rows per bucket: what putting one run in order holds in memory
 MAX_BUCKETS = 256  # scratch files open at once at most; beyond that, buckets grow
-FLUSH_BYTES = 1 << 24  # rows gathered in memory before they go to the scratch files
+SPILL_BYTES = 1 << 24  # lines held in memory before they go to the scratch files
 PROGRESS_ROWS = 4096
 
 Progress = Callable[[int], None]
@@ -190,46 +193,64 @@ def write_rows(
 
     The final order is a random permutation of data that may not fit in memory, so this takes
     two passes. First each entry's rows are read in the order cheapest for its task (storage
-    order for Arrow data, one block at a time), checked, formatted and appended to scratch
-    buckets of consecutive output positions in a temporary folder under `scratch`. Then each
-    bucket is put in order in memory and written. Memory holds one block and one bucket; and
-    nothing is written before every row passed the conversation rules: the first that breaks
-    them raises InvalidData, naming the entry and the row's index in its task.
+    order for Arrow data, one block at a time), checked, formatted and sorted into buckets of
+    consecutive output positions; beyond `SPILL_BYTES` in memory, buckets spill to scratch
+    files in a temporary folder under `scratch`. Then each bucket is put in order and written.
+    Memory stays flat however large the output; and nothing is written before every row passed
+    the conversation rules: the first that breaks them raises InvalidData, naming the entry
+    and the row's index in its task.
     """
     check_format(fmt)
-    formatter = FORMATTERS[fmt]
     owners, indices = _placement(plan, rows)
     counts = [0] * len(plan.spec.entries)
     if not rows:
         return counts
     import numpy as np
 
-    dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     report = progress or (lambda count: None)
-    with _buckets(len(rows), scratch) as buckets:
-        for number, (entry, task) in enumerate(zip(plan.spec.entries, plan.tasks, strict=True)):
-            positions = np.flatnonzero(owners == number)
-            counts[number] = len(positions)
-            wanted = indices[positions].tolist()
-            places = positions.tolist()
-            for done, (i, conversation) in enumerate(task.iter_examples(wanted), start=1):
-                index = wanted[i]
-                problem = first_error(check_messages(conversation.get("messages")))
-                if problem is not None:
-                    raise InvalidData(
-                        f"{entry.label} example {index}: {problem.path}: {problem.message}. "
-                        "See it with `taskcli show`; nothing was written."
-                    )
-                try:
-                    line = dumps(formatter(conversation, entry, index), option=newline)
-                except orjson.JSONEncodeError as error:
-                    raise InvalidData(f"{entry.label} example {index}: {error}") from None
-                buckets.add(places[i], line)
-                if done % PROGRESS_ROWS == 0:
-                    report(PROGRESS_ROWS)
-            report(len(places) % PROGRESS_ROWS)
-        buckets.write_in_order(write)
+    # Millions of short-lived rows trigger full garbage collections; freezing what is alive now
+    # (modules, the plan) spares each of them a walk over it, about a second per million rows.
+    gc.freeze()
+    try:
+        with _buckets(len(rows), scratch) as buckets:
+            for number, (entry, task) in enumerate(zip(plan.spec.entries, plan.tasks, strict=True)):
+                positions = np.flatnonzero(owners == number)
+                counts[number] = len(positions)
+                wanted, places = indices[positions].tolist(), positions.tolist()
+                _add_entry(entry, task, wanted, places, FORMATTERS[fmt], buckets, report)
+            buckets.write_in_order(write)
+    finally:
+        gc.unfreeze()
     return counts
+
+
+def _add_entry(
+    entry: Entry,
+    task: Task,
+    wanted: list[int],
+    places: list[int],
+    formatter: Callable[[dict[str, Any], Entry, int], Any],
+    buckets: _Buckets,
+    report: Progress,
+) -> None:
+    """Check, format and bucket the examples `wanted` of one entry's task, bound for `places`."""
+    dumps = orjson.dumps
+    for done, (i, conversation) in enumerate(task.iter_examples(wanted), start=1):
+        index = wanted[i]
+        problem = first_error(check_messages(conversation.get("messages")))
+        if problem is not None:
+            raise InvalidData(
+                f"{entry.label} example {index}: {problem.path}: {problem.message}. "
+                "See it with `taskcli show`; nothing was written."
+            )
+        try:
+            line = dumps(formatter(conversation, entry, index))
+        except orjson.JSONEncodeError as error:
+            raise InvalidData(f"{entry.label} example {index}: {error}") from None
+        buckets.add(places[i], line)
+        if done % PROGRESS_ROWS == 0:
+            report(PROGRESS_ROWS)
+    report(len(places) % PROGRESS_ROWS)
 
 
 def _placement(plan: Plan, rows: range) -> tuple[Any, Any]:
@@ -268,7 +289,10 @@ class _Background:
 
 
 class _Buckets:
-    """Scratch files, each for a run of consecutive output positions, restored in order."""
+    """Output lines grouped by runs of consecutive positions, each run restored in order.
+
+    Lines wait in memory; past `SPILL_BYTES` they are appended to one scratch file per run.
+    """
 
     def __init__(self, count: int, folder: Path, stack: contextlib.ExitStack) -> None:
         self.rows_each = max(BUCKET_ROWS, -(-count // MAX_BUCKETS))
@@ -281,17 +305,18 @@ class _Buckets:
         self.background = _Background(stack.enter_context(ThreadPoolExecutor(max_workers=1)))
 
     def add(self, position: int, line: bytes) -> None:
+        """Add one line (without its newline) at `position` of the output."""
         number = position // self.rows_each
         self.pending[number].append(line)
         self.positions[number].append(position)
-        self.pending_bytes += len(line)
-        if self.pending_bytes >= FLUSH_BYTES:
-            self.flush()
+        self.pending_bytes += len(line) + 1
+        if self.pending_bytes >= SPILL_BYTES:
+            self.spill()
 
-    def flush(self) -> None:
+    def spill(self) -> None:
         """Hand the lines gathered so far to the background thread, to append to their files."""
         chunks = [
-            (self.files[number], b"".join(lines))
+            (self.files[number], b"\n".join([*lines, b""]))
             for number, lines in enumerate(self.pending)
             if lines
         ]
@@ -300,15 +325,17 @@ class _Buckets:
         self.background.submit(lambda: [file.write(data) for file, data in chunks])
 
     def write_in_order(self, write: Callable[[bytes], Any]) -> None:
-        self.flush()
+        """Each bucket's lines, from its file then from memory, put in order and written."""
         self.background.wait()
         for number, (file, positions) in enumerate(zip(self.files, self.positions, strict=True)):
             file.close()
-            lines = Path(file.name).read_bytes().split(b"\n")
+            spilled = Path(file.name).read_bytes().split(b"\n")[:-1]
             os.unlink(file.name)
+            lines = spilled + self.pending[number] if spilled else self.pending[number]
+            self.pending[number] = []
             ordered = [b""] * (len(positions) + 1)  # the empty last item ends the last line
             first = number * self.rows_each
-            for position, line in zip(positions, lines, strict=False):
+            for position, line in zip(positions, lines, strict=True):
                 ordered[position - first] = line
             self.background.submit(write, b"\n".join(ordered))
         self.background.wait()

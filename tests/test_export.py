@@ -6,6 +6,7 @@ import io
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,11 +14,14 @@ import textwrap
 import time
 from pathlib import Path
 
+import hubdata
+import numpy as np
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
 from taskcli import __version__, registry
+from taskcli import export as exporting
 from taskcli.cli import app
 from taskcli.errors import DataUnavailable
 from taskcli.export import build_plan, export, progress_bar, selected_rows
@@ -26,6 +30,7 @@ from taskcli.tasks import Param, Task
 from taskcli.tasks.common import SCAN_CHUNK
 
 runner = CliRunner()
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 class Letters(Task):
@@ -234,7 +239,7 @@ def export_rows(tmp_path: Path, fmt: str) -> list:
     return rows
 
 
-def calc_row(rows: list, key: str = "messages") -> object:
+def calc_row(rows: list) -> object:
     return next(r for r in rows if "Be brief." in json.dumps(r))
 
 
@@ -313,7 +318,7 @@ def test_limit_writes_the_first_rows_of_the_order(tmp_path):
     assert len(whole) == 55
 
 
-@pytest.mark.parametrize("shards", [1, 3, 7, 60])
+@pytest.mark.parametrize("shards", [1, 3, 7])
 def test_shards_concatenate_into_exactly_the_whole_file(tmp_path, shards):
     spec = str(write_spec(tmp_path, MIXTURE))
     run("export", spec, "-o", str(tmp_path / "whole.jsonl"))
@@ -328,6 +333,16 @@ def test_shards_concatenate_into_exactly_the_whole_file(tmp_path, shards):
     assert max(sizes) - min(sizes) <= 1  # contiguous, balanced chunks
 
 
+def test_more_shards_than_rows_still_join_into_the_whole(tmp_path):
+    spec = str(write_spec(tmp_path, MIXTURE))
+    whole = run("export", spec, "-o", "-", "--limit", "3").stdout
+    parts = [
+        run("export", spec, "-o", "-", "--limit", "3", "--shard", f"{k}/5") for k in range(1, 6)
+    ]
+    assert [len(p.stdout.splitlines()) for p in parts] == [0, 1, 0, 1, 1]
+    assert "".join(p.stdout for p in parts) == whole
+
+
 def test_a_shard_of_a_limited_export_and_its_manifest(tmp_path):
     spec = str(write_spec(tmp_path, MIXTURE))
     whole = run("export", spec, "-o", "-").stdout.splitlines(keepends=True)
@@ -337,6 +352,18 @@ def test_a_shard_of_a_limited_export_and_its_manifest(tmp_path):
     assert manifest["shard"] == {"shard": 2, "of": 3, "start": 10, "stop": 20}
     assert (manifest["limit"], manifest["rows"], manifest["total"]) == (30, 10, 55)
     assert sum(entry["written"] for entry in manifest["entries"]) == 10
+
+
+def test_spilling_to_scratch_files_gives_the_same_bytes(tmp_path, monkeypatch):
+    spec = str(write_spec(tmp_path, MIXTURE))
+    in_memory = run("export", spec, "-o", "-").stdout_bytes
+    monkeypatch.setattr(exporting, "SPILL_BYTES", 200)  # a scratch write every few rows
+    monkeypatch.setattr(exporting, "BUCKET_ROWS", 4)
+    assert run("export", spec, "-o", "-").stdout_bytes == in_memory
+    monkeypatch.setattr(exporting, "MAX_BUCKETS", 3)  # buckets grow instead
+    assert run("export", spec, "-o", str(tmp_path / "out.jsonl")).exit_code == 0
+    assert (tmp_path / "out.jsonl").read_bytes() == in_memory
+    assert leftovers(tmp_path) == []
 
 
 def test_selected_rows_partition_the_order():
@@ -570,14 +597,12 @@ def test_a_killed_export_leaves_the_old_file_and_no_temp_file(tmp_path, signum):
     )
     try:
         deadline = time.monotonic() + 60
-        # Mid-export: the output's temporary file exists and rows are landing in scratch files.
-        while not (
-            list(work.glob(".train.jsonl.*.tmp"))
-            and any(p.stat().st_size for p in work.glob(".*.tmp/*"))
-        ):
+        # Mid-export: the output's temporary file and the scratch folder both exist.
+        while not (list(work.glob(".train.jsonl.*.tmp")) and list(work.glob(".*.tmp/*"))):
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "the export never started writing"
             time.sleep(0.02)
+        time.sleep(0.3)  # rows are being read and formatted
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=30)
     finally:
@@ -587,3 +612,137 @@ def test_a_killed_export_leaves_the_old_file_and_no_temp_file(tmp_path, signum):
     assert out.read_text() == "old rows\n"
     assert leftovers(work) == []
     assert sorted(p.name for p in work.iterdir()) == ["mixture.yaml", "train.jsonl"]
+
+
+REAL_MIXTURE = """
+    seed: 7
+    tasks:
+      - {task: gsm8k, subset: main, split: train, repeat: 2}
+      - {task: smoltalk, split: test, start: 1, step: 3}
+      - {task: customjson, path: identity.jsonl}
+      - {task: spellingbee, split: train, size: 12, word_list: words.txt}
+"""
+
+
+@pytest.fixture
+def real_data(tmp_path):
+    """Local copies in the Hub layouts, plus the bundled identity conversations and word list."""
+    data = tmp_path / "data"
+    written = {
+        "gsm8k": hubdata.write_gsm8k(data, rows_per_split=30, revision="1" * 40),
+        "smoltalk": hubdata.write_smoltalk(data, rows_per_split=25, files_per_split=2),
+    }
+    for name in ("identity.jsonl", "words.txt"):
+        shutil.copy(EXAMPLES / name, tmp_path / name)
+    return data, written
+
+
+def test_real_tasks_mix_in_nanochats_order_and_round_trip_gsm8k(tmp_path, real_data):
+    data, written = real_data
+    spec = str(write_spec(tmp_path, REAL_MIXTURE))
+    full, nanochat = tmp_path / "full.jsonl", tmp_path / "nanochat.jsonl"
+    for out, fmt in ((full, "full"), (nanochat, "nanochat")):
+        result = run("export", spec, "-o", str(out), "-f", fmt, "--data-dir", str(data))
+        assert result.exit_code == 0, result.output
+    sources = [row["source"] for row in read_jsonl(full)]
+
+    identity = len((EXAMPLES / "identity.jsonl").read_text().splitlines())
+    members = [
+        ("gsm8k", range(30)),
+        ("gsm8k", range(30)),
+        ("smoltalk", range(1, 25, 3)),
+        ("customjson", range(identity)),
+        ("spellingbee", range(12)),
+    ]
+    pairs = [(t, local) for t, (_, indices) in enumerate(members) for local in range(len(indices))]
+    random.Random(7).shuffle(pairs)
+    assert [(s["task"], s["index"]) for s in sources] == [
+        (members[t][0], members[t][1][local]) for t, local in pairs
+    ]
+
+    # GSM8K example i is row perm[i] of the file (datasets' shuffle(seed=42)); its answer comes
+    # back from the nanochat format exactly as the dataset has it.
+    rows = written["gsm8k"]["main"]["train"]
+    perm = np.random.default_rng(42).permutation(len(rows))
+    checked = 0
+    for source, line in zip(sources, read_jsonl(nanochat), strict=True):
+        if source["task"] == "gsm8k":
+            original = rows[perm[source["index"]]]
+            assert line == [
+                {"role": "user", "content": original["question"]},
+                {"role": "assistant", "content": original["answer"]},
+            ]
+            checked += 1
+    assert checked == 60
+    assert run("validate", str(nanochat)).exit_code == 0
+
+
+def test_hub_tasks_scan_in_storage_order_reading_each_row_group_once(tmp_path, monkeypatch):
+    hubdata.write_gsm8k(tmp_path, rows_per_split=30, files_per_split=2, rows_per_group=4)
+    task = registry.create_task("gsm8k", "main", "train", data_dir=str(tmp_path))
+    rows_class = type(task.rows)
+    reads = []
+    read_block = rows_class.read_block
+    monkeypatch.setattr(
+        rows_class, "read_block", lambda rows, n: reads.append(n) or read_block(rows, n)
+    )
+    scanned = list(task.iter_examples(range(30)))
+    assert reads == list(range(len(task.rows.starts) - 1))  # 8 row groups, each read once
+    assert sorted(i for i, _ in scanned) == list(range(30))
+    wanted = [5, 0, 29, 5, 17]  # any order, repeats allowed
+    got = dict(task.iter_examples(wanted))
+    assert [got[i] for i in range(len(wanted))] == task.get_examples(wanted)
+    assert dict(scanned) == dict(enumerate(task.get_examples(range(30))))
+
+
+def test_real_task_rows_are_what_show_prints(tmp_path, real_data):
+    data, _ = real_data
+    spec = str(write_spec(tmp_path, REAL_MIXTURE))
+    result = run("export", spec, "-o", "-", "-f", "full", "--data-dir", str(data))
+    seen = set()
+    for row in map(json.loads, result.stdout.splitlines()):
+        source = row.pop("source")
+        if source["task"] in seen:
+            continue
+        seen.add(source["task"])
+        args = ["show", source["task"], "--index", str(source["index"]), "--json"]
+        args += ["--data-dir", str(data)]
+        args += ["--subset", source["subset"]] if source["subset"] else []
+        args += ["--split", source["split"]] if source["split"] else []
+        args += [f"-p{key}={value}" for key, value in source.get("params", {}).items()]
+        shown = run(*args)
+        assert shown.exit_code == 0, shown.output
+        assert json.loads(shown.stdout) == row
+    assert seen == {"gsm8k", "smoltalk", "customjson", "spellingbee"}
+
+
+def test_manifest_lists_data_files_with_sizes_and_revisions(tmp_path, real_data):
+    data, _ = real_data
+    spec = write_spec(tmp_path, REAL_MIXTURE)
+    out = tmp_path / "train.jsonl"
+    assert run("export", str(spec), "-o", str(out), "--data-dir", str(data)).exit_code == 0
+    manifest = json.loads((tmp_path / "train.jsonl.manifest.json").read_text())
+    files = {Path(f["path"]).relative_to(tmp_path).as_posix(): f for f in manifest["data_files"]}
+    assert sorted(files) == [
+        "data/HuggingFaceTB/smol-smoltalk/data/test-00000-of-00002.parquet",
+        "data/HuggingFaceTB/smol-smoltalk/data/test-00001-of-00002.parquet",
+        "data/openai/gsm8k/main/train-00000-of-00001.parquet",
+        "identity.jsonl",
+        "words.txt",
+    ]
+    for name, record in files.items():
+        assert record["size"] == (tmp_path / name).stat().st_size
+    assert files["data/openai/gsm8k/main/train-00000-of-00001.parquet"]["revision"] == "1" * 40
+    assert files["identity.jsonl"]["revision"] is None
+    assert manifest["output"]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert [e["rows"] for e in manifest["entries"]] == [60, 8, 36, 12]
+
+
+def test_missing_hub_data_is_reported_for_every_entry(tmp_path):
+    spec = write_spec(tmp_path, "tasks: [{task: gsm8k}, {task: arc}]\n")
+    result = run("export", str(spec), "-o", str(tmp_path / "o.jsonl"), "--data-dir", str(tmp_path))
+    assert result.exit_code == 1
+    text = flat(result.output)
+    assert "2 entries failed" in text
+    assert "tasks[0] (gsm8k / main / test)" in text and "openai/gsm8k" in text
+    assert "tasks[1] (arc / ARC-Easy / test)" in text and "allenai/ai2_arc" in text
