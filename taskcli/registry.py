@@ -242,9 +242,12 @@ class OpenedTask:
     name: str
     subset: str | None
     split: str | None
+    file: str | None = None  # the .jsonl path given in place of a task name
 
     @property
     def label(self) -> str:
+        if self.file is not None:
+            return self.file
         return " / ".join(part for part in (self.name, self.subset, self.split) if part)
 
 
@@ -258,10 +261,11 @@ def open_task(
 ) -> OpenedTask:
     """A task from a TASK argument: a registered name, or a ``.jsonl`` path (CustomJSON)."""
     params = dict(params or {})
+    file = None
     if target.endswith((".jsonl", ".jsonl.gz")) or (
         os.sep in target and target not in task_names()
     ):
-        params["path"] = target
+        params["path"] = file = target
         target = "customjson"
     _, kwargs = resolve(target, subset, split, params)
     task = create_task(
@@ -271,4 +275,4 @@ def open_task(
         params,
         data_dir=os.fspath(data_dir) if data_dir is not None else None,
     )
-    return OpenedTask(task, target, kwargs.get("subset"), kwargs.get("split"))
+    return OpenedTask(task, target, kwargs.get("subset"), kwargs.get("split"), file)

@@ -345,8 +345,7 @@ def open_target(
 
     if not target.endswith(SPEC_SUFFIXES):
         opened = open_task(target, subset, split, params, data_dir=data_dir)
-        label = opened.label if opened.name == target else target  # a file: name it
-        return Target(label, (Source(label, opened.task),))
+        return Target(opened.label, (Source(opened.label, opened.task),))
     given = [flag for flag, value in (("--subset", subset), ("--split", split)) if value]
     if params:
         given.append("--param")

@@ -111,7 +111,11 @@ def test_mixture_is_sliceable_like_any_task():
 def test_sequence_concatenates_in_order():
     sequence = TaskSequence([Numbers(3, "a"), Numbers(7, "b", start=5)])
     assert [(c["tag"], c["n"]) for c in sequence] == [
-        ("a", 0), ("a", 1), ("a", 2), ("b", 5), ("b", 6)
+        ("a", 0),
+        ("a", 1),
+        ("a", 2),
+        ("b", 5),
+        ("b", 6),
     ]
     assert sequence.locate(3) == (1, 0)
 

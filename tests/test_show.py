@@ -97,3 +97,10 @@ def test_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.stdout.startswith("taskcli 0.")
+
+
+def test_a_file_is_named_by_its_path_in_the_header(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    result = runner.invoke(app, ["show", "examples/identity.jsonl", "--index", "1"])
+    assert result.exit_code == 0, result.output
+    assert "examples/identity.jsonl  ·  example 1 of" in result.stdout
