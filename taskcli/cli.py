@@ -172,12 +172,11 @@ def stats(
     Example: [bold]taskcli stats smoltalk --split test[/]
     """
     from taskcli import output
-    from taskcli.export import progress_bar
     from taskcli.stats import compute_stats, open_target, render_stats
 
     opened = open_target(target, subset, split, parse_params(param), data_dir=data_dir)
     rows = sum(len(source.task) for source in opened.sources)
-    with progress_bar(rows, label="reading") as progress:
+    with output.progress_bar(rows, label="reading") as progress:
         result = compute_stats(opened, on_progress=progress)
     if json_output:
         output.print_json(result.to_json())
@@ -299,7 +298,7 @@ def export(
             exporting.print_plan(summary)
         return
     total = len(exporting.selected_rows(plan.total, limit, shard_range))
-    with exporting.progress_bar(total) as progress:
+    with printing.progress_bar(total) as progress:
         manifest = exporting.export(
             plan, output, fmt=fmt, limit=limit, shard=shard_range, progress=progress
         )

@@ -506,22 +506,24 @@ def print_plan(summary: dict[str, Any]) -> None:
         title_justify="left",
     )
     for column in ("entry", "task", "subset", "split", "slice", "repeat", "rows", "share"):
-        table.add_column(column, justify="right" if column in ("rows", "share") else "left")
+        numeric = column in ("repeat", "rows", "share")
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
+    table.add_column("params", overflow="fold")
     for item in summary["entries"]:
         start, stop, step = item["slice"]
-        params = "".join(f" {k}={v}" for k, v in item["params"].items())
         table.add_row(
             f"tasks[{item['entry']}]",
-            item["task"] + params,
+            item["task"],
             item["subset"] or "-",
             item["split"] or "-",
             f"{start}:{'' if stop is None else stop}:{step}",
             str(item["repeat"]),
             f"{item['rows']:,}",
             f"{item['share']:.1%}",
+            " ".join(f"{key}={value}" for key, value in item["params"].items()),
         )
     table.add_section()
-    table.add_row("total", "", "", "", "", "", f"{summary['total']:,}", "100.0%")
+    table.add_row("total", "", "", "", "", "", f"{summary['total']:,}", "100.0%", "")
     console.print(table)
     selected = summary["selected"]
     if selected["rows"] != summary["total"]:
@@ -529,40 +531,3 @@ def print_plan(summary: dict[str, Any]) -> None:
             f"would write rows {selected['start']:,} to {selected['stop']:,} of the final order "
             f"({selected['rows']:,} rows)"
         )
-
-
-@contextlib.contextmanager
-def progress_bar(
-    total: int, console: Any = None, label: str = "exporting"
-) -> Iterator[Progress | None]:
-    """A rows / rows-per-second / ETA bar on stderr when it is a terminal; otherwise None."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    console = console or Console(stderr=True)
-    if not console.is_terminal:
-        yield None
-        return
-    columns = (
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("rows"),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as bar:
-        task_id = bar.add_task("export", total=total, rate="")
-
-        def advance(rows: int) -> None:
-            bar.advance(task_id, rows)
-            speed = bar.tasks[0].speed
-            bar.update(task_id, rate=f"{speed:,.0f} rows/s" if speed else "")
-
-        yield advance

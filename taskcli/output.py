@@ -6,8 +6,9 @@ Rich honours ``NO_COLOR`` and drops colour when stdout is not a terminal.
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -204,3 +205,39 @@ def print_validation(reports: list[Any], *, strict: bool, per_rule: int) -> None
             highlight=False,
             soft_wrap=True,
         )
+
+
+@contextlib.contextmanager
+def progress_bar(
+    total: int, console: Any = None, label: str = "exporting"
+) -> Iterator[Callable[[int], None] | None]:
+    """A rows / rows-per-second / ETA bar on stderr when it is a terminal; otherwise None."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    console = console or error_console
+    if not console.is_terminal:
+        yield None
+        return
+    columns = (
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        task_id = bar.add_task("export", total=total, rate="")
+
+        def advance(rows: int) -> None:
+            bar.advance(task_id, rows)
+            speed = bar.tasks[0].speed
+            bar.update(task_id, rate=f"{speed:,.0f} rows/s" if speed else "")
+
+        yield advance

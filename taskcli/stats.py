@@ -263,24 +263,20 @@ def histogram(sorted_totals: Sequence[int]) -> list[Bin]:
 
 
 def _chunks(task: Task) -> Iterator[list[dict[str, Any]]]:
-    """Every conversation of `task`, a chunk at a time, in whatever order is cheapest to read.
+    """Every conversation of `task`, a chunk at a time, in whichever order is cheapest to read.
 
-    Statistics do not depend on order, so a Hub task is read in the order of its files (each
-    row group in turn) instead of its seed-42 shuffle, which would touch every row group for
-    every chunk; other tasks are read in their own order.
+    Statistics do not depend on order, so `Task.iter_examples` may read a Hub task in storage
+    order, each row group once, with bounded memory, instead of in its seed-42 shuffle.
     """
-    from taskcli.tasks.hub import HubTask
-
-    if not isinstance(task, HubTask):
-        for chunk_start in range(0, len(task), CHUNK_ROWS):
-            yield task.batch(chunk_start, chunk_start + CHUNK_ROWS)
-        return
-    import numpy as np
-
-    examples = np.arange(task.start, task.start + len(task) * task.step, task.step)
-    in_file_order = examples[np.argsort(task.perm[examples], kind="stable")]
-    for chunk_start in range(0, len(in_file_order), CHUNK_ROWS):
-        yield task.get_examples(in_file_order[chunk_start : chunk_start + CHUNK_ROWS])
+    physical = range(task.start, task.start + len(task) * task.step, task.step)
+    chunk: list[dict[str, Any]] = []
+    for _, conversation in task.iter_examples(physical):
+        chunk.append(conversation)
+        if len(chunk) == CHUNK_ROWS:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def compute_stats(target: Target, *, on_progress: Callable[[int], None] | None = None) -> Stats:

@@ -24,7 +24,8 @@ from taskcli import __version__, registry
 from taskcli import export as exporting
 from taskcli.cli import app
 from taskcli.errors import DataUnavailable
-from taskcli.export import build_plan, export, progress_bar, selected_rows
+from taskcli.export import build_plan, export, selected_rows
+from taskcli.output import progress_bar
 from taskcli.spec import load_spec
 from taskcli.tasks import Param, Task
 from taskcli.tasks.common import SCAN_CHUNK
