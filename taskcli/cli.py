@@ -36,7 +36,8 @@ class _Group(TyperGroup):
 app = typer.Typer(
     cls=_Group,
     name="taskcli",
-    help="Chat datasets as one conversation format: list, show, validate, export and score them."
+    help="Chat datasets as one conversation format: look at them, check them, mix them into "
+    "training files, measure them, and score model answers against them."
     "\n\nExample: [bold]taskcli show examples/identity.jsonl --count 2[/]",
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -83,7 +84,7 @@ def _root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = None,
 ) -> None:
-    """Chat datasets as one conversation format: list, show, validate, export and score them."""
+    """Chat datasets as one conversation format."""
 
 
 @app.command("list")
@@ -151,6 +152,135 @@ def show(
         output.print_jsonl(conversations)
     else:
         output.print_conversations(opened.label, conversations, first_index=index, total=total)
+
+
+@app.command()
+def validate(
+    files: Annotated[
+        list[str],
+        typer.Argument(metavar="FILE", help="JSONL files of conversations; '-' reads stdin."),
+    ],
+    json_output: JsonOption = False,
+    no_system: Annotated[
+        bool,
+        typer.Option("--no-system", help="Treat system messages as errors (nanochat's loader)."),
+    ] = False,
+    max_errors: Annotated[
+        int,
+        typer.Option(
+            "--max-errors",
+            min=0,
+            metavar="N",
+            help="Print at most N occurrences of each rule; counts are never capped.",
+        ),
+    ] = 5,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
+    output_valid: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-valid",
+            metavar="PATH",
+            help='Write the lines without errors here, normalised to {"messages": [...]}.',
+        ),
+    ] = None,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(
+            "--rejects", metavar="PATH", help="Write the invalid lines here, with their reasons."
+        ),
+    ] = None,
+) -> None:
+    """Check chat JSONL files line by line: every broken rule, with file:line, in one pass.
+
+    Exit code 0 when every file is valid, 1 when any is not, 2 for a usage error. Rules:
+    docs/rules.md.
+
+    Example: [bold]taskcli validate data.jsonl --rejects bad.jsonl --output-valid clean.jsonl[/]
+    """
+    from taskcli import output
+    from taskcli.validate import validate_files
+
+    reports = validate_files(
+        files, allow_system=not no_system, output_valid=output_valid, rejects=rejects
+    )
+    passed = all(report.passes(strict=strict) for report in reports)
+    if json_output:
+        files_json = [report.to_json(strict=strict) for report in reports]
+        output.print_json({"valid": passed, "files": files_json})
+    else:
+        output.print_validation(reports, strict=strict, per_rule=max_errors)
+    raise typer.Exit(0 if passed else 1)
+
+
+@app.command()
+def export(
+    spec: Annotated[Path, typer.Argument(metavar="SPEC.yaml", help="The mixture spec.")],
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output", "-o", metavar="OUT", help="Output file; '-' for stdout; .gz compresses."
+        ),
+    ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="messages, nanochat, openai, sharegpt or full (adds each row's source).",
+        ),
+    ] = "messages",
+    limit: Annotated[
+        int | None, typer.Option(min=0, help="Write only the first N rows of the order.")
+    ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(metavar="K/N", help="Write the K-th of N contiguous parts (K from 1)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan (rows per entry) and write nothing.")
+    ] = False,
+    data_dir: DataDirOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Export a mixture spec as a training file, with a manifest of what went in.
+
+    The order is exactly nanochat's TaskMixture shuffle (or, with `mode: sequence`, the entries
+    in turn); reruns are byte-identical; a failed or killed export leaves no partial file.
+
+    Example: [bold]taskcli export examples/mixture.yaml -o train.jsonl --format nanochat[/]
+    """
+    from taskcli import export as exporting
+    from taskcli import output as printing
+    from taskcli.errors import UsageError
+    from taskcli.spec import load_spec
+
+    exporting.check_format(fmt)
+    shard_range = exporting.parse_shard(shard) if shard is not None else None
+    if output is None and not dry_run:
+        raise UsageError("missing --output/-o OUT (use -o - for standard output).")
+    plan = exporting.build_plan(load_spec(spec), data_dir=data_dir)
+    if dry_run:
+        summary = exporting.plan_summary(plan, limit, shard_range)
+        if json_output:
+            printing.print_json(summary)
+        else:
+            exporting.print_plan(summary)
+        return
+    total = len(exporting.selected_rows(plan.total, limit, shard_range))
+    with printing.progress_bar(total) as progress:
+        manifest = exporting.export(
+            plan, output, fmt=fmt, limit=limit, shard=shard_range, progress=progress
+        )
+    if manifest is None:
+        return
+    if json_output:
+        printing.print_json(manifest)
+    else:
+        printing.error_console.print(
+            f"wrote {manifest['rows']:,} rows to {output} "
+            f"(manifest: {exporting.manifest_path(output).name})",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -243,136 +373,7 @@ def eval_answers(
         output.console.print(scoring.render_score(result))
 
 
-@app.command()
-def export(
-    spec: Annotated[Path, typer.Argument(metavar="SPEC.yaml", help="The mixture spec.")],
-    output: Annotated[
-        str | None,
-        typer.Option(
-            "--output", "-o", metavar="OUT", help="Output file; '-' for stdout; .gz compresses."
-        ),
-    ] = None,
-    fmt: Annotated[
-        str,
-        typer.Option(
-            "--format",
-            "-f",
-            help="messages, nanochat, openai, sharegpt or full (adds each row's source).",
-        ),
-    ] = "messages",
-    limit: Annotated[
-        int | None, typer.Option(min=0, help="Write only the first N rows of the order.")
-    ] = None,
-    shard: Annotated[
-        str | None,
-        typer.Option(metavar="K/N", help="Write the K-th of N contiguous parts (K from 1)."),
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the plan (rows per entry) and write nothing.")
-    ] = False,
-    data_dir: DataDirOption = None,
-    json_output: JsonOption = False,
-) -> None:
-    """Export a mixture spec as a training file, with a manifest of what went in.
-
-    The order is exactly nanochat's TaskMixture shuffle (or, with `mode: sequence`, the entries
-    in turn); reruns are byte-identical; a failed or killed export leaves no partial file.
-
-    Example: [bold]taskcli export examples/mixture.yaml -o train.jsonl --format nanochat[/]
-    """
-    from taskcli import export as exporting
-    from taskcli import output as printing
-    from taskcli.errors import UsageError
-    from taskcli.spec import load_spec
-
-    exporting.check_format(fmt)
-    shard_range = exporting.parse_shard(shard) if shard is not None else None
-    if output is None and not dry_run:
-        raise UsageError("missing --output/-o OUT (use -o - for standard output).")
-    plan = exporting.build_plan(load_spec(spec), data_dir=data_dir)
-    if dry_run:
-        summary = exporting.plan_summary(plan, limit, shard_range)
-        if json_output:
-            printing.print_json(summary)
-        else:
-            exporting.print_plan(summary)
-        return
-    total = len(exporting.selected_rows(plan.total, limit, shard_range))
-    with printing.progress_bar(total) as progress:
-        manifest = exporting.export(
-            plan, output, fmt=fmt, limit=limit, shard=shard_range, progress=progress
-        )
-    if manifest is None:
-        return
-    if json_output:
-        printing.print_json(manifest)
-    else:
-        printing.error_console.print(
-            f"wrote {manifest['rows']:,} rows to {output} "
-            f"(manifest: {exporting.manifest_path(output).name})",
-            highlight=False,
-        )
-
-
-@app.command()
-def validate(
-    files: Annotated[
-        list[str],
-        typer.Argument(metavar="FILE", help="JSONL files of conversations; '-' reads stdin."),
-    ],
-    json_output: JsonOption = False,
-    no_system: Annotated[
-        bool,
-        typer.Option("--no-system", help="Treat system messages as errors (nanochat's loader)."),
-    ] = False,
-    max_errors: Annotated[
-        int,
-        typer.Option(
-            "--max-errors",
-            min=0,
-            metavar="N",
-            help="Print at most N occurrences of each rule; counts are never capped.",
-        ),
-    ] = 5,
-    strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
-    output_valid: Annotated[
-        Path | None,
-        typer.Option(
-            "--output-valid",
-            metavar="PATH",
-            help='Write the lines without errors here, normalised to {"messages": [...]}.',
-        ),
-    ] = None,
-    rejects: Annotated[
-        Path | None,
-        typer.Option(
-            "--rejects", metavar="PATH", help="Write the invalid lines here, with their reasons."
-        ),
-    ] = None,
-) -> None:
-    """Check chat JSONL files line by line: every broken rule, with file:line, in one pass.
-
-    Exit code 0 when every file is valid, 1 when any is not, 2 for a usage error. Rules:
-    docs/rules.md.
-
-    Example: [bold]taskcli validate data.jsonl --rejects bad.jsonl --output-valid clean.jsonl[/]
-    """
-    from taskcli import output
-    from taskcli.validate import validate_files
-
-    reports = validate_files(
-        files, allow_system=not no_system, output_valid=output_valid, rejects=rejects
-    )
-    passed = all(report.passes(strict=strict) for report in reports)
-    if json_output:
-        files_json = [report.to_json(strict=strict) for report in reports]
-        output.print_json({"valid": passed, "files": files_json})
-    else:
-        output.print_validation(reports, strict=strict, per_rule=max_errors)
-    raise typer.Exit(0 if passed else 1)
-
-
 def main() -> None:
     """Console-script entry point: SIGTERM unwinds like Ctrl-C, so partial outputs are removed."""
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    app()
+    app(prog_name="taskcli")

@@ -193,7 +193,7 @@ def resolve(
             )
         kwargs["subset"] = subset
     elif subset is not None:
-        raise UsageError(f"task {name!r} has no subsets; drop --subset {subset}.")
+        raise UsageError(f"task {name!r} has no subsets (got {subset!r}).")
     valid_splits = splits_for(cls, subset)
     if valid_splits:
         default = cls.default_split if cls.default_split in valid_splits else valid_splits[0]
@@ -206,7 +206,7 @@ def resolve(
             )
         kwargs["split"] = split
     elif split is not None:
-        raise UsageError(f"task {name!r} has no splits; drop --split {split}.")
+        raise UsageError(f"task {name!r} has no splits (got {split!r}).")
     for key, raw in (params or {}).items():
         kwargs[key] = _convert(cls, key, raw)
     return cls, kwargs
