@@ -26,7 +26,8 @@ PART_STYLES = {"python": "bold yellow", "python_output": "yellow"}
 
 
 def print_error(message: str) -> None:
-    error_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False)
+    """The message on stderr, not wrapped, so paths and commands in it copy whole."""
+    error_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def print_json(value: Any) -> None:

@@ -126,3 +126,15 @@ def test_mkdocs_nav_lists_every_page():
     listed = set(pages(config["nav"]))
     on_disk = {p.name for p in (ROOT / "docs").glob("*.md")}
     assert on_disk == listed
+
+
+def test_the_site_builds_strictly(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "site" / "index.html").exists()
