@@ -169,7 +169,7 @@ def test_offsets_not_conversations_are_kept(tmp_path):
 def test_show_a_jsonl_path():
     result = runner.invoke(app, ["show", str(IDENTITY), "--index", "16"])
     assert result.exit_code == 0, result.output
-    assert "customjson" in result.stdout and "example 16 of 36" in result.stdout
+    assert f"{IDENTITY}  ·  example 16 of 36" in result.stdout
     assert "Can you do math?" in result.stdout
     assert "python ▶ 37*48" in result.stdout and "output ◀ 1776" in result.stdout
 

@@ -66,6 +66,9 @@ class Task:
     default_split: ClassVar[str | None] = None
     params: ClassVar[tuple[Param, ...]] = ()
     uses_data_dir: ClassVar[bool] = False  # whether the constructor takes `data_dir`
+    # True when every conversation the task returns already passed `check_messages` (errors
+    # raise InvalidData), so `taskcli export` need not check it a second time.
+    checks_messages: ClassVar[bool] = False
 
     def __init__(self, start: int = 0, stop: int | None = None, step: int = 1) -> None:
         check_slice(start, stop, step)

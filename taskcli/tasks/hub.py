@@ -105,8 +105,9 @@ class HubTask(Task):
         """The examples in storage order, one block at a time (`Rows.scan`)."""
         wanted = self._checked(indices)
         row_numbers = self.perm[wanted]
+        numbers, examples = row_numbers.tolist(), wanted.tolist()  # numpy scalars cost per row
         for i, row in self.rows.scan(row_numbers):
-            yield i, self._convert(row, int(row_numbers[i]), int(wanted[i]))
+            yield i, self._convert(row, numbers[i], examples[i])
 
     def _checked(self, indices: Sequence[int]) -> Any:
         """`indices` as a numpy array, or IndexError naming the valid range."""

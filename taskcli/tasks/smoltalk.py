@@ -27,6 +27,7 @@ class SmolTalk(HubTask):
     repo = source = "HuggingFaceTB/smol-smoltalk"
     splits = ("train", "test")
     default_split = "train"
+    checks_messages = True  # row_to_conversation raises on the first broken rule
 
     def row_to_conversation(self, row: dict[str, Any]) -> Conversation:
         try:
