@@ -747,3 +747,26 @@ def test_missing_hub_data_is_reported_for_every_entry(tmp_path):
     assert "2 entries failed" in text
     assert "tasks[0] (gsm8k / main / test)" in text and "openai/gsm8k" in text
     assert "tasks[1] (arc / ARC-Easy / test)" in text and "allenai/ai2_arc" in text
+
+
+def test_a_task_that_checks_its_own_rows_is_not_trusted_blindly(tmp_path):
+    """SmolTalk checks each row itself, so export skips its re-check; a broken row still fails."""
+    assert registry.get_task_class("smoltalk").checks_messages
+    rows = [hubdata.smoltalk_row(n) for n in range(40)]
+    rows[23]["messages"][1]["role"] = "user"  # two user turns in a row
+    hubdata.write_repo(
+        tmp_path / "data",
+        "HuggingFaceTB/smol-smoltalk",
+        {"default": {"train": rows}},
+        {"default": hubdata.SMOLTALK_SCHEMA},
+        folders={"default": "data"},
+        rows_per_group=8,
+    )
+    spec = write_spec(tmp_path, "tasks: [{task: smoltalk, split: train}]\n")
+    out = tmp_path / "train.jsonl"
+    result = run("export", str(spec), "-o", str(out), "--data-dir", str(tmp_path / "data"))
+    assert result.exit_code == 1
+    text = flat(result.output)
+    assert "HuggingFaceTB/smol-smoltalk (train) row 23 (example" in text
+    assert "[roles-not-alternating]" in text
+    assert not out.exists() and leftovers(tmp_path) == []
