@@ -73,14 +73,18 @@ def run(console: Console, args: list[str], shown: str) -> None:
 
 
 def render(out_dir: Path) -> list[Path]:
-    """Write show.svg and stats.svg into `out_dir` and return their paths."""
+    """Write show.svg and stats.svg into `out_dir` and return their paths.
+
+    Commands run from the repository root with relative paths, as a reader would type them, so
+    the pictures do not depend on where the checkout lives.
+    """
+    out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    identity = str(EXAMPLES / "identity.jsonl")
-    words = f"word_list={EXAMPLES / 'words.txt'}"
+    words = "word_list=examples/words.txt"
 
     show_svg = out_dir / "show.svg"
-    with recording_console() as console:
-        run(console, ["show", identity, "--index", "0"], "show examples/identity.jsonl")
+    with contextlib.chdir(ROOT), recording_console() as console:
+        run(console, ["show", "examples/identity.jsonl"], "show examples/identity.jsonl")
         run(
             console,
             ["show", "spellingbee", "-p", words, "--index", "3"],

@@ -425,6 +425,9 @@ def test_screenshot_script_renders_real_output(tmp_path):
     show_svg, stats_svg = script["render"](tmp_path)
     show, stats = show_svg.read_text(), stats_svg.read_text()
     assert show.startswith("<svg") and stats.startswith("<svg")
+    committed = ROOT / "docs" / "images"
+    assert show == (committed / "show.svg").read_text(), "run scripts/render_screenshots.py"
+    assert stats == (committed / "stats.svg").read_text(), "run scripts/render_screenshots.py"
     # Rich writes each text run as its own element, with spaces as &#160;.
     show, stats = show.replace("&#160;", " "), stats.replace("&#160;", " ")
     assert "taskcli show examples/identity.jsonl" in show
