@@ -11,8 +11,11 @@ class TaskcliError(Exception):
     exit_code = 1
 
 
-class UsageError(TaskcliError):
-    """The request was wrong: an unknown task, an invalid subset/split/parameter, a missing file."""
+class UsageError(TaskcliError, ValueError):
+    """The request was wrong: an unknown task, an invalid subset/split/parameter, a missing file.
+
+    Also a ValueError, so library callers can catch a bad argument the usual Python way.
+    """
 
     exit_code = 2
 

@@ -172,18 +172,11 @@ def _convert(cls: type[Task], key: str, raw: Any) -> Any:
     return value
 
 
-def resolve(
-    name: str,
-    subset: str | None = None,
-    split: str | None = None,
-    params: dict[str, Any] | None = None,
-) -> tuple[type[Task], dict[str, Any]]:
-    """Check a request against the registry and return the class and its constructor arguments.
-
-    Nothing is loaded, so every mistake in a request is found before any data is touched.
-    """
-    cls = get_task_class(name)
-    kwargs: dict[str, Any] = {}
+def choose_subset_split(
+    cls: type[Task], subset: str | None, split: str | None
+) -> tuple[str | None, str | None]:
+    """The subset and split a request means, defaults filled in; UsageError lists valid ones."""
+    name = cls.name
     if cls.subsets:
         subset = subset or cls.default_subset
         if subset not in cls.subsets:
@@ -191,7 +184,6 @@ def resolve(
                 f"task {name!r} has no subset {subset!r}.{suggest(subset or '', cls.subsets)} "
                 f"Valid subsets: {', '.join(cls.subsets)}."
             )
-        kwargs["subset"] = subset
     elif subset is not None:
         raise UsageError(f"task {name!r} has no subsets (got {subset!r}).")
     valid_splits = splits_for(cls, subset)
@@ -204,9 +196,28 @@ def resolve(
                 f"task {name!r} has no split {split!r}{where}. "
                 f"Valid splits: {', '.join(valid_splits)}."
             )
-        kwargs["split"] = split
     elif split is not None:
         raise UsageError(f"task {name!r} has no splits (got {split!r}).")
+    return subset, split
+
+
+def resolve(
+    name: str,
+    subset: str | None = None,
+    split: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> tuple[type[Task], dict[str, Any]]:
+    """Check a request against the registry and return the class and its constructor arguments.
+
+    Nothing is loaded, so every mistake in a request is found before any data is touched.
+    """
+    cls = get_task_class(name)
+    kwargs: dict[str, Any] = {}
+    subset, split = choose_subset_split(cls, subset, split)
+    if subset is not None:
+        kwargs["subset"] = subset
+    if split is not None:
+        kwargs["split"] = split
     for key, raw in (params or {}).items():
         kwargs[key] = _convert(cls, key, raw)
     return cls, kwargs

@@ -503,7 +503,7 @@ def test_invalid_subset_or_split_in_python_lists_the_valid_ones(hub):
     data_dir, _ = hub
     with pytest.raises(ValueError, match="ARC-Easy, ARC-Challenge"):
         ARC(subset="ARC-Hard", data_dir=data_dir)
-    with pytest.raises(ValueError, match="valid: train"):
+    with pytest.raises(ValueError, match="Valid splits: train"):
         MMLU(subset="auxiliary_train", split="test", data_dir=data_dir)
 
 

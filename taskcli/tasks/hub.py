@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from taskcli.data import DataFile, open_rows
 from taskcli.errors import InvalidData
-from taskcli.registry import splits_for
+from taskcli.registry import choose_subset_split
 from taskcli.tasks.common import Conversation, Task
 
 SHUFFLE_SEED = 42
@@ -50,18 +50,7 @@ class HubTask(Task):
         step: int = 1,
     ) -> None:
         super().__init__(start, stop, step)
-        self.subset = subset or self.default_subset
-        if self.subsets and self.subset not in self.subsets:
-            raise ValueError(
-                f"{self.name} has no subset {self.subset!r}; valid: {', '.join(self.subsets)}"
-            )
-        valid_splits = splits_for(type(self), self.subset)
-        default = self.default_split if self.default_split in valid_splits else valid_splits[0]
-        self.split = split or default
-        if self.split not in valid_splits:
-            raise ValueError(
-                f"{self.name} has no split {self.split!r}; valid: {', '.join(valid_splits)}"
-            )
+        self.subset, self.split = choose_subset_split(type(self), subset, split)
         self.rows = open_rows(self.repo, self.subset or self.config, self.split, data_dir)
 
         import numpy as np
