@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import hubdata
 import numpy as np
 import pytest
 from rich.console import Console
+from specfiles import write_spec
 from typer.testing import CliRunner
 
 from taskcli import __version__, registry
@@ -128,12 +128,6 @@ def fake_tasks():
     Letters.batches = []
     yield
     registry.clear_cache()
-
-
-def write_spec(folder: Path, text: str, name: str = "mixture.yaml") -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 def run(*args: str):

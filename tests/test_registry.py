@@ -102,17 +102,6 @@ def test_list_table_names_every_task():
         assert name in result.stdout
 
 
-def test_list_imports_neither_datasets_nor_pyarrow():
-    code = (
-        "import sys; from taskcli.cli import app\n"
-        "try:\n    app(['list', '--json'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('datasets', 'pyarrow', 'numpy', 'pandas') if m in sys.modules]\n"
-        "print('HEAVY', heavy, file=sys.stderr)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "HEAVY []" in done.stderr
-
-
 def test_unknown_task_exits_2_and_suggests():
     result = runner.invoke(app, ["show", "gsm8"])
     assert result.exit_code == 2

@@ -1,9 +1,7 @@
 """Mixture specs: what a valid spec resolves to, and every mistake reported at once (exit 2)."""
 
-import textwrap
-from pathlib import Path
-
 import pytest
+from specfiles import write_spec
 from typer.testing import CliRunner
 
 from taskcli import registry
@@ -55,12 +53,6 @@ def quiz_registered():
     Quiz.constructed = 0
     yield
     registry.clear_cache()
-
-
-def write_spec(folder: Path, text: str, name: str = "mixture.yaml") -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 def run_export(*args: str):
