@@ -109,12 +109,21 @@ class Rows:
         return self.block(number)
 
     def scan(self, indices: Sequence[int]) -> Iterator[tuple[int, dict[str, Any]]]:
-        """``(i, row indices[i])`` for every i, block by block in storage order.
+        """``(i, row indices[i])`` for every i, block by block in storage order (`scan_blocks`)."""
+        for positions, rows in self.scan_blocks(indices, SCAN_ROWS):
+            yield from zip(positions.tolist(), rows.to_pylist(), strict=True)
 
-        Each block is read once and let go, so a pass over every row of a split bigger than
-        memory holds two blocks (where `take` keeps the blocks it read, for random access). The
-        next block is decoded in a thread while this one's rows are converted: Arrow releases
-        the GIL, so the decoding costs no time on a second core.
+    def scan_blocks(
+        self, indices: Sequence[int], chunk_rows: int | None = None
+    ) -> Iterator[tuple[Any, Any]]:
+        """``(positions, rows)``: Arrow rows ``indices[positions]``, in storage order.
+
+        `positions` is a numpy array of places in `indices`; `rows` holds those rows in that
+        order, at most `chunk_rows` at a time (default: all the block has). Each block is read
+        once and let go, so a pass over every row of a split bigger than memory holds two blocks
+        (where `take` keeps the blocks it read, for random access). The next block is decoded in
+        a thread while this one's rows are used: Arrow releases the GIL, so the decoding costs
+        no time on a second core.
         """
         from concurrent.futures import ThreadPoolExecutor
 
@@ -135,19 +144,20 @@ class Rows:
                 block = upcoming.result()
                 if step + 1 < len(numbers):
                     upcoming = reader.submit(self.read_block, numbers[step + 1])
-                for part in range(0, len(segment), SCAN_ROWS):
-                    positions = segment[part : part + SCAN_ROWS]
+                size = chunk_rows or len(segment)
+                for part in range(0, len(segment), size):
+                    positions = segment[part : part + size]
                     local = wanted[positions] - self.starts[numbers[step]]
-                    yield from zip(positions.tolist(), _rows_at(block, local), strict=True)
+                    yield positions, _rows_at(block, local)
 
 
-def _rows_at(block: Any, ascending: Any) -> list[dict[str, Any]]:
+def _rows_at(block: Any, ascending: Any) -> Any:
     """The rows of `block` at `ascending` local indices: a zero-copy slice when they are one
     run (a whole pass), since `take` copies every buffer, lists of structs slowly."""
     first, count = int(ascending[0]), len(ascending)
     if int(ascending[-1]) - first + 1 == count:
-        return block.slice(first, count).to_pylist()
-    return block.take(ascending).to_pylist()
+        return block.slice(first, count)
+    return block.take(ascending)
 
 
 class ParquetRows(Rows):

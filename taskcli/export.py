@@ -7,7 +7,9 @@ The row order is exactly `TaskMixture` (or `TaskSequence`) over the spec's entri
 repeated in place `repeat` times. Each entry's rows are read in the order cheapest for its task
 (storage order for Arrow data, `Task.iter_examples`), checked against the conversation rules,
 serialised with `orjson`, and put back into the final order one run of positions at a time, so
-memory stays flat however large the output. The file is written through `atomic_output`: a
+memory stays flat however large the output. Tasks whose conversations are an Arrow column of
+messages (SmolTalk) are checked and serialised a chunk of rows at a time (`taskcli.columnar`),
+byte for byte as the row-by-row path would. The file is written through `atomic_output`: a
 failure never leaves a partial file. Next to it goes ``OUT.manifest.json``: the resolved spec,
 the row counts, the data files and the output's sha256, so "what exactly did my model train
 on?" has an answer.
@@ -31,10 +33,10 @@ import contextlib
 import gc
 import gzip
 import hashlib
+import itertools
 import os
 import sys
 import tempfile
-from array import array
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,18 +47,33 @@ import orjson
 
 from taskcli import __version__, registry
 from taskcli.atomic import atomic_output
-from taskcli.conversation import check_messages, first_error, flatten_content
+from taskcli.conversation import ROLES, check_messages, first_error, flatten_content
 from taskcli.errors import InvalidData, TaskcliError, UsageError
 from taskcli.spec import Entry, Spec
 from taskcli.tasks.common import Task, TaskMixture, TaskSequence
 
 FORMATS = ("messages", "nanochat", "openai", "sharegpt", "full")
 SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
+# How the formats write a conversation of string contents, for rows written straight from Arrow
+# (`taskcli.columnar.Layout`: head, tail, role key, content key, role names). `full` gives each
+# row its own tail, the source.
+LAYOUTS: dict[str, tuple[bytes, bytes, str, str, tuple[str, ...]]] = {
+    "messages": (b'{"messages":[', b"]}", "role", "content", ROLES),
+    "openai": (b'{"messages":[', b"]}", "role", "content", ROLES),
+    "nanochat": (b"[", b"]", "role", "content", ROLES),
+    "sharegpt": (
+        b'{"conversations":[',
+        b"]}",
+        "from",
+        "value",
+        tuple(SHAREGPT_ROLES[role] for role in ROLES),
+    ),
+    "full": (b'{"messages":[', b"]}", "role", "content", ROLES),
+}
 BUCKET_ROWS = 8192  # output rows per bucket: what putting one run in order holds in memory
 MAX_BUCKETS = 256  # scratch files open at once at most; beyond that, buckets grow
-SPILL_BYTES = 1 << 24  # lines held in memory before they go to the scratch files
-SCRATCH_BUFFER = 1 << 18  # each scratch file's write buffer: lines are appended one by one
-PROGRESS_ROWS = 4096
+PENDING_ROWS = 4096  # lines made one by one are handed to the buckets this many at a time
+ARROW_ROWS = 2048  # rows written from Arrow at a time: small enough to stay in the CPU caches
 # Lines carry their newline from orjson on: no join has to add it. orjson escapes every control
 # character inside strings, so a line holds no other newline (or carriage return).
 APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE
@@ -197,12 +214,11 @@ def write_rows(
 
     The final order is a random permutation of data that may not fit in memory, so this takes
     two passes. First each entry's rows are read in the order cheapest for its task (storage
-    order for Arrow data, one block at a time), checked, formatted and sorted into buckets of
-    consecutive output positions; beyond `SPILL_BYTES` in memory, buckets spill to scratch
-    files in a temporary folder under `scratch`. Then each bucket is put in order and written.
-    Memory stays flat however large the output; and nothing is written before every row passed
-    the conversation rules: the first that breaks them raises InvalidData, naming the entry
-    and the row's index in its task.
+    order for Arrow data, one block at a time), checked, formatted and appended to scratch files
+    in a temporary folder under `scratch`, one per run of consecutive output positions. Then each
+    run is read back, put in order and written. Memory stays flat however large the output; and
+    nothing is written before every row passed the conversation rules: the first that breaks
+    them raises InvalidData, naming the entry and the row's index in its task.
     """
     check_format(fmt)
     owners, indices = _placement(plan, rows)
@@ -218,48 +234,117 @@ def write_rows(
     try:
         with _buckets(len(rows), scratch) as buckets:
             for number, (entry, task) in enumerate(zip(plan.spec.entries, plan.tasks, strict=True)):
-                positions = np.flatnonzero(owners == number)
-                counts[number] = len(positions)
-                wanted, places = indices[positions].tolist(), positions.tolist()
-                _add_entry(entry, task, wanted, places, FORMATTERS[fmt], buckets, report)
+                places = np.flatnonzero(owners == number)  # positions within `rows`
+                counts[number] = len(places)
+                wanted = indices[places]
+                if getattr(task, "messages_column", None) and fmt in LAYOUTS:
+                    _add_from_arrow(entry, task, wanted, places, fmt, buckets, report)
+                else:
+                    _add_examples(entry, task, wanted, places, fmt, buckets, report)
             buckets.write_in_order(write)
     finally:
         gc.unfreeze()
     return counts
 
 
-def _add_entry(
+def _add_examples(
     entry: Entry,
     task: Task,
-    wanted: list[int],
-    places: list[int],
-    formatter: Callable[[dict[str, Any], Entry, int], Any],
+    wanted: Any,
+    places: Any,
+    fmt: str,
     buckets: _Buckets,
     report: Progress,
 ) -> None:
-    """Check, format and bucket the examples `wanted` of one entry's task, bound for `places`.
+    """Check, format and bucket the examples `wanted` of one entry's task, bound for `places`."""
+    pending = _Pending(buckets)
+    wanted_list, places_list = wanted.tolist(), places.tolist()  # numpy scalars cost per row
+    for done, (i, conversation) in enumerate(task.iter_examples(wanted_list), start=1):
+        pending.add(places_list[i], _line(entry, task, wanted_list[i], conversation, fmt))
+        if done % PENDING_ROWS == 0:
+            report(PENDING_ROWS)
+    pending.flush()
+    report(len(places) % PENDING_ROWS)
 
-    A task whose conversations passed the rules already (`Task.checks_messages`) is not checked
-    a second time: that check is a third of the time a SmolTalk row costs.
+
+def _add_from_arrow(
+    entry: Entry,
+    task: Any,
+    wanted: Any,
+    places: Any,
+    fmt: str,
+    buckets: _Buckets,
+    report: Progress,
+) -> None:
+    """`_add_examples` for a task whose conversations are an Arrow column (`messages_column`).
+
+    Rows that plainly pass the conversation rules are written in bulk (`taskcli.columnar`);
+    the others, rare, go one by one through the task and the rules, which say what is wrong.
     """
-    add, check = buckets.add, not task.checks_messages
-    for done, (i, conversation) in enumerate(task.iter_examples(wanted), start=1):
-        index = wanted[i]
-        if check:
-            problem = first_error(check_messages(conversation.get("messages")))
-            if problem is not None:
-                raise InvalidData(
-                    f"{entry.label} example {index}: {problem.path}: {problem.message}. "
-                    "See it with `taskcli show`; nothing was written."
-                )
-        try:
-            line = orjson.dumps(formatter(conversation, entry, index), option=APPEND_NEWLINE)
-        except orjson.JSONEncodeError as error:
-            raise InvalidData(f"{entry.label} example {index}: {error}") from None
-        add(places[i], line)
-        if done % PROGRESS_ROWS == 0:
-            report(PROGRESS_ROWS)
-    report(len(places) % PROGRESS_ROWS)
+    import numpy as np
+    import pyarrow as pa
+
+    from taskcli import columnar
+
+    layout = columnar.Layout(*LAYOUTS[fmt])
+    pending = _Pending(buckets)
+    for positions, messages in task.iter_message_arrays(wanted, ARROW_ROWS):
+        fine = np.zeros(len(positions), dtype=bool)
+        if columnar.holds_string_messages(messages):
+            fine = columnar.rows_without_errors(messages)
+        if fine.any():
+            chunk = messages if fine.all() else messages.filter(pa.array(fine))
+            tails = _full_tails(entry, wanted[positions[fine]]) if fmt == "full" else None
+            buckets.add(places[positions[fine]], columnar.json_lines(chunk, layout, tails))
+        others = np.flatnonzero(~fine)
+        if others.size:
+            for position, value in zip(
+                positions[others].tolist(), messages.take(others).to_pylist(), strict=True
+            ):
+                index = int(wanted[position])
+                conversation = task.conversation_from_messages(value, index)
+                pending.add(int(places[position]), _line(entry, task, index, conversation, fmt))
+        report(len(positions))
+    pending.flush()
+
+
+def _line(entry: Entry, task: Task, index: int, conversation: dict[str, Any], fmt: str) -> bytes:
+    """One example as a JSON line in `fmt`, checked first unless its task checked it already.
+
+    (`Task.checks_messages`: that check would be a third of what a SmolTalk row costs.)
+    """
+    if not task.checks_messages:
+        problem = first_error(check_messages(conversation.get("messages")))
+        if problem is not None:
+            raise InvalidData(
+                f"{entry.label} example {index}: {problem.path}: {problem.message}. "
+                "See it with `taskcli show`; nothing was written."
+            )
+    try:
+        return orjson.dumps(FORMATTERS[fmt](conversation, entry, index), option=APPEND_NEWLINE)
+    except orjson.JSONEncodeError as error:
+        raise InvalidData(f"{entry.label} example {index}: {error}") from None
+
+
+def _full_tails(entry: Entry, indices: Any) -> Any:
+    """How each `full` line written from Arrow ends: ``],"source":{...,"index":N...}}``.
+
+    Cut from `_source` as orjson writes it, so it cannot differ from the row-by-row lines. The
+    first ``,"index":0`` is the real one: inside a JSON string a quote is always escaped.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from taskcli.columnar import BINARY
+
+    before, _, after = orjson.dumps(_source(entry, 0)).partition(b',"index":0')
+    numbers = pa.array(indices, pa.int64()).cast(pa.string()).cast(BINARY)
+    return pc.binary_join_element_wise(
+        pa.scalar(b'],"source":' + before + b',"index":', BINARY),
+        numbers,
+        pa.scalar(after + b"}", BINARY),
+        pa.scalar(b"", BINARY),
+    )
 
 
 def _placement(plan: Plan, rows: range) -> tuple[Any, Any]:
@@ -300,64 +385,111 @@ class _Background:
 class _Buckets:
     """Output lines grouped by runs of consecutive positions, each run restored in order.
 
-    Lines wait in memory; past `SPILL_BYTES` they are appended to one scratch file per run.
+    Lines arrive as Arrow binary arrays and go straight to one scratch file per run; memory
+    keeps only each line's position and length (16 bytes).
     """
 
     def __init__(self, count: int, folder: Path, stack: contextlib.ExitStack) -> None:
         self.rows_each = max(BUCKET_ROWS, -(-count // MAX_BUCKETS))
         size = -(-count // self.rows_each)
-        paths = [folder / str(number) for number in range(size)]
         self.files: list[BinaryIO] = [
-            stack.enter_context(path.open("wb", buffering=SCRATCH_BUFFER)) for path in paths
+            stack.enter_context((folder / str(number)).open("wb")) for number in range(size)
         ]
-        self.positions = [array("q") for _ in paths]
-        self.pending: list[list[bytes]] = [[] for _ in paths]
-        self.pending_bytes = 0
+        self.positions: list[list[Any]] = [[] for _ in self.files]
+        self.lengths: list[list[Any]] = [[] for _ in self.files]
         self.background = _Background(stack.enter_context(ThreadPoolExecutor(max_workers=1)))
 
-    def add(self, position: int, line: bytes) -> None:
-        """Add one line (ending with its newline) at `position` of the output."""
-        number = position // self.rows_each
-        self.pending[number].append(line)
-        self.positions[number].append(position)
-        self.pending_bytes += len(line)
-        if self.pending_bytes >= SPILL_BYTES:
-            self.spill()
+    def add(self, positions: Any, lines: Any) -> None:
+        """Add `lines` (an Arrow binary array, each line ending with its newline) at `positions`
+        of the output. The appends to the scratch files run in the background."""
+        import numpy as np
 
-    def spill(self) -> None:
-        """Hand the lines gathered so far to the background thread, to append to their files."""
-        chunks = [(self.files[number], lines) for number, lines in enumerate(self.pending) if lines]
-        self.pending = [[] for _ in self.files]
-        self.pending_bytes = 0
-        self.background.submit(_append_lines, chunks)
+        numbers = positions // self.rows_each
+        if np.any(numbers[1:] < numbers[:-1]):
+            order = np.argsort(numbers, kind="stable")
+            numbers, positions, lines = numbers[order], positions[order], lines.take(order)
+        offsets = _offsets(lines)
+        bounds = [0, *(np.flatnonzero(np.diff(numbers)) + 1).tolist(), len(numbers)]
+        pieces = []
+        for start, stop in itertools.pairwise(bounds):
+            number = int(numbers[start])
+            self.positions[number].append(positions[start:stop])
+            self.lengths[number].append(np.diff(offsets[start : stop + 1]))
+            pieces.append((self.files[number], int(offsets[start]), int(offsets[stop])))
+        self.background.submit(_append_pieces, lines.buffers()[2], pieces)
 
     def write_in_order(self, write: Callable[[bytes], Any]) -> None:
-        """Each bucket's lines, from its file then from memory, put in order and written."""
+        """Each run's lines read back from its file, put in order and written."""
+        import numpy as np
+        import pyarrow as pa
+
+        from taskcli.columnar import BINARY
+
         self.background.wait()
-        for number, (file, positions) in enumerate(zip(self.files, self.positions, strict=True)):
+        for number, file in enumerate(self.files):
             file.close()
-            spilled = Path(file.name).read_bytes().splitlines(keepends=True)
+            if not self.positions[number]:
+                continue
+            with pa.memory_map(file.name) as scratch:
+                data = scratch.read_buffer()
             os.unlink(file.name)
-            lines = spilled + self.pending[number] if spilled else self.pending[number]
-            self.pending[number] = []
-            ordered = [b""] * len(positions)
-            first = number * self.rows_each
-            for position, line in zip(positions, lines, strict=True):
-                ordered[position - first] = line
-            self.background.submit(_write_joined, write, ordered)
+            lengths = np.concatenate(self.lengths[number])
+            offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            lines = pa.Array.from_buffers(BINARY, len(lengths), [None, pa.py_buffer(offsets), data])
+            order = np.empty(len(lengths), dtype=np.int64)
+            order[np.concatenate(self.positions[number]) - number * self.rows_each] = np.arange(
+                len(lengths)
+            )
+            self.background.submit(_write_array, write, lines.take(order))
         self.background.wait()
 
 
-def _append_lines(chunks: list[tuple[BinaryIO, list[bytes]]]) -> None:
-    """Each file's lines appended to it, through its buffer: no joined copy to allocate."""
-    for file, lines in chunks:
-        file.writelines(lines)
+class _Pending:
+    """Lines made one by one, handed to the buckets `PENDING_ROWS` at a time."""
+
+    def __init__(self, buckets: _Buckets) -> None:
+        self.buckets = buckets
+        self.positions: list[int] = []
+        self.lines: list[bytes] = []
+
+    def add(self, position: int, line: bytes) -> None:
+        self.positions.append(position)
+        self.lines.append(line)
+        if len(self.lines) >= PENDING_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.lines:
+            import numpy as np
+            import pyarrow as pa
+
+            from taskcli.columnar import BINARY
+
+            lines = pa.array(self.lines, BINARY)
+            self.buckets.add(np.asarray(self.positions, dtype=np.int64), lines)
+            self.positions, self.lines = [], []
 
 
-def _write_joined(write: Callable[[bytes], Any], lines: list[bytes]) -> None:
-    """`lines` joined and written. A join of over 1 MB releases the GIL, so this runs on the
-    second core while the next bucket is put in order."""
-    write(b"".join(lines))
+def _offsets(lines: Any) -> Any:
+    """Where each line of an Arrow large-binary array starts in its data buffer, and the end."""
+    import numpy as np
+
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)
+    return offsets[lines.offset : lines.offset + len(lines) + 1]
+
+
+def _append_pieces(data: Any, pieces: list[tuple[BinaryIO, int, int]]) -> None:
+    """Append byte ranges of one Arrow buffer to their files, without copying them first."""
+    view = memoryview(data)
+    for file, start, stop in pieces:
+        file.write(view[start:stop])
+
+
+def _write_array(write: Callable[[bytes], Any], lines: Any) -> None:
+    """The lines of an Arrow binary array, written as one piece (a view, not a copy)."""
+    offsets = _offsets(lines)
+    write(memoryview(lines.buffers()[2])[int(offsets[0]) : int(offsets[-1])])
 
 
 @contextlib.contextmanager

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import hubdata
 import numpy as np
+import pyarrow as pa
 import pytest
 from rich.console import Console
 from specfiles import write_spec
 from typer.testing import CliRunner
 
-from taskcli import __version__, registry
+from taskcli import __version__, columnar, registry
 from taskcli import export as exporting
 from taskcli.cli import app
 from taskcli.errors import DataUnavailable
@@ -352,7 +353,7 @@ def test_a_shard_of_a_limited_export_and_its_manifest(tmp_path):
 def test_spilling_to_scratch_files_gives_the_same_bytes(tmp_path, monkeypatch):
     spec = str(write_spec(tmp_path, MIXTURE))
     in_memory = run("export", spec, "-o", "-").stdout_bytes
-    monkeypatch.setattr(exporting, "SPILL_BYTES", 200)  # a scratch write every few rows
+    monkeypatch.setattr(exporting, "PENDING_ROWS", 3)  # a scratch write every few rows
     monkeypatch.setattr(exporting, "BUCKET_ROWS", 4)
     assert run("export", spec, "-o", "-").stdout_bytes == in_memory
     monkeypatch.setattr(exporting, "MAX_BUCKETS", 3)  # buckets grow instead
@@ -764,3 +765,89 @@ def test_a_task_that_checks_its_own_rows_is_not_trusted_blindly(tmp_path):
     assert "HuggingFaceTB/smol-smoltalk (train) row 23 (example" in text
     assert "[roles-not-alternating]" in text
     assert not out.exists() and leftovers(tmp_path) == []
+
+
+TRICKY_TEXTS = [
+    'say "hi",',
+    "C:\\path\\",
+    ',{"messages":[{"',
+    "tab\there\r\n",
+    "\x01 é 😀",
+    "\\u0000",
+]
+
+
+def tricky_smoltalk(data: Path, content_type: pa.DataType | None = None) -> None:
+    """SmolTalk rows whose texts are hard to escape and to cut apart, in many row groups."""
+    rows = []
+    for n in range(60):
+        texts = [TRICKY_TEXTS[(n + k) % len(TRICKY_TEXTS)] + str(n) for k in range(4)]
+        messages = [
+            {"content": texts[0], "role": "user"},
+            {"content": texts[1], "role": "assistant"},
+        ]
+        if n % 3 == 0:
+            messages.insert(0, {"content": texts[2], "role": "system"})
+        if n % 4 == 0:
+            messages += [
+                {"content": texts[3], "role": "user"},
+                {"content": "", "role": "assistant"},
+            ]
+        rows.append({"messages": messages, "source": "tricky"})
+    schema = hubdata.SMOLTALK_SCHEMA
+    if content_type is not None:
+        item = pa.struct([("content", content_type), ("role", pa.string())])
+        schema = pa.schema([("messages", pa.list_(item)), ("source", pa.string())])
+        for row in rows:
+            for m in row["messages"]:
+                if m["role"] == "assistant":
+                    m["content"] = [{"type": "text", "text": m["content"] or "-"}]
+                else:
+                    m["content"] = [{"type": "text", "text": m["content"]}]
+    hubdata.write_repo(
+        data,
+        "HuggingFaceTB/smol-smoltalk",
+        {"default": {"train": rows}},
+        {"default": schema},
+        folders={"default": "data"},
+        rows_per_group=7,
+    )
+
+
+@pytest.mark.parametrize("fmt", exporting.FORMATS)
+def test_smoltalk_written_from_arrow_is_byte_identical_to_row_by_row(tmp_path, fmt, monkeypatch):
+    tricky_smoltalk(tmp_path / "data")
+    spec = write_spec(
+        tmp_path,
+        """
+        tasks:
+          - {task: smoltalk, split: train}
+          - {task: smoltalk, split: train, start: 5, step: 2, repeat: 2}
+          - {task: customjson, path: identity.jsonl}
+        """,
+    )
+    shutil.copy(EXAMPLES / "identity.jsonl", tmp_path / "identity.jsonl")
+    args = ("export", str(spec), "-o", "-", "-f", fmt, "--data-dir", str(tmp_path / "data"))
+    bulk_rows = []
+    json_lines = columnar.json_lines
+    monkeypatch.setattr(
+        columnar, "json_lines", lambda *a: bulk_rows.append(len(a[0])) or json_lines(*a)
+    )
+    bulk = run(*args)
+    assert bulk.exit_code == 0, bulk.output
+    assert sum(bulk_rows) == 60 + 2 * 28  # every SmolTalk row went the bulk way
+    monkeypatch.setattr(registry.get_task_class("smoltalk"), "messages_column", None)
+    assert run(*args).stdout_bytes == bulk.stdout_bytes
+    assert len(bulk.stdout_bytes.splitlines()) == 60 + 2 * 28 + 36
+
+
+def test_smoltalk_with_parts_goes_row_by_row_and_comes_out_the_same(tmp_path, monkeypatch):
+    parts = pa.list_(pa.struct([("type", pa.string()), ("text", pa.string())]))
+    tricky_smoltalk(tmp_path / "data", content_type=parts)
+    spec = write_spec(tmp_path, "tasks: [{task: smoltalk, split: train}]\n")
+    args = ("export", str(spec), "-o", "-", "-f", "messages", "--data-dir", str(tmp_path / "data"))
+    result = run(*args)
+    assert result.exit_code == 1  # a user message with parts breaks the rules
+    assert "[bad-content]" in flat(result.output)
+    monkeypatch.setattr(registry.get_task_class("smoltalk"), "messages_column", None)
+    assert flat(run(*args).output) == flat(result.output)

@@ -39,6 +39,10 @@ class HubTask(Task):
     # The Hub config to read when the task has no subsets of its own.
     config: ClassVar[str] = "default"
     uses_data_dir: ClassVar[bool] = True
+    # Set by a task whose conversation is exactly ``{"messages": [{"role": ..., "content": ...},
+    # ...]}`` taken from this column of its rows: `taskcli export` then writes those rows
+    # straight from Arrow, without a Python object per row (`taskcli.columnar`).
+    messages_column: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -97,6 +101,22 @@ class HubTask(Task):
         numbers, examples = row_numbers.tolist(), wanted.tolist()  # numpy scalars cost per row
         for i, row in self.rows.scan(row_numbers):
             yield i, self._convert(row, numbers[i], examples[i])
+
+    def iter_message_arrays(
+        self, indices: Sequence[int], chunk_rows: int | None = None
+    ) -> Iterator[tuple[Any, Any]]:
+        """``(positions, messages)``: the `messages_column` of the examples ``indices[positions]``
+        as an Arrow list array, in storage order (see `Rows.scan_blocks`)."""
+        wanted = self._checked(indices)
+        for positions, rows in self.rows.scan_blocks(self.perm[wanted], chunk_rows):
+            column = rows.column(self.messages_column)
+            if hasattr(column, "chunks"):  # a table's column; a record batch's is one array
+                column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+            yield positions, column
+
+    def conversation_from_messages(self, messages: Any, index: int) -> Conversation:
+        """The conversation of example `index` from its `messages_column` value alone."""
+        return self._convert({self.messages_column: messages}, int(self.perm[index]), index)
 
     def _checked(self, indices: Sequence[int]) -> Any:
         """`indices` as a numpy array, or IndexError naming the valid range."""

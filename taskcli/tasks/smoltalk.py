@@ -28,6 +28,7 @@ class SmolTalk(HubTask):
     splits = ("train", "test")
     default_split = "train"
     checks_messages = True  # row_to_conversation raises on the first broken rule
+    messages_column = "messages"
 
     def row_to_conversation(self, row: dict[str, Any]) -> Conversation:
         try:

@@ -1,0 +1,101 @@
+"""`taskcli.columnar`: the bulk path agrees with the rules and with orjson, row for row."""
+
+import orjson
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from taskcli.columnar import Layout, holds_string_messages, json_lines, rows_without_errors
+from taskcli.conversation import check_messages, first_error
+from taskcli.export import APPEND_NEWLINE, FORMATTERS, LAYOUTS
+
+MESSAGES = pa.list_(pa.struct([("content", pa.string()), ("role", pa.string())]))
+LARGE = pa.large_list(pa.struct([("role", pa.large_string()), ("content", pa.large_string())]))
+
+# Text that is hard to escape or to cut apart: quotes, backslashes, control characters, NUL,
+# non-ASCII, and pieces of the JSON the lines are made of.
+TRICKY = [
+    '"',
+    "\\",
+    '\\"',
+    '",',
+    '","',
+    ',{"messages":[{"',
+    "\n",
+    "\r\n",
+    "\t",
+    "\x01",
+    "\x1f",
+    "\x00",
+    "\\u0000",
+    "é",
+    "😀",
+    "\u2028",
+    "<|user_start|>",
+    " ",
+]
+texts = st.lists(st.sampled_from(TRICKY) | st.text(max_size=8), max_size=4).map("".join)
+roles = st.sampled_from(["system", "user", "assistant"]) | st.sampled_from(["tool", "User", ""])
+message = st.fixed_dictionaries({"role": roles | st.none(), "content": texts | st.none()})
+well_formed = st.lists(texts.filter(lambda text: "\x00" not in text), min_size=1, max_size=3).map(
+    lambda questions: [
+        turn
+        for question in questions
+        for turn in (
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": question[::-1]},
+        )
+    ]
+)
+rows = st.lists(
+    st.none() | st.lists(message | st.none(), max_size=5) | well_formed, min_size=1, max_size=8
+)
+
+
+def no_error(row) -> bool:
+    return row is not None and first_error(check_messages(row)) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows, st.integers(0, 2))
+def test_rows_without_errors_is_exactly_the_rules_verdict(batch, skip):
+    for kind in (MESSAGES, LARGE):
+        array = pa.array([None] * skip + batch, kind).slice(skip)  # a slice: offsets not at 0
+        assert rows_without_errors(array).tolist() == [no_error(row) for row in batch]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(well_formed, min_size=1, max_size=6), st.booleans())
+def test_json_lines_are_what_orjson_writes_for_each_format(batch, system):
+    if system:
+        batch = [[{"role": "system", "content": "Be brief."}, *row] for row in batch]
+    array = pa.array(batch, MESSAGES)
+    assert rows_without_errors(array).all()
+    for fmt in ("messages", "openai", "nanochat", "sharegpt"):
+        lines = json_lines(array, Layout(*LAYOUTS[fmt])).to_pylist()
+        expected = [
+            orjson.dumps(FORMATTERS[fmt]({"messages": row}, None, 0), option=APPEND_NEWLINE)
+            for row in batch
+        ]
+        assert lines == expected
+
+
+def test_only_string_messages_take_the_bulk_path():
+    assert holds_string_messages(pa.array([], MESSAGES))
+    assert holds_string_messages(pa.array([], LARGE))
+    parts = pa.list_(pa.struct([("type", pa.string()), ("text", pa.string())]))
+    for kind in (
+        pa.list_(pa.struct([("role", pa.string()), ("content", parts)])),
+        pa.list_(pa.struct([("role", pa.string())])),
+        pa.list_(pa.string()),
+        pa.string(),
+    ):
+        assert not holds_string_messages(pa.array([], kind))
+
+
+def test_a_row_with_a_nul_is_left_to_the_rules_and_its_neighbours_are_not():
+    fine = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+    nul = [{"role": "user", "content": "h\x00i"}, {"role": "assistant", "content": "yo"}]
+    array = pa.array([fine, nul, fine], MESSAGES)
+    assert rows_without_errors(array).tolist() == [True, False, True]
+    assert first_error(check_messages(nul)).rule == "nul-character"
