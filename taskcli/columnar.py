@@ -10,8 +10,8 @@ content: string>>`` goes through a few Arrow and numpy operations instead:
   common case only; every other row is left to `check_messages`, the one home of the rules, which
   says what is wrong with it.
 - `json_lines` writes rows byte for byte as ``orjson.dumps`` writes the same conversation in a
-  given `Layout`: each content string is escaped by orjson itself, and Arrow joins the fixed
-  pieces around it.
+  given `Layout`: the content strings are escaped by orjson itself, all in one call, and Arrow
+  joins the fixed pieces around them.
 """
 
 from __future__ import annotations
@@ -47,10 +47,10 @@ class Layout:
     role_names: tuple[str, str, str] = ROLES  # what system, user and assistant are called
 
     def message_heads(self) -> pa.Array:
-        """Each role's message up to its content, e.g. ``{"role":"user","content":``."""
+        """Each role's message up to its content's text, e.g. ``{"role":"user","content":"``."""
         return pa.array(
             [
-                orjson.dumps({self.role_key: name, self.content_key: ""})[: -len(b'""}')]
+                orjson.dumps({self.role_key: name, self.content_key: ""})[: -len(b'"}')]
                 for name in self.role_names
             ],
             BINARY,
@@ -105,13 +105,31 @@ def json_lines(messages: pa.Array, layout: Layout, tails: pa.Array | None = None
     """
     roles, contents = _fields(messages)
     heads = layout.message_heads().take(pc.index_in(roles, value_set=pa.array(ROLES)))
-    escaped = pa.array(list(map(orjson.dumps, contents.to_pylist())), BINARY)
-    each = pc.binary_join_element_wise(heads, escaped, pa.scalar(b"}", BINARY), _NOTHING)
+    texts = _escaped(contents)
+    each = pc.binary_join_element_wise(heads, texts, pa.scalar(b'"}', BINARY), _NOTHING)
     rows = pa.LargeListArray.from_arrays(pa.array(_row_offsets(messages)), each)
     body = pc.binary_join(rows, pa.scalar(b",", BINARY))
     tail = pa.scalar(layout.tail, BINARY) if tails is None else tails.cast(BINARY)
     head, newline = pa.scalar(layout.head, BINARY), pa.scalar(b"\n", BINARY)
     return pc.binary_join_element_wise(head, body, tail, newline, _NOTHING)
+
+
+def _escaped(strings: pa.Array) -> pa.Array:
+    """Each string as orjson writes it, without the quotes around it.
+
+    One ``orjson.dumps`` of the whole list, cut apart at the ``","`` between the strings, costs a
+    third of one call per string. Inside a string a quote is always escaped, so ``","`` can only
+    be a boundary, except after a string that ends with ``",`` (escaped ``\\",`` + its closing
+    quote): chunks holding one are escaped one string at a time.
+    """
+    if not len(strings):
+        return pa.array([], BINARY)
+    if pc.any(pc.ends_with(strings, '",')).as_py():
+        return pa.array([orjson.dumps(text)[1:-1] for text in strings.to_pylist()], BINARY)
+    listed = orjson.dumps(strings.to_pylist())
+    inside = pa.py_buffer(np.array([2, len(listed) - 2], dtype=np.int64))  # without [" and "]
+    whole = pa.Array.from_buffers(BINARY, 1, [None, inside, pa.py_buffer(listed)])
+    return pc.split_pattern(whole, pattern=b'","').flatten()
 
 
 def _row_offsets(messages: pa.Array) -> np.ndarray:

@@ -209,8 +209,11 @@ def write_rows(
     write: Callable[[bytes], Any],
     progress: Progress | None = None,
     scratch: str | os.PathLike[str] | None = None,
+    digest: Any = None,
 ) -> list[int]:
     """Write `rows` (positions in the final order) as JSON lines; returns each entry's count.
+
+    `digest` (a hashlib object), when given, is updated with every byte written.
 
     The final order is a random permutation of data that may not fit in memory, so this takes
     two passes. First each entry's rows are read in the order cheapest for its task (storage
@@ -241,7 +244,7 @@ def write_rows(
                     _add_from_arrow(entry, task, wanted, places, fmt, buckets, report)
                 else:
                     _add_examples(entry, task, wanted, places, fmt, buckets, report)
-            buckets.write_in_order(write)
+            buckets.write_in_order(write, digest)
     finally:
         gc.unfreeze()
     return counts
@@ -418,8 +421,12 @@ class _Buckets:
             pieces.append((self.files[number], int(offsets[start]), int(offsets[stop])))
         self.background.submit(_append_pieces, lines.buffers()[2], pieces)
 
-    def write_in_order(self, write: Callable[[bytes], Any]) -> None:
-        """Each run's lines read back from its file, put in order and written."""
+    def write_in_order(self, write: Callable[[bytes], Any], digest: Any = None) -> None:
+        """Each run's lines read back from its file, put in order, hashed and written.
+
+        The hashing (which releases the GIL) happens here while the background thread writes
+        the previous run: the two take about as long.
+        """
         import numpy as np
         import pyarrow as pa
 
@@ -441,7 +448,10 @@ class _Buckets:
             order[np.concatenate(self.positions[number]) - number * self.rows_each] = np.arange(
                 len(lengths)
             )
-            self.background.submit(_write_array, write, lines.take(order))
+            ordered = _joined(lines.take(order))
+            if digest is not None:
+                digest.update(ordered)
+            self.background.submit(write, ordered)
         self.background.wait()
 
 
@@ -486,10 +496,10 @@ def _append_pieces(data: Any, pieces: list[tuple[BinaryIO, int, int]]) -> None:
         file.write(view[start:stop])
 
 
-def _write_array(write: Callable[[bytes], Any], lines: Any) -> None:
-    """The lines of an Arrow binary array, written as one piece (a view, not a copy)."""
+def _joined(lines: Any) -> memoryview:
+    """The lines of an Arrow binary array as one piece: a view of its data, not a copy."""
     offsets = _offsets(lines)
-    write(memoryview(lines.buffers()[2])[int(offsets[0]) : int(offsets[-1])])
+    return memoryview(lines.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
 
 
 @contextlib.contextmanager
@@ -536,16 +546,18 @@ def export(
     digest = hashlib.sha256()
     try:
         with atomic_output(target) as sink:
-            if isinstance(sink, gzip.GzipFile):
-                write = sink.write
-            else:  # the bytes written are the file's bytes: hash them on the way
-
-                def write(data: bytes) -> None:
-                    digest.update(data)
-                    sink.write(data)
-
-            written = write_rows(plan, rows, fmt, write, progress, scratch=target.parent)
-        if isinstance(sink, gzip.GzipFile):
+            compressed = isinstance(sink, gzip.GzipFile)
+            # Uncompressed, the bytes written are the file's bytes: hash them on the way.
+            written = write_rows(
+                plan,
+                rows,
+                fmt,
+                sink.write,
+                progress,
+                scratch=target.parent,
+                digest=None if compressed else digest,
+            )
+        if compressed:
             with target.open("rb") as finished:
                 digest = hashlib.file_digest(finished, "sha256")
         manifest = _manifest(plan, target, fmt, limit, shard, rows, written, digest.hexdigest())

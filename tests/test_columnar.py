@@ -5,7 +5,13 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taskcli.columnar import Layout, holds_string_messages, json_lines, rows_without_errors
+from taskcli.columnar import (
+    Layout,
+    _escaped,
+    holds_string_messages,
+    json_lines,
+    rows_without_errors,
+)
 from taskcli.conversation import check_messages, first_error
 from taskcli.export import APPEND_NEWLINE, FORMATTERS, LAYOUTS
 
@@ -99,3 +105,11 @@ def test_a_row_with_a_nul_is_left_to_the_rules_and_its_neighbours_are_not():
     array = pa.array([fine, nul, fine], MESSAGES)
     assert rows_without_errors(array).tolist() == [True, False, True]
     assert first_error(check_messages(nul)).rule == "nul-character"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(texts, max_size=6))
+def test_strings_escaped_together_are_cut_apart_exactly(batch):
+    for kind in (pa.string(), pa.large_string()):
+        escaped = _escaped(pa.array(batch, kind)).to_pylist()
+        assert escaped == [orjson.dumps(text)[1:-1] for text in batch]
