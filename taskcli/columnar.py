@@ -102,16 +102,31 @@ def json_lines(messages: pa.Array, layout: Layout, tails: pa.Array | None = None
     """The rows of `messages` as JSON lines in `layout`, each ending with a newline.
 
     Every row must pass `rows_without_errors`. `tails`, one per row, replaces `layout.tail`.
+    A row's first message carries the line's head and its last the tail, so joining each row's
+    messages with commas gives the whole line: one pass over the bytes fewer.
     """
+    offsets = _row_offsets(messages)
     roles, contents = _fields(messages)
-    heads = layout.message_heads().take(pc.index_in(roles, value_set=pa.array(ROLES)))
-    texts = _escaped(contents)
-    each = pc.binary_join_element_wise(heads, texts, pa.scalar(b'"}', BINARY), _NOTHING)
-    rows = pa.LargeListArray.from_arrays(pa.array(_row_offsets(messages)), each)
-    body = pc.binary_join(rows, pa.scalar(b",", BINARY))
-    tail = pa.scalar(layout.tail, BINARY) if tails is None else tails.cast(BINARY)
-    head, newline = pa.scalar(layout.head, BINARY), pa.scalar(b"\n", BINARY)
-    return pc.binary_join_element_wise(head, body, tail, newline, _NOTHING)
+    codes = np.asarray(pc.index_in(roles, value_set=pa.array(ROLES)))
+    first = np.zeros(len(codes), dtype=np.int64)
+    first[offsets[:-1]] = len(ROLES)
+    heads = layout.message_heads()
+    led = pc.binary_join_element_wise(pa.scalar(layout.head, BINARY), heads, _NOTHING)
+    heads = pa.concat_arrays([heads, led])
+    last = np.zeros(len(codes), dtype=np.int64)
+    if tails is None:
+        endings = pa.array([b'"}', b'"}' + layout.tail + b"\n"], BINARY)
+        last[offsets[1:] - 1] = 1
+    else:
+        close, newline = pa.scalar(b'"}', BINARY), pa.scalar(b"\n", BINARY)
+        ends = pc.binary_join_element_wise(close, tails.cast(BINARY), newline, _NOTHING)
+        endings = pa.concat_arrays([pa.array([b'"}'], BINARY), ends])
+        last[offsets[1:] - 1] = np.arange(1, len(messages) + 1)
+    each = pc.binary_join_element_wise(
+        heads.take(codes + first), _escaped(contents), endings.take(last), _NOTHING
+    )
+    rows = pa.LargeListArray.from_arrays(pa.array(offsets), each)
+    return pc.binary_join(rows, pa.scalar(b",", BINARY))
 
 
 def _escaped(strings: pa.Array) -> pa.Array:

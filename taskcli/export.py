@@ -404,22 +404,22 @@ class _Buckets:
 
     def add(self, positions: Any, lines: Any) -> None:
         """Add `lines` (an Arrow binary array, each line ending with its newline) at `positions`
-        of the output. The appends to the scratch files run in the background."""
+        of the output. Sorting them into runs and appending those to the scratch files happen
+        in the background, while the next lines are made."""
         import numpy as np
 
         numbers = positions // self.rows_each
-        if np.any(numbers[1:] < numbers[:-1]):
-            order = np.argsort(numbers, kind="stable")
-            numbers, positions, lines = numbers[order], positions[order], lines.take(order)
-        offsets = _offsets(lines)
+        order = np.argsort(numbers, kind="stable")
+        numbers, positions = numbers[order], positions[order]
+        lengths = np.diff(_offsets(lines))[order]
         bounds = [0, *(np.flatnonzero(np.diff(numbers)) + 1).tolist(), len(numbers)]
-        pieces = []
+        runs = []
         for start, stop in itertools.pairwise(bounds):
             number = int(numbers[start])
             self.positions[number].append(positions[start:stop])
-            self.lengths[number].append(np.diff(offsets[start : stop + 1]))
-            pieces.append((self.files[number], int(offsets[start]), int(offsets[stop])))
-        self.background.submit(_append_pieces, lines.buffers()[2], pieces)
+            self.lengths[number].append(lengths[start:stop])
+            runs.append((self.files[number], stop - start))
+        self.background.submit(_append_runs, lines, order, runs)
 
     def write_in_order(self, write: Callable[[bytes], Any], digest: Any = None) -> None:
         """Each run's lines read back from its file, put in order, hashed and written.
@@ -437,7 +437,7 @@ class _Buckets:
             file.close()
             if not self.positions[number]:
                 continue
-            with pa.memory_map(file.name) as scratch:
+            with pa.OSFile(file.name) as scratch:
                 data = scratch.read_buffer()
             os.unlink(file.name)
             lengths = np.concatenate(self.lengths[number])
@@ -489,11 +489,15 @@ def _offsets(lines: Any) -> Any:
     return offsets[lines.offset : lines.offset + len(lines) + 1]
 
 
-def _append_pieces(data: Any, pieces: list[tuple[BinaryIO, int, int]]) -> None:
-    """Append byte ranges of one Arrow buffer to their files, without copying them first."""
-    view = memoryview(data)
-    for file, start, stop in pieces:
-        file.write(view[start:stop])
+def _append_runs(lines: Any, order: Any, runs: list[tuple[BinaryIO, int]]) -> None:
+    """Put `lines` in `order`, then append each run of `count` of them to its file."""
+    ordered = lines.take(order)
+    offsets = _offsets(ordered)
+    view = memoryview(ordered.buffers()[2])
+    first = 0
+    for file, count in runs:
+        file.write(view[int(offsets[first]) : int(offsets[first + count])])
+        first += count
 
 
 def _joined(lines: Any) -> memoryview:
