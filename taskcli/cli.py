@@ -3,10 +3,9 @@
 Each command parses its options, calls the library, and prints: Rich for people, ``--json`` for
 scripts. Library errors (`taskcli.errors`) become a one-line message and an exit code, never a
 traceback. Heavy modules are imported inside the commands that use them, so ``taskcli --help``
-and ``taskcli list`` start fast.
+and ``taskcli list`` start fast. Annotations are objects, not strings (no ``from __future__ import
+annotations``): Typer reads them at every start, and evaluating strings would cost ~9 ms.
 """
-
-from __future__ import annotations
 
 import signal
 import sys

@@ -1,7 +1,8 @@
 """How taskcli prints: Rich panels and tables for people, compact JSON for scripts.
 
 Results go to stdout, messages and progress bars to stderr, so ``--json`` output can be piped.
-Rich honours ``NO_COLOR`` and drops colour when stdout is not a terminal.
+Rich honours ``NO_COLOR`` and drops colour when stdout is not a terminal. Rich modules that only
+some commands need are imported inside the functions that use them: every command starts faster.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from typing import Any
 import orjson
 from rich.console import Console, Group, RenderableType
 from rich.markup import escape
-from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
 console = Console()
@@ -58,6 +57,8 @@ def _subsets_text(subsets: list[str]) -> str:
 
 
 def print_task_table(entries: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
     table = Table(title="Registered tasks", title_justify="left", show_lines=False)
     table.add_column("task", style="bold")
     table.add_column("description")
@@ -118,6 +119,8 @@ def print_conversations(
     label: str, conversations: list[dict[str, Any]], *, first_index: int, total: int
 ) -> None:
     """Each conversation under a header naming task, subset, split, index and total."""
+    from rich.panel import Panel
+
     for offset, conversation in enumerate(conversations):
         index = first_index + offset
         console.rule(f"[bold]{escape(label)}[/]  ·  example {index} of {total} (0-based)")

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import os
 import sys
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, BinaryIO
 
 import orjson
@@ -94,21 +96,23 @@ def normalise(record: Any) -> dict[str, Any]:
 def read_lines(
     stream: BinaryIO, name: str = "<stream>", chunk_size: int = CHUNK_SIZE
 ) -> Iterator[bytes]:
-    """The physical lines of `stream`, without their ``\\n``; memory is one chunk plus one line.
+    """The physical lines of `stream`, without their ``\\n``; memory is two chunks plus one line.
 
+    A chunk is cut by `io.BytesIO.readlines`, which finds each ``\\n`` with memchr: `bytes.split`
+    compares byte by byte and takes twice as long on conversation-sized lines.
     A read that fails (a truncated or corrupt ``.gz``, a disk error) is `InvalidData` naming `name`.
     """
-    pending: list[bytes] = []
+    pending: list[bytes] = []  # the start of a line that goes on in the next chunk
     while chunk := _read(stream, name, chunk_size):
-        lines = chunk.split(b"\n")
-        if len(lines) == 1:
-            pending.append(chunk)
-            continue
-        if pending:
-            pending.append(lines[0])
-            lines[0] = b"".join(pending)
-        pending = [lines.pop()]
-        yield from lines
+        lines = io.BytesIO(chunk).readlines()
+        tail = b"" if chunk.endswith(b"\n") else lines.pop()
+        if lines:
+            if pending:
+                lines[0] = b"".join([*pending, lines[0]])
+                pending = []
+            yield from map(bytes.rstrip, lines, repeat(b"\n"))  # each ends with exactly one
+        if tail:
+            pending.append(tail)
     last = b"".join(pending)
     if last:
         yield last
