@@ -170,4 +170,4 @@ def _has_nul(strings: pa.Array) -> bool:
         strings.offset : strings.offset + len(strings) + 1
     ]
     values = np.frombuffer(data, np.uint8)[offsets[0] : offsets[-1]]
-    return bool(values.size) and values.min() == 0
+    return bool(values.size and values.min() == 0)
