@@ -15,7 +15,9 @@ from pathlib import Path
 
 import hubdata
 import numpy as np
+import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from rich.console import Console
 from specfiles import write_spec
@@ -24,6 +26,7 @@ from typer.testing import CliRunner
 from taskcli import __version__, columnar, registry
 from taskcli import export as exporting
 from taskcli.cli import app
+from taskcli.data import TableRows
 from taskcli.errors import DataUnavailable
 from taskcli.export import build_plan, export, selected_rows
 from taskcli.output import progress_bar
@@ -851,3 +854,24 @@ def test_smoltalk_with_parts_goes_row_by_row_and_comes_out_the_same(tmp_path, mo
     assert "[bad-content]" in flat(result.output)
     monkeypatch.setattr(registry.get_task_class("smoltalk"), "messages_column", None)
     assert flat(run(*args).output) == flat(result.output)
+
+
+def test_smoltalk_record_batches_from_a_datasets_cache_go_the_bulk_way_too(tmp_path):
+    """Rows from the Hub cache come as record batches, not parquet row groups."""
+    hubdata.write_smoltalk(tmp_path, rows_per_split=25, files_per_split=2)
+    task = registry.create_task("smoltalk", None, "train", data_dir=str(tmp_path))
+    expected = [
+        orjson.dumps(conversation, option=exporting.APPEND_NEWLINE)
+        for conversation in task.get_examples(range(25))
+    ]
+    table = pa.concat_tables(pq.read_table(f.path) for f in task.data_files)
+    task.rows = TableRows(pa.Table.from_batches(table.to_batches(max_chunksize=4)), [])
+    wanted = [7, 3, 24, 3, 0]
+    seen = {}
+    for positions, messages in task.iter_message_arrays(wanted, 2):
+        assert isinstance(messages, pa.ListArray)
+        assert columnar.rows_without_errors(messages).all()
+        layout = columnar.Layout(*exporting.LAYOUTS["messages"])
+        lines = columnar.json_lines(messages, layout).to_pylist()
+        seen.update(zip(positions.tolist(), lines, strict=True))
+    assert [seen[i] for i in range(len(wanted))] == [expected[i] for i in wanted]
