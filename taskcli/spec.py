@@ -131,6 +131,8 @@ def _read_yaml(path: Path) -> Any:
         raise UsageError(f"mixture spec {path} is a folder, not a YAML file") from None
     except UnicodeDecodeError as error:
         raise UsageError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except OSError as error:  # unreadable, a file used as a folder, a disk error
+        raise UsageError(f"mixture spec {path} cannot be read ({error.strerror})") from None
     try:
         return yaml.safe_load(text)
     except yaml.MarkedYAMLError as error:

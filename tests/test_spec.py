@@ -228,6 +228,9 @@ def test_a_folder_or_binary_spec_is_a_usage_error(tmp_path):
     result = run_export(str(binary), "--dry-run")
     assert result.exit_code == 2
     assert "not UTF-8" in flat(result.output)
+    result = run_export(str(binary / "inside"), "--dry-run")  # a file used as a folder
+    assert result.exit_code == 2
+    assert "cannot be read (Not a directory)" in flat(result.output)
 
 
 def test_an_unknown_task_lists_the_known_ones(tmp_path):
