@@ -542,6 +542,14 @@ LINE_MUTATIONS = {  # these change the line itself rather than its messages
 }
 
 
+def mutated(messages, as_object: bool, rule: str) -> bytes:
+    """The line of `messages` after `rule` was broken (the messages may change in place)."""
+    if rule in MUTATIONS:
+        MUTATIONS[rule](messages)
+        return encode(messages, as_object)
+    return LINE_MUTATIONS[rule](encode(messages, as_object))
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(files(), st.booleans())
 def test_valid_conversations_pass(generated, allow_system):
@@ -563,11 +571,7 @@ def test_every_mutation_is_reported_on_its_line(generated, data):
     target = data.draw(st.integers(0, len(convs) - 1), label="target")
     rule = data.draw(st.sampled_from(sorted([*MUTATIONS, *LINE_MUTATIONS])), label="rule")
     lines = [encode(m, as_objects) for m in convs]
-    if rule in MUTATIONS:
-        MUTATIONS[rule](convs[target])
-        lines[target] = encode(convs[target], as_objects)
-    else:
-        lines[target] = LINE_MUTATIONS[rule](lines[target])
+    lines[target] = mutated(convs[target], as_objects, rule)
     content, numbers = layout(lines, blanks)
     report = report_of(content)
     assert (rule, numbers[target]) in found(report)
@@ -633,11 +637,7 @@ def test_output_valid_validates_clean_and_loads_in_customjson(tmp_path, generate
     convs, as_objects, blanks = generated
     lines = [encode(m, as_objects) for m in convs]
     for i, rule in enumerate(rules[: len(convs)]):
-        if rule in MUTATIONS:
-            MUTATIONS[rule](convs[i])
-            lines[i] = encode(convs[i], as_objects)
-        else:
-            lines[i] = LINE_MUTATIONS[rule](lines[i])
+        lines[i] = mutated(convs[i], as_objects, rule)
     content, _ = layout(lines, blanks)
     source, clean = tmp_path / "source.jsonl", tmp_path / "clean.jsonl"
     source.write_bytes(content)
