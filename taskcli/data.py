@@ -39,6 +39,7 @@ REACHABILITY_TIMEOUT = 3.0  # seconds to wait for a TCP connection to the Hub be
 _TRUE = {"1", "ON", "YES", "TRUE"}  # what the Hugging Face libraries accept as "set"
 FEW_ROWS = 16  # up to this many rows of one block are sliced out rather than taken
 SCAN_ROWS = 2048  # rows of a block converted to Python at a time by `Rows.scan`
+READ_AHEAD_BLOCKS = 2  # blocks `Rows.read_ahead` decodes before a scan starts
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Rows:
         self.num_rows = int(self.starts[-1])
         self.files = files
         self.revision = revision
+        self._ahead: dict[int, Any] = {}  # blocks being decoded for the next scan (`read_ahead`)
 
     def block(self, number: int) -> Any:
         """Block `number` as an Arrow table or record batch."""
@@ -108,6 +110,17 @@ class Rows:
         """Block `number` for one use, not kept: whole passes hold one block at a time."""
         return self.block(number)
 
+    def read_ahead(self, count: int = READ_AHEAD_BLOCKS) -> None:
+        """Start decoding the first `count` blocks in a thread, for a scan from the start that
+        is about to begin: `scan_blocks` takes them up, so their decoding overlaps whatever the
+        caller does first."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskcli-read-ahead")
+        count = min(count, len(self.starts) - 1)
+        self._ahead = {number: pool.submit(self.read_block, number) for number in range(count)}
+        pool.shutdown(wait=False)  # the thread ends once the blocks are read
+
     def scan(self, indices: Sequence[int]) -> Iterator[tuple[int, dict[str, Any]]]:
         """``(i, row indices[i])`` for every i, block by block in storage order (`scan_blocks`)."""
         for positions, rows in self.scan_blocks(indices, SCAN_ROWS):
@@ -138,12 +151,17 @@ class Rows:
         blocks = np.searchsorted(self.starts, wanted[order], side="right") - 1
         bounds = np.flatnonzero(np.diff(blocks)) + 1
         numbers = blocks[[0, *bounds.tolist()]].tolist()
+        ahead, self._ahead = self._ahead, {}
         with ThreadPoolExecutor(max_workers=1) as reader:
-            upcoming = reader.submit(self.read_block, numbers[0])
+
+            def read(number: int) -> Any:
+                return ahead.pop(number, None) or reader.submit(self.read_block, number)
+
+            upcoming = read(numbers[0])
             for step, segment in enumerate(np.split(order, bounds)):
                 block = upcoming.result()
                 if step + 1 < len(numbers):
-                    upcoming = reader.submit(self.read_block, numbers[step + 1])
+                    upcoming = read(numbers[step + 1])
                 size = chunk_rows or len(segment)
                 for part in range(0, len(segment), size):
                     positions = segment[part : part + size]

@@ -224,6 +224,8 @@ def write_rows(
     them raises InvalidData, naming the entry and the row's index in its task.
     """
     check_format(fmt)
+    if len(rows) == plan.total and plan.tasks and hasattr(plan.tasks[0], "read_ahead"):
+        plan.tasks[0].read_ahead()  # decoded while the order is shuffled and placed
     owners, indices = _placement(plan, rows)
     counts = [0] * len(plan.spec.entries)
     if not rows:
@@ -298,7 +300,10 @@ def _add_from_arrow(
         if fine.any():
             chunk = messages if fine.all() else messages.filter(pa.array(fine))
             tails = _full_tails(entry, wanted[positions[fine]]) if fmt == "full" else None
-            buckets.add(places[positions[fine]], columnar.json_lines(chunk, layout, tails))
+            bound_for = places[positions[fine]]
+            order = buckets.run_order(bound_for)
+            lines = columnar.json_lines(chunk, layout, tails, order)
+            buckets.add(bound_for[order], lines, grouped=True)
         others = np.flatnonzero(~fine)
         if others.size:
             for position, value in zip(
@@ -402,16 +407,26 @@ class _Buckets:
         self.lengths: list[list[Any]] = [[] for _ in self.files]
         self.background = _Background(stack.enter_context(ThreadPoolExecutor(max_workers=1)))
 
-    def add(self, positions: Any, lines: Any) -> None:
-        """Add `lines` (an Arrow binary array, each line ending with its newline) at `positions`
-        of the output. Sorting them into runs and appending those to the scratch files happen
-        in the background, while the next lines are made."""
+    def run_order(self, positions: Any) -> Any:
+        """The order that groups `positions` by run, keeping their order within a run."""
         import numpy as np
 
+        return np.argsort(positions // self.rows_each, kind="stable")
+
+    def add(self, positions: Any, lines: Any, grouped: bool = False) -> None:
+        """Add `lines` (an Arrow binary array, each line ending with its newline) at `positions`
+        of the output; `grouped` says they are already in `run_order`. Grouping them by run and
+        appending the runs to the scratch files happen in the background, while the next lines
+        are made."""
+        import numpy as np
+
+        order = None if grouped else self.run_order(positions)
+        if order is not None:
+            positions = positions[order]
         numbers = positions // self.rows_each
-        order = np.argsort(numbers, kind="stable")
-        numbers, positions = numbers[order], positions[order]
-        lengths = np.diff(_offsets(lines))[order]
+        lengths = np.diff(_offsets(lines))
+        if order is not None:
+            lengths = lengths[order]
         bounds = [0, *(np.flatnonzero(np.diff(numbers)) + 1).tolist(), len(numbers)]
         runs = []
         for start, stop in itertools.pairwise(bounds):
@@ -422,10 +437,11 @@ class _Buckets:
         self.background.submit(_append_runs, lines, order, runs)
 
     def write_in_order(self, write: Callable[[bytes], Any], digest: Any = None) -> None:
-        """Each run's lines read back from its file, put in order, hashed and written.
+        """Each run's lines mapped from its file (the cached pages, not a copy), put in order,
+        hashed and written.
 
         The hashing (which releases the GIL) happens here while the background thread writes
-        the previous run: the two take about as long.
+        the previous run.
         """
         import numpy as np
         import pyarrow as pa
@@ -437,7 +453,7 @@ class _Buckets:
             file.close()
             if not self.positions[number]:
                 continue
-            with pa.OSFile(file.name) as scratch:
+            with pa.memory_map(file.name) as scratch:
                 data = scratch.read_buffer()
             os.unlink(file.name)
             lengths = np.concatenate(self.lengths[number])
@@ -490,8 +506,8 @@ def _offsets(lines: Any) -> Any:
 
 
 def _append_runs(lines: Any, order: Any, runs: list[tuple[BinaryIO, int]]) -> None:
-    """Put `lines` in `order`, then append each run of `count` of them to its file."""
-    ordered = lines.take(order)
+    """Put `lines` in `order` (if any), then append each run of `count` of them to its file."""
+    ordered = lines if order is None else lines.take(order)
     offsets = _offsets(ordered)
     view = memoryview(ordered.buffers()[2])
     first = 0

@@ -1,13 +1,17 @@
 """`taskcli.columnar`: the bulk path agrees with the rules and with orjson, row for row."""
 
+import numpy as np
 import orjson
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from taskcli import columnar
 from taskcli.columnar import (
+    BINARY,
     Layout,
     _escaped,
+    _views,
     holds_string_messages,
     json_lines,
     rows_without_errors,
@@ -71,19 +75,49 @@ def test_rows_without_errors_is_exactly_the_rules_verdict(batch, skip):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(well_formed, min_size=1, max_size=6), st.booleans())
-def test_json_lines_are_what_orjson_writes_for_each_format(batch, system):
+@given(st.lists(well_formed, min_size=1, max_size=6), st.booleans(), st.randoms())
+def test_json_lines_are_what_orjson_writes_for_each_format(batch, system, rng):
     if system:
         batch = [[{"role": "system", "content": "Be brief."}, *row] for row in batch]
-    array = pa.array(batch, MESSAGES)
+    array = pa.array([batch[0], *batch], MESSAGES).slice(1)  # a slice: offsets not at 0
     assert rows_without_errors(array).all()
+    order = list(range(len(batch)))
+    rng.shuffle(order)
     for fmt in ("messages", "openai", "nanochat", "sharegpt"):
-        lines = json_lines(array, Layout(*LAYOUTS[fmt])).to_pylist()
+        layout = Layout(*LAYOUTS[fmt])
         expected = [
             orjson.dumps(FORMATTERS[fmt]({"messages": row}, None, 0), option=APPEND_NEWLINE)
             for row in batch
         ]
-        assert lines == expected
+        assert json_lines(array, layout).to_pylist() == expected
+        in_order = json_lines(array, layout, order=np.array(order)).to_pylist()
+        assert in_order == [expected[i] for i in order]
+
+
+def test_chunks_too_big_for_string_views_are_written_in_halves(monkeypatch):
+    batch = [
+        [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": "x" * i}]
+        for i in range(7)
+    ]
+    array = pa.array(batch, MESSAGES)
+    layout = Layout(*LAYOUTS["messages"])
+    order = np.array([3, 0, 6, 1, 5, 2, 4])
+    whole = json_lines(array, layout, order=order).to_pylist()
+    monkeypatch.setattr(columnar, "MAX_VIEWED_BYTES", 20)  # every chunk of two rows is too big
+    assert json_lines(array, layout, order=order).to_pylist() == whole
+    assert whole == [orjson.dumps({"messages": batch[i]}) + b"\n" for i in order]
+
+
+@given(st.lists(st.binary(max_size=30), max_size=12), st.integers(0, 3))
+def test_string_views_point_at_the_very_bytes(values, skip):
+    strings = pa.array([b"-"] * skip + values, BINARY).slice(skip)
+    views = _views(strings, 1)
+    data = strings.buffers()[2] or pa.py_buffer(b"")
+    viewed = pa.Array.from_buffers(
+        pa.binary_view(), len(values), [None, pa.py_buffer(views), pa.py_buffer(b""), data]
+    )
+    viewed.validate(full=True)  # lengths, inline bytes, prefixes and offsets all agree
+    assert viewed.to_pylist() == values
 
 
 def test_only_string_messages_take_the_bulk_path():

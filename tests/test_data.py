@@ -137,6 +137,33 @@ def test_only_the_row_groups_asked_for_are_read(tmp_path):
     assert sorted(rows._read) == [3, 8]
 
 
+def test_a_scan_takes_up_the_blocks_read_ahead_and_reads_each_block_once(tmp_path, monkeypatch):
+    path = numbers_file(tmp_path / "n.parquet", list(range(100)), 10)
+    rows = ParquetRows([path])
+    reads = []
+    read_block = ParquetRows.read_block
+    monkeypatch.setattr(
+        ParquetRows, "read_block", lambda self, n: reads.append(n) or read_block(self, n)
+    )
+    rows.read_ahead()
+    wanted = list(range(99, -1, -1))
+    seen = {}
+    for positions, block in rows.scan_blocks(wanted):
+        seen.update(zip(positions.tolist(), block.column("n").to_pylist(), strict=True))
+    assert seen == {i: wanted[i] for i in range(100)}
+    assert sorted(reads) == list(range(10))  # blocks 0 and 1 came from the read-ahead
+    assert rows._ahead == {}
+
+
+def test_a_block_that_fails_to_read_ahead_fails_the_scan_that_needs_it(tmp_path):
+    path = numbers_file(tmp_path / "n.parquet", list(range(20)), 10)
+    rows = ParquetRows([path])
+    path.write_bytes(b"PAR1 not any more")  # the footer was read; the row groups are gone
+    rows.read_ahead()
+    with pytest.raises(InvalidData, match="cannot read row group 0"):
+        list(rows.scan_blocks(range(20)))
+
+
 def test_unreadable_parquet_is_invalid_data_naming_the_file(tmp_path):
     bad = tmp_path / "train-00000-of-00001.parquet"
     bad.write_bytes(b"this is not parquet")

@@ -3,6 +3,8 @@
 import json
 import random
 import re
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -138,6 +140,27 @@ def test_any_index_is_reproducible_alone(word_file):
         assert alone[index] == everything[index]
         assert SpellingBee(size=200, word_list=word_file, start=index)[0] == everything[index]
     assert list(SpellingBee(size=200, word_list=word_file)) == everything
+
+
+def test_each_thread_builds_the_same_examples(word_file):
+    task = SpellingBee(size=300, word_list=word_file)
+    expected = [task[i] for i in range(300)]
+    built = {}
+
+    def build(first: int) -> None:
+        built[first] = [task[i] for i in range(first, 300, 3)]
+
+    threads = [threading.Thread(target=build, args=(first,)) for first in range(3)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, in the middle of examples
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert [built[i % 3][i // 3] for i in range(300)] == expected
 
 
 def test_train_and_test_differ(word_file):

@@ -17,6 +17,7 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar
 
 Conversation = dict[str, Any]
@@ -193,9 +194,14 @@ class TaskMixture(TaskSequence):
     def __init__(self, tasks: Sequence[Task], seed: int = 42, **slice_args: int | None) -> None:
         super().__init__(tasks, **slice_args)
         self.seed = seed
+
+    @cached_property
+    def order(self) -> array:
+        """The shuffled global positions, made on first use: a plan that is only shown (or a
+        pass that decodes its first data meanwhile) should not wait for it."""
         order = list(range(self.offsets[-1]))
-        random.Random(seed).shuffle(order)
-        self.order = array("q", order)
+        random.Random(self.seed).shuffle(order)
+        return array("q", order)
 
     def locate(self, index: int) -> tuple[int, int]:
         return super().locate(self.order[index])

@@ -114,6 +114,11 @@ class HubTask(Task):
                 column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
             yield positions, column
 
+    def read_ahead(self) -> None:
+        """Start decoding the first data blocks, for a pass over every example about to begin."""
+        if len(self) == self.rows.num_rows:
+            self.rows.read_ahead()
+
     def conversation_from_messages(self, messages: Any, index: int) -> Conversation:
         """The conversation of example `index` from its `messages_column` value alone."""
         return self._convert({self.messages_column: messages}, int(self.perm[index]), index)
