@@ -270,13 +270,19 @@ def main() -> None:
     seconds, rss, _ = measure(
         [*export, str(mixture), "-o", str(out / "mixture.jsonl")], env, out / "mixture.jsonl"
     )
-    report("taskcli export mixture", mixture_rows, seconds, out / "mixture.jsonl", rss)
+    rates["mixture"] = report(
+        "taskcli export mixture", mixture_rows, seconds, out / "mixture.jsonl", rss
+    )
     if "naive" in rates:
         print(
             f"\nspeed-up of taskcli export (SmolTalk alone, whole run) over the naive path: "
             f"{rates['alone'] / rates['naive']:.1f}x over its loop alone, "
             f"{rates['alone'] / rates['naive+load']:.1f}x over its load_dataset + loop, "
             f"{rates['alone'] / rates['naive, whole run']:.1f}x over its whole run"
+        )
+        print(
+            f"rows/s of the mixture export (whole run) over the naive loop's: "
+            f"{rates['mixture'] / rates['naive']:.1f}x"
         )
 
 
