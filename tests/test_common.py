@@ -81,6 +81,7 @@ def test_mixture_order_matches_nanochat(seed):
     mixture = TaskMixture(tasks, seed=seed)
     expected = nanochat_mixture_order([len(t) for t in tasks], seed)
     assert len(mixture) == len(expected)
+    assert "order" not in vars(mixture)  # shuffled on first use: a dry run never waits for it
     got = [(c["tag"], c["n"]) for c in mixture]
     assert got == [("abc"[t], tasks[t][i]["n"]) for t, i in expected]
 
