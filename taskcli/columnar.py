@@ -153,8 +153,8 @@ def json_lines(
     views[first[row] + 2 * within + 1] = _views(escaped, 1)
     views[first + 2 * sizes] = _views(endings, 2)[ending]
 
-    lengths = np.diff(_value_offsets(leads))[lead] + np.diff(_value_offsets(escaped))
-    line_lengths = np.add.reduceat(lengths, offsets[:-1]) + np.diff(_value_offsets(endings))[ending]
+    lengths = np.diff(value_offsets(leads))[lead] + np.diff(value_offsets(escaped))
+    line_lengths = np.add.reduceat(lengths, offsets[:-1]) + np.diff(value_offsets(endings))[ending]
     line_offsets = np.zeros(count + 1, dtype=np.int64)
     np.cumsum(line_lengths[order], out=line_offsets[1:])
     data = [array.buffers()[2] for array in (leads, escaped, endings)]
@@ -168,7 +168,7 @@ def json_lines(
 def _views(strings: pa.Array, buffer: int) -> np.ndarray:
     """Arrow string views of `strings` (large binary), as int32 quadruples: the length, then
     the bytes themselves if at most 12, else the first 4 bytes, `buffer` and the offset in it."""
-    starts = _value_offsets(strings)
+    starts = value_offsets(strings)
     lengths = np.diff(starts)
     starts = starts[:-1]
     data = np.frombuffer(strings.buffers()[2] or b"\0", dtype=np.uint8)
@@ -185,7 +185,7 @@ def _views(strings: pa.Array, buffer: int) -> np.ndarray:
     return views
 
 
-def _value_offsets(strings: pa.Array) -> np.ndarray:
+def value_offsets(strings: pa.Array) -> np.ndarray:
     """Where each value of a large binary array starts in its data buffer, and the last's end."""
     offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64)
     return offsets[strings.offset : strings.offset + len(strings) + 1]

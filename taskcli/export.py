@@ -420,11 +420,13 @@ class _Buckets:
         are made."""
         import numpy as np
 
+        from taskcli.columnar import value_offsets
+
         order = None if grouped else self.run_order(positions)
         if order is not None:
             positions = positions[order]
         numbers = positions // self.rows_each
-        lengths = np.diff(_offsets(lines))
+        lengths = np.diff(value_offsets(lines))
         if order is not None:
             lengths = lengths[order]
         bounds = [0, *(np.flatnonzero(np.diff(numbers)) + 1).tolist(), len(numbers)]
@@ -497,18 +499,12 @@ class _Pending:
             self.positions, self.lines = [], []
 
 
-def _offsets(lines: Any) -> Any:
-    """Where each line of an Arrow large-binary array starts in its data buffer, and the end."""
-    import numpy as np
-
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)
-    return offsets[lines.offset : lines.offset + len(lines) + 1]
-
-
 def _append_runs(lines: Any, order: Any, runs: list[tuple[BinaryIO, int]]) -> None:
     """Put `lines` in `order` (if any), then append each run of `count` of them to its file."""
+    from taskcli.columnar import value_offsets
+
     ordered = lines if order is None else lines.take(order)
-    offsets = _offsets(ordered)
+    offsets = value_offsets(ordered)
     view = memoryview(ordered.buffers()[2])
     first = 0
     for file, count in runs:
@@ -518,7 +514,9 @@ def _append_runs(lines: Any, order: Any, runs: list[tuple[BinaryIO, int]]) -> No
 
 def _joined(lines: Any) -> memoryview:
     """The lines of an Arrow binary array as one piece: a view of its data, not a copy."""
-    offsets = _offsets(lines)
+    from taskcli.columnar import value_offsets
+
+    offsets = value_offsets(lines)
     return memoryview(lines.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
 
 
