@@ -224,8 +224,8 @@ def write_rows(
     them raises InvalidData, naming the entry and the row's index in its task.
     """
     check_format(fmt)
-    if len(rows) == plan.total and plan.tasks and hasattr(plan.tasks[0], "read_ahead"):
-        plan.tasks[0].read_ahead()  # decoded while the order is shuffled and placed
+    if len(rows) == plan.total and plan.tasks:
+        plan.tasks[0].read_ahead()  # its first data is decoded while the order is shuffled
     owners, indices = _placement(plan, rows)
     counts = [0] * len(plan.spec.entries)
     if not rows:
@@ -303,7 +303,7 @@ def _add_from_arrow(
             bound_for = places[positions[fine]]
             order = buckets.run_order(bound_for)
             lines = columnar.json_lines(chunk, layout, tails, order)
-            buckets.add(bound_for[order], lines, grouped=True)
+            buckets.add(bound_for[order], lines)
         others = np.flatnonzero(~fine)
         if others.size:
             for position, value in zip(
@@ -413,22 +413,16 @@ class _Buckets:
 
         return np.argsort(positions // self.rows_each, kind="stable")
 
-    def add(self, positions: Any, lines: Any, grouped: bool = False) -> None:
+    def add(self, positions: Any, lines: Any) -> None:
         """Add `lines` (an Arrow binary array, each line ending with its newline) at `positions`
-        of the output; `grouped` says they are already in `run_order`. Grouping them by run and
-        appending the runs to the scratch files happen in the background, while the next lines
-        are made."""
+        of the output, both already in `run_order`. Appending each run to its scratch file
+        happens in the background, while the next lines are made."""
         import numpy as np
 
         from taskcli.columnar import value_offsets
 
-        order = None if grouped else self.run_order(positions)
-        if order is not None:
-            positions = positions[order]
         numbers = positions // self.rows_each
         lengths = np.diff(value_offsets(lines))
-        if order is not None:
-            lengths = lengths[order]
         bounds = [0, *(np.flatnonzero(np.diff(numbers)) + 1).tolist(), len(numbers)]
         runs = []
         for start, stop in itertools.pairwise(bounds):
@@ -436,7 +430,7 @@ class _Buckets:
             self.positions[number].append(positions[start:stop])
             self.lengths[number].append(lengths[start:stop])
             runs.append((self.files[number], stop - start))
-        self.background.submit(_append_runs, lines, order, runs)
+        self.background.submit(_append_runs, lines, runs)
 
     def write_in_order(self, write: Callable[[bytes], Any], digest: Any = None) -> None:
         """Each run's lines mapped from its file (the cached pages, not a copy), put in order,
@@ -494,18 +488,19 @@ class _Pending:
 
             from taskcli.columnar import BINARY
 
-            lines = pa.array(self.lines, BINARY)
-            self.buckets.add(np.asarray(self.positions, dtype=np.int64), lines)
+            positions = np.asarray(self.positions, dtype=np.int64)
+            order = self.buckets.run_order(positions)
+            lines = pa.array([self.lines[i] for i in order.tolist()], BINARY)
+            self.buckets.add(positions[order], lines)
             self.positions, self.lines = [], []
 
 
-def _append_runs(lines: Any, order: Any, runs: list[tuple[BinaryIO, int]]) -> None:
-    """Put `lines` in `order` (if any), then append each run of `count` of them to its file."""
+def _append_runs(lines: Any, runs: list[tuple[BinaryIO, int]]) -> None:
+    """Append each run of `count` of `lines` in turn to its file."""
     from taskcli.columnar import value_offsets
 
-    ordered = lines if order is None else lines.take(order)
-    offsets = value_offsets(ordered)
-    view = memoryview(ordered.buffers()[2])
+    offsets = value_offsets(lines)
+    view = memoryview(lines.buffers()[2])
     first = 0
     for file, count in runs:
         file.write(view[int(offsets[first]) : int(offsets[first + count])])

@@ -89,6 +89,10 @@ class Task:
         """Several underlying examples at once; Arrow-backed tasks override this to batch reads."""
         return [self.get_example(i) for i in indices]
 
+    def read_ahead(self) -> None:
+        """Get ready for a pass over every example about to begin; Arrow-backed tasks start
+        decoding their first data, so it overlaps whatever the caller does first."""
+
     def iter_examples(self, indices: Sequence[int]) -> Iterator[tuple[int, Conversation]]:
         """``(i, example indices[i])`` for every i, in whichever order is cheapest to read.
 
