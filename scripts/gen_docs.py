@@ -17,6 +17,7 @@ from rich.text import Text
 from typer.main import get_command
 
 from taskcli.cli import app
+from taskcli.export import FORMATS
 from taskcli.registry import all_tasks, describe
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -55,6 +56,24 @@ def cli_reference() -> str:
         lines.append(_plain(command.help) + "\n\n")
         lines.append("| argument or option | meaning |\n| --- | --- |\n")
         lines += [_option_row(p) + "\n" for p in command.params]
+    lines.append(export_formats())
+    return "".join(lines)
+
+
+def export_formats() -> str:
+    """The table of export formats, read from `taskcli.export.FORMATS`."""
+    lines = ["\n## Export formats\n\n"]
+    lines.append(
+        "What `taskcli export --format NAME` writes, one line per conversation. Formats marked "
+        "*bulk* write conversations held as Arrow columns (SmolTalk) without a Python object "
+        "per row, byte for byte as the row-by-row path would.\n\n"
+    )
+    lines.append("| format | a line holds | files | path |\n| --- | --- | --- | --- |\n")
+    for fmt in FORMATS.values():
+        kinds = ", ".join(f"`.{kind}`" for kind in fmt.file_kinds)
+        path = "bulk or row by row" if fmt.layout else "row by row"
+        shown = fmt.help.replace("|", "\\|").replace("<", "&lt;")  # a table cell, not HTML
+        lines.append(f"| `{fmt.name}` | {shown} | {kinds} | {path} |\n")
     return "".join(lines)
 
 

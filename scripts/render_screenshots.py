@@ -3,7 +3,7 @@
     python scripts/render_screenshots.py             # writes docs/images/show.svg and stats.svg
     python scripts/render_screenshots.py -o /tmp/img
 
-Each picture is the CLI itself, run through `typer.testing.CliRunner` while `taskcli.output`'s
+Each picture is the CLI itself, run through `typer.testing.CliRunner` while `taskcli.render`'s
 console is swapped for a recording one, then saved with Rich's ``save_svg``. So the pictures are
 the real rendering code's output, and rerunning this script after a change redraws them. Only
 bundled data is used (`examples/`), so it runs offline and gives the same pictures every time.
@@ -21,7 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from typer.testing import CliRunner
 
-from taskcli import output
+from taskcli import render as drawing
 from taskcli.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +45,7 @@ tasks:
 
 @contextlib.contextmanager
 def recording_console() -> Iterator[Console]:
-    """`taskcli.output.console` replaced by a colourful, recording, fixed-width console."""
+    """`taskcli.render.console` replaced by a colourful, recording, fixed-width console."""
     recorder = Console(
         record=True,
         width=WIDTH,
@@ -54,12 +54,12 @@ def recording_console() -> Iterator[Console]:
         color_system="truecolor",
         no_color=False,
     )
-    original = output.console
-    output.console = recorder
+    original = drawing.console
+    drawing.console = recorder
     try:
         yield recorder
     finally:
-        output.console = original
+        drawing.console = original
 
 
 def run(console: Console, args: list[str], shown: str) -> None:

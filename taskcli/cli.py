@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 
 from taskcli import __version__
 from taskcli.errors import TaskcliError
+from taskcli.export.formats import formats_help
 
 
 class _Group(TyperGroup):
@@ -26,7 +27,7 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except TaskcliError as error:
-            from taskcli.output import print_error
+            from taskcli.render import print_error
 
             print_error(str(error))
             raise typer.Exit(error.exit_code) from None
@@ -92,14 +93,14 @@ def list_tasks(json_output: JsonOption = False) -> None:
 
     Example: [bold]taskcli list --json[/]
     """
-    from taskcli import output
+    from taskcli import render
     from taskcli.registry import all_tasks, describe
 
     entries = [describe(cls) for cls in all_tasks().values()]
     if json_output:
-        output.print_json(entries)
+        render.print_json(entries)
     else:
-        output.print_task_table(entries)
+        render.print_task_table(entries)
 
 
 def parse_params(pairs: list[str] | None) -> dict[str, str]:
@@ -132,7 +133,7 @@ def show(
 
     Example: [bold]taskcli show smoltalk --split test --index 0[/]
     """
-    from taskcli import output
+    from taskcli import render
     from taskcli.registry import open_task
 
     opened = open_task(task, subset, split, parse_params(param), data_dir=data_dir)
@@ -148,9 +149,9 @@ def show(
         )
     conversations = opened.task.batch(index, index + count)
     if json_output:
-        output.print_jsonl(conversations)
+        render.print_jsonl(conversations)
     else:
-        output.print_conversations(opened.label, conversations, first_index=index, total=total)
+        render.print_conversations(opened.label, conversations, first_index=index, total=total)
 
 
 @app.command()
@@ -196,7 +197,7 @@ def validate(
 
     Example: [bold]taskcli validate data.jsonl --rejects bad.jsonl --output-valid clean.jsonl[/]
     """
-    from taskcli import output
+    from taskcli import render
     from taskcli.validate import validate_files
 
     reports = validate_files(
@@ -205,9 +206,9 @@ def validate(
     passed = all(report.passes(strict=strict) for report in reports)
     if json_output:
         files_json = [report.to_json(strict=strict) for report in reports]
-        output.print_json({"valid": passed, "files": files_json})
+        render.print_json({"valid": passed, "files": files_json})
     else:
-        output.print_validation(reports, strict=strict, per_rule=max_errors)
+        render.print_validation(reports, strict=strict, per_rule=max_errors)
     raise typer.Exit(0 if passed else 1)
 
 
@@ -225,7 +226,7 @@ def export(
         typer.Option(
             "--format",
             "-f",
-            help="messages, nanochat, openai, sharegpt or full (adds each row's source).",
+            help=f"The line format. {formats_help()}",
         ),
     ] = "messages",
     limit: Annotated[
@@ -248,36 +249,35 @@ def export(
 
     Example: [bold]taskcli export examples/mixture.yaml -o train.jsonl --format nanochat[/]
     """
-    from taskcli import export as exporting
-    from taskcli import output as printing
+    from taskcli import render
     from taskcli.errors import UsageError
+    from taskcli.export import export, get_format, manifest_path
+    from taskcli.plan import build_plan, parse_shard, selected_rows
     from taskcli.spec import load_spec
 
-    exporting.check_format(fmt)
-    shard_range = exporting.parse_shard(shard) if shard is not None else None
+    get_format(fmt)
+    shard_range = parse_shard(shard) if shard is not None else None
     if output is None and not dry_run:
         raise UsageError("missing --output/-o OUT (use -o - for standard output).")
-    plan = exporting.build_plan(load_spec(spec), data_dir=data_dir)
+    plan = build_plan(load_spec(spec), data_dir=data_dir)
     if dry_run:
-        summary = exporting.plan_summary(plan, limit, shard_range)
+        summary = plan.summary(limit, shard_range)
         if json_output:
-            printing.print_json(summary)
+            render.print_json(summary)
         else:
-            exporting.print_plan(summary)
+            render.print_plan(summary)
         return
-    total = len(exporting.selected_rows(plan.total, limit, shard_range))
-    with printing.progress_bar(total) as progress:
-        manifest = exporting.export(
-            plan, output, fmt=fmt, limit=limit, shard=shard_range, progress=progress
-        )
+    total = len(selected_rows(plan.total, limit, shard_range))
+    with render.progress_bar(total) as progress:
+        manifest = export(plan, output, fmt=fmt, limit=limit, shard=shard_range, progress=progress)
     if manifest is None:
         return
     if json_output:
-        printing.print_json(manifest)
+        render.print_json(manifest)
     else:
-        printing.error_console.print(
+        render.error_console.print(
             f"wrote {manifest['rows']:,} rows to {output} "
-            f"(manifest: {exporting.manifest_path(output).name})",
+            f"(manifest: {manifest_path(output).name})",
             highlight=False,
         )
 
@@ -300,17 +300,17 @@ def stats(
 
     Example: [bold]taskcli stats smoltalk --split test[/]
     """
-    from taskcli import output
-    from taskcli.stats import compute_stats, open_target, render_stats
+    from taskcli import render
+    from taskcli.stats import compute_stats, open_target
 
     opened = open_target(target, subset, split, parse_params(param), data_dir=data_dir)
     rows = sum(len(source.task) for source in opened.sources)
-    with output.progress_bar(rows, label="reading") as progress:
+    with render.progress_bar(rows, label="reading") as progress:
         result = compute_stats(opened, on_progress=progress)
     if json_output:
-        output.print_json(result.to_json())
+        render.print_json(result.to_json())
     else:
-        output.console.print(render_stats(result, show_sources=opened.is_spec))
+        render.console.print(render.render_stats(result, show_sources=opened.is_spec))
 
 
 @app.command("eval")
@@ -350,13 +350,13 @@ def eval_answers(
     """
     from rich.progress import Progress
 
-    from taskcli import output, scoring
+    from taskcli import render, scoring
 
     opened = scoring.open_for_eval(
         task, answers, subset, split, parse_params(param), data_dir=data_dir
     )
-    terminal = output.error_console.is_terminal
-    with Progress(console=output.error_console, transient=True, disable=not terminal) as bar:
+    terminal = render.error_console.is_terminal
+    with Progress(console=render.error_console, transient=True, disable=not terminal) as bar:
         progress_id = bar.add_task(f"scoring {opened.label}", total=None)
         result = scoring.score_file(
             opened,
@@ -367,9 +367,9 @@ def eval_answers(
             on_progress=lambda done, total: bar.update(progress_id, completed=done, total=total),
         )
     if json_output:
-        output.print_json(result.to_dict())
+        render.print_json(result.to_dict())
     else:
-        output.console.print(scoring.render_score(result))
+        render.console.print(render.render_score(result))
 
 
 def main() -> None:

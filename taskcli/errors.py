@@ -4,6 +4,8 @@ Each carries the exit code the CLI uses for it: 1 when the work failed (invalid 
 unavailable), 2 when the request itself was wrong (unknown task, bad option, missing file).
 """
 
+import difflib
+
 
 class TaskcliError(Exception):
     """A failure with a message meant for the user; the CLI prints it and exits with `exit_code`."""
@@ -26,3 +28,11 @@ class DataUnavailable(TaskcliError):
 
 class InvalidData(TaskcliError):
     """The data was read but breaks the conversation rules."""
+
+
+def suggest(word: str, options: list[str] | tuple[str, ...]) -> str:
+    """' Did you mean ...?' for the closest options, or '' when nothing is close."""
+    close = difflib.get_close_matches(word, list(options), n=3, cutoff=0.5)
+    if not close:
+        return ""
+    return " Did you mean " + " or ".join(repr(c) for c in close) + "?"

@@ -7,40 +7,24 @@ entry-point group of its own ``pyproject.toml``::
     trivia = "mypackage.trivia:Trivia"
 
 The registry reads only class attributes (name, description, subsets, splits, params, ...), so
-listing tasks loads no data and imports neither `datasets` nor `pyarrow`. `create_task` checks a
-request against that metadata and says what the valid choices are when it is wrong.
+listing tasks loads no data and imports neither `datasets` nor `pyarrow`. `resolve` checks a
+request against that metadata, once, and says what the valid choices are when it is wrong; the
+`Request` it returns creates the task without checking again.
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from taskcli.errors import UsageError
+from taskcli.errors import UsageError, suggest
+from taskcli.tasks import BUILTIN_TASKS, load_class
 from taskcli.tasks.common import Task, check_slice
 
 ENTRY_POINT_GROUP = "taskcli.tasks"
-
-BUILTIN_TASKS = {
-    "arc": "taskcli.tasks.arc:ARC",
-    "mmlu": "taskcli.tasks.mmlu:MMLU",
-    "gsm8k": "taskcli.tasks.gsm8k:GSM8K",
-    "humaneval": "taskcli.tasks.humaneval:HumanEval",
-    "smoltalk": "taskcli.tasks.smoltalk:SmolTalk",
-    "customjson": "taskcli.tasks.customjson:CustomJSON",
-    "spellingbee": "taskcli.tasks.spellingbee:SpellingBee",
-    "simplespelling": "taskcli.tasks.spellingbee:SimpleSpelling",
-}
-
-
-def _load(target: str) -> type[Task]:
-    module_name, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module_name), attribute)
 
 
 @cache
@@ -61,7 +45,7 @@ def task_names() -> list[str]:
 def _class_of(name: str) -> type[Task]:
     target = _targets()[name]
     if isinstance(target, str):
-        return _load(target)
+        return load_class(target)
     return target.load() if isinstance(target, EntryPoint) else target
 
 
@@ -85,14 +69,6 @@ def clear_cache() -> None:
     _class_of.cache_clear()
 
 
-def suggest(word: str, options: list[str] | tuple[str, ...]) -> str:
-    """' Did you mean ...?' for the closest options, or '' when nothing is close."""
-    close = difflib.get_close_matches(word, list(options), n=3, cutoff=0.5)
-    if not close:
-        return ""
-    return " Did you mean " + " or ".join(repr(c) for c in close) + "?"
-
-
 def get_task_class(name: str) -> type[Task]:
     """The class registered as `name`; only its own module is imported."""
     names = task_names()
@@ -102,12 +78,6 @@ def get_task_class(name: str) -> type[Task]:
             f"Known tasks: {', '.join(names)} (see `taskcli list`)."
         )
     return _class_of(name)
-
-
-def splits_for(cls: type[Task], subset: str | None) -> tuple[str, ...]:
-    if isinstance(cls.splits, dict):
-        return cls.splits.get(subset, ())
-    return cls.splits
 
 
 def describe(cls: type[Task]) -> dict[str, Any]:
@@ -172,33 +142,62 @@ def _convert(cls: type[Task], key: str, raw: Any) -> Any:
     return value
 
 
-def choose_subset_split(
-    cls: type[Task], subset: str | None, split: str | None
-) -> tuple[str | None, str | None]:
-    """The subset and split a request means, defaults filled in; UsageError lists valid ones."""
-    name = cls.name
-    if cls.subsets:
-        subset = subset or cls.default_subset
-        if subset not in cls.subsets:
-            raise UsageError(
-                f"task {name!r} has no subset {subset!r}.{suggest(subset or '', cls.subsets)} "
-                f"Valid subsets: {', '.join(cls.subsets)}."
-            )
-    elif subset is not None:
-        raise UsageError(f"task {name!r} has no subsets (got {subset!r}).")
-    valid_splits = splits_for(cls, subset)
-    if valid_splits:
-        default = cls.default_split if cls.default_split in valid_splits else valid_splits[0]
-        split = split or default
-        if split not in valid_splits:
-            where = f" in subset {subset!r}" if subset else ""
-            raise UsageError(
-                f"task {name!r} has no split {split!r}{where}. "
-                f"Valid splits: {', '.join(valid_splits)}."
-            )
-    elif split is not None:
-        raise UsageError(f"task {name!r} has no splits (got {split!r}).")
-    return subset, split
+@dataclass(frozen=True)
+class Request:
+    """A checked request for a task: its class, subset, split and converted parameters."""
+
+    cls: type[Task]
+    subset: str | None = None
+    split: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def create(
+        self,
+        *,
+        data_dir: str | os.PathLike[str] | None = None,
+        start: int = 0,
+        stop: int | None = None,
+        step: int = 1,
+    ) -> Task:
+        """The task itself; data is opened here (by the task's constructor), nothing re-checked."""
+        try:
+            check_slice(start, stop, step)
+        except ValueError as error:
+            raise UsageError(f"{self.cls.name}: {error}") from None
+        kwargs = dict(self.params)
+        if self.subset is not None:
+            kwargs["subset"] = self.subset
+        if self.split is not None:
+            kwargs["split"] = self.split
+        if self.cls.uses_data_dir:
+            kwargs["data_dir"] = os.fspath(data_dir) if data_dir is not None else None
+        return self.cls(start=start, stop=stop, step=step, **kwargs)
+
+
+def check_request(
+    cls: type[Task],
+    subset: str | None = None,
+    split: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> tuple[Request, list[UsageError]]:
+    """The request as far as it checks out, and every problem with it: the subset/split choice
+    and each parameter. The request is usable only when there are no problems.
+
+    Mixture specs report all the problems at once; `resolve` raises the first.
+    """
+    problems: list[UsageError] = []
+    try:
+        subset, split = cls.choose_subset_split(subset, split)
+    except UsageError as error:
+        problems.append(error)
+        subset = split = None
+    converted = {}
+    for key, raw in (params or {}).items():
+        try:
+            converted[key] = _convert(cls, key, raw)
+        except UsageError as error:
+            problems.append(error)
+    return Request(cls, subset, split, converted), problems
 
 
 def resolve(
@@ -206,21 +205,13 @@ def resolve(
     subset: str | None = None,
     split: str | None = None,
     params: dict[str, Any] | None = None,
-) -> tuple[type[Task], dict[str, Any]]:
-    """Check a request against the registry and return the class and its constructor arguments.
-
-    Nothing is loaded, so every mistake in a request is found before any data is touched.
-    """
-    cls = get_task_class(name)
-    kwargs: dict[str, Any] = {}
-    subset, split = choose_subset_split(cls, subset, split)
-    if subset is not None:
-        kwargs["subset"] = subset
-    if split is not None:
-        kwargs["split"] = split
-    for key, raw in (params or {}).items():
-        kwargs[key] = _convert(cls, key, raw)
-    return cls, kwargs
+) -> Request:
+    """Check a request against the registry; nothing is loaded, so every mistake in a request
+    is found before any data is touched."""
+    request, problems = check_request(get_task_class(name), subset, split, params)
+    if problems:
+        raise problems[0]
+    return request
 
 
 def create_task(
@@ -229,20 +220,14 @@ def create_task(
     split: str | None = None,
     params: dict[str, Any] | None = None,
     *,
-    data_dir: str | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
     start: int = 0,
     stop: int | None = None,
     step: int = 1,
 ) -> Task:
-    """A task instance from a request as people type it (the CLI's and mixture specs' path)."""
-    cls, kwargs = resolve(name, subset, split, params)
-    try:
-        check_slice(start, stop, step)
-    except ValueError as error:
-        raise UsageError(f"{name}: {error}") from None
-    if cls.uses_data_dir:
-        kwargs["data_dir"] = data_dir
-    return cls(start=start, stop=stop, step=step, **kwargs)
+    """A task instance from a request as people type it (the CLI's and the library's path)."""
+    request = resolve(name, subset, split, params)
+    return request.create(data_dir=data_dir, start=start, stop=stop, step=step)
 
 
 @dataclass(frozen=True)
@@ -278,12 +263,6 @@ def open_task(
     ):
         params["path"] = file = target
         target = "customjson"
-    _, kwargs = resolve(target, subset, split, params)
-    task = create_task(
-        target,
-        kwargs.get("subset"),
-        kwargs.get("split"),
-        params,
-        data_dir=os.fspath(data_dir) if data_dir is not None else None,
-    )
-    return OpenedTask(task, target, kwargs.get("subset"), kwargs.get("split"), file)
+    request = resolve(target, subset, split, params)
+    task = request.create(data_dir=data_dir)
+    return OpenedTask(task, target, request.subset, request.split, file)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -36,9 +36,6 @@ from taskcli.conversation import type_name
 from taskcli.errors import InvalidData, UsageError
 from taskcli.registry import OpenedTask, all_tasks, open_task
 from taskcli.tasks.common import Conversation, Task
-
-if TYPE_CHECKING:
-    from rich.console import RenderableType
 
 Z_95 = 1.959963984540054  # the standard normal's 97.5th percentile
 MAX_REPORTED_PROBLEMS = 10
@@ -191,11 +188,6 @@ class Verdict:
         return row
 
 
-def is_code_task(task: Task) -> bool:
-    """Whether answers to `task` are programs to run rather than text to compare."""
-    return callable(getattr(task, "build_program", None))
-
-
 def require_evaluation(cls: type[Task]) -> None:
     """A usage error unless answers to tasks of class `cls` can be scored."""
     if cls.eval_type is not None and cls.evaluate is not Task.evaluate:
@@ -236,7 +228,7 @@ def _judge_code(
     from taskcli.execution import Limits, run_many
 
     programs = [
-        task.build_program(conversation, answer.completion)  # type: ignore[attr-defined]
+        task.build_program(conversation, answer.completion)
         for conversation, answer in zip(conversations, answers, strict=True)
     ]
     results = run_many(
@@ -321,7 +313,7 @@ def score_answers(
     Each verdict is also written to `details` as a JSON line, in the order of `answers`.
     """
     advance = on_answer or (lambda: None)
-    code = is_code_task(task)
+    code = task.runs_code
     chunk: list[Answer] = []
 
     def judge() -> None:
@@ -427,38 +419,3 @@ def _require_writable(path: Path) -> None:
         raise UsageError(f"--details {path} is a folder; give a file name.")
     if not path.parent.is_dir():
         raise UsageError(f"--details {path}: folder {path.parent} does not exist.")
-
-
-def render_score(score: Score) -> RenderableType:
-    """The score for people: accuracy with its count and interval, failures, subjects."""
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
-
-    label = " / ".join(part for part in (score.task, score.subset, score.split) if part)
-    low, high = score.ci95
-    headline = Text.assemble(
-        (label, "bold"),
-        ": accuracy ",
-        (f"{score.accuracy:.1%}", "bold"),
-        f" ({score.correct}/{score.n} correct), 95% CI {low:.1%} to {high:.1%}",
-    )
-    pieces: list[RenderableType] = [headline]
-    if score.n < score.examples:
-        pieces.append(Text(f"answered {score.n} of the task's {score.examples} examples", "dim"))
-    if score.failures:
-        counts = ", ".join(f"{reason} {count}" for reason, count in sorted(score.failures.items()))
-        if score.exceptions:
-            types = ", ".join(f"{name} {count}" for name, count in score.exceptions.most_common())
-            counts += f" ({types})"
-        pieces.append(Text(f"failed programs: {counts}"))
-    if score.by_subject:
-        table = Table(title="by subject", title_justify="left")
-        table.add_column("subject")
-        table.add_column("correct", justify="right")
-        table.add_column("n", justify="right")
-        table.add_column("accuracy", justify="right")
-        for subject, (n, correct) in sorted(score.by_subject.items()):
-            table.add_row(subject, str(correct), str(n), f"{correct / n:.1%}")
-        pieces.append(table)
-    return Group(*pieces)

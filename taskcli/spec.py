@@ -21,13 +21,14 @@ error per run. Relative file paths are taken relative to the spec's own folder.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from taskcli import registry
-from taskcli.errors import UsageError
-from taskcli.tasks.common import check_slice
+from taskcli.errors import UsageError, suggest
+from taskcli.tasks.common import Task, check_slice
 
 MODES = ("mixture", "sequence")
 TOP_LEVEL_KEYS = ("mode", "seed", "tasks")
@@ -54,6 +55,13 @@ class Entry:
         """``tasks[2] (gsm8k / main / train)``: how errors and reports name the entry."""
         words = " / ".join(w for w in (self.task, self.subset, self.split) if w)
         return f"tasks[{self.number}] ({words})"
+
+    def create(self, data_dir: str | os.PathLike[str] | None = None) -> Task:
+        """The entry's task, sliced; the request was checked when the spec was loaded."""
+        request = registry.Request(
+            registry.get_task_class(self.task), self.subset, self.split, self.params
+        )
+        return request.create(data_dir=data_dir, start=self.start, stop=self.stop, step=self.step)
 
     def as_dict(self) -> dict[str, Any]:
         """The entry with every default filled in, as the manifest records it."""
@@ -178,22 +186,12 @@ def _check_entry(number: int, item: Any, folder: Path, problems: list[str]) -> E
         del params[key]
         found.append(_unknown_key(str(key), ENTRY_KEYS + tuple(known), f"keys for {name!r}"))
 
-    try:
-        _, kwargs = registry.resolve(name, subset, split)
-        subset, split = kwargs.get("subset"), kwargs.get("split")
-    except UsageError as error:
-        found.append(str(error))
-        subset = split = None  # check the parameters against the task's defaults instead
-    for key, raw in list(params.items()):
-        try:
-            params[key] = registry.resolve(name, subset, split, {key: raw})[1][key]
-        except UsageError as error:
-            del params[key]
-            if str(error) not in found:
-                found.append(str(error))
-            continue
-        if known[key].is_path and isinstance(params[key], str):
-            params[key] = _resolve_file(params[key], folder, key, found)
+    request, request_problems = registry.check_request(cls, subset, split, params)
+    found.extend(str(problem) for problem in request_problems)
+    subset, split, params = request.subset, request.split, request.params
+    for key, value in params.items():
+        if known[key].is_path and isinstance(value, str):
+            params[key] = _resolve_file(value, folder, key, found)
 
     problems.extend(f"{where}: {problem}" for problem in found)
     if found:
@@ -216,7 +214,7 @@ def _optional_text(value: Any) -> str | None:
 
 
 def _unknown_key(key: str, valid: tuple[str, ...], what: str) -> str:
-    return f"unknown key {key!r}.{registry.suggest(key, valid)} Valid {what}: {', '.join(valid)}."
+    return f"unknown key {key!r}.{suggest(key, valid)} Valid {what}: {', '.join(valid)}."
 
 
 def _kind(value: Any) -> str:

@@ -31,12 +31,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
-from rich.markup import escape
-from rich.measure import Measurement
-from rich.table import Table
-from rich.text import Text
-
 from taskcli.conversation import ROLES
 from taskcli.errors import InvalidData, UsageError
 from taskcli.tasks.common import Task
@@ -268,9 +262,8 @@ def _chunks(task: Task) -> Iterator[list[dict[str, Any]]]:
     Statistics do not depend on order, so `Task.iter_examples` may read a Hub task in storage
     order, each row group once, with bounded memory, instead of in its seed-42 shuffle.
     """
-    physical = range(task.start, task.start + len(task) * task.step, task.step)
     chunk: list[dict[str, Any]] = []
-    for _, conversation in task.iter_examples(physical):
+    for _, conversation in task.iter_examples(task.physical_range()):
         chunk.append(conversation)
         if len(chunk) == CHUNK_ROWS:
             yield chunk
@@ -350,7 +343,7 @@ def open_target(
             f"{', '.join(given)} cannot be used with a mixture spec; "
             f"set subset, split and parameters on the entries of {target}."
         )
-    from taskcli.export import build_plan
+    from taskcli.plan import build_plan
     from taskcli.spec import load_spec
 
     plan = build_plan(load_spec(target), data_dir)
@@ -359,128 +352,3 @@ def open_target(
         for entry, task in zip(plan.spec.entries, plan.tasks, strict=True)
     )
     return Target(Path(target).name, sources, is_spec=True)
-
-
-# --- Rich rendering -------------------------------------------------------------------------
-
-BAR_WIDTH = 40
-_EIGHTHS = " ▏▎▍▌▋▊▉"
-
-
-def bar(fraction: float, width: int = BAR_WIDTH) -> str:
-    """A horizontal bar `fraction` (0..1) of `width` cells long, in eighths of a cell."""
-    eighths = round(max(0.0, min(1.0, fraction)) * width * 8)
-    full, rest = divmod(eighths, 8)
-    return "█" * full + (_EIGHTHS[rest] if rest else "")
-
-
-class Bar:
-    """A bar chart cell: `fraction` of whatever width (up to BAR_WIDTH) its column gets."""
-
-    def __init__(self, fraction: float) -> None:
-        self.fraction = fraction
-
-    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
-        return Measurement(min(10, options.max_width), min(BAR_WIDTH, options.max_width))
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        yield Text(bar(self.fraction, options.max_width), style="cyan", no_wrap=True)
-
-
-def _range_label(low: int, high: int) -> str:
-    return f"{low:,}" if low == high else f"{low:,}–{high:,}"
-
-
-def _summary_row(name: str, summary: Summary) -> list[str]:
-    return [
-        name,
-        f"{summary.count:,}",
-        f"{summary.min:,}",
-        f"{summary.median:,}",
-        f"{summary.p95:,}",
-        f"{summary.max:,}",
-        f"{summary.mean:,.1f}",
-    ]
-
-
-def _summary_table(title: str, rows: list[list[str]]) -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column("", style="bold")
-    for column in ("conversations", "min", "median", "p95", "max", "mean"):
-        table.add_column(column, justify="right")
-    for row in rows:
-        table.add_row(*row)
-    return table
-
-
-def _bar_table(title: str, label: str, extra: tuple[str, ...] = ()) -> Table:
-    """A table of name, rows, share and a bar, plus `extra` right-aligned columns."""
-    table = Table(title=title, title_justify="left")
-    table.add_column(label, style="bold")
-    table.add_column("rows", justify="right", no_wrap=True)
-    table.add_column("share", justify="right", no_wrap=True)
-    table.add_column("", ratio=1)
-    for column in extra:
-        table.add_column(column, justify="right", no_wrap=True)
-    return table
-
-
-def _histogram_table(stats: Stats) -> Table:
-    table = _bar_table("Length histogram (total characters per conversation)", "characters")
-    largest = max(b.count for b in stats.histogram)
-    for b in stats.histogram:
-        table.add_row(
-            _range_label(b.low, b.high),
-            f"{b.count:,}",
-            f"{stats.share(b.count):.1%}",
-            Bar(b.count / largest),
-        )
-    return table
-
-
-def _sources_table(sources: list[SourceStats]) -> Table:
-    table = _bar_table("Share per source", "source", ("characters", "share"))
-    for source in sources:
-        table.add_row(
-            escape(source.name),
-            f"{source.rows:,}",
-            f"{source.row_share:.1%}",
-            Bar(source.row_share),
-            f"{source.characters:,}",
-            f"{source.character_share:.1%}",
-        )
-    return table
-
-
-def render_stats(stats: Stats, *, show_sources: bool = False) -> RenderableType:
-    """The stats as Rich tables with bar charts; `show_sources` adds the share per source."""
-    header = Text.assemble(
-        ("Stats of ", "bold"),
-        (stats.label, "bold cyan"),
-        f"  ·  {stats.conversations:,} conversations  ·  {PERCENTILE_METHOD} percentiles",
-    )
-    if not stats.conversations:
-        return Group(header, Text("No conversations.", style="yellow"))
-    overview = Table(title="Conversations", title_justify="left", show_header=False)
-    overview.add_column(style="bold")
-    overview.add_column(justify="right")
-    overview.add_column(justify="right")
-    overview.add_row("conversations", f"{stats.conversations:,}", "")
-    for name, count in (
-        ("with a system message", stats.with_system),
-        ("with tool calls", stats.with_tool_calls),
-    ):
-        overview.add_row(name, f"{count:,}", f"{stats.share(count):.1%}")
-    per_conversation = [_summary_row("messages", stats.messages)] + [
-        _summary_row(f"{escape(role)} characters", summary)
-        for role, summary in stats.characters.items()
-    ]
-    pieces: list[RenderableType] = [
-        header,
-        overview,
-        _summary_table("Per conversation", per_conversation),
-    ]
-    pieces.append(_histogram_table(stats))
-    if show_sources:
-        pieces.append(_sources_table(stats.sources))
-    return Group(*pieces)

@@ -14,7 +14,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from taskcli import output
+from taskcli import render
 from taskcli.cli import app
 from taskcli.scoring import wilson_interval
 
@@ -355,7 +355,7 @@ def test_progress_bar_goes_to_stderr_when_it_is_a_terminal(hub, tmp_path, monkey
     answers = humaneval_answers(rows)
     path = write_answers(tmp_path / "answers.jsonl", [answers["circle_area"]])
     terminal = io.StringIO()
-    monkeypatch.setattr(output, "error_console", Console(file=terminal, force_terminal=True))
+    monkeypatch.setattr(render, "error_console", Console(file=terminal, force_terminal=True))
     result = run_eval("humaneval", path, "--data-dir", data_dir, "--json")
     assert result.exit_code == 0, result.output
     assert "scoring humaneval / test" in terminal.getvalue()

@@ -23,13 +23,14 @@ from rich.console import Console
 from specfiles import write_spec
 from typer.testing import CliRunner
 
-from taskcli import __version__, columnar, registry
-from taskcli import export as exporting
+from taskcli import __version__, registry
 from taskcli.cli import app
 from taskcli.data import TableRows
 from taskcli.errors import DataUnavailable
-from taskcli.export import build_plan, export, selected_rows
-from taskcli.output import progress_bar
+from taskcli.export import FORMATS, columnar, export, order
+from taskcli.export.lines import APPEND_NEWLINE
+from taskcli.plan import build_plan, selected_rows
+from taskcli.render import progress_bar
 from taskcli.spec import load_spec
 from taskcli.tasks import Param, Task
 from taskcli.tasks.common import SCAN_CHUNK
@@ -356,10 +357,10 @@ def test_a_shard_of_a_limited_export_and_its_manifest(tmp_path):
 def test_spilling_to_scratch_files_gives_the_same_bytes(tmp_path, monkeypatch):
     spec = str(write_spec(tmp_path, MIXTURE))
     in_memory = run("export", spec, "-o", "-").stdout_bytes
-    monkeypatch.setattr(exporting, "PENDING_ROWS", 3)  # a scratch write every few rows
-    monkeypatch.setattr(exporting, "BUCKET_ROWS", 4)
+    monkeypatch.setattr(order.Pending, "ROWS", 3)  # a scratch write every few rows
+    monkeypatch.setattr(order, "BUCKET_ROWS", 4)
     assert run("export", spec, "-o", "-").stdout_bytes == in_memory
-    monkeypatch.setattr(exporting, "MAX_BUCKETS", 3)  # buckets grow instead
+    monkeypatch.setattr(order, "MAX_BUCKETS", 3)  # buckets grow instead
     assert run("export", spec, "-o", str(tmp_path / "out.jsonl")).exit_code == 0
     assert (tmp_path / "out.jsonl").read_bytes() == in_memory
     assert leftovers(tmp_path) == []
@@ -817,7 +818,7 @@ def tricky_smoltalk(data: Path, content_type: pa.DataType | None = None) -> None
     )
 
 
-@pytest.mark.parametrize("fmt", exporting.FORMATS)
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_smoltalk_written_from_arrow_is_byte_identical_to_row_by_row(tmp_path, fmt, monkeypatch):
     tricky_smoltalk(tmp_path / "data")
     spec = write_spec(
@@ -861,7 +862,7 @@ def test_smoltalk_record_batches_from_a_datasets_cache_go_the_bulk_way_too(tmp_p
     hubdata.write_smoltalk(tmp_path, rows_per_split=25, files_per_split=2)
     task = registry.create_task("smoltalk", None, "train", data_dir=str(tmp_path))
     expected = [
-        orjson.dumps(conversation, option=exporting.APPEND_NEWLINE)
+        orjson.dumps(conversation, option=APPEND_NEWLINE)
         for conversation in task.get_examples(range(25))
     ]
     table = pa.concat_tables(pq.read_table(f.path) for f in task.data_files)
@@ -871,7 +872,7 @@ def test_smoltalk_record_batches_from_a_datasets_cache_go_the_bulk_way_too(tmp_p
     for positions, messages in task.iter_message_arrays(wanted, 2):
         assert isinstance(messages, pa.ListArray)
         assert columnar.rows_without_errors(messages).all()
-        layout = columnar.Layout(*exporting.LAYOUTS["messages"])
+        layout = FORMATS["messages"].layout
         lines = columnar.json_lines(messages, layout).to_pylist()
         seen.update(zip(positions.tolist(), lines, strict=True))
     assert [seen[i] for i in range(len(wanted))] == [expected[i] for i in wanted]

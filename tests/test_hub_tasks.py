@@ -346,7 +346,9 @@ def test_humaneval_evaluate_runs_in_the_sandbox(hub):
     data_dir, _ = hub
     task = HumanEval(data_dir=data_dir)
     conversation = task[0]
-    assert task.build_program is build_program  # what `taskcli eval` calls on code tasks
+    # what `taskcli eval` calls on code tasks
+    assert task.runs_code
+    assert task.build_program(conversation, "x") == build_program(conversation, "x")
     assert task.evaluate(conversation, conversation["messages"][1]["content"]) is True
     assert task.evaluate(conversation, "def nothing():\n    pass\n") is False
 

@@ -122,9 +122,21 @@ def test_resolve_lists_valid_subsets_and_splits():
 
 
 def test_resolve_fills_defaults_and_converts_params():
-    cls, kwargs = registry.resolve("spellingbee", params={"size": "12"})
-    assert cls.name == "spellingbee"
-    assert kwargs["size"] == 12 and kwargs["split"] == cls.default_split
+    request = registry.resolve("spellingbee", params={"size": "12"})
+    assert request.cls.name == "spellingbee"
+    assert request.params == {"size": 12} and request.split == request.cls.default_split
+    task = request.create(start=2)
+    assert (task.size, task.split, len(task)) == (12, "train", 10)
+
+
+def test_check_request_reports_every_problem_at_once():
+    cls = registry.get_task_class("spellingbee")
+    _, problems = registry.check_request(cls, "x", "dev", {"sise": 1, "size": "many"})
+    assert [str(p).split(".")[0] for p in problems] == [
+        "task 'spellingbee' has no subsets (got 'x')",
+        "task 'spellingbee' has no parameter 'sise'",
+        "parameter 'size' of 'spellingbee' takes a int, got 'many'",
+    ]
 
 
 def test_plugin_task_is_listed_shown_and_cannot_shadow_builtins(plugin):

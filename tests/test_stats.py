@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from taskcli.cli import app
 from taskcli.errors import InvalidData, UsageError
-from taskcli.stats import Source, Target, bar, compute_stats, histogram, percentile, summarize
+from taskcli.render import bar
+from taskcli.stats import Source, Target, compute_stats, histogram, percentile, summarize
 from taskcli.tasks import Task
 
 runner = CliRunner()

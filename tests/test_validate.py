@@ -21,8 +21,9 @@ from typer.testing import CliRunner
 from taskcli.cli import app
 from taskcli.conversation import RULES
 from taskcli.errors import UsageError
+from taskcli.file_rules import FirstSeen, check_file, check_lines
+from taskcli.jsonl import read_lines
 from taskcli.tasks.customjson import CustomJSON
-from taskcli.validate import FirstSeen, read_lines, validate_file, validate_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = Path(__file__).resolve().parent / "data" / "bad"
@@ -79,7 +80,7 @@ def write_lines(path: Path, *lines) -> Path:
 
 
 def report_of(data: bytes, **options):
-    return validate_lines(read_lines(io.BytesIO(data)), "test.jsonl", **options)
+    return check_lines(read_lines(io.BytesIO(data)), "test.jsonl", **options)
 
 
 def found(report) -> set[tuple[str, int]]:
@@ -442,7 +443,7 @@ def test_memory_stays_flat_however_long_the_file(tmp_path):
     assert path.stat().st_size > 8_000_000
     tracemalloc.start()
     try:
-        report = validate_file(path)
+        report = check_file(path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -452,7 +453,7 @@ def test_memory_stays_flat_however_long_the_file(tmp_path):
 
 def test_validate_file_reports_a_missing_file_as_usage_error(tmp_path):
     with pytest.raises(UsageError, match="no such file"):
-        validate_file(tmp_path / "nope.jsonl")
+        check_file(tmp_path / "nope.jsonl")
 
 
 # --- properties: generated conversations, broken in one known way ----------------------------

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar
 
+from taskcli.errors import UsageError, suggest
+
 Conversation = dict[str, Any]
 SCAN_CHUNK = 1024  # examples read at a time by `Task.iter_examples`
 
@@ -70,10 +72,58 @@ class Task:
     # True when every conversation the task returns already passed `check_messages` (errors
     # raise InvalidData), so `taskcli export` need not check it a second time.
     checks_messages: ClassVar[bool] = False
+    # Set by a task whose conversation is exactly ``{"messages": [{"role": ..., "content": ...},
+    # ...]}`` taken from this Arrow column of its rows: `taskcli export` then writes those rows
+    # straight from Arrow (`iter_message_arrays`), without a Python object per row.
+    messages_column: ClassVar[str | None] = None
+    # True when answers are programs to run (`build_program`) rather than text to compare.
+    runs_code: ClassVar[bool] = False
 
     def __init__(self, start: int = 0, stop: int | None = None, step: int = 1) -> None:
         check_slice(start, stop, step)
         self.start, self.stop, self.step = start, stop, step
+
+    # --- what a request may ask of the class, checked without loading any data -----------------
+
+    @classmethod
+    def splits_for(cls, subset: str | None) -> tuple[str, ...]:
+        """The splits of `subset` (or of the task, when its splits do not depend on the subset)."""
+        if isinstance(cls.splits, dict):
+            return cls.splits.get(subset, ())
+        return cls.splits
+
+    @classmethod
+    def choose_subset_split(
+        cls, subset: str | None, split: str | None
+    ) -> tuple[str | None, str | None]:
+        """The subset and split a request means, defaults filled in; UsageError lists valid ones.
+
+        The one home of this rule: the registry, mixture specs and the constructors that take a
+        subset or split all call it.
+        """
+        name = cls.name
+        if cls.subsets:
+            subset = subset or cls.default_subset
+            if subset not in cls.subsets:
+                raise UsageError(
+                    f"task {name!r} has no subset {subset!r}.{suggest(subset or '', cls.subsets)} "
+                    f"Valid subsets: {', '.join(cls.subsets)}."
+                )
+        elif subset is not None:
+            raise UsageError(f"task {name!r} has no subsets (got {subset!r}).")
+        valid_splits = cls.splits_for(subset)
+        if valid_splits:
+            default = cls.default_split if cls.default_split in valid_splits else valid_splits[0]
+            split = split or default
+            if split not in valid_splits:
+                where = f" in subset {subset!r}" if subset else ""
+                raise UsageError(
+                    f"task {name!r} has no split {split!r}{where}. "
+                    f"Valid splits: {', '.join(valid_splits)}."
+                )
+        elif split is not None:
+            raise UsageError(f"task {name!r} has no splits (got {split!r}).")
+        return subset, split
 
     # --- what subclasses provide -------------------------------------------------------------
 
@@ -89,9 +139,6 @@ class Task:
         """Several underlying examples at once; Arrow-backed tasks override this to batch reads."""
         return [self.get_example(i) for i in indices]
 
-    def read_ahead(self) -> None:
-        """Get ready for a pass over every example about to begin; Arrow-backed tasks start
-        decoding their first data, so it overlaps whatever the caller does first."""
 
     def iter_examples(self, indices: Sequence[int]) -> Iterator[tuple[int, Conversation]]:
         """``(i, example indices[i])`` for every i, in whichever order is cheapest to read.
@@ -108,41 +155,76 @@ class Task:
         """Whether `response` is a correct answer to `conversation`."""
         raise NotImplementedError(f"task {self.name or type(self).__name__!r} has no evaluation")
 
+    # --- optional capabilities: the defaults say "not available" --------------------------------
+
+    def read_ahead(self) -> None:
+        """Get ready for a pass over every example about to begin; Arrow-backed tasks start
+        decoding their first data, so it overlaps whatever the caller does first."""
+
+    def iter_message_arrays(
+        self, indices: Sequence[int], chunk_rows: int | None = None
+    ) -> Iterator[tuple[Any, Any]]:
+        """``(positions, messages)``: the `messages_column` of the examples ``indices[positions]``
+        as an Arrow list array, in the order cheapest to read. Only when `messages_column` is set.
+        """
+        raise NotImplementedError(f"task {self.name!r} has no messages column")
+
+    def conversation_from_messages(self, messages: Any, index: int) -> Conversation:
+        """The conversation of example `index` from its `messages_column` value alone."""
+        raise NotImplementedError(f"task {self.name!r} has no messages column")
+
+    def build_program(self, conversation: Conversation, completion: str) -> str:
+        """The program that passes when `completion` is right; only when `runs_code` is set."""
+        raise NotImplementedError(f"task {self.name!r} does not run code")
+
+    @property
+    def data_files(self) -> list[Any]:
+        """The dataset files the examples are read from (paths, or `taskcli.data.DataFile`s),
+        for the record an export keeps. Files named by `is_path` parameters count already."""
+        return []
+
+    @property
+    def revision(self) -> str | None:
+        """The Hub commit of the data, when known."""
+        return None
+
     # --- the sequence protocol ----------------------------------------------------------------
 
-    def _bound(self) -> int:
+    def physical_range(self) -> range:
+        """The underlying examples of the slice, in order: position i is example ``range[i]``.
+
+        The one place the slice arithmetic is written; everything else indexes this range.
+        """
         available = self.num_examples()
-        return available if self.stop is None else min(self.stop, available)
+        bound = available if self.stop is None else min(self.stop, available)
+        return range(self.start, bound, self.step)
 
     def __len__(self) -> int:
-        span = self._bound() - self.start
-        return max(0, -(-span // self.step))
+        return len(self.physical_range())
 
     def physical_index(self, index: int) -> int:
         """The underlying example behind logical position `index` (negative counts from the end)."""
         if not isinstance(index, int) or isinstance(index, bool):
             raise TypeError(f"task indices must be integers, got {type(index).__name__}")
-        size = len(self)
-        if index < 0:
-            index += size
-        if not 0 <= index < size:
-            raise IndexError(f"index {index} is out of range: the task has {size} examples")
-        return self.start + index * self.step
+        examples = self.physical_range()
+        try:
+            return examples[index]
+        except IndexError:
+            raise IndexError(
+                f"index {index} is out of range: the task has {len(examples)} examples"
+            ) from None
 
     def __getitem__(self, index: int) -> Conversation:
         return self.get_example(self.physical_index(index))
 
     def batch(self, start: int, stop: int) -> list[Conversation]:
         """Logical positions ``start .. stop-1`` in one call, so Arrow tasks can read in bulk."""
-        stop = min(stop, len(self))
-        return self.get_examples(
-            range(self.start + start * self.step, self.start + stop * self.step, self.step)
-        )
+        return self.get_examples(self.physical_range()[start:stop])
 
     def __iter__(self) -> Iterator[Conversation]:
-        size = len(self)
-        for chunk_start in range(0, size, 1024):
-            yield from self.batch(chunk_start, chunk_start + 1024)
+        examples = self.physical_range()
+        for chunk_start in range(0, len(examples), SCAN_CHUNK):
+            yield from self.get_examples(examples[chunk_start : chunk_start + SCAN_CHUNK])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(start={self.start}, stop={self.stop}, step={self.step})"

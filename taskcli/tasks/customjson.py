@@ -6,9 +6,10 @@ Each line is a JSON array of messages (nanochat's CustomJSON shape) or an object
     [{"role": "user", "content": "Who made you?"}, {"role": "assistant", "content": "..."}]
     {"messages": [{"role": "user", "content": "Hi"}, ...], "source": "identity"}
 
-Either way example i is ``{"messages": [...], **metadata}``. The file is read with the same
-streaming reader and rules as `taskcli validate`, so the two never disagree: any error fails
-the load, naming the first few as ``file:line: [rule] message``; warnings do not.
+Either way example i is ``{"messages": [...], **metadata}``. The file is read and checked by
+`taskcli.jsonl` and `taskcli.file_rules`, exactly as `taskcli validate` reads and checks it, so
+the two never disagree: any error fails the load, naming the first few as
+``file:line: [rule] message``; warnings do not.
 
 Only the byte offset of each conversation is kept (8 bytes each) and an example is parsed again
 when asked for, so a multi-gigabyte file costs megabytes. A ``.gz`` file (or standard input,
@@ -23,10 +24,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from taskcli.errors import InvalidData, UsageError
+from taskcli.jsonl import STDIN, decode
 from taskcli.tasks.common import Conversation, Param, Task
 
 SHOWN_ERRORS = 5
-STDIN = "-"
 
 
 class CustomJSON(Task):
@@ -67,7 +68,8 @@ class CustomJSON(Task):
     def _load(self) -> None:
         import orjson
 
-        from taskcli.validate import format_problem, normalise, validate_file
+        from taskcli.file_rules import check_file, format_problem
+        from taskcli.jsonl import normalise
 
         offsets, kept = self._offsets, self._kept
 
@@ -77,7 +79,7 @@ class CustomJSON(Task):
             else:
                 kept.append(orjson.dumps(normalise(record)))
 
-        report = validate_file(self.path, on_valid=remember)
+        report = check_file(self.path, on_valid=remember)
         if report.errors:
             shown = "\n".join(
                 "  " + format_problem(self.path, p) for p in report.errors[:SHOWN_ERRORS]
@@ -99,19 +101,15 @@ class CustomJSON(Task):
         return self.get_examples([index])[0]
 
     def get_examples(self, indices: Sequence[int]) -> list[Conversation]:
-        import orjson
-
-        from taskcli.validate import normalise
-
         if self._kept is not None:
-            return [normalise(orjson.loads(self._kept[i])) for i in indices]
+            return [decode(self._kept[i]) for i in indices]
         if _stamp(self.path) != self._stamp:
             raise InvalidData(f"{self.path} changed after it was loaded; load it again.")
         conversations = []
         with open(self.path, "rb") as file:
             for i in indices:
                 file.seek(self._offsets[i])
-                conversations.append(normalise(orjson.loads(file.readline())))
+                conversations.append(decode(file.readline()))
         return conversations
 
     def __repr__(self) -> str:

@@ -26,7 +26,6 @@ from typing import Any, ClassVar
 
 from taskcli.data import DataFile, open_rows
 from taskcli.errors import InvalidData
-from taskcli.registry import choose_subset_split
 from taskcli.tasks.common import Conversation, Task
 
 SHUFFLE_SEED = 42
@@ -39,10 +38,6 @@ class HubTask(Task):
     # The Hub config to read when the task has no subsets of its own.
     config: ClassVar[str] = "default"
     uses_data_dir: ClassVar[bool] = True
-    # Set by a task whose conversation is exactly ``{"messages": [{"role": ..., "content": ...},
-    # ...]}`` taken from this column of its rows: `taskcli export` then writes those rows
-    # straight from Arrow, without a Python object per row (`taskcli.columnar`).
-    messages_column: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -54,7 +49,7 @@ class HubTask(Task):
         step: int = 1,
     ) -> None:
         super().__init__(start, stop, step)
-        self.subset, self.split = choose_subset_split(type(self), subset, split)
+        self.subset, self.split = self.choose_subset_split(subset, split)
         self.rows = open_rows(self.repo, self.subset or self.config, self.split, data_dir)
 
         import numpy as np
@@ -71,12 +66,10 @@ class HubTask(Task):
 
     @property
     def data_files(self) -> list[DataFile]:
-        """The files the rows are read from, with their sizes."""
         return self.rows.files
 
     @property
     def revision(self) -> str | None:
-        """The Hub commit of the data, when known."""
         return self.rows.revision
 
     def num_examples(self) -> int:
@@ -105,8 +98,7 @@ class HubTask(Task):
     def iter_message_arrays(
         self, indices: Sequence[int], chunk_rows: int | None = None
     ) -> Iterator[tuple[Any, Any]]:
-        """``(positions, messages)``: the `messages_column` of the examples ``indices[positions]``
-        as an Arrow list array, in storage order (see `Rows.scan_blocks`)."""
+        """The `messages_column` in storage order, one block at a time (`Rows.scan_blocks`)."""
         wanted = self._checked(indices)
         for positions, rows in self.rows.scan_blocks(self.perm[wanted], chunk_rows):
             column = rows.column(self.messages_column)
@@ -120,7 +112,6 @@ class HubTask(Task):
             self.rows.read_ahead()
 
     def conversation_from_messages(self, messages: Any, index: int) -> Conversation:
-        """The conversation of example `index` from its `messages_column` value alone."""
         return self._convert({self.messages_column: messages}, int(self.perm[index]), index)
 
     def _checked(self, indices: Sequence[int]) -> Any:

@@ -69,10 +69,12 @@ class HumanEval(HubTask):
     repo = source = "openai/openai_humaneval"
     config = "openai_humaneval"
     eval_type = "generative"
+    runs_code = True
     splits = ("test",)
     default_split = "test"
 
-    build_program = staticmethod(build_program)
+    def build_program(self, conversation: Conversation, completion: str) -> str:
+        return build_program(conversation, completion)
 
     def row_to_conversation(self, row: dict[str, Any]) -> Conversation:
         prompt = row["prompt"]

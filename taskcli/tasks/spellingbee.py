@@ -93,12 +93,7 @@ class _WordListTask(Task):
         **slice_args: int | None,
     ) -> None:
         super().__init__(**slice_args)
-        if split not in self.splits:
-            raise UsageError(
-                f"task {self.name!r} has no split {split!r}. Valid splits: "
-                + ", ".join(self.splits)
-                + "."
-            )
+        _, split = self.choose_subset_split(None, split)
         if not 0 <= size <= TEST_SEED_OFFSET:
             raise UsageError(f"size must be between 0 and {TEST_SEED_OFFSET:,}, got {size}.")
         self.size, self.split, self.word_list = size, split, word_list

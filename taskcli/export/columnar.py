@@ -1,4 +1,4 @@
-"""Conversations held as Arrow columns, checked and written as JSON lines in bulk.
+"""Export's fast path: conversations held as Arrow columns, checked and written in bulk.
 
 A SmolTalk-sized export is half a million rows. Turning each row into Python dicts, checking it
 message by message and serialising it costs tens of microseconds a row, nearly all of it per-object
@@ -8,7 +8,8 @@ content: string>>`` goes through a few Arrow and numpy operations instead:
 - `rows_without_errors` marks the rows that certainly break no error rule of
   `taskcli.conversation.check_messages`: roles in turn, no NUL in any content. It recognises the
   common case only; every other row is left to `check_messages`, the one home of the rules, which
-  says what is wrong with it.
+  says what is wrong with it. `RULE_COVERAGE` says, for every error rule, how this check stands
+  to it; a test fails when a rule is added to `RULES` without a word here.
 - `json_lines` writes rows byte for byte as ``orjson.dumps`` writes the same conversation in a
   given `Layout`: the content strings are escaped by orjson itself, all in one call, and one
   Arrow cast copies them, with the fixed pieces between them, into lines in the order asked for.
@@ -16,8 +17,7 @@ content: string>>`` goes through a few Arrow and numpy operations instead:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -25,6 +25,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from taskcli.conversation import ROLES
+from taskcli.export.formats import Layout, source_of
+
+if TYPE_CHECKING:
+    from taskcli.spec import Entry
 
 BINARY = pa.large_binary()  # 64-bit offsets: a chunk of lines may pass 2 GB
 SYSTEM, USER, ASSISTANT = range(3)  # the positions of the roles in `ROLES`
@@ -33,30 +37,58 @@ _NOTHING = pa.scalar(b"", BINARY)
 VIEW_INLINE = 12  # string views hold values this short themselves
 MAX_VIEWED_BYTES = 2**31 - 1  # and point at most this far into a buffer
 
+CHECKED, ROW_BY_ROW, NOT_A_ROW_RULE = "checked", "row by row", "not a row rule"
+# How `rows_without_errors` stands to each error rule of `taskcli.conversation.RULES`:
+# CHECKED, a row that breaks it is never marked fine; ROW_BY_ROW, columns in which it could be
+# broken are never recognised (`holds_string_messages`), so `check_messages` judges every such
+# row; NOT_A_ROW_RULE, it is about a file's lines or a command's option, not a row of Arrow data.
+# The tests hold a breaking example of every CHECKED and ROW_BY_ROW rule.
+RULE_COVERAGE: dict[str, str] = {
+    "invalid-utf8": NOT_A_ROW_RULE,  # Arrow strings are UTF-8 by construction
+    "invalid-json": NOT_A_ROW_RULE,
+    "not-a-conversation": NOT_A_ROW_RULE,  # the column is messages by the task's declaration
+    "empty-file": NOT_A_ROW_RULE,
+    "system-not-allowed": NOT_A_ROW_RULE,  # export allows system messages
+    "messages-not-list": CHECKED,  # a null row
+    "message-not-object": CHECKED,  # a null message
+    "unknown-role": CHECKED,  # a null role too
+    "misplaced-system": CHECKED,
+    "first-not-user": CHECKED,
+    "roles-not-alternating": CHECKED,
+    "no-exchange": CHECKED,
+    "bad-content": CHECKED,  # a null content; other types are not string columns
+    "nul-character": CHECKED,
+    "missing-role": ROW_BY_ROW,  # a message struct without a role field
+    "missing-content": ROW_BY_ROW,  # a message struct without a content field
+    "bad-part": ROW_BY_ROW,  # parts are never recognised
+}
 
-@dataclass(frozen=True)
-class Layout:
-    """How an output format writes a conversation whose contents are all strings.
 
-    A line is `head`, the messages joined by commas, the tail (`tail`, or one per row) and a
-    newline; a message is ``{"<role_key>": <name of its role>, "<content_key>": <content>}``.
+def message_heads(layout: Layout) -> pa.Array:
+    """Each role's message up to its content's text, e.g. ``{"role":"user","content":"``."""
+    return pa.array(
+        [
+            orjson.dumps({layout.role_key: name, layout.content_key: ""})[: -len(b'"}')]
+            for name in layout.role_names
+        ],
+        BINARY,
+    )
+
+
+def source_tails(entry: Entry, indices: Any) -> pa.Array:
+    """How each line of a `Layout.with_source` format ends: ``],"source":{...,"index":N...}}``.
+
+    Cut from `source_of` as orjson writes it, so it cannot differ from the row-by-row lines. The
+    first ``,"index":0`` is the real one: inside a JSON string a quote is always escaped.
     """
-
-    head: bytes
-    tail: bytes
-    role_key: str = "role"
-    content_key: str = "content"
-    role_names: tuple[str, str, str] = ROLES  # what system, user and assistant are called
-
-    def message_heads(self) -> pa.Array:
-        """Each role's message up to its content's text, e.g. ``{"role":"user","content":"``."""
-        return pa.array(
-            [
-                orjson.dumps({self.role_key: name, self.content_key: ""})[: -len(b'"}')]
-                for name in self.role_names
-            ],
-            BINARY,
-        )
+    before, _, after = orjson.dumps(source_of(entry, 0)).partition(b',"index":0')
+    numbers = pa.array(indices, pa.int64()).cast(pa.string()).cast(BINARY)
+    return pc.binary_join_element_wise(
+        pa.scalar(b'],"source":' + before + b',"index":', BINARY),
+        numbers,
+        pa.scalar(after + b"}", BINARY),
+        _NOTHING,
+    )
 
 
 def holds_string_messages(messages: Any) -> bool:
@@ -132,7 +164,7 @@ def json_lines(
     if tails is not None:
         close, newline = pa.scalar(b'"}', BINARY), pa.scalar(b"\n", BINARY)
         endings = pc.binary_join_element_wise(close, tails.cast(BINARY), newline, _NOTHING)
-    heads = layout.message_heads()
+    heads = message_heads(layout)
     led = pc.binary_join_element_wise(pa.scalar(layout.head, BINARY), heads, _NOTHING)
     joined = pc.binary_join_element_wise(pa.scalar(b'"},', BINARY), heads, _NOTHING)
     leads = pa.concat_arrays([led, joined])  # a row's first message's head, then the others'

@@ -1,0 +1,132 @@
+"""The export formats: one `ExportFormat` object each, all in the `FORMATS` table.
+
+A format says how one conversation becomes one JSON line (`row`), and, when its lines can be
+written straight from Arrow columns, how (`layout`): the fast path must then produce exactly the
+bytes `row` would. The CLI's ``--format`` help, the generated CLI reference, the export and the
+tests all read this table, so a new format is one new object here plus its tests.
+
+This module imports nothing heavy: ``taskcli --help`` reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from taskcli.conversation import ROLES, flatten_content
+from taskcli.errors import UsageError
+
+if TYPE_CHECKING:
+    from taskcli.spec import Entry
+
+SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
+JSONL_FILES = ("jsonl", "jsonl.gz")
+
+# How one conversation becomes the JSON value of its line: (conversation, spec entry, index of
+# the example in the entry's whole task).
+RowFormatter = Callable[[dict[str, Any], "Entry", int], Any]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a format writes a conversation whose contents are all strings, for rows written
+    straight from Arrow (`taskcli.export.columnar`).
+
+    A line is `head`, the messages joined by commas, then `tail` (or, with `with_source`, the
+    row's ``"source"`` as `source_of` writes it) and a newline; a message is
+    ``{"<role_key>": <name of its role>, "<content_key>": <content>}``.
+    """
+
+    head: bytes
+    tail: bytes
+    role_key: str = "role"
+    content_key: str = "content"
+    role_names: tuple[str, ...] = ROLES  # what system, user and assistant are called
+    with_source: bool = False
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One export format: its name, a line of help, and how it writes a conversation."""
+
+    name: str
+    help: str
+    row: RowFormatter
+    layout: Layout | None = None  # None: every row goes through `row`, one by one
+    file_kinds: tuple[str, ...] = JSONL_FILES  # the file names it writes: train.jsonl, ...
+
+
+def flat_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Messages with every content a string (tool calls written ``<<expr=result>>``)."""
+    return [{"role": m["role"], "content": flatten_content(m["content"])} for m in messages]
+
+
+def source_of(entry: Entry, index: int) -> dict[str, Any]:
+    """Where a row of the `full` format came from: ``taskcli show`` finds it from these."""
+    source = {"task": entry.task, "subset": entry.subset, "split": entry.split, "index": index}
+    if entry.params:
+        source["params"] = entry.params
+    return source
+
+
+FORMATS: dict[str, ExportFormat] = {
+    fmt.name: fmt
+    for fmt in (
+        ExportFormat(
+            "messages",
+            '{"messages": [...]} with assistant tool parts kept as lists.',
+            lambda conv, entry, index: {"messages": conv["messages"]},
+            Layout(b'{"messages":[', b"]}"),
+        ),
+        ExportFormat(
+            "nanochat",
+            "A JSON array of messages with string contents, as nanochat's CustomJSON loads it.",
+            lambda conv, entry, index: flat_messages(conv["messages"]),
+            Layout(b"[", b"]"),
+        ),
+        ExportFormat(
+            "openai",
+            '{"messages": [...]} with string contents (tool calls written <<expr=result>>).',
+            lambda conv, entry, index: {"messages": flat_messages(conv["messages"])},
+            Layout(b'{"messages":[', b"]}"),
+        ),
+        ExportFormat(
+            "sharegpt",
+            '{"conversations": [{"from": "human" | "gpt" | "system", "value": ...}]}.',
+            lambda conv, entry, index: {
+                "conversations": [
+                    {"from": SHAREGPT_ROLES[m["role"]], "value": flatten_content(m["content"])}
+                    for m in conv["messages"]
+                ]
+            },
+            Layout(
+                b'{"conversations":[',
+                b"]}",
+                "from",
+                "value",
+                tuple(SHAREGPT_ROLES[role] for role in ROLES),
+            ),
+        ),
+        ExportFormat(
+            "full",
+            "The whole conversation, metadata included, plus each row's source (task, subset, "
+            "split, index).",
+            lambda conv, entry, index: {**conv, "source": source_of(entry, index)},
+            Layout(b'{"messages":[', b"]}", with_source=True),
+        ),
+    )
+}
+
+
+def get_format(name: str) -> ExportFormat:
+    """The format called `name`, or a usage error listing them."""
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise UsageError(f"unknown format {name!r}; choose one of {', '.join(FORMATS)}.") from None
+
+
+def formats_help() -> str:
+    """Every format with its line of help, for ``--format``'s help and the CLI reference."""
+    return " ".join(f"{fmt.name}: {fmt.help}" for fmt in FORMATS.values())

@@ -1,0 +1,130 @@
+"""An entry's examples turned into JSON lines, each bound for its place in the final order.
+
+Two ways, one result: row by row (`add_examples`: the task's conversations, checked against
+the conversation rules, formatted by the format's `row` and serialised with orjson), or, for
+tasks whose conversations are an Arrow column of messages and formats with a `Layout`, in bulk
+(`add_from_arrow`, `taskcli.export.columnar`), byte for byte as the row-by-row path would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from taskcli.conversation import check_messages, first_error
+from taskcli.errors import InvalidData
+from taskcli.export.formats import ExportFormat
+from taskcli.export.order import Buckets, Pending
+from taskcli.spec import Entry
+from taskcli.tasks.common import Task
+
+ARROW_ROWS = 2048  # rows written from Arrow at a time: small enough to stay in the CPU caches
+# Lines carry their newline from orjson on: no join has to add it. orjson escapes every control
+# character inside strings, so a line holds no other newline (or carriage return).
+APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE
+
+Progress = Callable[[int], None]
+
+
+def add_entry(
+    entry: Entry,
+    task: Task,
+    wanted: Any,
+    places: Any,
+    fmt: ExportFormat,
+    buckets: Buckets,
+    report: Progress,
+) -> None:
+    """Check, format and bucket the examples `wanted` of one entry's task, bound for `places`."""
+    if task.messages_column is not None and fmt.layout is not None:
+        add_from_arrow(entry, task, wanted, places, fmt, buckets, report)
+    else:
+        add_examples(entry, task, wanted, places, fmt, buckets, report)
+
+
+def add_examples(
+    entry: Entry,
+    task: Task,
+    wanted: Any,
+    places: Any,
+    fmt: ExportFormat,
+    buckets: Buckets,
+    report: Progress,
+) -> None:
+    """The row-by-row path: each example read in the order cheapest for its task."""
+    pending = Pending(buckets)
+    wanted_list, places_list = wanted.tolist(), places.tolist()  # numpy scalars cost per row
+    for done, (i, conversation) in enumerate(task.iter_examples(wanted_list), start=1):
+        pending.add(places_list[i], line(entry, task, wanted_list[i], conversation, fmt))
+        if done % Pending.ROWS == 0:
+            report(Pending.ROWS)
+    pending.flush()
+    report(len(places) % Pending.ROWS)
+
+
+def add_from_arrow(
+    entry: Entry,
+    task: Task,
+    wanted: Any,
+    places: Any,
+    fmt: ExportFormat,
+    buckets: Buckets,
+    report: Progress,
+) -> None:
+    """The bulk path, for a task whose conversations are an Arrow column (`messages_column`).
+
+    Rows that plainly pass the conversation rules are written in bulk (`taskcli.export.columnar`);
+    the others, rare, go one by one through the task and the rules, which say what is wrong.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    from taskcli.export import columnar
+
+    layout = fmt.layout
+    pending = Pending(buckets)
+    for positions, messages in task.iter_message_arrays(wanted, ARROW_ROWS):
+        fine = np.zeros(len(positions), dtype=bool)
+        if columnar.holds_string_messages(messages):
+            fine = columnar.rows_without_errors(messages)
+        if fine.any():
+            chunk = messages if fine.all() else messages.filter(pa.array(fine))
+            tails = None
+            if layout.with_source:
+                tails = columnar.source_tails(entry, wanted[positions[fine]])
+            bound_for = places[positions[fine]]
+            order = buckets.run_order(bound_for)
+            lines = columnar.json_lines(chunk, layout, tails, order)
+            buckets.add(bound_for[order], lines)
+        others = np.flatnonzero(~fine)
+        if others.size:
+            for position, value in zip(
+                positions[others].tolist(), messages.take(others).to_pylist(), strict=True
+            ):
+                index = int(wanted[position])
+                conversation = task.conversation_from_messages(value, index)
+                pending.add(int(places[position]), line(entry, task, index, conversation, fmt))
+        report(len(positions))
+    pending.flush()
+
+
+def line(
+    entry: Entry, task: Task, index: int, conversation: dict[str, Any], fmt: ExportFormat
+) -> bytes:
+    """One example as a JSON line in `fmt`, checked first unless its task checked it already.
+
+    (`Task.checks_messages`: that check would be a third of what a SmolTalk row costs.)
+    """
+    if not task.checks_messages:
+        problem = first_error(check_messages(conversation.get("messages")))
+        if problem is not None:
+            raise InvalidData(
+                f"{entry.label} example {index}: {problem.path}: {problem.message}. "
+                "See it with `taskcli show`; nothing was written."
+            )
+    try:
+        return orjson.dumps(fmt.row(conversation, entry, index), option=APPEND_NEWLINE)
+    except orjson.JSONEncodeError as error:
+        raise InvalidData(f"{entry.label} example {index}: {error}") from None

@@ -1,0 +1,170 @@
+"""Writing a plan's rows to a file or standard output, and the manifest that records it.
+
+A file appears only once complete (`taskcli.atomic.atomic_output`), then its manifest
+``OUT.manifest.json``: the resolved spec, the row counts, the data files and the output's sha256,
+so "what exactly did my model train on?" has an answer.
+"""
+
+from __future__ import annotations
+
+import gc
+import gzip
+import hashlib
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from taskcli import __version__
+from taskcli.atomic import atomic_output
+from taskcli.errors import TaskcliError, UsageError
+from taskcli.export.formats import get_format
+from taskcli.export.lines import Progress, add_entry
+from taskcli.export.order import scratch_buckets
+from taskcli.plan import Plan, selected_rows
+
+
+def write_rows(
+    plan: Plan,
+    rows: range,
+    fmt: str,
+    write: Callable[[bytes], Any],
+    progress: Progress | None = None,
+    scratch: str | os.PathLike[str] | None = None,
+    digest: Any = None,
+) -> list[int]:
+    """Write `rows` (positions in the final order) as JSON lines; returns each entry's count.
+
+    `digest` (a hashlib object), when given, is updated with every byte written.
+
+    Two passes: each entry's rows are read in the order cheapest for its task, checked,
+    formatted and put in scratch files under `scratch` (`taskcli.export.lines`), then written in
+    the final order (`taskcli.export.order`). Nothing is written before every row passed the
+    conversation rules: the first that breaks them raises InvalidData, naming the entry and the
+    row's index in its task.
+    """
+    export_format = get_format(fmt)
+    if len(rows) == plan.total and plan.tasks:
+        plan.tasks[0].read_ahead()  # its first data is decoded while the order is shuffled
+    owners, indices = plan.placement(rows)
+    counts = [0] * len(plan.spec.entries)
+    if not rows:
+        return counts
+    import numpy as np
+
+    report = progress or (lambda count: None)
+    # Millions of short-lived rows trigger full garbage collections; freezing what is alive now
+    # (modules, the plan) spares each of them a walk over it, about a second per million rows.
+    gc.freeze()
+    try:
+        with scratch_buckets(len(rows), scratch) as buckets:
+            for number, (entry, task) in enumerate(zip(plan.spec.entries, plan.tasks, strict=True)):
+                places = np.flatnonzero(owners == number)  # positions within `rows`
+                counts[number] = len(places)
+                add_entry(entry, task, indices[places], places, export_format, buckets, report)
+            buckets.write_in_order(write, digest)
+    finally:
+        gc.unfreeze()
+    return counts
+
+
+def manifest_path(output: str | os.PathLike[str]) -> Path:
+    """Where the manifest of `output` goes: ``train.jsonl`` -> ``train.jsonl.manifest.json``."""
+    output = Path(output)
+    return output.with_name(output.name + ".manifest.json")
+
+
+def export(
+    plan: Plan,
+    output: str | os.PathLike[str],
+    *,
+    fmt: str = "messages",
+    limit: int | None = None,
+    shard: tuple[int, int] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any] | None:
+    """Write the plan's rows to `output` ("-" for stdout) and return the manifest written.
+
+    A file output appears only once complete, then its manifest; a ``.gz`` suffix compresses.
+    Standard output gets no manifest (None is returned).
+    """
+    get_format(fmt)
+    rows = selected_rows(plan.total, limit, shard)
+    if os.fspath(output) == "-":
+        _export_to_stdout(plan, rows, fmt, progress)
+        return None
+    target = Path(output)
+    if target.is_dir():
+        raise UsageError(f"output {target} is a folder; give a file name.")
+    if not target.parent.is_dir():
+        raise UsageError(f"output folder {target.parent} does not exist.")
+    digest = hashlib.sha256()
+    try:
+        with atomic_output(target) as sink:
+            compressed = isinstance(sink, gzip.GzipFile)
+            # Uncompressed, the bytes written are the file's bytes: hash them on the way.
+            written = write_rows(
+                plan,
+                rows,
+                fmt,
+                sink.write,
+                progress,
+                scratch=target.parent,
+                digest=None if compressed else digest,
+            )
+        if compressed:
+            with target.open("rb") as finished:
+                digest = hashlib.file_digest(finished, "sha256")
+        manifest = _manifest(plan, target, fmt, limit, shard, rows, written, digest.hexdigest())
+        with atomic_output(manifest_path(target), compress=False) as sink:
+            sink.write(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
+    except OSError as error:
+        raise TaskcliError(f"cannot write {target}: {error.strerror or error}") from None
+    return manifest
+
+
+def _export_to_stdout(plan: Plan, rows: range, fmt: str, progress: Progress | None) -> None:
+    stdout: BinaryIO = sys.stdout.buffer
+    try:
+        write_rows(plan, rows, fmt, stdout.write, progress)
+        stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): that is its choice, not a failure.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stdout.fileno())
+
+
+def _manifest(
+    plan: Plan,
+    target: Path,
+    fmt: str,
+    limit: int | None,
+    shard: tuple[int, int] | None,
+    rows: range,
+    written: list[int],
+    digest: str,
+) -> dict[str, Any]:
+    spec = plan.spec
+    entries = []
+    for entry, count, in_file in zip(spec.entries, plan.entry_rows(), written, strict=True):
+        entries.append(
+            {"entry": entry.number, **entry.as_dict(), "rows": count, "written": in_file}
+        )
+    return {
+        "taskcli_version": __version__,
+        "spec": spec.as_dict(),
+        "seed": spec.seed,
+        "format": fmt,
+        "limit": limit,
+        "shard": None
+        if shard is None
+        else {"shard": shard[0], "of": shard[1], "start": rows.start, "stop": rows.stop},
+        "entries": entries,
+        "total": plan.total,
+        "rows": len(rows),
+        "data_files": plan.data_files(),
+        "output": {"file": target.name, "bytes": target.stat().st_size, "sha256": digest},
+    }
