@@ -276,8 +276,7 @@ def export(
         render.print_json(manifest)
     else:
         render.error_console.print(
-            f"wrote {manifest['rows']:,} rows to {output} "
-            f"(manifest: {manifest_path(output).name})",
+            f"wrote {manifest['rows']:,} rows to {output} (manifest: {manifest_path(output).name})",
             highlight=False,
         )
 
@@ -348,23 +347,19 @@ def eval_answers(
 
     Example: [bold]taskcli eval mmlu answers.jsonl --split test --details verdicts.jsonl[/]
     """
-    from rich.progress import Progress
-
     from taskcli import render, scoring
 
     opened = scoring.open_for_eval(
         task, answers, subset, split, parse_params(param), data_dir=data_dir
     )
-    terminal = render.error_console.is_terminal
-    with Progress(console=render.error_console, transient=True, disable=not terminal) as bar:
-        progress_id = bar.add_task(f"scoring {opened.label}", total=None)
+    with render.count_bar(f"scoring {opened.label}") as progress:
         result = scoring.score_file(
             opened,
             answers,
             workers=workers,
             timeout=timeout,
             details_path=details,
-            on_progress=lambda done, total: bar.update(progress_id, completed=done, total=total),
+            on_progress=progress,
         )
     if json_output:
         render.print_json(result.to_dict())

@@ -284,5 +284,3 @@ def check_file(
             on_valid=on_valid,
             on_reject=on_reject,
         )
-
-

@@ -468,3 +468,15 @@ def progress_bar(
             bar.update(task_id, rate=f"{speed:,.0f} rows/s" if speed else "")
 
         yield advance
+
+
+@contextlib.contextmanager
+def count_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A ``done / total`` bar on stderr when it is a terminal; the callback takes both counts,
+    because the total is known only once the work has started (`taskcli eval`)."""
+    from rich.progress import Progress
+
+    terminal = error_console.is_terminal
+    with Progress(console=error_console, transient=True, disable=not terminal) as bar:
+        task_id = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task_id, completed=done, total=total)

@@ -3,6 +3,7 @@
 import numpy as np
 import orjson
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -148,3 +149,67 @@ def test_strings_escaped_together_are_cut_apart_exactly(batch):
     for kind in (pa.string(), pa.large_string()):
         escaped = _escaped(pa.array(batch, kind)).to_pylist()
         assert escaped == [orjson.dumps(text)[1:-1] for text in batch]
+
+
+U = {"role": "user", "content": "hi"}
+A = {"role": "assistant", "content": "hello"}
+S = {"role": "system", "content": "be brief"}
+NO_ROLE = pa.list_(pa.struct([("content", pa.string())]))
+NO_CONTENT = pa.list_(pa.struct([("role", pa.string())]))
+PARTS = pa.list_(
+    pa.struct(
+        [
+            ("role", pa.string()),
+            ("content", pa.list_(pa.struct([("type", pa.string()), ("text", pa.string())]))),
+        ]
+    )
+)
+# A row breaking each rule that `columnar.RULE_COVERAGE` says rows of Arrow data can break, with
+# the column type it comes in. A new error rule fails the coverage test until it is added there,
+# and a CHECKED or ROW_BY_ROW one until it has an example here.
+BREAKING = {
+    "messages-not-list": (MESSAGES, None),
+    "message-not-object": (MESSAGES, [U, None]),
+    "unknown-role": (MESSAGES, [U, {"role": "robot", "content": "beep"}]),
+    "misplaced-system": (MESSAGES, [U, A, S, U, A]),
+    "first-not-user": (MESSAGES, [A, U, A]),
+    "roles-not-alternating": (MESSAGES, [U, U, A]),
+    "no-exchange": (MESSAGES, [U]),
+    "bad-content": (MESSAGES, [U, {"role": "assistant", "content": None}]),
+    "nul-character": (MESSAGES, [U, {"role": "assistant", "content": "a\x00b"}]),
+    "missing-role": (NO_ROLE, [{"content": "hi"}, {"content": "hello"}]),
+    "missing-content": (NO_CONTENT, [{"role": "user"}, {"role": "assistant"}]),
+    "bad-part": (
+        PARTS,
+        [
+            {"role": "user", "content": None},
+            {"role": "assistant", "content": [{"type": "image", "text": "x"}]},
+        ],
+    ),
+}
+
+
+def test_every_error_rule_has_a_stated_place_in_the_bulk_check():
+    from taskcli.conversation import ERROR, RULES
+
+    errors = {rule for rule, (severity, _) in RULES.items() if severity == ERROR}
+    assert set(columnar.RULE_COVERAGE) == errors, (
+        "say in RULE_COVERAGE how the bulk check treats it"
+    )
+    judged_here = {
+        rule for rule, how in columnar.RULE_COVERAGE.items() if how != columnar.NOT_A_ROW_RULE
+    }
+    assert set(BREAKING) == judged_here, "add a breaking example to BREAKING"
+
+
+@pytest.mark.parametrize("rule", sorted(BREAKING))
+def test_no_row_breaking_a_rule_is_marked_fine(rule):
+    kind, row = BREAKING[rule]
+    fine_row = [U, A]
+    array = pa.array([fine_row, row, fine_row], kind) if kind == MESSAGES else pa.array([row], kind)
+    broken = array.to_pylist()[1 if kind == MESSAGES else 0]
+    assert rule in {p.rule for p in check_messages(broken)}, "the example must break the rule"
+    if columnar.RULE_COVERAGE[rule] == columnar.CHECKED:
+        assert rows_without_errors(array).tolist() == [True, False, True]
+    else:
+        assert not holds_string_messages(array)

@@ -139,7 +139,6 @@ class Task:
         """Several underlying examples at once; Arrow-backed tasks override this to batch reads."""
         return [self.get_example(i) for i in indices]
 
-
     def iter_examples(self, indices: Sequence[int]) -> Iterator[tuple[int, Conversation]]:
         """``(i, example indices[i])`` for every i, in whichever order is cheapest to read.
 
