@@ -7,7 +7,8 @@
 It uses `bench_export.py`'s local copies (built when missing) and exports, with the `taskcli` on
 the path, the SmolTalk spec and the ~1M-row mixture in every format of `taskcli.export.FORMATS`,
 plus shard 2 of 3 of the first 300,000 rows in `full`. The refactorings of the fast paths are
-held to these hashes, not only to the test suite's small data.
+held to these hashes, not only to the test suite's small data. A record belongs to its checkout:
+`full` rows name the word list by its absolute path, so compare before and after in one place.
 """
 
 from __future__ import annotations
