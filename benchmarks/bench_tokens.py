@@ -6,8 +6,9 @@
 
 The rows are `bench_export.py`'s local SmolTalk copy (built there on first use, under the
 gitignored `benchmarks/data/`). Each contender runs as a separate process reading the same
-parquet files batch by batch, and is reported in conversations/s and peak RSS (the process's,
-plus its largest worker's):
+parquet files batch by batch, and is reported in conversations/s, CPU seconds (its own and
+its workers') and peak RSS (the process's, plus its largest worker's); the load average
+printed beside shows whether other work shared the cores:
 
 - baseline: what nanochat's SFT does, one conversation at a time through a render written the
   way nanochat's ``render_conversation`` is (a closure appending ids and mask, a deep copy to
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -112,7 +114,7 @@ def run(contender: str, files: list[Path], spec: str, max_tokens: int) -> dict:
 
     tokenizer = load_tokenizer(spec)
     count = checksum = 0
-    started = time.perf_counter()
+    started, times = time.perf_counter(), os.times()
     if contender == "read-only":
         for _ in conversations(files):
             count += 1
@@ -125,16 +127,16 @@ def run(contender: str, files: list[Path], spec: str, max_tokens: int) -> dict:
     elif contender.startswith("render_batches"):
         workers = int(contender.rsplit("-", 1)[1])
         for batch in render_batches(conversations(files), tokenizer, max_tokens, workers):
-            offsets = batch.offsets
-            for k, trained in enumerate(batch.num_trained()):
+            for tokens, trained in zip(batch.num_tokens(), batch.num_trained(), strict=True):
                 count += 1
-                checksum += offsets[k + 1] - offsets[k] + trained
+                checksum += tokens + trained
     else:
         workers = int(contender.rsplit("-", 1)[1])
         for ids, mask in render_many(conversations(files), tokenizer, max_tokens, workers):
             count += 1
             checksum += len(ids) + sum(mask)
     seconds = time.perf_counter() - started
+    spent = [after - before for before, after in zip(times, os.times(), strict=True)]
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     return {
@@ -143,6 +145,7 @@ def run(contender: str, files: list[Path], spec: str, max_tokens: int) -> dict:
         "conversations": count,
         "checksum": checksum,
         "peak_rss": own + workers_peak,
+        "cpu_seconds": sum(spent[:4]),  # user and system, of this process and its workers
     }
 
 
@@ -186,7 +189,8 @@ def main() -> None:
         rss = result["peak_rss"] / 2**20
         print(
             f"{contender:>16}: {result['conversations']} conversations in "
-            f"{result['seconds']:.1f} s = {rate:,.0f}/s, peak RSS {rss:.0f} MB"
+            f"{result['seconds']:.1f} s = {rate:,.0f}/s, CPU {result['cpu_seconds']:.1f} s, "
+            f"peak RSS {rss:.0f} MB, load average {os.getloadavg()[0]:.1f}"
         )
     checksums = {r["checksum"] for c, r in results.items() if c != "read-only"}
     assert len(checksums) == 1, f"the contenders disagree: {results}"

@@ -82,28 +82,21 @@ class Rendering:
         }
 
 
+@dataclass(frozen=True, slots=True)
 class TokenBatch:
     """Consecutive conversations of a stream rendered into flat buffers.
 
-    `ids` holds every kept id, `mask` one byte (0 or 1) per kept id; conversation k of the batch
-    is ``ids[offsets[k]:offsets[k + 1]]``, its length before the cut `lengths[k]`, and it is
-    number ``start + k`` of the stream. Workers send these back to the parent: a few flat buffers
-    pickle far faster than lists of ints.
+    `ids` (int32) holds every kept id, `mask` one byte (0 or 1) per kept id; conversation k of
+    the batch is ``ids[offsets[k]:offsets[k + 1]]``, its length before the cut `lengths[k]`, and
+    it is number ``start + k`` of the stream. Workers send these back to the parent: a few flat
+    buffers pickle far faster than lists of ints, and Parquet takes them as they are.
     """
 
-    __slots__ = ("ids", "lengths", "mask", "offsets", "start")
-
-    def __init__(
-        self, start: int, ids: array, mask: bytes, offsets: list[int], lengths: list[int]
-    ) -> None:
-        self.start = start
-        self.ids = ids
-        self.mask = mask
-        self.offsets = offsets
-        self.lengths = lengths
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return TokenBatch, (self.start, self.ids, self.mask, self.offsets, self.lengths)
+    start: int
+    ids: array
+    mask: bytes
+    offsets: list[int]
+    lengths: list[int]
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -113,6 +106,11 @@ class TokenBatch:
         for k, length in enumerate(self.lengths):
             start, end = offsets[k], offsets[k + 1]
             yield Rendering(ids[start:end].tolist(), list(mask[start:end]), length)
+
+    def num_tokens(self) -> list[int]:
+        """Tokens (after the cut) of each conversation."""
+        offsets = self.offsets
+        return [offsets[k + 1] - offsets[k] for k in range(len(self.lengths))]
 
     def num_trained(self) -> list[int]:
         """Trained tokens (after the cut) of each conversation."""

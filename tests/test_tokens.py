@@ -469,6 +469,8 @@ def test_batches_hold_the_same_tokens_flat(bytes_tok):
     assert b"".join(batch.mask for batch in batches) == bytes(m for r in expected for m in r.mask)
     trained = [n for batch in batches for n in batch.num_trained()]
     assert trained == [r.num_trained for r in expected]
+    assert [n for batch in batches for n in batch.num_tokens()] == [r.num_tokens for r in expected]
+    assert all(batch.ids.itemsize == 4 for batch in batches)  # int32, as Parquet stores them
     assert [n for batch in batches for n in batch.lengths] == [r.length for r in expected]
 
 
