@@ -174,6 +174,9 @@ def render_batches(
         workers, get_context("fork"), initializer=_start_worker, initargs=(tokenizer, max_tokens)
     )
     try:
+        # Fork the workers now, before the first conversation is read: reading may start
+        # threads (pyarrow's), and forking a process that has threads risks their locks.
+        pool.submit(int).result()
         pending: deque[Future[TokenBatch]] = deque()
         position = 0
         for chunk in chunks:
