@@ -3,6 +3,7 @@
     python benchmarks/bench_tokens.py                   # 460k SmolTalk-like rows, cl100k_base
     python benchmarks/bench_tokens.py --rows 50000      # the same, scaled down
     python benchmarks/bench_tokens.py --tokenizer PATH  # any tokenizer spec taskcli accepts
+    python benchmarks/bench_tokens.py --repeat 3        # each contender 3 times, the best counts
 
 The rows are `bench_export.py`'s local SmolTalk copy (built there on first use, under the
 gitignored `benchmarks/data/`). Each contender runs as a separate process reading the same
@@ -27,6 +28,7 @@ Targets: render_batches with 2 workers at least 1.5x the baseline, peak RSS unde
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -44,10 +46,13 @@ CONTENDERS = ("read-only", "baseline", "render_batches-1", "render_batches-2", "
 def conversations(files: list[Path]):
     import pyarrow.parquet as pq
 
-    for path in files:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=1024, columns=["messages"]):
-            for messages in batch.column(0).to_pylist():
-                yield {"messages": messages}
+    for path in files:  # a row group at a time: iter_batches held 1.4 GB for 100k rows
+        parquet = pq.ParquetFile(path)
+        for group in range(parquet.metadata.num_row_groups):
+            table = parquet.read_row_group(group, columns=["messages"])
+            for start in range(0, table.num_rows, 1024):
+                for messages in table.slice(start, 1024).column(0).to_pylist():
+                    yield {"messages": messages}
 
 
 class NanochatStyle:
@@ -154,6 +159,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=460_000)
     parser.add_argument("--tokenizer", default="tiktoken:cl100k_base")
     parser.add_argument("--max-tokens", type=int, default=2048)
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each; the best counts")
     parser.add_argument("--only", choices=CONTENDERS, help="run one contender in this process")
     parser.add_argument("--files", nargs="*", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -165,32 +171,29 @@ def main() -> None:
 
     root = build_data(args.rows)
     files = sorted((root / "HuggingFaceTB" / "smol-smoltalk" / "data").glob("*.parquet"))
-    results = {}
-    for contender in CONTENDERS:
+    results: dict[str, dict] = {}
+    for _, contender in itertools.product(range(args.repeat), CONTENDERS):
         done = subprocess.run(
             [
-                sys.executable,
-                __file__,
-                "--only",
-                contender,
-                "--tokenizer",
-                args.tokenizer,
-                "--max-tokens",
-                str(args.max_tokens),
-                "--files",
-                *map(str, files),
+                *(sys.executable, __file__, "--only", contender, "--tokenizer", args.tokenizer),
+                *("--max-tokens", str(args.max_tokens), "--files", *map(str, files)),
             ],
             capture_output=True,
             text=True,
             check=True,
         )
-        results[contender] = result = json.loads(done.stdout)
+        result = json.loads(done.stdout)
+        result["load"] = os.getloadavg()[0]
+        best = results.get(contender)
+        if best is None or result["seconds"] < best["seconds"]:
+            results[contender] = result
+    for contender, result in results.items():
         rate = result["conversations"] / result["seconds"]
         rss = result["peak_rss"] / 2**20
         print(
             f"{contender:>16}: {result['conversations']} conversations in "
             f"{result['seconds']:.1f} s = {rate:,.0f}/s, CPU {result['cpu_seconds']:.1f} s, "
-            f"peak RSS {rss:.0f} MB, load average {os.getloadavg()[0]:.1f}"
+            f"peak RSS {rss:.0f} MB, load average {result['load']:.1f}"
         )
     checksums = {r["checksum"] for c, r in results.items() if c != "read-only"}
     assert len(checksums) == 1, f"the contenders disagree: {results}"
