@@ -508,3 +508,9 @@ def test_the_stream_is_read_lazily_and_stopping_early_stops_the_workers(bytes_to
     assert pulled <= 1000 + (2 * 2 + 1) * CHUNK_SIZE  # bounded read-ahead
     stream.close()
     assert multiprocessing.active_children() == []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_empty_stream(bytes_tok, workers):
+    assert list(render_batches(iter([]), bytes_tok, workers=workers)) == []
+    assert multiprocessing.active_children() == []
