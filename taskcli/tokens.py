@@ -26,7 +26,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, MutableSequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from multiprocessing import get_context
 from typing import Any
@@ -97,6 +97,7 @@ class TokenBatch:
     mask: bytes
     offsets: list[int]
     lengths: list[int]
+    keys: list[Any] | None = None  # `key(conversation)` of each, when render_batches got a key
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -151,9 +152,11 @@ def render_batches(
     tokenizer: Tokenizer,
     max_tokens: int = DEFAULT_MAX_TOKENS,
     workers: int = 1,
+    key: Callable[[dict[str, Any]], Any] | None = None,
 ) -> Iterator[TokenBatch]:
     """Render a stream in batches of `CHUNK_SIZE`, in order, in `workers` forked processes
-    (1: in this one).
+    (1: in this one). With `key`, each batch's `keys` holds ``key(conversation)`` for each of
+    its conversations (a source name, say), taken in this process as they are read.
 
     Memory stays bounded: at most two chunks per worker are in flight. Workers inherit the
     tokenizer by fork (nothing is re-loaded or pickled) and ignore Ctrl-C, which the caller
@@ -166,7 +169,8 @@ def render_batches(
     if workers <= 1:
         position = 0
         for chunk in chunks:
-            yield _render_batch(position, chunk, tokenizer, max_tokens)
+            batch = _render_batch(position, chunk, tokenizer, max_tokens)
+            yield replace(batch, keys=list(map(key, chunk))) if key else batch
             position += len(chunk)
         return
     # With fork, the initializer's arguments reach the workers as they are, never pickled.
@@ -177,17 +181,23 @@ def render_batches(
         # Fork the workers now, before the first conversation is read: reading may start
         # threads (pyarrow's), and forking a process that has threads risks their locks.
         pool.submit(int).result()
-        pending: deque[Future[TokenBatch]] = deque()
+        pending: deque[tuple[Future[TokenBatch], list[Any] | None]] = deque()
         position = 0
         for chunk in chunks:
-            pending.append(pool.submit(_render_in_worker, position, chunk))
+            keys = list(map(key, chunk)) if key else None
+            pending.append((pool.submit(_render_in_worker, position, chunk), keys))
             position += len(chunk)
             if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
+                yield _with_keys(*pending.popleft())
         while pending:
-            yield pending.popleft().result()
+            yield _with_keys(*pending.popleft())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _with_keys(future: Future[TokenBatch], keys: list[Any] | None) -> TokenBatch:
+    batch = future.result()
+    return replace(batch, keys=keys) if keys is not None else batch
 
 
 def default_workers() -> int:

@@ -473,6 +473,7 @@ def test_batches_hold_the_same_tokens_flat(bytes_tok):
     expected = [render(c, bytes_tok, 100) for c in conversations]
     batches = list(render_batches(conversations, bytes_tok, 100, workers=2))
     assert [(batch.start, len(batch)) for batch in batches] == [(0, CHUNK_SIZE), (CHUNK_SIZE, 10)]
+    assert all(batch.keys is None for batch in batches)
     flat_ids = [i for batch in batches for i in batch.ids]
     assert flat_ids == [i for r in expected for i in r.ids]
     assert b"".join(batch.mask for batch in batches) == bytes(m for r in expected for m in r.mask)
@@ -514,3 +515,13 @@ def test_the_stream_is_read_lazily_and_stopping_early_stops_the_workers(bytes_to
 def test_an_empty_stream(bytes_tok, workers):
     assert list(render_batches(iter([]), bytes_tok, workers=workers)) == []
     assert multiprocessing.active_children() == []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_batches_carry_a_key_of_each_conversation(bytes_tok, workers):
+    conversations = varied_conversations(CHUNK_SIZE + 3, seed=6)
+    for i, conversation in enumerate(conversations):
+        conversation["source"] = f"s{i % 7}"
+    batches = render_batches(conversations, bytes_tok, workers=workers, key=lambda c: c["source"])
+    keys = [k for batch in batches for k in batch.keys]
+    assert keys == [f"s{i % 7}" for i in range(CHUNK_SIZE + 3)]
