@@ -334,6 +334,17 @@ def first_error(problems: list[Problem]) -> Problem | None:
     return next((p for p in problems if p.is_error), None)
 
 
+def fold_system(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages without a leading system message: its text goes before the first user
+    message's, separated by a blank line, as nanochat's tokenizer renders it and its CustomJSON
+    loader requires (it refuses system messages). Other messages are returned as they are."""
+    if not messages or messages[0].get("role") != "system" or len(messages) < 2:
+        return messages
+    system, user, *rest = messages
+    joined = flatten_content(system["content"]) + "\n\n" + flatten_content(user["content"])
+    return [{**user, "content": joined}, *rest]
+
+
 def flatten_content(content: str | list[dict]) -> str:
     """Content as one string: parts joined, tool calls written ``<<expr=result>>``.
 

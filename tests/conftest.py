@@ -1,6 +1,11 @@
 """Shared test setup: every test runs offline, with its own caches, away from the user's data."""
 
 import pytest
+from hypothesis import settings
+
+# Property tests judge results, not speed: a loaded machine must not fail them on a deadline.
+settings.register_profile("taskcli", deadline=None)
+settings.load_profile("taskcli")
 
 
 @pytest.fixture(autouse=True)

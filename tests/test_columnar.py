@@ -87,6 +87,9 @@ def test_json_lines_are_what_orjson_writes_for_each_format(batch, system, rng):
         layout = fmt.layout
         if layout is None or layout.with_source:  # sources: tests/test_export.py
             continue
+        if layout.fold_system and system:  # such rows are written row by row
+            assert columnar.start_with_system(array).all()
+            continue
         expected = [
             orjson.dumps(fmt.row({"messages": row}, None, 0), option=APPEND_NEWLINE)
             for row in batch

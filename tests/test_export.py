@@ -249,15 +249,28 @@ def test_messages_format_keeps_parts(tmp_path):
     assert row["messages"] == Calc()[3]["messages"]
 
 
-def test_nanochat_format_flattens_tool_calls_and_validates(tmp_path):
+def test_nanochat_format_folds_the_system_message_flattens_tool_calls_and_validates(tmp_path):
     row = calc_row(export_rows(tmp_path, "nanochat"))
     assert row == [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "What is 3+3?"},
+        {"role": "user", "content": "Be brief.\n\nWhat is 3+3?"},
         {"role": "assistant", "content": "3+3 = <<3+3=6>>6. #### 6"},
     ]
-    result = run("validate", str(tmp_path / "nanochat.jsonl"))
+    # nanochat's CustomJSON loader refuses system messages: --no-system checks what it checks
+    result = run("validate", "--no-system", str(tmp_path / "nanochat.jsonl"))
     assert result.exit_code == 0, result.output
+
+
+def test_nanochat_format_folds_system_messages_in_the_arrow_path_too(tmp_path, monkeypatch):
+    """SmolTalk rows with a system prompt leave the bulk path; the lines are the same bytes."""
+    hubdata.write_smoltalk(tmp_path)
+    spec = write_spec(tmp_path, "tasks:\n  - task: smoltalk\n    split: train\n")
+    bulk = run("export", str(spec), "--data-dir", str(tmp_path), "-o", "-", "-f", "nanochat")
+    monkeypatch.setattr(registry.get_task_class("smoltalk"), "messages_column", None)
+    slow = run("export", str(spec), "--data-dir", str(tmp_path), "-o", "-", "-f", "nanochat")
+    assert bulk.exit_code == 0 and bulk.stdout_bytes == slow.stdout_bytes
+    rows = [json.loads(line) for line in bulk.stdout_bytes.splitlines()]
+    assert all(m["role"] != "system" for row in rows for m in row)
+    assert any(row[0]["content"].count("\n\n") for row in rows)
 
 
 def test_openai_format_has_string_contents(tmp_path):
@@ -839,7 +852,10 @@ def test_smoltalk_written_from_arrow_is_byte_identical_to_row_by_row(tmp_path, f
     )
     bulk = run(*args)
     assert bulk.exit_code == 0, bulk.output
-    assert sum(bulk_rows) == 60 + 2 * 28  # every SmolTalk row went the bulk way
+    if FORMATS[fmt].layout.fold_system:  # rows with a system prompt go row by row
+        assert 0 < sum(bulk_rows) < 60 + 2 * 28
+    else:
+        assert sum(bulk_rows) == 60 + 2 * 28  # every SmolTalk row went the bulk way
     monkeypatch.setattr(registry.get_task_class("smoltalk"), "messages_column", None)
     assert run(*args).stdout_bytes == bulk.stdout_bytes
     assert len(bulk.stdout_bytes.splitlines()) == 60 + 2 * 28 + 36

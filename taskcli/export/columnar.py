@@ -132,6 +132,17 @@ def rows_without_errors(messages: pa.Array) -> np.ndarray:
     return fine
 
 
+def start_with_system(messages: pa.Array) -> np.ndarray:
+    """For each row of `messages`: whether its first message is a system message."""
+    offsets = _row_offsets(messages)
+    roles, _ = _fields(messages)
+    filled = np.flatnonzero(np.diff(offsets) > 0)
+    result = np.zeros(len(messages), dtype=bool)
+    firsts = roles.take(pa.array(offsets[filled])).to_numpy(zero_copy_only=False)
+    result[filled] = firsts == "system"
+    return result
+
+
 def json_lines(
     messages: pa.Array,
     layout: Layout,

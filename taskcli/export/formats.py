@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from taskcli.conversation import ROLES, flatten_content
+from taskcli.conversation import ROLES, flatten_content, fold_system
 from taskcli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ class Layout:
     content_key: str = "content"
     role_names: tuple[str, ...] = ROLES  # what system, user and assistant are called
     with_source: bool = False
+    fold_system: bool = False  # rows that start with a system message go row by row
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,11 @@ FORMATS: dict[str, ExportFormat] = {
         ),
         ExportFormat(
             "nanochat",
-            "A JSON array of messages with string contents, as nanochat's CustomJSON loads it.",
-            lambda conv, entry, index: flat_messages(conv["messages"]),
-            Layout(b"[", b"]"),
+            "A JSON array of messages with string contents, as nanochat's CustomJSON loads it: a "
+            "system message is folded into the first user message, and tool calls are flattened "
+            "to <<expr=result>> text (the tokens format keeps them).",
+            lambda conv, entry, index: flat_messages(fold_system(conv["messages"])),
+            Layout(b"[", b"]", fold_system=True),
         ),
         ExportFormat(
             "openai",

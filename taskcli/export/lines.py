@@ -77,6 +77,8 @@ class EntryLines:
             fine = np.zeros(len(positions), dtype=bool)
             if columnar.holds_string_messages(messages):
                 fine = columnar.rows_without_errors(messages)
+                if layout.fold_system:
+                    fine &= ~columnar.start_with_system(messages)
             if fine.any():
                 chunk = messages if fine.all() else messages.filter(pa.array(fine))
                 tails = None
