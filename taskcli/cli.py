@@ -69,6 +69,28 @@ DataDirOption = Annotated[
         "DIR/REPO` leaves them. Without it, the Hugging Face Hub and its cache are used.",
     ),
 ]
+TokenizerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tokenizer",
+        "-t",
+        envvar="TASKCLI_TOKENIZER",
+        metavar="SPEC",
+        help="Render conversations into tokens with this tokenizer: a nanochat tokenizer folder "
+        "(or 'nanochat' for $NANOCHAT_BASE_DIR/tokenizer), a tokenizer.json or its folder, or "
+        "tiktoken:NAME such as tiktoken:cl100k_base.",
+    ),
+]
+MaxTokensOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-tokens",
+        min=0,
+        metavar="N",
+        help="Cut each conversation after N tokens, as nanochat's SFT does (default 2048; 0: "
+        "no cut).",
+    ),
+]
 
 
 def _version(value: bool) -> None:
@@ -127,20 +149,36 @@ def show(
     ] = 1,
     param: ParamOption = None,
     data_dir: DataDirOption = None,
+    tokens: Annotated[
+        bool,
+        typer.Option(
+            "--tokens",
+            help="Show the tokens the model trains on (needs --tokenizer): trained ones in "
+            "green, chat tokens as badges, a marker where the cut falls.",
+        ),
+    ] = False,
+    ids: Annotated[bool, typer.Option("--ids", help="With --tokens, each token's id.")] = False,
+    tokenizer: TokenizerOption = None,
+    max_tokens: MaxTokensOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Show conversations of a task, one panel per message.
+    """Show conversations of a task, one panel per message, or as tokens.
 
     Example: [bold]taskcli show smoltalk --split test --index 0[/]
     """
     from taskcli import render
+    from taskcli.errors import UsageError
     from taskcli.registry import open_task
 
+    if (tokens or ids) and tokenizer is None:
+        raise UsageError(
+            "--tokens needs a tokenizer: --tokenizer SPEC or TASKCLI_TOKENIZER (for example "
+            "--tokenizer tiktoken:cl100k_base)."
+        )
+    loaded = _load_tokenizer(tokenizer) if tokens or ids else None
     opened = open_task(task, subset, split, parse_params(param), data_dir=data_dir)
     total = len(opened.task)
     if not 0 <= index < total:
-        from taskcli.errors import UsageError
-
         raise UsageError(
             f"index {index} is out of range: {opened.label} has {total} examples "
             f"(indices 0 to {total - 1})."
@@ -148,7 +186,21 @@ def show(
             else f"{opened.label} has no examples."
         )
     conversations = opened.task.batch(index, index + count)
-    if json_output:
+    if loaded is not None:
+        from taskcli import tokens as training_view
+
+        cut = training_view.DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
+        renderings = [
+            (i, training_view.render(c, loaded, cut))
+            for i, c in enumerate(conversations, start=index)
+        ]
+        if json_output:
+            render.print_jsonl(rendering.row(i) for i, rendering in renderings)
+        else:
+            render.print_tokens(
+                opened.label, renderings, loaded, total=total, max_tokens=cut, show_ids=ids
+            )
+    elif json_output:
         render.print_jsonl(conversations)
     else:
         render.print_conversations(opened.label, conversations, first_index=index, total=total)
@@ -291,25 +343,41 @@ def stats(
     split: SplitOption = None,
     param: ParamOption = None,
     data_dir: DataDirOption = None,
+    tokenizer: TokenizerOption = None,
+    max_tokens: MaxTokensOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Count conversations, messages and characters per role, with a length histogram.
 
     Percentiles are exact (nearest-rank). For a mixture spec, also each entry's rows and share.
+    With --tokenizer, also the training view: tokens and trained tokens per conversation, what
+    the cut drops, and each source's share by tokens (one process per core renders them).
 
-    Example: [bold]taskcli stats smoltalk --split test[/]
+    Example: [bold]taskcli stats smoltalk --split test --tokenizer tiktoken:cl100k_base[/]
     """
     from taskcli import render
     from taskcli.stats import compute_stats, open_target
 
+    loaded = _load_tokenizer(tokenizer)
     opened = open_target(target, subset, split, parse_params(param), data_dir=data_dir)
     rows = sum(len(source.task) for source in opened.sources)
     with render.progress_bar(rows, label="reading") as progress:
-        result = compute_stats(opened, on_progress=progress)
+        result = compute_stats(
+            opened, on_progress=progress, tokenizer=loaded, max_tokens=max_tokens
+        )
     if json_output:
         render.print_json(result.to_json())
     else:
         render.console.print(render.render_stats(result, show_sources=opened.is_spec))
+
+
+def _load_tokenizer(spec: str | None):
+    """The tokenizer a --tokenizer option names, or None; its libraries load only then."""
+    if spec is None:
+        return None
+    from taskcli.tokenizer import load_tokenizer
+
+    return load_tokenizer(spec)
 
 
 @app.command("eval")

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
     from taskcli.file_rules import FileReport
     from taskcli.scoring import Score
-    from taskcli.stats import SourceStats, Stats, Summary
+    from taskcli.stats import SourceStats, Stats, Summary, TokenStats
+    from taskcli.tokenizer import Tokenizer
+    from taskcli.tokens import Rendering
 
 console = Console()
 error_console = Console(stderr=True)
@@ -148,6 +150,67 @@ def print_conversations(
                     border_style=style,
                 )
             )
+
+
+# Tokens alternate between two backgrounds so their boundaries show; without colour they are
+# separated by a dot, and untrained runs are bracketed.
+TRAINED_STYLES = ("green on grey15", "green on grey27")
+UNTRAINED_STYLES = ("bright_black on grey11", "bright_black on grey19")
+
+
+def print_tokens(
+    label: str,
+    renderings: list[tuple[int, Rendering]],
+    tokenizer: Tokenizer,
+    *,
+    total: int,
+    max_tokens: int,
+    show_ids: bool = False,
+) -> None:
+    """Each conversation as the tokens the model trains on, one header of counts each."""
+    plain = console.no_color or console.color_system is None
+    for index, rendering in renderings:
+        console.rule(f"[bold]{escape(label)}[/]  ·  example {index} of {total} (0-based)")
+        legend = "untrained in ⟦ ⟧, tokens split by ·" if plain else "trained in green"
+        cut = f" at {max_tokens:,}" if rendering.truncated else ""
+        console.print(
+            f"{rendering.num_tokens:,} tokens · {rendering.num_trained:,} trained · "
+            f"{rendering.tokens_cut:,} cut off{cut}  ({legend})",
+            highlight=False,
+        )
+        console.print(_token_text(rendering, tokenizer, plain, show_ids), soft_wrap=False)
+        if rendering.truncated:
+            console.print(
+                Text(
+                    f"✂ cut here: {rendering.tokens_cut:,} more tokens never trained on", "bold red"
+                )
+            )
+
+
+def _token_text(rendering: Rendering, tokenizer: Tokenizer, plain: bool, show_ids: bool) -> Text:
+    specials = set(tokenizer.special_ids.values())
+    text = Text()
+    previous = None
+    for position, (token, trained) in enumerate(zip(rendering.ids, rendering.mask, strict=True)):
+        shown = tokenizer.token_text(token)
+        if plain:
+            if previous is not None and trained != previous:
+                text.append("⟧" if previous == 0 else "⟦")
+            elif previous is not None:
+                text.append("·")
+            if previous is None and not trained:
+                text.append("⟦")
+        previous = trained
+        styles = TRAINED_STYLES if trained else UNTRAINED_STYLES
+        if token in specials:
+            text.append(shown, style="bold reverse green" if trained else "bold reverse")
+        else:
+            text.append(shown.replace("\n", "↵\n"), style=styles[position % 2])
+        if show_ids:
+            text.append(f":{token}", style="dim")
+    if plain and previous == 0:
+        text.append("⟧")
+    return text
 
 
 def _plural(count: int, noun: str) -> str:
@@ -330,10 +393,10 @@ def _bar_table(title: str, label: str, extra: tuple[str, ...] = ()) -> Table:
     return table
 
 
-def _histogram_table(stats: Stats) -> Table:
-    table = _bar_table("Length histogram (total characters per conversation)", "characters")
-    largest = max(b.count for b in stats.histogram)
-    for b in stats.histogram:
+def _histogram_table(stats: Stats, bins: list[Any], title: str, unit: str) -> Table:
+    table = _bar_table(title, unit)
+    largest = max(b.count for b in bins)
+    for b in bins:
         table.add_row(
             _range_label(b.low, b.high),
             f"{b.count:,}",
@@ -341,6 +404,57 @@ def _histogram_table(stats: Stats) -> Table:
             Bar(b.count / largest),
         )
     return table
+
+
+def _token_pieces(stats: Stats, tokens: TokenStats, show_sources: bool) -> list[RenderableType]:
+    """The token figures: per-conversation summaries, what the cut does, the histogram."""
+    tokenizer = tokens.tokenizer
+    cut = f"cut at {tokens.max_tokens:,}" if tokens.max_tokens else "no cut"
+    header = Text.assemble(
+        ("Tokens ", "bold"),
+        f"({tokenizer['kind']} tokenizer {tokenizer['spec']}, vocabulary "
+        f"{tokenizer['vocab_size']:,}, {cut})",
+    )
+    summaries = _summary_table(
+        "Tokens per conversation",
+        [
+            _summary_row("tokens", tokens.tokens),
+            _summary_row("trained tokens", tokens.trained),
+            _summary_row("before the cut", tokens.rendered),
+        ],
+    )
+    rendered = tokens.rendered.mean * tokens.rendered.count
+    reach = Text(
+        f"The cut reaches {tokens.truncated:,} conversations ({stats.share(tokens.truncated):.1%})"
+        f" and drops {tokens.tokens_cut:,} tokens "
+        f"({tokens.tokens_cut / rendered if rendered else 0.0:.1%} of all rendered).",
+        style="yellow" if tokens.truncated else "dim",
+    )
+    pieces: list[RenderableType] = [header, summaries, reach]
+    pieces.append(
+        _histogram_table(
+            stats,
+            tokens.histogram,
+            "Length histogram (tokens per conversation, before the cut)",
+            "tokens",
+        )
+    )
+    if show_sources:
+        table = _bar_table(
+            "Share per source by tokens (after the cut)", "source", ("trained", "share")
+        )
+        for source in stats.sources:
+            table.add_row(
+                escape(source.name),
+                f"{source.tokens:,}",
+                f"{source.token_share:.1%}",
+                Bar(source.token_share),
+                f"{source.trained:,}",
+                f"{source.trained_share:.1%}",
+            )
+        table.columns[1].header = "tokens"
+        pieces.append(table)
+    return pieces
 
 
 def _sources_table(sources: list[SourceStats]) -> Table:
@@ -389,9 +503,18 @@ def render_stats(stats: Stats, *, show_sources: bool = False) -> RenderableType:
         overview,
         _summary_table("Per conversation", per_conversation),
     ]
-    pieces.append(_histogram_table(stats))
+    pieces.append(
+        _histogram_table(
+            stats,
+            stats.histogram,
+            "Length histogram (total characters per conversation)",
+            "characters",
+        )
+    )
     if show_sources:
         pieces.append(_sources_table(stats.sources))
+    if stats.tokens is not None:
+        pieces += _token_pieces(stats, stats.tokens, show_sources)
     return Group(*pieces)
 
 

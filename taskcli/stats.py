@@ -29,11 +29,15 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskcli.conversation import ROLES
 from taskcli.errors import InvalidData, UsageError
 from taskcli.tasks.common import Task
+
+if TYPE_CHECKING:
+    from taskcli.tokenizer import Tokenizer
+    from taskcli.tokens import TokenBatch
 
 PERCENTILE_METHOD = "nearest-rank"
 CHUNK_ROWS = 4096
@@ -81,13 +85,49 @@ class Bin:
 
 @dataclass(frozen=True)
 class SourceStats:
-    """A source's rows (repeats included) and characters, and their shares of the whole."""
+    """A source's rows (repeats included), characters and, with a tokenizer, the tokens the
+    model trains on (after the cut) and of those the trained ones, and their shares of the whole.
+    """
 
     name: str
     rows: int
     row_share: float
     characters: int
     character_share: float
+    tokens: int | None = None
+    token_share: float | None = None
+    trained: int | None = None
+    trained_share: float | None = None
+
+
+@dataclass(frozen=True)
+class TokenStats:
+    """The training view in numbers: tokens per conversation as the tokenizer renders them.
+
+    `tokens` and `trained` are counted after the cut at `max_tokens` (what the model sees),
+    `rendered` before it; the histogram bins `rendered`.
+    """
+
+    tokenizer: dict[str, Any]
+    max_tokens: int
+    tokens: Summary
+    trained: Summary
+    rendered: Summary
+    truncated: int  # conversations the cut reaches
+    tokens_cut: int  # tokens it drops
+    histogram: list[Bin]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tokenizer": self.tokenizer,
+            "max_tokens": self.max_tokens,
+            "tokens": asdict(self.tokens),
+            "trained": asdict(self.trained),
+            "rendered": asdict(self.rendered),
+            "truncated": self.truncated,
+            "tokens_cut": self.tokens_cut,
+            "histogram": [asdict(b) for b in self.histogram],
+        }
 
 
 @dataclass(frozen=True)
@@ -102,6 +142,7 @@ class Stats:
     with_tool_calls: int
     histogram: list[Bin]
     sources: list[SourceStats]
+    tokens: TokenStats | None = None
 
     def share(self, count: int) -> float:
         return count / self.conversations if self.conversations else 0.0
@@ -121,6 +162,7 @@ class Stats:
             },
             "length_histogram": [asdict(b) for b in self.histogram],
             "sources": [asdict(s) for s in self.sources],
+            "tokens": self.tokens.to_json() if self.tokens else None,
         }
 
 
@@ -272,23 +314,67 @@ def _chunks(task: Task) -> Iterator[list[dict[str, Any]]]:
         yield chunk
 
 
-def compute_stats(target: Target, *, on_progress: Callable[[int], None] | None = None) -> Stats:
+class _TokenTally:
+    """Per-conversation token counts of one source: after the cut, trained, and before it."""
+
+    def __init__(self) -> None:
+        self.tokens = array("I")
+        self.trained = array("I")
+        self.rendered = array("I")
+
+    def add(self, batch: TokenBatch) -> None:
+        self.tokens.extend(batch.num_tokens())
+        self.trained.extend(batch.num_trained())
+        self.rendered.extend(batch.lengths)
+
+    def extend(self, other: _TokenTally, times: int) -> None:
+        for mine, theirs in zip(
+            (self.tokens, self.trained, self.rendered),
+            (other.tokens, other.trained, other.rendered),
+            strict=True,
+        ):
+            mine.extend(theirs * times)
+
+
+def compute_stats(
+    target: Target,
+    *,
+    on_progress: Callable[[int], None] | None = None,
+    tokenizer: Tokenizer | None = None,
+    max_tokens: int | None = None,
+    workers: int | None = None,
+) -> Stats:
     """Read every conversation of `target` once and summarise it.
 
     `on_progress` is called with the number of rows read after each chunk (for progress bars).
+    With a `tokenizer`, every conversation is also rendered as nanochat's SFT sees it (cut at
+    `max_tokens`, by default nanochat's 2048), in `workers` processes (default: one per core),
+    for the token figures.
     """
     whole = _Tally(target.label)
-    per_source: list[tuple[str, int, int]] = []
+    whole_tokens = _TokenTally()
+    per_source: list[tuple[str, int, int, _TokenTally | None]] = []
     for source in target.sources:
         tally = _Tally(source.name)
-        for chunk in _chunks(source.task):
-            tally.add_all(chunk)
-            if on_progress is not None:
-                on_progress(len(chunk))
+        chunks = _tallied(_chunks(source.task), tally, on_progress)
+        tokens = None
+        if tokenizer is None:
+            for _ in chunks:
+                pass
+        else:
+            from taskcli.tokens import DEFAULT_MAX_TOKENS, default_workers, render_batches
+
+            max_tokens = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
+            tokens = _TokenTally()
+            conversations = (conversation for chunk in chunks for conversation in chunk)
+            for batch in render_batches(
+                conversations, tokenizer, max_tokens, workers or default_workers()
+            ):
+                tokens.add(batch)
+            whole_tokens.extend(tokens, source.repeat)
         whole.extend(tally, source.repeat)
-        per_source.append(
-            (source.name, len(tally.total) * source.repeat, sum(tally.total) * source.repeat)
-        )
+        rows, chars = len(tally.total) * source.repeat, sum(tally.total) * source.repeat
+        per_source.append((source.name, rows, chars, tokens))
 
     conversations = len(whole.total)
     all_characters = sum(whole.total)
@@ -300,6 +386,9 @@ def compute_stats(target: Target, *, on_progress: Callable[[int], None] | None =
     ordered_totals = sorted(whole.total)
     if conversations:
         characters["total"] = summarize(ordered_totals)
+    token_stats = None
+    if tokenizer is not None and max_tokens is not None and conversations:
+        token_stats = _token_stats(whole_tokens, tokenizer, max_tokens)
     return Stats(
         label=target.label,
         conversations=conversations,
@@ -308,17 +397,71 @@ def compute_stats(target: Target, *, on_progress: Callable[[int], None] | None =
         with_system=whole.with_system,
         with_tool_calls=whole.with_tool_calls,
         histogram=histogram(ordered_totals),
-        sources=[
+        sources=_source_stats(
+            per_source, target.sources, conversations, all_characters, whole_tokens
+        ),
+        tokens=token_stats,
+    )
+
+
+def _tallied(
+    chunks: Iterator[list[dict[str, Any]]], tally: _Tally, on_progress: Callable[[int], None] | None
+) -> Iterator[list[dict[str, Any]]]:
+    """`chunks`, each counted into `tally` (and reported) as it passes."""
+    for chunk in chunks:
+        tally.add_all(chunk)
+        if on_progress is not None:
+            on_progress(len(chunk))
+        yield chunk
+
+
+def _token_stats(tally: _TokenTally, tokenizer: Tokenizer, max_tokens: int) -> TokenStats:
+    rendered = sorted(tally.rendered)
+    return TokenStats(
+        tokenizer=tokenizer.describe(),
+        max_tokens=max_tokens,
+        tokens=summarize(tally.tokens),
+        trained=summarize(tally.trained),
+        rendered=summarize(rendered),
+        truncated=sum(
+            1 for before, after in zip(tally.rendered, tally.tokens, strict=True) if before > after
+        ),
+        tokens_cut=sum(tally.rendered) - sum(tally.tokens),
+        histogram=histogram(rendered),
+    )
+
+
+def _source_stats(
+    per_source: list[tuple[str, int, int, _TokenTally | None]],
+    sources: Sequence[Source],
+    conversations: int,
+    all_characters: int,
+    whole_tokens: _TokenTally,
+) -> list[SourceStats]:
+    all_tokens, all_trained = sum(whole_tokens.tokens), sum(whole_tokens.trained)
+    result = []
+    for (name, rows, chars, tokens), source in zip(per_source, sources, strict=True):
+        by_tokens: dict[str, Any] = {}
+        if tokens is not None:
+            counted = sum(tokens.tokens) * source.repeat
+            trained = sum(tokens.trained) * source.repeat
+            by_tokens = {
+                "tokens": counted,
+                "token_share": counted / all_tokens if all_tokens else 0.0,
+                "trained": trained,
+                "trained_share": trained / all_trained if all_trained else 0.0,
+            }
+        result.append(
             SourceStats(
                 name=name,
                 rows=rows,
                 row_share=rows / conversations if conversations else 0.0,
                 characters=chars,
                 character_share=chars / all_characters if all_characters else 0.0,
+                **by_tokens,
             )
-            for name, rows, chars in per_source
-        ],
-    )
+        )
+    return result
 
 
 def open_target(

@@ -230,7 +230,9 @@ def test_jsonl_target_json_output(tmp_path):
         "with_tool_calls",
         "length_histogram",
         "sources",
+        "tokens",  # null without --tokenizer
     }
+    assert got["tokens"] is None
     assert got["conversations"] == 5 and got["target"] == str(path)
     for role in ("system", "user", "assistant", "total"):
         assert got["characters"][role] == pytest.approx(EXPECTED_SUMMARIES[role])

@@ -1,0 +1,203 @@
+"""The training view through the CLI: `show --tokens`, `stats --tokenizer`.
+
+The `bytes` tokenizer (tests/tokenizers_data.py) has no merges: a text's ids are its UTF-8
+bytes and the nine chat tokens are 256..264, so every figure below can be worked out by hand.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from specfiles import write_spec
+from typer.testing import CliRunner
+
+from taskcli import render as render_module
+from taskcli.cli import app
+from taskcli.tokenizer import load_tokenizer
+from taskcli.tokens import render
+
+runner = CliRunner()
+BOS, US, UE, AS, AE = range(256, 261)
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run(*args: str, **kwargs):
+    return runner.invoke(app, list(args), **kwargs)
+
+
+def write_jsonl(path: Path, conversations: list[list[tuple[str, str]]]) -> Path:
+    lines = [
+        json.dumps([{"role": role, "content": content} for role, content in conversation])
+        for conversation in conversations
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def chats(tmp_path):
+    return write_jsonl(
+        tmp_path / "chats.jsonl",
+        [
+            [("user", "hi"), ("assistant", "ok")],
+            [("system", "sys"), ("user", "q"), ("assistant", "a long answer")],
+        ],
+    )
+
+
+@pytest.fixture
+def bytes_spec(tokenizer_folders):
+    return str(tokenizer_folders["bytes"])
+
+
+def test_show_tokens_json_rows_are_render_with_their_index(chats, bytes_spec):
+    result = run("show", str(chats), "--tokens", "-t", bytes_spec, "-n", "2", "--json")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert rows[0] == {
+        "index": 0,
+        "ids": [BOS, US, *b"hi", UE, AS, *b"ok", AE],
+        "mask": [0, 0, 0, 0, 0, 0, 1, 1, 1],
+        "num_tokens": 9,
+        "num_trained": 3,
+        "truncated": False,
+        "tokens_cut": 0,
+    }
+    # the system message is folded into the first user message, as nanochat renders it
+    assert rows[1]["ids"][:8] == [BOS, US, *b"sys\n\nq"]
+    assert rows[1]["index"] == 1
+
+
+def test_show_tokens_cut_at_max_tokens(chats, bytes_spec):
+    whole = run("show", str(chats), "--tokens", "-t", bytes_spec, "-i", "1", "--json")
+    row = json.loads(whole.output)
+    cut = run(
+        "show", str(chats), "--tokens", "-t", bytes_spec, "-i", "1", "--max-tokens", "10", "--json"
+    )
+    short = json.loads(cut.output)
+    assert short["ids"] == row["ids"][:10] and short["mask"] == row["mask"][:10]
+    assert (short["truncated"], short["tokens_cut"]) == (True, row["num_tokens"] - 10)
+    nothing_cut = run(
+        "show", str(chats), "--tokens", "-t", bytes_spec, "-i", "1", "--max-tokens", "0", "--json"
+    )
+    assert json.loads(nothing_cut.output)["ids"] == row["ids"]
+
+
+def at_80_columns(monkeypatch):
+    monkeypatch.setattr(render_module, "console", Console(width=80))
+
+
+def test_show_tokens_for_people_marks_trained_runs_badges_and_the_cut(
+    chats, bytes_spec, monkeypatch
+):
+    at_80_columns(monkeypatch)
+    args = ["show", str(chats), "--tokens", "-t", bytes_spec, "-i", "1", "--max-tokens", "12"]
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("─")  # the rule naming the file and example
+    assert lines[1].startswith("12 tokens · 2 trained · 12 cut off at 12")
+    body = "\n".join(lines[2:])
+    # untrained runs bracketed, tokens split by dots, chat tokens by name (no colour in tests)
+    assert body.startswith("⟦<|bos|>·<|user_start|>·s·y·s·↵\n·↵\n·q·<|user_end|>·")
+    assert "<|assistant_start|>⟧a· " in body
+    assert "✂ cut here: 12 more tokens never trained on" in body
+    assert all(len(line) <= 80 for line in lines)
+    with_ids = run(*args, "--ids")
+    assert "<|bos|>:256·<|user_start|>:257·s:115" in with_ids.output
+
+
+def test_show_tokens_needs_a_tokenizer_and_says_how(chats, monkeypatch):
+    monkeypatch.delenv("TASKCLI_TOKENIZER", raising=False)
+    result = run("show", str(chats), "--tokens")
+    assert result.exit_code == 2
+    assert "--tokens needs a tokenizer" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_broken_tokenizer_is_a_one_line_error(chats, tmp_path):
+    (tmp_path / "tok").mkdir()
+    (tmp_path / "tok" / "tokenizer.pkl").write_bytes(b"not a pickle")
+    result = run("show", str(chats), "--tokens", "-t", str(tmp_path / "tok"))
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    missing = run("stats", str(chats), "-t", str(tmp_path / "nowhere"))
+    assert missing.exit_code == 2 and "no such file or folder" in missing.output
+
+
+def test_the_tokenizer_comes_from_the_environment_too(chats, bytes_spec, monkeypatch):
+    monkeypatch.setenv("TASKCLI_TOKENIZER", bytes_spec)
+    result = run("show", str(chats), "--tokens", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["num_tokens"] == 9
+
+
+def test_stats_token_figures_match_render_by_hand(tmp_path, bytes_spec):
+    chats = write_jsonl(
+        tmp_path / "chats.jsonl",
+        [[("user", "x" * n), ("assistant", "y" * (2 * n))] for n in range(1, 11)],
+    )
+    result = run("stats", str(chats), "-t", bytes_spec, "--max-tokens", "30", "--json")
+    assert result.exit_code == 0, result.output
+    tokens = json.loads(result.output)["tokens"]
+    # n user bytes + 2n assistant bytes + 4 chat tokens + bos: 3n + 5 tokens, 2n + 1 trained
+    rendered = [3 * n + 5 for n in range(1, 11)]
+    kept = [min(length, 30) for length in rendered]
+    assert tokens["rendered"]["max"] == 35 and tokens["rendered"]["min"] == 8
+    assert tokens["tokens"]["max"] == 30
+    assert tokens["truncated"] == sum(length > 30 for length in rendered) == 2
+    assert tokens["tokens_cut"] == sum(rendered) - sum(kept) == 2 + 5
+    assert tokens["trained"]["min"] == 3
+    assert tokens["max_tokens"] == 30
+    assert tokens["tokenizer"]["special_ids"]["<|bos|>"] == 256
+    assert sum(b["count"] for b in tokens["histogram"]) == 10
+
+
+def test_stats_share_per_source_by_tokens_counts_repeats(tmp_path, tokenizer_folders, monkeypatch):
+    write_jsonl(tmp_path / "short.jsonl", [[("user", "a"), ("assistant", "b")]] * 4)
+    write_jsonl(tmp_path / "long.jsonl", [[("user", "a" * 50), ("assistant", "b" * 90)]])
+    spec = write_spec(
+        tmp_path,
+        """
+        tasks:
+          - {task: customjson, path: short.jsonl, repeat: 2}
+          - {task: customjson, path: long.jsonl}
+        """,
+    )
+    tokenizer = str(tokenizer_folders["bytes"])
+    result = run("stats", str(spec), "-t", tokenizer, "--json")
+    assert result.exit_code == 0, result.output
+    sources = json.loads(result.output)["sources"]
+    loaded = load_tokenizer(tokenizer)
+    one_short = render(
+        {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]},
+        loaded,
+    )
+    one_long = render(
+        {
+            "messages": [
+                {"role": "user", "content": "a" * 50},
+                {"role": "assistant", "content": "b" * 90},
+            ]
+        },
+        loaded,
+    )
+    assert sources[0]["tokens"] == 8 * one_short.num_tokens
+    assert sources[0]["trained"] == 8 * one_short.num_trained
+    assert sources[1]["tokens"] == one_long.num_tokens
+    total = sources[0]["tokens"] + sources[1]["tokens"]
+    assert sources[1]["token_share"] == pytest.approx(one_long.num_tokens / total)
+    assert sources[0]["row_share"] == pytest.approx(8 / 9)  # rows say the opposite of tokens
+    assert sources[1]["trained_share"] > 0.5
+    at_80_columns(monkeypatch)
+    people = run("stats", str(spec), "-t", tokenizer)
+    assert "Share per source by tokens (after the cut)" in people.output
+    assert max(map(len, people.output.splitlines())) <= 80
+    assert "The cut reaches 0 conversations" in people.output
+
+
+def test_stats_without_a_tokenizer_prints_no_token_figures(chats):
+    result = run("stats", str(chats), "--json")
+    assert json.loads(result.output)["tokens"] is None
+    assert "Tokens per conversation" not in run("stats", str(chats)).output
