@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,6 +115,11 @@ def build_plan(spec: Spec, data_dir: str | os.PathLike[str] | None = None) -> Pl
             errors.append(kind(f"{entry.label}: {error}"))
     if errors:
         raise _combined(errors)
+    return plan_over(spec, tasks)
+
+
+def plan_over(spec: Spec, tasks: Sequence[Task]) -> Plan:
+    """The plan of `spec` over its entries' tasks, already built (one per entry)."""
     members: list[Task] = []
     owners: list[int] = []
     for number, (task, entry) in enumerate(zip(tasks, spec.entries, strict=True)):

@@ -34,7 +34,8 @@ import orjson
 from taskcli.atomic import atomic_output
 from taskcli.conversation import type_name
 from taskcli.errors import InvalidData, UsageError
-from taskcli.registry import OpenedTask, all_tasks, open_task
+from taskcli.registry import all_tasks, canonical_name, get_task_class
+from taskcli.targets import Target, open_target
 from taskcli.tasks.common import Conversation, Task
 
 Z_95 = 1.959963984540054  # the standard normal's 97.5th percentile
@@ -359,19 +360,24 @@ def open_for_eval(
     params: dict[str, Any] | None = None,
     *,
     data_dir: str | os.PathLike[str] | None = None,
-) -> OpenedTask:
+) -> Target:
     """The task to score against, after the checks that need no data (answers file, eval rule)."""
     require_answers_file(answers_path)
-    registered = all_tasks().get(target)
+    registered = canonical_name(target)
     if registered is not None:
-        require_evaluation(registered)
-    opened = open_task(target, subset, split, params, data_dir=data_dir)
+        require_evaluation(get_task_class(registered))
+    opened = open_target(target, subset, split, params, data_dir=data_dir)
+    if opened.is_spec:
+        raise UsageError(
+            f"{target} is a mixture spec; answers are scored against one task.",
+            hint="`taskcli list` names the tasks that score answers.",
+        )
     require_evaluation(type(opened.task))
     return opened
 
 
 def score_file(
-    opened: OpenedTask,
+    opened: Target,
     answers_path: str | os.PathLike[str],
     *,
     workers: int | None = None,

@@ -4,8 +4,9 @@ One streaming pass reads the conversations in chunks (`Task.batch`, which Arrow-
 serve in bulk) and keeps, per conversation, a handful of integers in compact arrays (4 bytes
 each), so the order statistics are exact rather than estimated::
 
-    from taskcli.stats import compute_stats, open_target
-    stats = compute_stats(open_target("examples/identity.jsonl"))
+    from taskcli.stats import compute_stats
+    from taskcli.targets import open_target
+    stats = compute_stats(open_target("examples/mixture.yaml", data_dir="data"))
     stats.characters["assistant"].median      # characters the assistant writes per conversation
 
 Percentiles are nearest-rank: the p-th percentile of n sorted values is the value at rank
@@ -23,39 +24,19 @@ spec's shuffle is never needed.
 
 from __future__ import annotations
 
-import os
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from taskcli.conversation import ROLES
-from taskcli.errors import InvalidData, UsageError
+from taskcli.errors import InvalidData
+from taskcli.targets import FILE, Target
 from taskcli.tasks.common import Task
 
 PERCENTILE_METHOD = "nearest-rank"
 CHUNK_ROWS = 4096
-SPEC_SUFFIXES = (".yaml", ".yml")
-
-
-@dataclass(frozen=True)
-class Source:
-    """One named part of a stats target: a task, counted `repeat` times (a spec's ``repeat``)."""
-
-    name: str
-    task: Task
-    repeat: int = 1
-
-
-@dataclass(frozen=True)
-class Target:
-    """What `taskcli stats` reads: a label for headers and the sources that make it up."""
-
-    label: str
-    sources: tuple[Source, ...]
-    is_spec: bool = False
 
 
 @dataclass(frozen=True)
@@ -272,23 +253,65 @@ def _chunks(task: Task) -> Iterator[list[dict[str, Any]]]:
         yield chunk
 
 
-def compute_stats(target: Target, *, on_progress: Callable[[int], None] | None = None) -> Stats:
-    """Read every conversation of `target` once and summarise it.
-
-    `on_progress` is called with the number of rows read after each chunk (for progress bars).
-    """
-    whole = _Tally(target.label)
-    per_source: list[tuple[str, int, int]] = []
+def _tallies(
+    target: Target,
+    on_progress: Callable[[int], None] | None,
+    on_bytes: Callable[[int], None] | None,
+) -> Iterator[tuple[str, _Tally, int]]:
+    """``(name, tally, repeat)`` of each source of `target`."""
+    if target.kind == FILE:
+        yield target.label, _file_tally(target.text, target.label, on_bytes), 1
+        return
     for source in target.sources:
         tally = _Tally(source.name)
         for chunk in _chunks(source.task):
             tally.add_all(chunk)
             if on_progress is not None:
                 on_progress(len(chunk))
-        whole.extend(tally, source.repeat)
-        per_source.append(
-            (source.name, len(tally.total) * source.repeat, sum(tally.total) * source.repeat)
-        )
+        yield source.name, tally, source.repeat
+
+
+def _file_tally(path: str, label: str, on_bytes: Callable[[int], None] | None) -> _Tally:
+    """A file's conversations counted as its lines are checked (by the rules `validate` uses);
+    a file with errors fails as the `customjson` task would."""
+    from taskcli.file_rules import check_file
+    from taskcli.jsonl import normalise
+    from taskcli.tasks.customjson import invalid_file
+
+    tally = _Tally(label)
+    pending: list[dict[str, Any]] = []
+
+    def count(line: int, offset: int, record: Any) -> None:
+        pending.append(normalise(record))
+        if len(pending) == CHUNK_ROWS:
+            tally.add_all(pending)
+            pending.clear()
+
+    report = check_file(path, on_valid=count, on_bytes=on_bytes)
+    if report.errors:
+        raise invalid_file(report)
+    tally.add_all(pending)
+    return tally
+
+
+def compute_stats(
+    target: Target,
+    *,
+    on_progress: Callable[[int], None] | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Stats:
+    """Read every conversation of `target` once and summarise it.
+
+    `on_progress` is called with the number of rows read after each chunk of a task or spec,
+    `on_bytes` with each count of bytes read from a conversation file (for progress bars).
+    A file is checked and counted in the same single pass: its conversations are never built
+    as a task first.
+    """
+    whole = _Tally(target.label)
+    per_source: list[tuple[str, int, int]] = []
+    for name, tally, repeat in _tallies(target, on_progress, on_bytes):
+        whole.extend(tally, repeat)
+        per_source.append((name, len(tally.total) * repeat, sum(tally.total) * repeat))
 
     conversations = len(whole.total)
     all_characters = sum(whole.total)
@@ -319,36 +342,3 @@ def compute_stats(target: Target, *, on_progress: Callable[[int], None] | None =
             for name, rows, chars in per_source
         ],
     )
-
-
-def open_target(
-    target: str,
-    subset: str | None = None,
-    split: str | None = None,
-    params: dict[str, Any] | None = None,
-    *,
-    data_dir: str | os.PathLike[str] | None = None,
-) -> Target:
-    """A stats target from a TARGET argument: a task name, a ``.jsonl`` file or a mixture spec."""
-    from taskcli.registry import open_task
-
-    if not target.endswith(SPEC_SUFFIXES):
-        opened = open_task(target, subset, split, params, data_dir=data_dir)
-        return Target(opened.label, (Source(opened.label, opened.task),))
-    given = [flag for flag, value in (("--subset", subset), ("--split", split)) if value]
-    if params:
-        given.append("--param")
-    if given:
-        raise UsageError(
-            f"{', '.join(given)} cannot be used with a mixture spec; "
-            f"set subset, split and parameters on the entries of {target}."
-        )
-    from taskcli.plan import build_plan
-    from taskcli.spec import load_spec
-
-    plan = build_plan(load_spec(target), data_dir)
-    sources = tuple(
-        Source(entry.label, task, entry.repeat)
-        for entry, task in zip(plan.spec.entries, plan.tasks, strict=True)
-    )
-    return Target(Path(target).name, sources, is_spec=True)

@@ -661,7 +661,7 @@ def test_show_json_prints_the_task_conversations(hub):
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     task = GSM8K(split="train", data_dir=data_dir)
-    assert lines == [task[3], task[4]]
+    assert lines == [{**task[3], "index": 3}, {**task[4], "index": 4}]
 
 
 def test_show_renders_a_smoltalk_conversation(hub):
