@@ -402,8 +402,8 @@ def export(
     from taskcli import render
     from taskcli.errors import UsageError
     from taskcli.export import export, manifest_path
-    from taskcli.export.writing import check_output
     from taskcli.export.formats import choose_output
+    from taskcli.export.writing import check_output
     from taskcli.plan import parse_shard, selected_rows
     from taskcli.targets import as_plan, open_target
 

@@ -7,9 +7,9 @@ A conversation file of up to 32 MiB is read and checked whole, like the `customj
 it. A bigger one is read only as far as the last row asked for (`taskcli.jsonl.read_window`),
 and its remaining lines are counted at memory speed instead of parsed, so ``--index 5`` on a
 multi-gigabyte file answers at once; only the rows shown are then checked against the
-conversation rules, and `taskcli validate` checks the rest. A mixture spec shows rows of its final order, each
-with its source (entry, task, subset, split, index), exactly as the `full` export format
-records it.
+conversation rules, and `taskcli validate` checks the rest. A mixture spec shows rows of its
+final order, each with its source (entry, task, subset, split, index), exactly as the `full`
+export format records it.
 """
 
 from __future__ import annotations

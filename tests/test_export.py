@@ -522,8 +522,7 @@ def test_export_is_quiet_without_a_terminal_and_reports_one_line(tmp_path):
     result = run("export", str(write_spec(tmp_path, MIXTURE)), "-o", str(tmp_path / "t.jsonl"))
     assert result.stdout == ""
     assert (
-        flat(result.stderr)
-        == f"wrote 55 rows to {tmp_path / 't.jsonl'} "
+        flat(result.stderr) == f"wrote 55 rows to {tmp_path / 't.jsonl'} "
         f"(manifest: {tmp_path / 't.jsonl.manifest.json'})"
     )
 
