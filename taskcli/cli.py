@@ -72,11 +72,10 @@ class _Group(TyperGroup):
 
 def _hint(error: TaskcliError) -> str | None:
     """The error's hint, with the flags for the parameters it names."""
-    flags = [FLAGS.get(name, f"-p {name}=") for name in error.params]
+    flags = " or ".join(FLAGS.get(name, f"-p {name}=…") for name in error.params)
     if not flags:
         return error.hint
-    options = f"(option{'s' if len(flags) > 1 else ''} {', '.join(flags)})"
-    return f"{error.hint} {options}" if error.hint else options.strip("()").capitalize() + "."
+    return f"{error.hint} (set with {flags})" if error.hint else f"Set it with {flags}."
 
 
 app = typer.Typer(

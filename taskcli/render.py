@@ -354,8 +354,8 @@ def print_validation(reports: list[FileReport], *, strict: bool, per_rule: int) 
 
 
 def print_plan(summary: dict[str, Any]) -> None:
-    """The dry-run plan as a Rich table on stdout. Each entry's parameters (the file it reads)
-    go on a line of their own under it, so a narrow terminal still shows them whole."""
+    """The dry-run plan as a Rich table on stdout. The entries' parameters (the files they
+    read) follow the table, a line each, so a narrow terminal still shows them whole."""
     from rich import box
     from rich.table import Table
 
@@ -381,11 +381,17 @@ def print_plan(summary: dict[str, Any]) -> None:
             f"{item['rows']:,}",
             f"{item['share']:.1%}",
         )
-        for key, value in item["params"].items():
-            table.add_row("", Text(f"  {key}={value}", style="dim", overflow="fold"))
     table.add_section()
     table.add_row("total", "", "", "", "", "", f"{summary['total']:,}", "100.0%")
     console.print(table)
+    for item in summary["entries"]:
+        if item["params"]:
+            params = " ".join(f"{key}={value}" for key, value in item["params"].items())
+            console.print(
+                Text.assemble((f"tasks[{item['entry']}] ", "bold"), params),
+                highlight=False,
+                soft_wrap=True,
+            )
     selected = summary["selected"]
     if selected["rows"] != summary["total"]:
         console.print(

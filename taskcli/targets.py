@@ -38,10 +38,9 @@ TASK, FILE, SPEC = "task", "file", "spec"
 SPEC_SUFFIXES = (".yaml", ".yml")
 FILE_SUFFIXES = (".jsonl", ".json", ".gz")
 RULE = (
-    "a target is '-' (standard input), a mixture spec (.yaml, .yml), a conversation file "
-    "(.jsonl, .json, .gz, or any path with a '/'), a registered task name (any case), or "
-    "else any file that exists; a task name wins over a file of the same name (write ./NAME "
-    "for the file)."
+    "a target is a task name (any case), a conversation file (.jsonl, .json, .gz, any path "
+    "with a '/', '-' for stdin) or a mixture spec (.yaml); a task name wins over a file of "
+    "the same name: write ./NAME for the file."
 )
 
 
@@ -63,7 +62,7 @@ def classify(text: str) -> tuple[str, str]:
     error = registry.unknown_task(text)
     raise UsageError(
         f"unknown task {text!r}, and no file of that name exists.{_closest(error)}",
-        hint=RULE[0].upper() + RULE[1:] + " `taskcli list` names every task.",
+        hint=RULE[0].upper() + RULE[1:] + " `taskcli list` names the tasks.",
     )
 
 

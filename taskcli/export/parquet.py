@@ -29,9 +29,9 @@ class ParquetSink:
         self.writer: Any = None
         self.schema: Any = None
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         columns_of = self.fmt.columns_of
-        for line in data.splitlines():
+        for line in bytes(data).splitlines():
             self.pending.append(columns_of(orjson.loads(line)))
             if len(self.pending) >= ROWS_PER_GROUP:
                 self._flush()
