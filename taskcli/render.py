@@ -246,8 +246,7 @@ def _header(shown: Shown, row: Row) -> str:
     """What a conversation's rule says: the target, the row, and where the row comes from."""
     label = escape(shown.label)
     if row.source is not None:
-        where = f"{escape(row.entry or '')} example {row.source['index']}"
-        return f"[bold]{label}[/]  ·  row {row.index} of {shown.total:,}  ·  {where}"
+        return f"[bold]{label}[/]  ·  row {row.index} of {shown.total} (0-based)"
     if shown.total is not None:
         return f"[bold]{label}[/]  ·  example {row.index} of {shown.total} (0-based)"
     lines = f" of {shown.lines:,}" if shown.lines is not None else ""
@@ -260,6 +259,11 @@ def print_conversations(shown: Shown) -> None:
 
     for row in shown.rows:
         console.rule(_header(shown, row))
+        if row.source is not None:
+            console.print(
+                Text(f"from {row.entry}, example {row.source['index']} of its task", "bold dim"),
+                highlight=False,
+            )
         metadata = _metadata(row.conversation)
         if metadata is not None:
             console.print(metadata, highlight=False)
