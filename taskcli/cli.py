@@ -564,7 +564,27 @@ def eval_answers(
         render.console.print(render.render_score(result))
 
 
+INTERRUPT_GRACE = 0.5  # seconds the command has to unwind after Ctrl-C
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    """Ctrl-C: the progress bar goes at once, and the command unwinds (removing its partial
+    outputs) and exits 130. Should unwinding wait on something slow (threads that finish
+    their work before they return), the process ends anyway after `INTERRUPT_GRACE`."""
+    import os
+    import threading
+
+    from taskcli.render import stop_progress
+
+    stop_progress()
+    watchdog = threading.Timer(INTERRUPT_GRACE, os._exit, (130,))
+    watchdog.daemon = True
+    watchdog.start()
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console-script entry point: SIGTERM unwinds like Ctrl-C, so partial outputs are removed."""
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    signal.signal(signal.SIGINT, _interrupted)
     app(prog_name="taskcli")

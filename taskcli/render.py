@@ -578,6 +578,26 @@ def render_score(score: Score) -> RenderableType:
 # --- progress ------------------------------------------------------------------------------
 
 
+_active: list[Any] = []  # the bars and spinners on screen now
+
+
+@contextlib.contextmanager
+def _tracked(display: Any) -> Iterator[Any]:
+    """`display` (a Rich Progress or Status) entered, and known to `stop_progress` meanwhile."""
+    with display as shown:
+        _active.append(display)
+        try:
+            yield shown
+        finally:
+            _active.remove(display)
+
+
+def stop_progress() -> None:
+    """Take every bar and spinner off the screen now (Ctrl-C), before the command unwinds."""
+    for display in list(_active):
+        display.stop()
+
+
 @contextlib.contextmanager
 def progress_bar(
     total: int, console: Any = None, label: str = "exporting"
@@ -603,7 +623,7 @@ def progress_bar(
         TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=True) as bar:
+    with _tracked(Progress(*columns, console=console, transient=True)) as bar:
         task_id = bar.add_task("export", total=total, rate="")
 
         def advance(rows: int) -> None:
@@ -637,7 +657,7 @@ def byte_bar(total: int | None, label: str) -> Iterator[Callable[[int], None] | 
         TransferSpeedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=error_console, transient=True) as bar:
+    with _tracked(Progress(*columns, console=error_console, transient=True)) as bar:
         task_id = bar.add_task(label, total=total)
         yield lambda count: bar.advance(task_id, count)
 
@@ -679,7 +699,7 @@ def export_bar(total: int) -> Iterator[ExportBar | None]:
         TextColumn("rows"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=error_console, transient=True) as bar:
+    with _tracked(Progress(*columns, console=error_console, transient=True)) as bar:
         yield ExportBar(bar, bar.add_task("starting", total=total))
 
 
@@ -689,7 +709,7 @@ def status(label: str) -> Iterator[None]:
     if not error_console.is_terminal:
         yield
         return
-    with error_console.status(label):
+    with _tracked(error_console.status(label)):
         yield
 
 
@@ -700,6 +720,6 @@ def count_bar(label: str) -> Iterator[Callable[[int, int], None]]:
     from rich.progress import Progress
 
     terminal = error_console.is_terminal
-    with Progress(console=error_console, transient=True, disable=not terminal) as bar:
+    with _tracked(Progress(console=error_console, transient=True, disable=not terminal)) as bar:
         task_id = bar.add_task(label, total=None)
         yield lambda done, total: bar.update(task_id, completed=done, total=total)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import orjson
 
@@ -37,6 +37,8 @@ from taskcli.errors import InvalidData, UsageError
 from taskcli.registry import all_tasks, canonical_name, get_task_class
 from taskcli.targets import Target, open_target
 from taskcli.tasks.common import Conversation, Task
+
+T = TypeVar("T")
 
 Z_95 = 1.959963984540054  # the standard normal's 97.5th percentile
 MAX_REPORTED_PROBLEMS = 10
@@ -232,13 +234,44 @@ def _judge_code(
         task.build_program(conversation, answer.completion)
         for conversation, answer in zip(conversations, answers, strict=True)
     ]
-    results = run_many(
-        programs, Limits(timeout=timeout), workers=workers, on_done=lambda i, result: on_done()
+    results = _interruptible(
+        lambda: run_many(
+            programs, Limits(timeout=timeout), workers=workers, on_done=lambda i, r: on_done()
+        )
     )
     return [
         (result.passed, result.reason, result.exception if result.reason == "exception" else None)
         for result in results
     ]
+
+
+def _interruptible(work: Callable[[], T]) -> T:
+    """`work()`, run in a helper thread while this one waits in short, interruptible steps.
+
+    A pool of sandboxed programs finishes the programs it started before it returns, even on
+    Ctrl-C; waiting here instead, the command unwinds at once (its bar and partial outputs
+    removed) while the helper thread, a daemon, is left to the process's exit.
+    """
+    import threading
+
+    outcome: list[Any] = []
+    finished = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append((True, work()))
+        except BaseException as error:
+            outcome.append((False, error))
+        finally:
+            finished.set()
+
+    threading.Thread(target=run, name="taskcli-sandbox", daemon=True).start()
+    while not finished.wait(0.05):
+        pass
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 @dataclass
