@@ -49,10 +49,10 @@ def test_ctrl_c_during_eval_exits_130_within_a_second(data_dir, tmp_path):
         "".join(json.dumps({"index": i, "completion": sleeper}) + "\n" for i in range(2))
     )
     details = tmp_path / "verdicts.jsonl"
+    command = ["eval", "humaneval", str(answers), "--timeout", "10", "--workers", "2"]
+    command += ["--details", str(details), "--data-dir", str(data_dir)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "taskcli", "eval", "humaneval", str(answers)]
-        + ["--timeout", "10", "--workers", "2", "--details", str(details)]
-        + ["--data-dir", str(data_dir)],
+        [sys.executable, "-m", "taskcli", *command],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
