@@ -75,7 +75,9 @@ def _hint(error: TaskcliError) -> str | None:
     flags = " or ".join(FLAGS.get(name, f"-p {name}=…") for name in error.params)
     if not flags:
         return error.hint
-    return f"{error.hint} (set with {flags})" if error.hint else f"Set it with {flags}."
+    if not error.hint:
+        return f"Set it with {flags}."
+    return f"{error.hint.rstrip('.')} (set with {flags})."
 
 
 app = typer.Typer(
@@ -92,8 +94,13 @@ app = typer.Typer(
 
 
 def _complete_targets(incomplete: str) -> list[str]:
-    """Task names for a TARGET (files are the shell's to complete): read from the registry,
-    without loading any data."""
+    """Task names (read from the registry, without loading any data) and paths for a TARGET."""
+    from taskcli.completion import targets
+
+    return targets(incomplete)
+
+
+def _complete_tasks(incomplete: str) -> list[str]:
     from taskcli.completion import task_names
 
     return task_names(incomplete)
@@ -118,7 +125,8 @@ def _complete_params(ctx: typer.Context, incomplete: str) -> list[str]:
 
 
 def _given_target(ctx: typer.Context) -> str | None:
-    return ctx.params.get("target") or ctx.params.get("task")
+    """The TARGET typed so far; while completing an option, Click leaves it unparsed in args."""
+    return ctx.params.get("target") or ctx.params.get("task") or next(iter(ctx.args), None)
 
 
 TargetArgument = Annotated[
@@ -195,7 +203,7 @@ def list_tasks(
             metavar="[TASK]",
             help="Describe this task in full: every subset, split and parameter, and where "
             "its data comes from.",
-            autocompletion=_complete_targets,
+            autocompletion=_complete_tasks,
         ),
     ] = None,
     json_output: JsonOption = False,
@@ -512,7 +520,12 @@ def rules(
 @app.command("eval")
 def eval_answers(
     task: Annotated[
-        str, typer.Argument(metavar="TASK", help="The task the answers are for (`taskcli list`).")
+        str,
+        typer.Argument(
+            metavar="TASK",
+            help="The task the answers are for (`taskcli list`).",
+            autocompletion=_complete_tasks,
+        ),
     ],
     answers: Annotated[
         Path,

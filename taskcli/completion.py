@@ -26,6 +26,16 @@ def task_names(incomplete: str) -> list[str]:
     return _matching(registry.task_names(), incomplete)
 
 
+def targets(incomplete: str) -> list[str]:
+    """Task names, then the paths starting with `incomplete` (folders end in ``/``): every
+    kind of TARGET, whichever shell asks."""
+    import glob
+    import os
+
+    paths = sorted(glob.glob(glob.escape(incomplete) + "*"))
+    return task_names(incomplete) + [p + "/" if os.path.isdir(p) else p for p in paths]
+
+
 def subsets(target: str | None, incomplete: str) -> list[str]:
     """The subsets of the task `target` names."""
     cls = _task_class(target)

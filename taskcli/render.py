@@ -42,6 +42,8 @@ def print_error(message: str, hint: str | None = None) -> None:
     backticks) or a long path; anywhere else (a log file, a pipe) each line is written whole.
     """
     width = error_console.width if error_console.is_terminal else None
+    if hint:
+        hint = hint[0].upper() + hint[1:]  # a sentence of advice
     for label, text, style in (("Error:", message, "bold red"), ("Hint:", hint, "bold yellow")):
         if not text:
             continue

@@ -62,7 +62,7 @@ def classify(text: str) -> tuple[str, str]:
     error = registry.unknown_task(text)
     raise UsageError(
         f"unknown task {text!r}, and no file of that name exists.{_closest(error)}",
-        hint=RULE[0].upper() + RULE[1:] + " `taskcli list` names the tasks.",
+        hint=f"{RULE} `taskcli list` names the tasks.",
     )
 
 
@@ -197,7 +197,7 @@ def _require_file(path: str) -> None:
     if os.path.isdir(path):
         raise UsageError(f"{path} is a folder, not a conversation file.")
     if not os.path.exists(path):
-        raise UsageError(f"{path}: no such file.", hint=RULE[0].upper() + RULE[1:])
+        raise UsageError(f"{path}: no such file.", hint=RULE)
 
 
 def one_entry_spec(target: Target) -> Spec:

@@ -509,7 +509,7 @@ def test_output_must_be_given_and_writable(tmp_path):
     missing = run("export", spec)
     assert missing.exit_code == 2
     assert "Error: no output file was given." in flat(missing.output)
-    assert "Hint: add -o OUT (or -o - for stdout)." in flat(missing.output)
+    assert "Hint: Add -o OUT (or -o - for stdout)." in flat(missing.output)
     nowhere = run("export", spec, "-o", str(tmp_path / "no" / "such" / "out.jsonl"))
     assert nowhere.exit_code == 2
     assert "does not exist" in flat(nowhere.output)

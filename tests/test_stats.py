@@ -380,7 +380,7 @@ def test_task_options_are_refused_for_a_spec(tmp_path):
     assert result.exit_code == 2
     # The library names the parameter; the CLI's hint adds the flag.
     assert "Error: split cannot be given with a mixture spec" in result.stderr
-    assert "(set with --split)" in result.stderr
+    assert "(set with --split)." in result.stderr
 
 
 def test_invalid_and_empty_jsonl_fail_with_exit_1(tmp_path):
