@@ -211,8 +211,9 @@ def list_tasks(
     """List the registered tasks, one line each, or describe one task in full.
 
     Default subsets and splits are marked with *. With --json, every task is the same object:
-    name, description, source, eval_type, subsets, default_subset, splits (split names per
-    subset), default_split, params.
+    name, description, source, eval_type, subsets (a list), default_subset, splits (every split
+    name), subset_splits (each subset's splits; empty without subsets), default_split, params
+    (name, type, default, help, and choices when it has them).
 
     Example: [bold]taskcli list gsm8k[/]
     """
@@ -576,6 +577,19 @@ def eval_answers(
     else:
         render.console.print(render.render_score(result))
 
+
+def _reflow(doc: str) -> str:
+    """A docstring as paragraphs of one line each, for the help to wrap to the terminal: as
+    written, its line breaks would break the help mid-sentence."""
+    import inspect
+
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
+
+
+for _command in app.registered_commands:
+    _command.help = _reflow(_command.callback.__doc__ or "")
+_root.__doc__ = _reflow(_root.__doc__ or "")
 
 INTERRUPT_GRACE = 0.5  # seconds the command has to unwind after Ctrl-C
 

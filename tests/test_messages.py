@@ -1,6 +1,7 @@
 """Errors in one style, help that reads as sentences, and the rules reference offline."""
 
 import io
+import itertools
 
 import pytest
 from rich.console import Console
@@ -96,6 +97,11 @@ def test_help_reads_as_sentences_at_80_columns(name):
     text = " ".join(text.split())
     doc = get_command(app).commands[name].help.split("\n\n")[0]
     assert " ".join(doc.split()) in text
+    # No line of the description breaks off mid-sentence: one that goes on below is full.
+    description = result.stdout.split("╭", 1)[0].splitlines()
+    for line, following in itertools.pairwise(description):
+        if line.strip() and following.strip() and not following.strip().startswith("Example"):
+            assert len(line.rstrip()) >= 60, (line, following)
 
 
 def test_rules_lists_every_rule_offline():
