@@ -28,6 +28,10 @@ FLAGS = {
     "output": "--output",
     "fmt": "--format",
     "index": "--index",
+    "shard": "--shard",
+    "details_path": "--details",
+    "output_valid": "--output-valid",
+    "rejects": "--rejects",
 }
 
 
@@ -179,6 +183,16 @@ DataDirOption = Annotated[
 ]
 
 
+def _note_shadowed(target: str) -> None:
+    """Say so when a task name is also a file here: the rule read the task."""
+    from taskcli import render
+    from taskcli.targets import shadowed_file
+
+    note = shadowed_file(target)
+    if note:
+        render.print_note(note)
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"taskcli {__version__}")
@@ -271,6 +285,7 @@ def show(
     from taskcli import render
     from taskcli.showing import show_rows
 
+    _note_shadowed(target)
     shown = show_rows(
         target, subset, split, parse_params(param), index=index, count=count, data_dir=data_dir
     )
@@ -422,6 +437,7 @@ def export(
     if output is not None:
         fmt = choose_output(output, fmt)[0].name
     shard_range = parse_shard(shard) if shard is not None else None
+    _note_shadowed(target)
     with render.status("planning"):
         opened = open_target(target, subset, split, parse_params(param), data_dir=data_dir)
         plan = as_plan(opened)
@@ -472,6 +488,7 @@ def stats(
     from taskcli.stats import compute_stats
     from taskcli.targets import FILE, open_target
 
+    _note_shadowed(target)
     opened = open_target(target, subset, split, parse_params(param), data_dir=data_dir)
     if opened.kind == FILE:
         with render.byte_bar(_sizes([target]), "reading") as on_bytes:

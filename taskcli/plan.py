@@ -149,7 +149,8 @@ def parse_shard(text: str) -> tuple[int, int]:
         shard = shards = 0
     if not sep or shards < 1 or not 1 <= shard <= shards:
         raise UsageError(
-            f"--shard must be K/N with 1 <= K <= N (shards are numbered from 1), got {text!r}."
+            f"shard must be K/N with 1 <= K <= N (shards are numbered from 1), got {text!r}.",
+            params=("shard",),
         )
     return shard, shards
 

@@ -455,6 +455,10 @@ def score_file(
 
 def _require_writable(path: Path) -> None:
     if path.is_dir():
-        raise UsageError(f"--details {path} is a folder; give a file name.")
+        raise UsageError(
+            f"details file {path} is a folder; give a file name.", params=("details_path",)
+        )
     if not path.parent.is_dir():
-        raise UsageError(f"--details {path}: folder {path.parent} does not exist.")
+        raise UsageError(
+            f"details file {path}: folder {path.parent} does not exist.", params=("details_path",)
+        )

@@ -66,6 +66,14 @@ def classify(text: str) -> tuple[str, str]:
     )
 
 
+def shadowed_file(text: str) -> str | None:
+    """A note when `text` names a task and also a file here: the rule read it as the task."""
+    kind, name = classify(text)
+    if kind == TASK and os.path.exists(text):
+        return f"note: {text} is read as the task {name}; write ./{text} for the file."
+    return None
+
+
 def _closest(error: UsageError) -> str:
     """The ' Did you mean ...?' part of an unknown-task error, if it has one."""
     message = str(error)

@@ -98,7 +98,10 @@ def _rejects_writer(out: BinaryIO, path: str) -> OnReject:
 def _check_outputs(inputs: Sequence[str], outputs: Sequence[str]) -> None:
     """Outputs must go to existing folders, differ from each other, and never replace an input."""
     if len(set(map(os.path.realpath, outputs))) < len(outputs):
-        raise UsageError("--output-valid and --rejects must be different files.")
+        raise UsageError(
+            "the valid and the rejected lines must go to different files.",
+            params=("output_valid", "rejects"),
+        )
     for output in outputs:
         folder = os.path.dirname(output) or "."
         if not os.path.isdir(folder):

@@ -488,10 +488,10 @@ def test_entries_that_cannot_be_opened_are_reported_together(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--shard", "0/3"], "--shard must be K/N with 1 <= K <= N"),
-        (["--shard", "4/3"], "--shard must be K/N"),
-        (["--shard", "2"], "--shard must be K/N"),
-        (["--shard", "a/b"], "--shard must be K/N"),
+        (["--shard", "0/3"], "shard must be K/N with 1 <= K <= N"),
+        (["--shard", "4/3"], "shard must be K/N"),
+        (["--shard", "2"], "shard must be K/N"),
+        (["--shard", "a/b"], "shard must be K/N"),
         (["--format", "xml"], "unknown format 'xml'; choose one of messages, nanochat"),
         (["--limit", "-1"], "Invalid value for '--limit'"),
     ],

@@ -73,6 +73,18 @@ def test_an_unknown_name_states_the_rule_in_the_error():
     assert "a task name wins over a file of the same name: write ./NAME" in result.stderr
 
 
+def test_a_task_name_wins_over_a_file_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "spellingbee", 2)
+    words = EXAMPLES / "words.txt"
+    task = invoke("show", "spellingbee", "-p", f"word_list={words}", "--json")
+    assert task.exit_code == 0
+    assert "note: spellingbee is read as the task spellingbee; write ./spellingbee" in task.stderr
+    assert "spell" in task.stdout.lower()
+    file = invoke("show", "./spellingbee", "--json")
+    assert file.exit_code == 0 and json.loads(file.stdout)["messages"] == conversation(0)
+
+
 def test_task_names_are_case_insensitive(tmp_path):
     words = EXAMPLES / "words.txt"
     upper = invoke("show", "SpellingBee", "-p", f"word_list={words}", "--json")
