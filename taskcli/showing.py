@@ -142,8 +142,9 @@ def _file_rows(path: str, index: int, count: int) -> Shown:
 
 
 def _bad_line(label: str, line: int, what: str) -> InvalidData:
+    again = "-" if label == display_name(STDIN) else label
     return InvalidData(
-        f"{label}:{line}: {what}", hint=f"`taskcli validate {label}` lists every problem."
+        f"{label}:{line}: {what}", hint=f"`taskcli validate {again}` lists every problem."
     )
 
 

@@ -49,7 +49,7 @@ class ParquetSink:
                 f"the {self.fmt.name} rows do not fit one Parquet schema: {error}"
             ) from None
         if self.writer is None:
-            if not self.pending:  # an empty export: the columns, typed as the format's
+            if not self.pending:  # an empty export: the columns, with no values to type them
                 table = pa.table({name: pa.array([], pa.null()) for name in self.fmt.columns})
             self.schema = table.schema
             self.writer = pq.ParquetWriter(self.stream, self.schema, compression="zstd")

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskcli.errors import InvalidData, UsageError
-from taskcli.jsonl import STDIN, decode
+from taskcli.jsonl import STDIN, decode, display_name
 from taskcli.tasks.common import Conversation, Param, Task
 
 if TYPE_CHECKING:
@@ -125,9 +125,10 @@ def invalid_file(report: FileReport) -> InvalidData:
         f"{path}: {report.rejected:,} of {report.conversations:,} lines are not valid "
         f"conversations ({len(report.errors):,} errors):"
     )
+    again = STDIN if path == display_name(STDIN) else path
     return InvalidData(
         f"{headline}\n{shown}" + (f"\n  ... and {more:,} more" if more > 0 else ""),
-        hint=f"`taskcli validate {path}` lists every problem.",
+        hint=f"`taskcli validate {again}` lists every problem.",
     )
 
 
