@@ -81,12 +81,15 @@ def canonical_name(name: str) -> str | None:
     return next((known for known in names if known.casefold() == folded), None)
 
 
+def closest_tasks(name: str) -> str:
+    """' Did you mean ...?' for the registered names closest to `name` (any case), or ''."""
+    return suggest(name.casefold(), [n.casefold() for n in task_names()])
+
+
 def unknown_task(name: str) -> UsageError:
     """The error for a name that is no registered task, with the closest names suggested."""
-    names = task_names()
-    close = suggest(name.casefold(), [n.casefold() for n in names])
     return UsageError(
-        f"unknown task {name!r}.{close} Known tasks: {', '.join(names)}.",
+        f"unknown task {name!r}.{closest_tasks(name)} Known tasks: {', '.join(task_names())}.",
         hint="`taskcli list` describes every task.",
     )
 

@@ -59,9 +59,8 @@ def classify(text: str) -> tuple[str, str]:
         return TASK, name
     if os.path.exists(text):
         return FILE, text
-    error = registry.unknown_task(text)
     raise UsageError(
-        f"unknown task {text!r}, and no file of that name exists.{_closest(error)}",
+        f"unknown task {text!r}, and no file of that name exists.{registry.closest_tasks(text)}",
         hint=f"{RULE} `taskcli list` names the tasks.",
     )
 
@@ -72,13 +71,6 @@ def shadowed_file(text: str) -> str | None:
     if kind == TASK and os.path.exists(text):
         return f"note: {text} is read as the task {name}; write ./{text} for the file."
     return None
-
-
-def _closest(error: UsageError) -> str:
-    """The ' Did you mean ...?' part of an unknown-task error, if it has one."""
-    message = str(error)
-    start = message.find(" Did you mean")
-    return message[start : message.find("?", start) + 1] if start >= 0 else ""
 
 
 @dataclass(frozen=True)
@@ -114,6 +106,7 @@ class Target:
 
     @cached_property
     def sources(self) -> tuple[Source, ...]:
+        """The named tasks that make up the target; a file is read and checked here."""
         if self.opened is not None:
             return self.opened
         task = registry.resolve("customjson", params={"path": self.text}).create()
@@ -190,6 +183,7 @@ def spec_target(text: str, plan: Plan) -> Target:
 def refuse_for_file(
     text: str, subset: str | None, split: str | None, params: dict[str, Any] | None
 ) -> None:
+    """A conversation file has no subsets, splits or parameters: given, they are a mistake."""
     given = [name for name, value in (("subset", subset), ("split", split)) if value]
     given += sorted(params or {})
     if given:
