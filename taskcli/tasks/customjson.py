@@ -39,6 +39,9 @@ class CustomJSON(Task):
     name = "customjson"
     description = "Conversations from a local JSONL file: message arrays or {'messages': ...}."
     source = "local file"
+    # Every line passed `check_messages` when the file was loaded (any error fails the load),
+    # and a file changed since is refused: an export need not check the rows again.
+    checks_messages = True
     params = (
         Param(
             "path",
