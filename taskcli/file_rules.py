@@ -23,6 +23,7 @@ from taskcli.conversation import Problem, check_messages, messages_of
 from taskcli.jsonl import BOM, display_name, open_lines, open_lines_counted
 
 NOT_JSON_RULES = ("invalid-json", "invalid-utf8")
+_loads, _DecodeError = orjson.loads, orjson.JSONDecodeError  # looked up once, used per line
 # Called for each line without errors: (line number, byte offset of its JSON, parsed record).
 OnValid = Callable[[int, int, Any], None]
 # Called for each line with errors: (line number, the line's bytes, its errors).
@@ -164,9 +165,10 @@ class _LineChecker:
     ) -> None:
         self.report, self.allow_system = report, allow_system
         self.on_valid, self.on_reject = on_valid, on_reject
-        self.seen = FirstSeen()
-        self.crlf_lines = self.first_crlf = 0
-        self.first_shape: tuple[bool, int] | None = None  # (is an array, line) of the first
+        self.first_line = FirstSeen().first_line
+        self.conversations = self.crlf_lines = self.first_crlf = 0
+        self.first_is_array: bool | None = None  # the shape of the first conversation
+        self.first_shape_line = 0
         self.mixed = False
 
     def check(self, number: int, line: bytes, offset: int) -> None:
@@ -182,16 +184,16 @@ class _LineChecker:
             raw, offset = raw[3:], offset + 3
         if not raw or raw.isspace():
             return
-        self.report.conversations += 1
+        self.conversations += 1
         try:
-            record = orjson.loads(raw)
-        except orjson.JSONDecodeError as error:
+            record = _loads(raw)
+        except _DecodeError as error:
             problems = [_syntax_problem(raw, error, number, len(line) - len(raw))]
         else:
             problems = self._record_problems(record, number)
         if problems and self._sort(problems, number, line):
             return
-        first = self.seen.first_line(raw.strip(), number)
+        first = self.first_line(raw.strip(), number)
         if first is not None:
             self.report.warnings.append(
                 Problem("duplicate", f"the same conversation as line {first}", None, number)
@@ -204,11 +206,12 @@ class _LineChecker:
         if shape_problem is not None:
             return [shape_problem]
         is_array = type(record) is list
-        if self.first_shape is None:
-            self.first_shape = (is_array, number)
-        elif is_array is not self.first_shape[0] and not self.mixed:
-            self.mixed = True
-            self.report.warnings.append(_mixed_shapes(is_array, number, self.first_shape[1]))
+        if is_array is not self.first_is_array and not self.mixed:
+            if self.first_is_array is None:
+                self.first_is_array, self.first_shape_line = is_array, number
+            else:
+                self.mixed = True
+                self.report.warnings.append(_mixed_shapes(is_array, number, self.first_shape_line))
         return check_messages(messages, allow_system=self.allow_system)
 
     def _sort(self, problems: list[Problem], number: int, line: bytes) -> bool:
@@ -228,6 +231,7 @@ class _LineChecker:
     def finish(self, lines: int) -> None:
         """The rules about the whole file, once all its `lines` were checked."""
         report = self.report
+        report.conversations = self.conversations
         if self.crlf_lines:
             report.warnings.append(
                 Problem(

@@ -6,10 +6,11 @@ entry-point group of its own ``pyproject.toml``::
     [project.entry-points."taskcli.tasks"]
     trivia = "mypackage.trivia:Trivia"
 
-The registry reads only class attributes (name, description, subsets, splits, params, ...), so
-listing tasks loads no data and imports neither `datasets` nor `pyarrow`. `resolve` checks a
-request against that metadata, once, and says what the valid choices are when it is wrong; the
-`Request` it returns creates the task without checking again.
+The registry looks tasks up by name and reads only class attributes (name, description,
+subsets, splits, params, ...), so listing tasks loads no data and imports neither `datasets` nor
+`pyarrow`. `resolve` checks a request once, with the class's own rules (`Task.choose_subset_split`,
+`Task.convert_param`), and says what the valid choices are when it is wrong; the `Request` it
+returns creates the task without checking again.
 """
 
 from __future__ import annotations
@@ -137,42 +138,6 @@ def describe(cls: type[Task]) -> dict[str, Any]:
     }
 
 
-def _coerce(kind: type, raw: Any) -> Any:
-    """`raw` as a value of `kind`; strings (from `-p key=value`) are parsed, others must match."""
-    if isinstance(raw, str):
-        if kind is bool:
-            return {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[
-                raw.lower()
-            ]
-        return kind(raw)
-    if type(raw) is kind or (kind is float and type(raw) is int):
-        return raw
-    raise ValueError(raw)
-
-
-def _convert(cls: type[Task], key: str, raw: Any) -> Any:
-    spec = next((p for p in cls.params if p.name == key), None)
-    if spec is None:
-        names = [p.name for p in cls.params]
-        known = ", ".join(names) if names else "none"
-        raise UsageError(
-            f"task {cls.name!r} has no parameter {key!r}.{suggest(key, names)} "
-            f"Its parameters: {known}."
-        )
-    try:
-        value = _coerce(spec.type, raw)
-    except (ValueError, KeyError):
-        raise UsageError(
-            f"parameter {key!r} of {cls.name!r} takes a {spec.type.__name__}, got {raw!r}."
-        ) from None
-    if spec.choices and value not in spec.choices:
-        raise UsageError(
-            f"parameter {key!r} of {cls.name!r} must be one of {', '.join(spec.choices)}; "
-            f"got {value!r}."
-        )
-    return value
-
-
 @dataclass(frozen=True)
 class Request:
     """A checked request for a task: its class, subset, split and converted parameters."""
@@ -225,7 +190,7 @@ def check_request(
     converted = {}
     for key, raw in (params or {}).items():
         try:
-            converted[key] = _convert(cls, key, raw)
+            converted[key] = cls.convert_param(key, raw)
         except UsageError as error:
             problems.append(error)
     return Request(cls, subset, split, converted), problems

@@ -14,3 +14,20 @@ def isolated_environment(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("TASKCLI_DATA_DIR", raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "120")
+
+
+@pytest.fixture(scope="session")
+def tokenizer_folders(tmp_path_factory):
+    """Small tokenizers made once per session, by name (see tests/tokenizers_data.py)."""
+    import tokenizers_data
+
+    root = tmp_path_factory.mktemp("tokenizers")
+    return {
+        "nanochat": tokenizers_data.write_nanochat_tokenizer(root / "nanochat"),
+        "bytes": tokenizers_data.write_bytes_tokenizer(root / "bytes"),
+        "bytes-bare": tokenizers_data.write_bytes_tokenizer(root / "bare", chat_tokens=False),
+        "hf": tokenizers_data.write_hf_tokenizer(root / "hf"),
+        "hf-plain": tokenizers_data.write_hf_tokenizer(
+            root / "hf-plain", plain_added=("<|user_start|>", "<|bos|>")
+        ),
+    }

@@ -1,14 +1,16 @@
 """An entry's examples turned into JSON lines, each bound for its place in the final order.
 
-Two ways, one result: row by row (`add_examples`: the task's conversations, checked against
-the conversation rules, formatted by the format's `row` and serialised with orjson), or, for
-tasks whose conversations are an Arrow column of messages and formats with a `Layout`, in bulk
-(`add_from_arrow`, `taskcli.export.columnar`), byte for byte as the row-by-row path would.
+Two ways, one result (`EntryLines`): row by row (`add_examples`: the task's conversations,
+checked against the conversation rules, formatted by the format's `row` and serialised with
+orjson), or, for tasks whose conversations are an Arrow column of messages and formats with a
+`Layout`, in bulk (`add_from_arrow`, `taskcli.export.columnar`), byte for byte as the row-by-row
+path would.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -28,103 +30,87 @@ APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE
 Progress = Callable[[int], None]
 
 
-def add_entry(
-    entry: Entry,
-    task: Task,
-    wanted: Any,
-    places: Any,
-    fmt: ExportFormat,
-    buckets: Buckets,
-    report: Progress,
-) -> None:
-    """Check, format and bucket the examples `wanted` of one entry's task, bound for `places`."""
-    if task.messages_column is not None and fmt.layout is not None:
-        add_from_arrow(entry, task, wanted, places, fmt, buckets, report)
-    else:
-        add_examples(entry, task, wanted, places, fmt, buckets, report)
+@dataclass(frozen=True)
+class EntryLines:
+    """One spec entry's examples on their way to the buckets, in `fmt`, reporting progress."""
 
+    entry: Entry
+    task: Task
+    fmt: ExportFormat
+    buckets: Buckets
+    report: Progress
 
-def add_examples(
-    entry: Entry,
-    task: Task,
-    wanted: Any,
-    places: Any,
-    fmt: ExportFormat,
-    buckets: Buckets,
-    report: Progress,
-) -> None:
-    """The row-by-row path: each example read in the order cheapest for its task."""
-    pending = Pending(buckets)
-    wanted_list, places_list = wanted.tolist(), places.tolist()  # numpy scalars cost per row
-    for done, (i, conversation) in enumerate(task.iter_examples(wanted_list), start=1):
-        pending.add(places_list[i], line(entry, task, wanted_list[i], conversation, fmt))
-        if done % Pending.ROWS == 0:
-            report(Pending.ROWS)
-    pending.flush()
-    report(len(places) % Pending.ROWS)
+    def add(self, wanted: Any, places: Any) -> None:
+        """Check, format and bucket the examples `wanted` of the task, bound for `places`."""
+        if self.task.messages_column is not None and self.fmt.layout is not None:
+            self.add_from_arrow(wanted, places)
+        else:
+            self.add_examples(wanted, places)
 
+    def add_examples(self, wanted: Any, places: Any) -> None:
+        """The row-by-row path: each example read in the order cheapest for its task."""
+        pending = Pending(self.buckets)
+        wanted_list, places_list = wanted.tolist(), places.tolist()  # numpy scalars cost per row
+        examples = self.task.iter_examples(wanted_list)
+        for done, (i, conversation) in enumerate(examples, start=1):
+            pending.add(places_list[i], self.line(wanted_list[i], conversation))
+            if done % Pending.ROWS == 0:
+                self.report(Pending.ROWS)
+        pending.flush()
+        self.report(len(places) % Pending.ROWS)
 
-def add_from_arrow(
-    entry: Entry,
-    task: Task,
-    wanted: Any,
-    places: Any,
-    fmt: ExportFormat,
-    buckets: Buckets,
-    report: Progress,
-) -> None:
-    """The bulk path, for a task whose conversations are an Arrow column (`messages_column`).
+    def add_from_arrow(self, wanted: Any, places: Any) -> None:
+        """The bulk path, for a task whose conversations are an Arrow column (`messages_column`).
 
-    Rows that plainly pass the conversation rules are written in bulk (`taskcli.export.columnar`);
-    the others, rare, go one by one through the task and the rules, which say what is wrong.
-    """
-    import numpy as np
-    import pyarrow as pa
+        Rows that plainly pass the conversation rules are written in bulk
+        (`taskcli.export.columnar`); the others, rare, go one by one through the task and the
+        rules, which say what is wrong.
+        """
+        import numpy as np
+        import pyarrow as pa
 
-    from taskcli.export import columnar
+        from taskcli.export import columnar
 
-    layout = fmt.layout
-    pending = Pending(buckets)
-    for positions, messages in task.iter_message_arrays(wanted, ARROW_ROWS):
-        fine = np.zeros(len(positions), dtype=bool)
-        if columnar.holds_string_messages(messages):
-            fine = columnar.rows_without_errors(messages)
-        if fine.any():
-            chunk = messages if fine.all() else messages.filter(pa.array(fine))
-            tails = None
-            if layout.with_source:
-                tails = columnar.source_tails(entry, wanted[positions[fine]])
-            bound_for = places[positions[fine]]
-            order = buckets.run_order(bound_for)
-            lines = columnar.json_lines(chunk, layout, tails, order)
-            buckets.add(bound_for[order], lines)
-        others = np.flatnonzero(~fine)
-        if others.size:
-            for position, value in zip(
-                positions[others].tolist(), messages.take(others).to_pylist(), strict=True
-            ):
-                index = int(wanted[position])
-                conversation = task.conversation_from_messages(value, index)
-                pending.add(int(places[position]), line(entry, task, index, conversation, fmt))
-        report(len(positions))
-    pending.flush()
+        layout, buckets = self.fmt.layout, self.buckets
+        pending = Pending(buckets)
+        for positions, messages in self.task.iter_message_arrays(wanted, ARROW_ROWS):
+            fine = np.zeros(len(positions), dtype=bool)
+            if columnar.holds_string_messages(messages):
+                fine = columnar.rows_without_errors(messages)
+            if fine.any():
+                chunk = messages if fine.all() else messages.filter(pa.array(fine))
+                tails = None
+                if layout.with_source:
+                    tails = columnar.source_tails(self.entry, wanted[positions[fine]])
+                bound_for = places[positions[fine]]
+                order = buckets.run_order(bound_for)
+                lines = columnar.json_lines(chunk, layout, tails, order)
+                buckets.add(bound_for[order], lines)
+            others = np.flatnonzero(~fine)
+            if others.size:
+                for position, value in zip(
+                    positions[others].tolist(), messages.take(others).to_pylist(), strict=True
+                ):
+                    index = int(wanted[position])
+                    conversation = self.task.conversation_from_messages(value, index)
+                    pending.add(int(places[position]), self.line(index, conversation))
+            self.report(len(positions))
+        pending.flush()
 
+    def line(self, index: int, conversation: dict[str, Any]) -> bytes:
+        """One example as a JSON line, checked first unless its task checked it already.
 
-def line(
-    entry: Entry, task: Task, index: int, conversation: dict[str, Any], fmt: ExportFormat
-) -> bytes:
-    """One example as a JSON line in `fmt`, checked first unless its task checked it already.
-
-    (`Task.checks_messages`: that check would be a third of what a SmolTalk row costs.)
-    """
-    if not task.checks_messages:
-        problem = first_error(check_messages(conversation.get("messages")))
-        if problem is not None:
-            raise InvalidData(
-                f"{entry.label} example {index}: {problem.path}: {problem.message}. "
-                "See it with `taskcli show`; nothing was written."
-            )
-    try:
-        return orjson.dumps(fmt.row(conversation, entry, index), option=APPEND_NEWLINE)
-    except orjson.JSONEncodeError as error:
-        raise InvalidData(f"{entry.label} example {index}: {error}") from None
+        (`Task.checks_messages`: that check would be a third of what a SmolTalk row costs.)
+        """
+        entry = self.entry
+        if not self.task.checks_messages:
+            problem = first_error(check_messages(conversation.get("messages")))
+            if problem is not None:
+                raise InvalidData(
+                    f"{entry.label} example {index}: {problem.path}: {problem.message}. "
+                    "See it with `taskcli show`; nothing was written."
+                )
+        try:
+            return orjson.dumps(self.fmt.row(conversation, entry, index), option=APPEND_NEWLINE)
+        except orjson.JSONEncodeError as error:
+            raise InvalidData(f"{entry.label} example {index}: {error}") from None

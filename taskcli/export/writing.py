@@ -22,7 +22,7 @@ from taskcli import __version__
 from taskcli.atomic import atomic_output
 from taskcli.errors import TaskcliError, UsageError
 from taskcli.export.formats import PARQUET, choose_output, get_format
-from taskcli.export.lines import Progress, add_entry
+from taskcli.export.lines import EntryLines, Progress
 from taskcli.export.order import scratch_buckets
 from taskcli.plan import Plan, selected_rows
 
@@ -68,7 +68,8 @@ def write_rows(
             for number, (entry, task) in enumerate(zip(plan.spec.entries, plan.tasks, strict=True)):
                 places = np.flatnonzero(owners == number)  # positions within `rows`
                 counts[number] = len(places)
-                add_entry(entry, task, indices[places], places, export_format, buckets, report)
+                lines = EntryLines(entry, task, export_format, buckets, report)
+                lines.add(indices[places], places)
             phase("ordering")
             buckets.write_in_order(write, digest)
     finally:

@@ -39,6 +39,19 @@ class Param:
     is_path: bool = False  # a local file (or URL): mixture specs resolve it against their folder
 
 
+def _parse_value(kind: type, raw: Any) -> Any:
+    """`raw` as a value of `kind`; strings are parsed, others must match."""
+    if isinstance(raw, str):
+        if kind is bool:
+            return {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[
+                raw.lower()
+            ]
+        return kind(raw)
+    if type(raw) is kind or (kind is float and type(raw) is int):
+        return raw
+    raise ValueError(raw)
+
+
 def check_slice(start: int, stop: int | None, step: int) -> None:
     """Raise ValueError unless ``start:stop:step`` is a valid slice of a task."""
     for label, value in (("start", start), ("step", step)):
@@ -125,6 +138,31 @@ class Task:
         elif split is not None:
             raise UsageError(f"task {name!r} has no splits (got {split!r}).")
         return subset, split
+
+    @classmethod
+    def convert_param(cls, key: str, raw: Any) -> Any:
+        """Parameter `key` as its declared type: strings (``-p key=value``) are parsed, other
+        values (YAML's) must already have the type; UsageError names the valid parameters."""
+        spec = next((p for p in cls.params if p.name == key), None)
+        if spec is None:
+            names = [p.name for p in cls.params]
+            known = ", ".join(names) if names else "none"
+            raise UsageError(
+                f"task {cls.name!r} has no parameter {key!r}.{suggest(key, names)} "
+                f"Its parameters: {known}."
+            )
+        try:
+            value = _parse_value(spec.type, raw)
+        except (ValueError, KeyError):
+            raise UsageError(
+                f"parameter {key!r} of {cls.name!r} takes a {spec.type.__name__}, got {raw!r}."
+            ) from None
+        if spec.choices and value not in spec.choices:
+            raise UsageError(
+                f"parameter {key!r} of {cls.name!r} must be one of {', '.join(spec.choices)}; "
+                f"got {value!r}."
+            )
+        return value
 
     # --- what subclasses provide -------------------------------------------------------------
 

@@ -1,0 +1,207 @@
+"""How fast conversations are rendered into token ids and masks, against nanochat's own loop.
+
+    python benchmarks/bench_tokens.py                   # 460k SmolTalk-like rows, cl100k_base
+    python benchmarks/bench_tokens.py --rows 50000      # the same, scaled down
+    python benchmarks/bench_tokens.py --tokenizer PATH  # any tokenizer spec taskcli accepts
+    python benchmarks/bench_tokens.py --repeat 3        # each contender 3 times, the best counts
+
+The rows are `bench_export.py`'s local SmolTalk copy (built there on first use, under the
+gitignored `benchmarks/data/`). Each contender runs as a separate process reading the same
+parquet files batch by batch, and is reported in conversations/s, CPU seconds (its own and
+its workers') and peak RSS (the process's, plus its largest worker's); the load average
+printed beside shows whether other work shared the cores:
+
+- baseline: what nanochat's SFT does, one conversation at a time through a render written the
+  way nanochat's ``render_conversation`` is (a closure appending ids and mask, a deep copy to
+  fold a system message, one ``encode_ordinary`` call per message or part);
+- ``taskcli.tokens.render_batches`` with 1 worker (in this process) and with 2 worker processes,
+  counting tokens and trained tokens per conversation as token statistics do;
+- ``taskcli.tokens.render_many`` with 2 workers: the same, unpacked into Python lists per
+  conversation (what ``show --tokens`` and tests use; exports should take the batches);
+- read only: the parquet reading alone, the floor under every contender.
+
+Every contender sums the token and trained counts into a checksum, which must agree (that the
+ids themselves are the same is what the test suite checks).
+Targets: render_batches with 2 workers at least 1.5x the baseline, peak RSS under 1 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+
+CONTENDERS = ("read-only", "baseline", "render_batches-1", "render_batches-2", "render_many-2")
+
+
+def conversations(files: list[Path]):
+    import pyarrow.parquet as pq
+
+    for path in files:  # a row group at a time: iter_batches held 1.4 GB for 100k rows
+        parquet = pq.ParquetFile(path)
+        for group in range(parquet.metadata.num_row_groups):
+            table = parquet.read_row_group(group, columns=["messages"])
+            for start in range(0, table.num_rows, 1024):
+                for messages in table.slice(start, 1024).column(0).to_pylist():
+                    yield {"messages": messages}
+
+
+class NanochatStyle:
+    """nanochat's render_conversation, in its shape, over the loaded tokenizer's encoder."""
+
+    def __init__(self, tokenizer) -> None:
+        self.encode = tokenizer.encode
+        self.special = tokenizer.special_ids
+
+    def render(self, conversation: dict, max_tokens: int) -> tuple[list[int], list[int]]:
+        import copy
+
+        ids: list[int] = []
+        mask: list[int] = []
+
+        def add_tokens(token_ids, mask_val):
+            if isinstance(token_ids, int):
+                token_ids = [token_ids]
+            ids.extend(token_ids)
+            mask.extend([mask_val] * len(token_ids))
+
+        if conversation["messages"][0]["role"] == "system":
+            conversation = copy.deepcopy(conversation)
+            messages = conversation["messages"]
+            messages[1]["content"] = messages[0]["content"] + "\n\n" + messages[1]["content"]
+            messages = messages[1:]
+        else:
+            messages = conversation["messages"]
+        s = self.special
+        add_tokens(s["<|bos|>"], 0)
+        for i, message in enumerate(messages):
+            must_be_from = "user" if i % 2 == 0 else "assistant"
+            assert message["role"] == must_be_from
+            content = message["content"]
+            if message["role"] == "user":
+                add_tokens(s["<|user_start|>"], 0)
+                add_tokens(self.encode(content), 0)
+                add_tokens(s["<|user_end|>"], 0)
+            else:
+                add_tokens(s["<|assistant_start|>"], 0)
+                if isinstance(content, str):
+                    add_tokens(self.encode(content), 1)
+                else:
+                    for part in content:
+                        value_ids = self.encode(part["text"])
+                        if part["type"] == "text":
+                            add_tokens(value_ids, 1)
+                        elif part["type"] == "python":
+                            add_tokens(s["<|python_start|>"], 1)
+                            add_tokens(value_ids, 1)
+                            add_tokens(s["<|python_end|>"], 1)
+                        else:
+                            add_tokens(s["<|output_start|>"], 0)
+                            add_tokens(value_ids, 0)
+                            add_tokens(s["<|output_end|>"], 0)
+                add_tokens(s["<|assistant_end|>"], 1)
+        return ids[:max_tokens], mask[:max_tokens]
+
+
+def run(contender: str, files: list[Path], spec: str, max_tokens: int) -> dict:
+    """One contender in this process: seconds, conversations, checksum, peak RSS."""
+    from taskcli.tokenizer import load_tokenizer
+    from taskcli.tokens import render_batches, render_many
+
+    tokenizer = load_tokenizer(spec)
+    count = checksum = 0
+    started, times = time.perf_counter(), os.times()
+    if contender == "read-only":
+        for _ in conversations(files):
+            count += 1
+    elif contender == "baseline":
+        renderer = NanochatStyle(tokenizer)
+        for conversation in conversations(files):
+            ids, mask = renderer.render(conversation, max_tokens)
+            count += 1
+            checksum += len(ids) + sum(mask)
+    elif contender.startswith("render_batches"):
+        workers = int(contender.rsplit("-", 1)[1])
+        for batch in render_batches(conversations(files), tokenizer, max_tokens, workers):
+            for tokens, trained in zip(batch.num_tokens(), batch.num_trained(), strict=True):
+                count += 1
+                checksum += tokens + trained
+    else:
+        workers = int(contender.rsplit("-", 1)[1])
+        for ids, mask in render_many(conversations(files), tokenizer, max_tokens, workers):
+            count += 1
+            checksum += len(ids) + sum(mask)
+    seconds = time.perf_counter() - started
+    spent = [after - before for before, after in zip(times, os.times(), strict=True)]
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    return {
+        "contender": contender,
+        "seconds": seconds,
+        "conversations": count,
+        "checksum": checksum,
+        "peak_rss": own + workers_peak,
+        "cpu_seconds": sum(spent[:4]),  # user and system, of this process and its workers
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=460_000)
+    parser.add_argument("--tokenizer", default="tiktoken:cl100k_base")
+    parser.add_argument("--max-tokens", type=int, default=2048)
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each; the best counts")
+    parser.add_argument("--only", choices=CONTENDERS, help="run one contender in this process")
+    parser.add_argument("--files", nargs="*", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.only:
+        print(json.dumps(run(args.only, args.files, args.tokenizer, args.max_tokens)))
+        return
+
+    from bench_export import build_data
+
+    root = build_data(args.rows)
+    files = sorted((root / "HuggingFaceTB" / "smol-smoltalk" / "data").glob("*.parquet"))
+    results: dict[str, dict] = {}
+    for _, contender in itertools.product(range(args.repeat), CONTENDERS):
+        done = subprocess.run(
+            [
+                *(sys.executable, __file__, "--only", contender, "--tokenizer", args.tokenizer),
+                *("--max-tokens", str(args.max_tokens), "--files", *map(str, files)),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        result = json.loads(done.stdout)
+        result["load"] = os.getloadavg()[0]
+        best = results.get(contender)
+        if best is None or result["seconds"] < best["seconds"]:
+            results[contender] = result
+    for contender, result in results.items():
+        rate = result["conversations"] / result["seconds"]
+        rss = result["peak_rss"] / 2**20
+        print(
+            f"{contender:>16}: {result['conversations']} conversations in "
+            f"{result['seconds']:.1f} s = {rate:,.0f}/s, CPU {result['cpu_seconds']:.1f} s, "
+            f"peak RSS {rss:.0f} MB, load average {result['load']:.1f}"
+        )
+    checksums = {r["checksum"] for c, r in results.items() if c != "read-only"}
+    assert len(checksums) == 1, f"the contenders disagree: {results}"
+    base = results["baseline"]["conversations"] / results["baseline"]["seconds"]
+    for contender in CONTENDERS[2:]:
+        rate = results[contender]["conversations"] / results[contender]["seconds"]
+        print(f"{contender} / baseline: {rate / base:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

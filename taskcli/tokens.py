@@ -1,0 +1,330 @@
+"""The training view: a conversation as the token ids and loss mask nanochat's SFT trains on.
+
+`render` follows nanochat's ``render_conversation`` (early November 2025):
+
+- ``<|bos|>`` first; a leading system message is joined to the first user message as
+  system + ``"\\n\\n"`` + user;
+- a user message is ``<|user_start|>`` text ``<|user_end|>``, none of it trained;
+- an assistant message is ``<|assistant_start|>`` (not trained), then its content trained -- a
+  string, or parts: ``text`` trained, ``python`` as ``<|python_start|>`` code ``<|python_end|>``
+  trained, ``python_output`` as ``<|output_start|>`` output ``<|output_end|>`` not trained --
+  then ``<|assistant_end|>`` trained;
+- text is encoded as ordinary text (a special-token string in content stays text);
+- ids and mask are cut at `max_tokens` (0: no cut).
+
+`render_batches` renders a stream of conversations in worker processes, in input order, into
+flat `TokenBatch` buffers (what token statistics and token exports need, without a Python list
+per conversation); `render_many` unpacks them into one `Rendering` per conversation. Both give
+exactly what `render` gives, through the same `_render_into`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, MutableSequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from itertools import islice
+from multiprocessing import get_context
+from typing import Any
+
+from taskcli.errors import InvalidData, UsageError
+from taskcli.tokenizer import CHAT_TOKENS, Tokenizer
+
+DEFAULT_MAX_TOKENS = 2048  # nanochat's SFT cut
+CHUNK_SIZE = 256  # conversations per task sent to a worker process
+
+
+@dataclass(frozen=True, slots=True)
+class Rendering:
+    """Token ids and mask (1: trained) of one conversation, and its length before the cut.
+
+    Unpacks as ``ids, mask = render(...)``, like nanochat's ``render_conversation``.
+    """
+
+    ids: list[int]
+    mask: list[int]
+    length: int
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter((self.ids, self.mask))
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.ids)
+
+    @property
+    def num_trained(self) -> int:
+        return sum(self.mask)
+
+    @property
+    def tokens_cut(self) -> int:
+        """How many tokens the cut dropped."""
+        return self.length - len(self.ids)
+
+    @property
+    def truncated(self) -> bool:
+        return self.length > len(self.ids)
+
+    def row(self, index: int) -> dict[str, Any]:
+        """The JSON row ``show --tokens --json`` prints for the conversation at `index`."""
+        return {
+            "index": index,
+            "ids": self.ids,
+            "mask": self.mask,
+            "num_tokens": len(self.ids),
+            "num_trained": sum(self.mask),
+            "truncated": self.truncated,
+            "tokens_cut": self.tokens_cut,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TokenBatch:
+    """Consecutive conversations of a stream rendered into flat buffers.
+
+    `ids` (int32) holds every kept id, `mask` one byte (0 or 1) per kept id; conversation k of
+    the batch is ``ids[offsets[k]:offsets[k + 1]]``, its length before the cut `lengths[k]`, and
+    it is number ``start + k`` of the stream. Workers send these back to the parent: a few flat
+    buffers pickle far faster than lists of ints, and Parquet takes them as they are.
+    """
+
+    start: int
+    ids: array
+    mask: bytes
+    offsets: list[int]
+    lengths: list[int]
+    keys: list[Any] | None = None  # `key(conversation)` of each, when render_batches got a key
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Iterator[Rendering]:
+        ids, mask, offsets = self.ids, self.mask, self.offsets
+        for k, length in enumerate(self.lengths):
+            start, end = offsets[k], offsets[k + 1]
+            yield Rendering(ids[start:end].tolist(), list(mask[start:end]), length)
+
+    def num_tokens(self) -> list[int]:
+        """Tokens (after the cut) of each conversation."""
+        offsets = self.offsets
+        return [offsets[k + 1] - offsets[k] for k in range(len(self.lengths))]
+
+    def num_trained(self) -> list[int]:
+        """Trained tokens (after the cut) of each conversation."""
+        mask, offsets = self.mask, self.offsets
+        return [mask.count(1, offsets[k], offsets[k + 1]) for k in range(len(self.lengths))]
+
+
+def render(
+    conversation: dict[str, Any], tokenizer: Tokenizer, max_tokens: int = DEFAULT_MAX_TOKENS
+) -> Rendering:
+    """Render one conversation into ids and mask, cut at `max_tokens` (0: no cut).
+
+    Raises InvalidData (one line) for a conversation nanochat could not render.
+    """
+    _check_max_tokens(max_tokens)
+    ids: list[int] = []
+    mask: list[int] = []
+    _render_into(conversation, tokenizer.encode, _chat_ids(tokenizer), ids, mask)
+    length = len(ids)
+    if max_tokens and length > max_tokens:
+        del ids[max_tokens:], mask[max_tokens:]
+    return Rendering(ids, mask, length)
+
+
+def render_many(
+    conversations: Iterable[dict[str, Any]],
+    tokenizer: Tokenizer,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    workers: int = 1,
+) -> Iterator[Rendering]:
+    """`render` each conversation, in order, in `workers` processes (see `render_batches`)."""
+    for batch in render_batches(conversations, tokenizer, max_tokens, workers):
+        yield from batch
+
+
+def render_batches(
+    conversations: Iterable[dict[str, Any]],
+    tokenizer: Tokenizer,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    workers: int = 1,
+    key: Callable[[dict[str, Any]], Any] | None = None,
+) -> Iterator[TokenBatch]:
+    """Render a stream in batches of `CHUNK_SIZE`, in order, in `workers` forked processes
+    (1: in this one). With `key`, each batch's `keys` holds ``key(conversation)`` for each of
+    its conversations (a source name, say), taken in this process as they are read.
+
+    Memory stays bounded: at most two chunks per worker are in flight. Workers inherit the
+    tokenizer by fork (nothing is re-loaded or pickled) and ignore Ctrl-C, which the caller
+    handles. A conversation that cannot be rendered raises InvalidData naming its position in
+    the stream.
+    """
+    _check_max_tokens(max_tokens)
+    iterator = iter(conversations)
+    chunks = iter(lambda: list(islice(iterator, CHUNK_SIZE)), [])
+    if workers <= 1:
+        position = 0
+        for chunk in chunks:
+            batch = _render_batch(position, chunk, tokenizer, max_tokens)
+            yield replace(batch, keys=list(map(key, chunk))) if key else batch
+            position += len(chunk)
+        return
+    # With fork, the initializer's arguments reach the workers as they are, never pickled.
+    pool = ProcessPoolExecutor(
+        workers, get_context("fork"), initializer=_start_worker, initargs=(tokenizer, max_tokens)
+    )
+    try:
+        # Fork the workers now, before the first conversation is read: reading may start
+        # threads (pyarrow's), and forking a process that has threads risks their locks.
+        pool.submit(int).result()
+        pending: deque[tuple[Future[TokenBatch], list[Any] | None]] = deque()
+        position = 0
+        for chunk in chunks:
+            keys = list(map(key, chunk)) if key else None
+            pending.append((pool.submit(_render_in_worker, position, chunk), keys))
+            position += len(chunk)
+            if len(pending) >= 2 * workers:
+                yield _with_keys(*pending.popleft())
+        while pending:
+            yield _with_keys(*pending.popleft())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _with_keys(future: Future[TokenBatch], keys: list[Any] | None) -> TokenBatch:
+    batch = future.result()
+    return replace(batch, keys=keys) if keys is not None else batch
+
+
+def default_workers() -> int:
+    """Worker processes for `render_batches` by default: one per core this process may use."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _check_max_tokens(max_tokens: int) -> None:
+    if max_tokens < 0:
+        raise UsageError(f"max_tokens must be 0 (no cut) or more, got {max_tokens}")
+
+
+def _chat_ids(tokenizer: Tokenizer) -> tuple[int, ...]:
+    return tuple(tokenizer.special_ids[name] for name in CHAT_TOKENS)
+
+
+def _render_batch(
+    position: int, chunk: list[dict[str, Any]], tokenizer: Tokenizer, max_tokens: int
+) -> TokenBatch:
+    encode, chat_ids = tokenizer.encode, _chat_ids(tokenizer)
+    ids: list[int] = []  # a list takes tiktoken's lists faster than an array; converted once
+    mask = bytearray()
+    offsets, lengths = [0], []
+    for k, conversation in enumerate(chunk):
+        start = len(ids)
+        try:
+            _render_into(conversation, encode, chat_ids, ids, mask)
+        except InvalidData as error:
+            raise InvalidData(f"conversation {position + k}: {error}") from None
+        length = len(ids) - start
+        if max_tokens and length > max_tokens:
+            del ids[start + max_tokens :], mask[start + max_tokens :]
+        offsets.append(len(ids))
+        lengths.append(length)
+    packed = array("i")
+    packed.fromlist(ids)
+    return TokenBatch(position, packed, bytes(mask), offsets, lengths)
+
+
+_UNTRAINED, _TRAINED = b"\x00", b"\x01"
+
+
+def _render_into(
+    conversation: dict[str, Any],
+    encode: Callable[[str], list[int]],
+    chat_ids: tuple[int, ...],
+    ids: MutableSequence[int],
+    mask: MutableSequence[int],
+) -> None:
+    """Append one conversation's ids and mask, uncut, to `ids` and `mask` (the rule is in the
+    module doc). The mask is a list for `render`, a bytearray for batches: both take ``extend``
+    with bytes of 0s and 1s, so one function serves both."""
+    (bos, user_start, user_end, assistant_start, assistant_end) = chat_ids[:5]
+    (python_start, python_end, output_start, output_end) = chat_ids[5:]
+    add_ids, add_mask = ids.extend, mask.extend
+    try:
+        messages = conversation["messages"]
+        if not messages:
+            raise InvalidData("the conversation has no messages")
+        if messages[0]["role"] == "system":
+            if len(messages) < 2 or messages[1]["role"] != "user":
+                raise InvalidData("a system message must be followed by a user message")
+            folded = messages[0]["content"] + "\n\n" + messages[1]["content"]
+            messages = [{"role": "user", "content": folded}, *messages[2:]]
+        ids.append(bos)
+        mask.append(0)
+        for i, message in enumerate(messages):
+            role, content = message["role"], message["content"]
+            if role != ("assistant" if i & 1 else "user"):
+                raise InvalidData(f"message {i} is from {role!r}: roles must alternate from user")
+            if role == "user":
+                if not isinstance(content, str):
+                    raise InvalidData(f"message {i}: a user message must be a string")
+                tokens = encode(content)
+                ids.append(user_start)
+                add_ids(tokens)
+                ids.append(user_end)
+                add_mask(_UNTRAINED * (len(tokens) + 2))
+                continue
+            ids.append(assistant_start)
+            mask.append(0)
+            if isinstance(content, str):
+                tokens = encode(content)
+                add_ids(tokens)
+                add_mask(_TRAINED * len(tokens))
+            elif isinstance(content, list):
+                for part in content:
+                    kind, tokens = part["type"], encode(part["text"])
+                    if kind == "text":
+                        add_ids(tokens)
+                        add_mask(_TRAINED * len(tokens))
+                    elif kind == "python":
+                        ids.append(python_start)
+                        add_ids(tokens)
+                        ids.append(python_end)
+                        add_mask(_TRAINED * (len(tokens) + 2))
+                    elif kind == "python_output":
+                        ids.append(output_start)
+                        add_ids(tokens)
+                        ids.append(output_end)
+                        add_mask(_UNTRAINED * (len(tokens) + 2))
+                    else:
+                        raise InvalidData(f"message {i}: unknown part type {kind!r}")
+            else:
+                raise InvalidData(f"message {i}: content must be a string or a list of parts")
+            ids.append(assistant_end)
+            mask.append(1)
+    except (KeyError, IndexError, TypeError, AttributeError) as error:
+        raise InvalidData(
+            f"not a renderable conversation ({type(error).__name__}: {error})"
+        ) from None
+
+
+# ---------------------------------------------------------------- worker processes
+
+_worker_job: tuple[Tokenizer, int] | None = None  # set in each worker process
+
+
+def _start_worker(tokenizer: Tokenizer, max_tokens: int) -> None:
+    """Keep the job in the worker, and leave Ctrl-C to the parent, which stops the pool."""
+    global _worker_job
+    _worker_job = (tokenizer, max_tokens)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _render_in_worker(position: int, chunk: list[dict[str, Any]]) -> TokenBatch:
+    assert _worker_job is not None, "render_batches starts its workers with _start_worker"
+    return _render_batch(position, chunk, *_worker_job)
