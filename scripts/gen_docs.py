@@ -78,13 +78,11 @@ def export_formats() -> str:
 
 
 def _splits(entry: dict) -> str:
-    splits = entry["splits"]
-    if isinstance(splits, dict):
-        distinct = {tuple(v) for v in splits.values()}
-        if len(distinct) == 1:
-            return ", ".join(distinct.pop())
-        return "; ".join(f"{subset}: {', '.join(names)}" for subset, names in splits.items())
-    return ", ".join(splits) or "-"
+    by_subset = entry["subset_splits"]
+    distinct = {tuple(v) for v in by_subset.values()}
+    if len(distinct) > 1:
+        return "; ".join(f"{subset}: {', '.join(names)}" for subset, names in by_subset.items())
+    return ", ".join(entry["splits"]) or "-"
 
 
 def task_catalogue() -> str:

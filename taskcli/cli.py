@@ -19,9 +19,28 @@ from taskcli import __version__
 from taskcli.errors import TaskcliError
 from taskcli.export.formats import formats_help
 
+# The flags that set the parameters library errors name (`TaskcliError.params`).
+FLAGS = {
+    "subset": "--subset",
+    "split": "--split",
+    "params": "--param",
+    "data_dir": "--data-dir",
+    "output": "--output",
+    "fmt": "--format",
+    "index": "--index",
+    "shard": "--shard",
+    "details_path": "--details",
+    "output_valid": "--output-valid",
+    "rejects": "--rejects",
+}
+
 
 class _Group(TyperGroup):
-    """Turns library errors into a message on stderr and the error's exit code."""
+    """Every error in one style: ``Error:`` and ``Hint:`` lines on stderr, the error's exit code.
+
+    Library errors (`taskcli.errors`) and Click's own (a missing argument, an unknown option)
+    alike, so an option mistake does not look different from any other.
+    """
 
     def invoke(self, ctx):
         try:
@@ -29,8 +48,40 @@ class _Group(TyperGroup):
         except TaskcliError as error:
             from taskcli.render import print_error
 
-            print_error(str(error))
+            print_error(str(error), _hint(error))
             raise typer.Exit(error.exit_code) from None
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        # Typer 0.28 carries its own copy of Click; its errors are these.
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as error:
+            error.show()
+            code = error.exit_code
+        except ClickException as error:
+            from taskcli.render import print_error
+
+            command = error.ctx.command_path if getattr(error, "ctx", None) else "taskcli"
+            print_error(error.format_message(), f"`{command} --help` lists what it takes.")
+            code = error.exit_code
+        except typer.Abort:
+            code = 130
+        code = code if isinstance(code, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _hint(error: TaskcliError) -> str | None:
+    """The error's hint, with the flags for the parameters it names."""
+    flags = " or ".join(FLAGS.get(name, f"-p {name}=…") for name in error.params)
+    if not flags:
+        return error.hint
+    if not error.hint:
+        return f"Set it with {flags}."
+    return f"{error.hint.rstrip('.')} (set with {flags})."
 
 
 app = typer.Typer(
@@ -45,19 +96,80 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+
+def _complete_targets(incomplete: str) -> list[str]:
+    """Task names (read from the registry, without loading any data) and paths for a TARGET."""
+    from taskcli.completion import targets
+
+    return targets(incomplete)
+
+
+def _complete_tasks(incomplete: str) -> list[str]:
+    from taskcli.completion import task_names
+
+    return task_names(incomplete)
+
+
+def _complete_subsets(ctx: typer.Context, incomplete: str) -> list[str]:
+    from taskcli.completion import subsets
+
+    return subsets(_given_target(ctx), incomplete)
+
+
+def _complete_splits(ctx: typer.Context, incomplete: str) -> list[str]:
+    from taskcli.completion import splits
+
+    return splits(_given_target(ctx), ctx.params.get("subset"), incomplete)
+
+
+def _complete_params(ctx: typer.Context, incomplete: str) -> list[str]:
+    from taskcli.completion import params
+
+    return params(_given_target(ctx), incomplete)
+
+
+def _given_target(ctx: typer.Context) -> str | None:
+    """The TARGET typed so far; while completing an option, Click leaves it unparsed in args."""
+    return ctx.params.get("target") or ctx.params.get("task") or next(iter(ctx.args), None)
+
+
+TargetArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="TARGET",
+        help="A task name (any case), a conversation file (.jsonl, .json, .gz; '-' reads "
+        "stdin) or a mixture spec (.yaml). A task name wins over a file of the same name: "
+        "write ./NAME for the file.",
+        autocompletion=_complete_targets,
+    ),
+]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")
 ]
 SubsetOption = Annotated[
-    str | None, typer.Option("--subset", help="Dataset subset (config); default: the task's own.")
+    str | None,
+    typer.Option(
+        "--subset",
+        help="The dataset subset (config); the task's default if not given.",
+        autocompletion=_complete_subsets,
+    ),
 ]
 SplitOption = Annotated[
-    str | None, typer.Option("--split", help="Dataset split; default: the task's own.")
+    str | None,
+    typer.Option(
+        "--split",
+        help="The dataset split; the task's default if not given.",
+        autocompletion=_complete_splits,
+    ),
 ]
 ParamOption = Annotated[
     list[str] | None,
     typer.Option(
-        "--param", "-p", metavar="KEY=VALUE", help="A task parameter; repeat for several."
+        "--param",
+        "-p",
+        metavar="KEY=VALUE",
+        help="A task parameter; repeat it for several.",
+        autocompletion=_complete_params,
     ),
 ]
 DataDirOption = Annotated[
@@ -65,7 +177,7 @@ DataDirOption = Annotated[
     typer.Option(
         "--data-dir",
         envvar="TASKCLI_DATA_DIR",
-        help="Folder of local dataset copies, laid out as `hf download REPO --local-dir "
+        help="A folder of local dataset copies, laid out as `hf download REPO --local-dir "
         "DIR/REPO` leaves them. Without it, the Hugging Face Hub and its cache are used.",
     ),
 ]
@@ -93,6 +205,16 @@ MaxTokensOption = Annotated[
 ]
 
 
+def _note_shadowed(target: str) -> None:
+    """Say so when a task name is also a file here: the rule read the task."""
+    from taskcli import render
+    from taskcli.targets import shadowed_file
+
+    note = shadowed_file(target)
+    if note:
+        render.print_note(note)
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"taskcli {__version__}")
@@ -110,14 +232,37 @@ def _root(
 
 
 @app.command("list")
-def list_tasks(json_output: JsonOption = False) -> None:
-    """List the registered tasks: source, subsets, splits, parameters and evaluation.
+def list_tasks(
+    task: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[TASK]",
+            help="Describe this task in full: every subset, split and parameter, and where "
+            "its data comes from.",
+            autocompletion=_complete_tasks,
+        ),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List the registered tasks, one line each, or describe one task in full.
 
-    Example: [bold]taskcli list --json[/]
+    Default subsets and splits are marked with *. With --json, every task is the same object:
+    name, description, source, eval_type, subsets (a list), default_subset, splits (every split
+    name), subset_splits (each subset's splits; empty without subsets), default_split, params
+    (name, type, default, help, and choices when it has them).
+
+    Example: [bold]taskcli list gsm8k[/]
     """
     from taskcli import render
-    from taskcli.registry import all_tasks, describe
+    from taskcli.registry import all_tasks, describe, get_task_class
 
+    if task is not None:
+        entry = describe(get_task_class(task))
+        if json_output:
+            render.print_json(entry)
+        else:
+            render.print_task_details(entry)
+        return
     entries = [describe(cls) for cls in all_tasks().values()]
     if json_output:
         render.print_json(entries)
@@ -138,12 +283,12 @@ def parse_params(pairs: list[str] | None) -> dict[str, str]:
 
 @app.command()
 def show(
-    task: Annotated[
-        str, typer.Argument(help="A task name (see `taskcli list`) or a path to a .jsonl file.")
-    ],
+    target: TargetArgument,
     subset: SubsetOption = None,
     split: SplitOption = None,
-    index: Annotated[int, typer.Option("--index", "-i", help="First example to show.")] = 0,
+    index: Annotated[
+        int, typer.Option("--index", "-i", min=0, help="The first example to show (from 0).")
+    ] = 0,
     count: Annotated[
         int, typer.Option("--count", "-n", min=1, help="How many examples to show.")
     ] = 1,
@@ -162,13 +307,17 @@ def show(
     max_tokens: MaxTokensOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Show conversations of a task, one panel per message, or as tokens.
+    """Show conversations one panel per message, with where each one comes from, or as tokens.
+
+    A file is read only up to the examples shown. For a mixture spec, --index counts rows of
+    its final order, and each row names its entry and its index in that entry's task. With
+    --json, one line per row carries its index (and source, for a spec).
 
     Example: [bold]taskcli show smoltalk --split test --index 0[/]
     """
     from taskcli import render
     from taskcli.errors import UsageError
-    from taskcli.registry import open_task
+    from taskcli.showing import show_rows
 
     if (tokens or ids) and tokenizer is None:
         raise UsageError(
@@ -176,41 +325,37 @@ def show(
             "--tokenizer tiktoken:cl100k_base)."
         )
     loaded = _load_tokenizer(tokenizer) if tokens or ids else None
-    opened = open_task(task, subset, split, parse_params(param), data_dir=data_dir)
-    total = len(opened.task)
-    if not 0 <= index < total:
-        raise UsageError(
-            f"index {index} is out of range: {opened.label} has {total} examples "
-            f"(indices 0 to {total - 1})."
-            if total
-            else f"{opened.label} has no examples."
-        )
-    conversations = opened.task.batch(index, index + count)
+    _note_shadowed(target)
+    shown = show_rows(
+        target, subset, split, parse_params(param), index=index, count=count, data_dir=data_dir
+    )
     if loaded is not None:
         from taskcli import tokens as training_view
 
         cut = training_view.DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
         renderings = [
-            (i, training_view.render(c, loaded, cut))
-            for i, c in enumerate(conversations, start=index)
+            (row, training_view.render(row.conversation, loaded, cut)) for row in shown.rows
         ]
         if json_output:
-            render.print_jsonl(rendering.row(i) for i, rendering in renderings)
+            render.print_jsonl(row.token_json(rendering) for row, rendering in renderings)
         else:
-            render.print_tokens(
-                opened.label, renderings, loaded, total=total, max_tokens=cut, show_ids=ids
-            )
+            render.print_tokens(shown, renderings, loaded, max_tokens=cut, show_ids=ids)
     elif json_output:
-        render.print_jsonl(conversations)
+        render.print_jsonl(row.to_json() for row in shown.rows)
     else:
-        render.print_conversations(opened.label, conversations, first_index=index, total=total)
+        render.print_conversations(shown)
+    if shown.note:
+        render.print_note(shown.note)
 
 
 @app.command()
 def validate(
     files: Annotated[
         list[str],
-        typer.Argument(metavar="FILE", help="JSONL files of conversations; '-' reads stdin."),
+        typer.Argument(
+            metavar="FILE...",
+            help="Conversation files (JSONL, .gz too); '-' reads stdin.",
+        ),
     ],
     json_output: JsonOption = False,
     no_system: Annotated[
@@ -242,19 +387,25 @@ def validate(
         ),
     ] = None,
 ) -> None:
-    """Check chat JSONL files line by line: every broken rule, with file:line, in one pass.
+    """Check conversation files line by line: every broken rule, with file:line, in one pass.
 
-    Exit code 0 when every file is valid, 1 when any is not, 2 for a usage error. Rules:
-    docs/rules.md.
+    The exit code is 0 when every file is valid, 1 when any is not, and 2 for a usage error.
+    `taskcli rules` explains every rule.
 
     Example: [bold]taskcli validate data.jsonl --rejects bad.jsonl --output-valid clean.jsonl[/]
     """
     from taskcli import render
-    from taskcli.validate import validate_files
+    from taskcli.validate import check_targets, validate_files
 
-    reports = validate_files(
-        files, allow_system=not no_system, output_valid=output_valid, rejects=rejects
-    )
+    check_targets(files)
+    with render.byte_bar(_sizes(files), "checking") as on_bytes:
+        reports = validate_files(
+            files,
+            allow_system=not no_system,
+            output_valid=output_valid,
+            rejects=rejects,
+            on_bytes=on_bytes,
+        )
     passed = all(report.passes(strict=strict) for report in reports)
     if json_output:
         files_json = [report.to_json(strict=strict) for report in reports]
@@ -264,23 +415,40 @@ def validate(
     raise typer.Exit(0 if passed else 1)
 
 
+def _sizes(paths: list[str]) -> int | None:
+    """The bytes of the files on disk, or None when one is stdin or cannot be sized."""
+    import os
+
+    if "-" in paths:
+        return None
+    try:
+        return sum(os.path.getsize(path) for path in paths)
+    except OSError:
+        return None
+
+
 @app.command()
 def export(
-    spec: Annotated[Path, typer.Argument(metavar="SPEC.yaml", help="The mixture spec.")],
+    target: TargetArgument,
     output: Annotated[
         str | None,
         typer.Option(
-            "--output", "-o", metavar="OUT", help="Output file; '-' for stdout; .gz compresses."
+            "--output",
+            "-o",
+            metavar="OUT",
+            help="The output file: .jsonl, .jsonl.gz (compressed) or .parquet; '-' writes "
+            "JSON lines to stdout.",
         ),
     ] = None,
     fmt: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--format",
             "-f",
-            help=f"The line format. {formats_help()}",
+            help=f"The row format (default: messages). {formats_help()} Given explicitly, any "
+            "other file name gets JSON lines.",
         ),
-    ] = "messages",
+    ] = None,
     limit: Annotated[
         int | None, typer.Option(min=0, help="Write only the first N rows of the order.")
     ] = None,
@@ -291,27 +459,39 @@ def export(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan (rows per entry) and write nothing.")
     ] = False,
+    subset: SubsetOption = None,
+    split: SplitOption = None,
+    param: ParamOption = None,
     data_dir: DataDirOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Export a mixture spec as a training file, with a manifest of what went in.
+    """Export a mixture spec, a task or a file as a training file, with a manifest.
 
-    The order is exactly nanochat's TaskMixture shuffle (or, with `mode: sequence`, the entries
-    in turn); reruns are byte-identical; a failed or killed export leaves no partial file.
+    A spec's order is exactly nanochat's TaskMixture shuffle (or, with `mode: sequence`, the
+    entries in turn); a task or a file is written in its own order, through any format. Reruns
+    are byte-identical, and a failed or killed export leaves no partial file.
 
     Example: [bold]taskcli export examples/mixture.yaml -o train.jsonl --format nanochat[/]
     """
     from taskcli import render
     from taskcli.errors import UsageError
-    from taskcli.export import export, get_format, manifest_path
-    from taskcli.plan import build_plan, parse_shard, selected_rows
-    from taskcli.spec import load_spec
+    from taskcli.export import export, manifest_path
+    from taskcli.export.formats import choose_output
+    from taskcli.export.writing import check_output
+    from taskcli.plan import parse_shard, selected_rows
+    from taskcli.targets import as_plan, open_target
 
-    get_format(fmt)
-    shard_range = parse_shard(shard) if shard is not None else None
     if output is None and not dry_run:
-        raise UsageError("missing --output/-o OUT (use -o - for standard output).")
-    plan = build_plan(load_spec(spec), data_dir=data_dir)
+        raise UsageError("no output file was given.", hint="add -o OUT (or -o - for stdout).")
+    if output is not None and output != "-":
+        check_output(output)
+    if output is not None:
+        fmt = choose_output(output, fmt)[0].name
+    shard_range = parse_shard(shard) if shard is not None else None
+    _note_shadowed(target)
+    with render.status("planning"):
+        opened = open_target(target, subset, split, parse_params(param), data_dir=data_dir)
+        plan = as_plan(opened)
     if dry_run:
         summary = plan.summary(limit, shard_range)
         if json_output:
@@ -320,25 +500,29 @@ def export(
             render.print_plan(summary)
         return
     total = len(selected_rows(plan.total, limit, shard_range))
-    with render.progress_bar(total) as progress:
-        manifest = export(plan, output, fmt=fmt, limit=limit, shard=shard_range, progress=progress)
+    with render.export_bar(total) as bar:
+        manifest = export(
+            plan,
+            output,
+            fmt=fmt,
+            limit=limit,
+            shard=shard_range,
+            progress=bar.advance if bar else None,
+            on_phase=bar.phase if bar else None,
+        )
     if manifest is None:
         return
     if json_output:
         render.print_json(manifest)
     else:
-        render.error_console.print(
-            f"wrote {manifest['rows']:,} rows to {output} (manifest: {manifest_path(output).name})",
-            highlight=False,
+        render.print_note(
+            f"wrote {manifest['rows']:,} rows to {output} (manifest: {manifest_path(output)})"
         )
 
 
 @app.command()
 def stats(
-    target: Annotated[
-        str,
-        typer.Argument(help="A task name, a mixture spec (.yaml/.yml) or a path to a .jsonl file."),
-    ],
+    target: TargetArgument,
     subset: SubsetOption = None,
     split: SplitOption = None,
     param: ParamOption = None,
@@ -356,15 +540,21 @@ def stats(
     Example: [bold]taskcli stats smoltalk --split test --tokenizer tiktoken:cl100k_base[/]
     """
     from taskcli import render
-    from taskcli.stats import compute_stats, open_target
+    from taskcli.stats import compute_stats
+    from taskcli.targets import FILE, open_target
 
     loaded = _load_tokenizer(tokenizer)
+    _note_shadowed(target)
     opened = open_target(target, subset, split, parse_params(param), data_dir=data_dir)
-    rows = sum(len(source.task) for source in opened.sources)
-    with render.progress_bar(rows, label="reading") as progress:
-        result = compute_stats(
-            opened, on_progress=progress, tokenizer=loaded, max_tokens=max_tokens
-        )
+    if opened.kind == FILE and loaded is None:
+        with render.byte_bar(_sizes([target]), "reading") as on_bytes:
+            result = compute_stats(opened, on_bytes=on_bytes)
+    else:
+        rows = sum(len(source.task) for source in opened.sources)
+        with render.progress_bar(rows, label="reading") as progress:
+            result = compute_stats(
+                opened, on_progress=progress, tokenizer=loaded, max_tokens=max_tokens
+            )
     if json_output:
         render.print_json(result.to_json())
     else:
@@ -380,10 +570,47 @@ def _load_tokenizer(spec: str | None):
     return load_tokenizer(spec)
 
 
+@app.command()
+def rules(
+    rule: Annotated[
+        str | None,
+        typer.Argument(metavar="[RULE]", help="One rule id, e.g. roles-not-alternating."),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Explain the rules `taskcli validate` checks: id, severity and what breaks them.
+
+    Example: [bold]taskcli rules roles-not-alternating[/]
+    """
+    from taskcli import render
+    from taskcli.conversation import RULES
+    from taskcli.errors import UsageError, suggest
+
+    if rule is not None and rule not in RULES:
+        raise UsageError(
+            f"unknown rule {rule!r}.{suggest(rule, list(RULES))}",
+            hint="`taskcli rules` lists every rule.",
+        )
+    chosen = {rule: RULES[rule]} if rule else RULES
+    entries = [
+        {"rule": name, "severity": severity, "summary": summary}
+        for name, (severity, summary) in chosen.items()
+    ]
+    if json_output:
+        render.print_json(entries)
+    else:
+        render.print_rules(entries)
+
+
 @app.command("eval")
 def eval_answers(
     task: Annotated[
-        str, typer.Argument(metavar="TASK", help="The task the answers are for (`taskcli list`).")
+        str,
+        typer.Argument(
+            metavar="TASK",
+            help="The task the answers are for (`taskcli list`).",
+            autocompletion=_complete_tasks,
+        ),
     ],
     answers: Annotated[
         Path,
@@ -435,7 +662,40 @@ def eval_answers(
         render.console.print(render.render_score(result))
 
 
+def _reflow(doc: str) -> str:
+    """A docstring as paragraphs of one line each, for the help to wrap to the terminal: as
+    written, its line breaks would break the help mid-sentence."""
+    import inspect
+
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
+
+
+for _command in app.registered_commands:
+    _command.help = _reflow(_command.callback.__doc__ or "")
+_root.__doc__ = _reflow(_root.__doc__ or "")
+
+INTERRUPT_GRACE = 0.5  # seconds the command has to unwind after Ctrl-C
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    """Ctrl-C: the progress bar goes at once, and the command unwinds (removing its partial
+    outputs) and exits 130. Should unwinding wait on something slow (threads that finish
+    their work before they return), the process ends anyway after `INTERRUPT_GRACE`."""
+    import os
+    import threading
+
+    from taskcli.render import stop_progress
+
+    stop_progress()
+    watchdog = threading.Timer(INTERRUPT_GRACE, os._exit, (130,))
+    watchdog.daemon = True
+    watchdog.start()
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console-script entry point: SIGTERM unwinds like Ctrl-C, so partial outputs are removed."""
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    signal.signal(signal.SIGINT, _interrupted)
     app(prog_name="taskcli")

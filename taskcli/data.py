@@ -240,11 +240,37 @@ def open_rows(
     """
     if data_dir is None or str(data_dir) == "":
         data_dir = os.environ.get(DATA_DIR_ENV) or None
-    folder = Path(data_dir) if data_dir is not None else None
+    folder = data_root(Path(data_dir), repo) if data_dir is not None else None
     if folder is not None and (folder / repo).is_dir():
         return local_rows(folder, repo, config, split)
-    missing = f"there is no local copy at {folder / repo}, and " if folder is not None else ""
+    missing = ""
+    if folder is not None:
+        missing = f"there is no local copy at {folder / repo}{_misplaced(folder)}, and "
     return hub_rows(repo, config, split, folder, missing)
+
+
+def data_root(folder: Path, repo: str) -> Path:
+    """The data dir `folder` stands for: itself, or, when it is the dataset's own folder
+    (``DIR/openai/gsm8k``) or its organisation's (``DIR/openai``), the DIR above them. People
+    point at the folder they downloaded into; the layout wants the one above."""
+    org, _, name = repo.rpartition("/")
+    if (folder / repo).is_dir():
+        return folder
+    if folder.name == name and folder.parent.name == org and folder.is_dir():
+        return folder.parent.parent
+    if org and folder.name == org and (folder / name).is_dir():
+        return folder.parent
+    return folder
+
+
+def _misplaced(folder: Path) -> str:
+    """A note when `folder` looks like one dataset's folder rather than a data dir."""
+    if (folder / "README.md").is_file() or any(folder.glob("*/*.parquet")):
+        return (
+            f" ({folder} looks like a dataset's own folder; the data dir is the folder that "
+            "holds ORG/NAME folders)"
+        )
+    return ""
 
 
 # --- local copies ------------------------------------------------------------------------------
@@ -257,8 +283,9 @@ def local_rows(data_dir: Path, repo: str, config: str, split: str) -> ParquetRow
     if not paths:
         raise DataUnavailable(
             f"{repo_dir} has no data files for subset {config!r}, split {split!r} "
-            f"(looked for {', '.join(patterns) or 'an entry in its README'}). "
-            + how_to_get(repo, data_dir)
+            f"(looked for {', '.join(patterns) or 'an entry in its README'}).",
+            hint=how_to_get(repo, data_dir),
+            params=("data_dir",),
         )
     return ParquetRows(paths, local_revision(repo_dir, paths))
 
@@ -346,8 +373,9 @@ def hub_rows(
 ) -> TableRows:
     """The rows through `datasets.load_dataset`, offline at once when the Hub does not answer."""
     endpoint = os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
-    if offline_requested():
-        why = "offline mode is on (HF_HUB_OFFLINE) and it is not in the Hugging Face cache"
+    variable = offline_variable()
+    if variable is not None:
+        why = f"offline mode is on ({variable} is set) and it is not in the Hugging Face cache"
     elif not hub_reachable(endpoint):
         use_offline_mode()
         why = f"the Hugging Face Hub ({endpoint}) is unreachable and it is not in its cache"
@@ -365,7 +393,9 @@ def hub_rows(
             why += f" ({type(error).__name__}: {first_line})"
         raise DataUnavailable(
             f"dataset {repo} (subset {config!r}, split {split!r}) is not available: {missing}"
-            f"{why}. " + how_to_get(repo, data_dir)
+            f"{why}.",
+            hint=how_to_get(repo, data_dir),
+            params=("data_dir",),
         ) from None
     files = [
         DataFile(entry["filename"], os.path.getsize(entry["filename"]))
@@ -380,18 +410,32 @@ def how_to_get(repo: str, data_dir: Path | None) -> str:
     """The commands that make `repo` available without network."""
     folder = data_dir if data_dir is not None else Path("DIR")
     return (
-        f"To get it, on a machine with network run `hf download {repo} --repo-type dataset "
-        f"--local-dir {folder / repo}`, then pass --data-dir {folder} (or set {DATA_DIR_ENV}); "
-        f"or run again with network access."
+        f"on a machine with network, run `hf download {repo} --repo-type dataset "
+        f"--local-dir {folder / repo}`, then use {folder} as the data dir (or set "
+        f"{DATA_DIR_ENV}); or run again with network access."
+    )
+
+
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+_set_here: set[str] = set()  # the offline variables `use_offline_mode` set, not the user
+
+
+def offline_variable() -> str | None:
+    """The offline variable the user set (not this process, after finding the Hub
+    unreachable), or None: messages name only what the user did."""
+    return next(
+        (
+            name
+            for name in OFFLINE_VARIABLES
+            if name not in _set_here and (os.environ.get(name) or "").strip().upper() in _TRUE
+        ),
+        None,
     )
 
 
 def offline_requested() -> bool:
     """Whether the user put the Hugging Face libraries in offline mode."""
-    return any(
-        (os.environ.get(name) or "").strip().upper() in _TRUE
-        for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
-    )
+    return offline_variable() is not None
 
 
 @cache
@@ -433,8 +477,10 @@ def use_offline_mode() -> None:
     `huggingface_hub.constants` and `datasets.config` read HF_HUB_OFFLINE / HF_DATASETS_OFFLINE
     once, at import; setting the environment alone would miss modules imported before.
     """
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    for name in OFFLINE_VARIABLES:
+        if (os.environ.get(name) or "").strip().upper() not in _TRUE:
+            os.environ[name] = "1"
+            _set_here.add(name)
     constants = sys.modules.get("huggingface_hub.constants")
     if constants is not None:
         constants.HF_HUB_OFFLINE = True

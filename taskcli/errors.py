@@ -8,9 +8,22 @@ import difflib
 
 
 class TaskcliError(Exception):
-    """A failure with a message meant for the user; the CLI prints it and exits with `exit_code`."""
+    """A failure with a message meant for the user; the CLI prints it and exits with `exit_code`.
+
+    `hint`, when given, says what to do about it; the CLI prints it on its own ``Hint:`` line,
+    so the message itself stays a statement of what went wrong. `params` names the parameters
+    (``subset``, ``data_dir``, a task parameter) the message is about, as library callers know
+    them; the CLI adds the flags that set them.
+    """
 
     exit_code = 1
+
+    def __init__(
+        self, message: str = "", hint: str | None = None, params: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message)
+        self.hint = hint
+        self.params = params
 
 
 class UsageError(TaskcliError, ValueError):

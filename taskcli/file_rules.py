@@ -20,8 +20,9 @@ from typing import Any
 import orjson
 
 from taskcli.conversation import Problem, check_messages, messages_of
-from taskcli.jsonl import BOM, display_name, open_lines
+from taskcli.jsonl import BOM, display_name, open_lines, open_lines_counted
 
+NOT_JSON_RULES = ("invalid-json", "invalid-utf8")
 _loads, _DecodeError = orjson.loads, orjson.JSONDecodeError  # looked up once, used per line
 # Called for each line without errors: (line number, byte offset of its JSON, parsed record).
 OnValid = Callable[[int, int, Any], None]
@@ -42,6 +43,19 @@ class FileReport:
     def passes(self, *, strict: bool = False) -> bool:
         """No errors (and, when `strict`, no warnings either)."""
         return not self.errors and not (strict and self.warnings)
+
+    def not_json(self) -> str | None:
+        """One line saying the file is mostly not JSON at all (a word list, a CSV), or None.
+
+        Then its hundreds of identical syntax errors say less than this sentence does.
+        """
+        unparsed = sum(p.rule in NOT_JSON_RULES for p in self.errors)
+        if unparsed < 2 or 2 * unparsed <= self.conversations:
+            return None
+        return (
+            f"{self.path} does not look like a JSONL file of conversations: "
+            f"{unparsed:,} of its {self.conversations:,} lines are not JSON."
+        )
 
     def to_json(self, *, strict: bool = False) -> dict[str, Any]:
         """The file's entry in ``taskcli validate --json``."""
@@ -272,15 +286,17 @@ def check_file(
     allow_system: bool = True,
     on_valid: OnValid | None = None,
     on_reject: OnReject | None = None,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> FileReport:
     """Check a JSONL file (``-`` for standard input) in one pass, keeping no conversations.
 
     `on_valid` and `on_reject` see each line as it is checked, so callers can write the valid
-    conversations or the rejected lines without a second pass. A file that cannot be opened is a
-    `UsageError`.
+    conversations or the rejected lines without a second pass; `on_bytes` sees each count of
+    bytes read (a progress bar). A file that cannot be opened is a `UsageError`.
     """
     name = os.fspath(path)
-    with open_lines(name) as lines:
+    opened = open_lines(name) if on_bytes is None else open_lines_counted(name, on_bytes)
+    with opened as lines:
         return check_lines(
             lines,
             display_name(name),

@@ -23,7 +23,8 @@ import contextlib
 import gzip
 import io
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from itertools import repeat
 from typing import Any, BinaryIO
 
@@ -106,3 +107,95 @@ def open_lines(path: str) -> Iterator[Iterator[bytes]]:
     with open_binary(path) as raw:
         stream: BinaryIO = gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw
         yield read_lines(stream, path)
+
+
+class ByteCounter:
+    """A binary stream that reports how many bytes were read from it, for progress by bytes.
+
+    Wrapped around the file itself (under any decompression), so the count runs up to the size
+    the file has on disk.
+    """
+
+    def __init__(self, stream: BinaryIO, on_bytes: Callable[[int], None]) -> None:
+        self.stream, self.on_bytes = stream, on_bytes
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.on_bytes(len(data))
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        count = self.stream.readinto(buffer)
+        self.on_bytes(count or 0)
+        return count
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def open_lines_counted(path: str, on_bytes: Callable[[int], None]) -> Iterator[Iterator[bytes]]:
+    """`open_lines`, calling `on_bytes` with each count of bytes read from the file."""
+    if path == STDIN:
+        yield read_lines(ByteCounter(sys.stdin.buffer, on_bytes), "<stdin>")
+        return
+    with open_binary(path) as raw:
+        counted: Any = ByteCounter(raw, on_bytes)
+        stream: BinaryIO = gzip.GzipFile(fileobj=counted) if path.endswith(".gz") else counted
+        yield read_lines(stream, path)
+
+
+def is_blank(line: bytes) -> bool:
+    """A line that holds no conversation (empty or whitespace): it is skipped, not numbered."""
+    return not line or line.isspace()
+
+
+@dataclass
+class Window:
+    """Conversations ``start .. stop-1`` of a file (conversations are its non-blank lines).
+
+    `lines` pairs each with its 1-based physical line number; `seen` counts the conversations
+    read; `complete` says the whole file was read, so `seen` is all of them; `offset` is the
+    byte after the last line read, where counting the rest can go on.
+    """
+
+    lines: list[tuple[int, bytes]]
+    seen: int
+    complete: bool
+    offset: int
+    physical: int  # physical lines read
+
+
+def read_window(path: str, start: int, stop: int) -> Window:
+    """Read a file only as far as conversation ``stop - 1``: `show FILE --index I` on a huge
+    file costs what the lines before I cost, not the whole file."""
+    window: list[tuple[int, bytes]] = []
+    seen = offset = number = 0
+    with open_lines(path) as lines:
+        for number, line in enumerate(lines, 1):
+            offset += len(line) + 1
+            content = line[3:] if number == 1 and line.startswith(BOM) else line
+            if is_blank(content):
+                continue
+            if seen >= start:
+                window.append((number, content.rstrip(b"\r")))
+            seen += 1
+            if seen >= stop:
+                return Window(window, seen, False, offset, number)
+    return Window(window, seen, True, offset, number)
+
+
+COUNT_CHUNK = 1 << 20
+
+
+def count_lines(path: str, offset: int = 0) -> int:
+    """The physical lines of a plain file from byte `offset` on (a last line without a newline
+    counts). `bytes.count` of one byte runs at memory speed, a fraction of a second per GB."""
+    lines = 0
+    last = b"\n"
+    with open_binary(path) as file:
+        file.seek(offset)
+        while chunk := file.read(COUNT_CHUNK):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return lines + (last != b"\n")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,6 +115,11 @@ def build_plan(spec: Spec, data_dir: str | os.PathLike[str] | None = None) -> Pl
             errors.append(kind(f"{entry.label}: {error}"))
     if errors:
         raise _combined(errors)
+    return plan_over(spec, tasks)
+
+
+def plan_over(spec: Spec, tasks: Sequence[Task]) -> Plan:
+    """The plan of `spec` over its entries' tasks, already built (one per entry)."""
     members: list[Task] = []
     owners: list[int] = []
     for number, (task, entry) in enumerate(zip(tasks, spec.entries, strict=True)):
@@ -143,7 +149,8 @@ def parse_shard(text: str) -> tuple[int, int]:
         shard = shards = 0
     if not sep or shards < 1 or not 1 <= shard <= shards:
         raise UsageError(
-            f"--shard must be K/N with 1 <= K <= N (shards are numbered from 1), got {text!r}."
+            f"shard must be K/N with 1 <= K <= N (shards are numbered from 1), got {text!r}.",
+            params=("shard",),
         )
     return shard, shards
 

@@ -70,19 +70,51 @@ def clear_cache() -> None:
     _class_of.cache_clear()
 
 
-def get_task_class(name: str) -> type[Task]:
-    """The class registered as `name`; only its own module is imported."""
+def canonical_name(name: str) -> str | None:
+    """The registered task `name` means, ignoring case (``GSM8K`` is ``gsm8k``), or None.
+
+    An exact match wins, so a plugin task whose name differs only in case stays reachable.
+    """
     names = task_names()
-    if name not in names:
-        raise UsageError(
-            f"unknown task {name!r}.{suggest(name, names)} "
-            f"Known tasks: {', '.join(names)} (see `taskcli list`)."
-        )
-    return _class_of(name)
+    if name in names:
+        return name
+    folded = name.casefold()
+    return next((known for known in names if known.casefold() == folded), None)
+
+
+def closest_tasks(name: str) -> str:
+    """' Did you mean ...?' for the registered names closest to `name` (any case), or ''."""
+    return suggest(name.casefold(), [n.casefold() for n in task_names()])
+
+
+def unknown_task(name: str) -> UsageError:
+    """The error for a name that is no registered task, with the closest names suggested."""
+    return UsageError(
+        f"unknown task {name!r}.{closest_tasks(name)} Known tasks: {', '.join(task_names())}.",
+        hint="`taskcli list` describes every task.",
+    )
+
+
+def get_task_class(name: str) -> type[Task]:
+    """The class registered as `name` (any case); only its own module is imported."""
+    found = canonical_name(name)
+    if found is None:
+        raise unknown_task(name)
+    return _class_of(found)
 
 
 def describe(cls: type[Task]) -> dict[str, Any]:
-    """The registry entry of a task class as plain data (what `taskcli list --json` prints)."""
+    """The registry entry of a task class as plain data (what `taskcli list --json` prints).
+
+    Every task has the same keys with the same types: ``splits`` is always the list of every
+    split name, ``subset_splits`` always an object of each subset's splits (empty for a task
+    without subsets), ``default_subset`` and ``default_split`` a name or null.
+    """
+    subset_splits = {subset: list(cls.splits_for(subset)) for subset in cls.subsets}
+    every_split = list(dict.fromkeys(s for splits in subset_splits.values() for s in splits))
+    default_split = cls.default_split
+    if cls.subsets or cls.splits:
+        default_split = cls.choose_subset_split(None, None)[1]
     return {
         "name": cls.name,
         "description": cls.description,
@@ -90,10 +122,9 @@ def describe(cls: type[Task]) -> dict[str, Any]:
         "eval_type": cls.eval_type,
         "subsets": list(cls.subsets),
         "default_subset": cls.default_subset,
-        "splits": {k: list(v) for k, v in cls.splits.items()}
-        if isinstance(cls.splits, dict)
-        else list(cls.splits),
-        "default_split": cls.default_split,
+        "splits": every_split if cls.subsets else list(cls.splits_for(None)),
+        "subset_splits": subset_splits,
+        "default_split": default_split,
         "params": [
             {
                 "name": p.name,
@@ -193,41 +224,3 @@ def create_task(
     """A task instance from a request as people type it (the CLI's and the library's path)."""
     request = resolve(name, subset, split, params)
     return request.create(data_dir=data_dir, start=start, stop=stop, step=step)
-
-
-@dataclass(frozen=True)
-class OpenedTask:
-    """A task made from a command line, with the words that name it in headers and errors."""
-
-    task: Task
-    name: str
-    subset: str | None
-    split: str | None
-    file: str | None = None  # the .jsonl path given in place of a task name
-
-    @property
-    def label(self) -> str:
-        if self.file is not None:
-            return self.file
-        return " / ".join(part for part in (self.name, self.subset, self.split) if part)
-
-
-def open_task(
-    target: str,
-    subset: str | None = None,
-    split: str | None = None,
-    params: dict[str, Any] | None = None,
-    *,
-    data_dir: str | os.PathLike[str] | None = None,
-) -> OpenedTask:
-    """A task from a TASK argument: a registered name, or a ``.jsonl`` path (CustomJSON)."""
-    params = dict(params or {})
-    file = None
-    if target.endswith((".jsonl", ".jsonl.gz")) or (
-        os.sep in target and target not in task_names()
-    ):
-        params["path"] = file = target
-        target = "customjson"
-    request = resolve(target, subset, split, params)
-    task = request.create(data_dir=data_dir)
-    return OpenedTask(task, target, request.subset, request.split, file)

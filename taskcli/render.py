@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from taskcli.file_rules import FileReport
     from taskcli.scoring import Score
+    from taskcli.showing import Row, Shown
     from taskcli.stats import SourceStats, Stats, Summary, TokenStats
     from taskcli.tokenizer import Tokenizer
     from taskcli.tokens import Rendering
@@ -36,9 +37,46 @@ ROLE_STYLES = {"system": "magenta", "user": "cyan", "assistant": "green"}
 PART_STYLES = {"python": "bold yellow", "python_output": "yellow"}
 
 
-def print_error(message: str) -> None:
-    """The message on stderr, not wrapped, so paths and commands in it copy whole."""
-    error_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+def print_error(message: str, hint: str | None = None) -> None:
+    """``Error: message`` and ``Hint: hint`` on stderr.
+
+    On a terminal, lines are wrapped at words to its width, never inside a `command` (a span in
+    backticks) or a long path; anywhere else (a log file, a pipe) each line is written whole.
+    """
+    width = error_console.width if error_console.is_terminal else None
+    if hint:
+        hint = hint[0].upper() + hint[1:]  # a sentence of advice
+    for label, text, style in (("Error:", message, "bold red"), ("Hint:", hint, "bold yellow")):
+        if not text:
+            continue
+        for number, line in enumerate(wrap_message(text, width, len(label) + 1)):
+            head = (label, style) if number == 0 else " " * len(label)
+            error_console.print(Text.assemble(head, " ", line), highlight=False, soft_wrap=True)
+
+
+def wrap_message(text: str, width: int | None, indent: int) -> list[str]:
+    """The lines of `text`, each wrapped to `width` less `indent` (None: not wrapped), keeping
+    every backtick span and every long word whole."""
+    import re
+    import textwrap
+
+    if width is None:
+        return text.splitlines() or [""]
+    glue = "\x00"
+    protected = re.sub(r"`[^`]*`", lambda m: m.group(0).replace(" ", glue), text)
+    lines: list[str] = []
+    for paragraph in protected.splitlines() or [""]:
+        lead = paragraph[: len(paragraph) - len(paragraph.lstrip(" "))]
+        wrapped = textwrap.wrap(
+            paragraph,
+            width=max(20, width - indent),
+            subsequent_indent=lead + "  " if lead else "",
+            break_long_words=False,
+            break_on_hyphens=False,
+            drop_whitespace=True,
+        )
+        lines += [line.replace(glue, " ") for line in wrapped or [""]]
+    return lines
 
 
 def print_json(value: Any) -> None:
@@ -53,46 +91,118 @@ def print_jsonl(rows: Iterable[Any]) -> None:
         write(orjson.dumps(row).decode() + "\n")
 
 
-def _splits_text(splits: list[str] | dict[str, list[str]]) -> str:
-    if isinstance(splits, dict):
-        distinct = {tuple(v) for v in splits.values()}
-        if len(distinct) == 1:
-            return ", ".join(distinct.pop())
-        return "; ".join(f"{k}: {', '.join(v)}" for k, v in splits.items())
-    return ", ".join(splits)
+def print_note(message: str) -> None:
+    """A line about the work (what was written, why fewer rows were shown) on stderr, whole."""
+    error_console.print(Text(message), highlight=False, soft_wrap=True)
 
 
-def _subsets_text(subsets: list[str]) -> str:
-    if len(subsets) > 6:
-        return ", ".join(subsets[:5]) + f", … ({len(subsets)} in all)"
-    return ", ".join(subsets)
+def _marked(names: list[str], default: str | None) -> list[str]:
+    return [f"{name}*" if name == default else name for name in names]
+
+
+def _subsets_summary(entry: dict[str, Any]) -> str:
+    """``all* +58``: the default subset, marked, and how many others there are."""
+    subsets = entry["subsets"]
+    if not subsets:
+        return "-"
+    default = entry["default_subset"] or subsets[0]
+    rest = len(subsets) - 1
+    return f"{default}*" + (f" +{rest}" if rest else "")
+
+
+def _default_splits(entry: dict[str, Any]) -> list[str]:
+    """The splits of the default subset (a task's splits when it has no subsets)."""
+    if entry["subsets"]:
+        return entry["subset_splits"][entry["default_subset"] or entry["subsets"][0]]
+    return entry["splits"]
+
+
+SPLITS_WIDTH = 13
+
+
+def _splits_summary(entry: dict[str, Any]) -> str:
+    """The default subset's splits with the default marked, or ``test* +3`` when they do not
+    fit the column."""
+    splits = _default_splits(entry)
+    if not splits:
+        return "-"
+    listed = ", ".join(_marked(splits, entry["default_split"]))
+    if len(listed) <= SPLITS_WIDTH:
+        return listed
+    default = entry["default_split"] if entry["default_split"] in splits else splits[0]
+    return f"{default}* +{len(splits) - 1}"
 
 
 def print_task_table(entries: list[dict[str, Any]]) -> None:
+    """One row per task: name, kind, subsets summarised, splits with the default marked (*),
+    and the description, wrapped at words in whatever width is left."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title="Registered tasks", title_justify="left", show_lines=False)
-    table.add_column("task", style="bold")
-    table.add_column("description")
-    table.add_column("source", style="dim")
-    table.add_column("subsets")
-    table.add_column("splits")
-    table.add_column("params")
-    table.add_column("eval")
+    table = Table(
+        title="Registered tasks",
+        title_justify="left",
+        caption="* marks the default. `taskcli list TASK` shows one task in full.",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("task", style="bold", no_wrap=True)
+    table.add_column("eval", no_wrap=True)
+    table.add_column("subsets", no_wrap=True)
+    table.add_column("splits", no_wrap=True)
+    table.add_column("description", min_width=16)
     for entry in entries:
-        params = ", ".join(
-            f"{p['name']} (required)" if p["default"] is None else f"{p['name']}={p['default']}"
-            for p in entry["params"]
-        )
         table.add_row(
             entry["name"],
-            entry["description"],
-            entry["source"],
-            _subsets_text(entry["subsets"]),
-            _splits_text(entry["splits"]),
-            params,
             entry["eval_type"] or "-",
+            _subsets_summary(entry),
+            _splits_summary(entry),
+            entry["description"],
         )
+    console.print(table)
+
+
+def print_task_details(entry: dict[str, Any]) -> None:
+    """One task in full: its source, every subset with its splits, and every parameter."""
+    from rich.table import Table
+
+    console.print(Text.assemble((entry["name"], "bold cyan"), "  ", entry["description"]))
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column(overflow="fold")
+    facts.add_row("data", entry["source"])
+    facts.add_row("evaluation", entry["eval_type"] or "none (training data)")
+    if entry["subsets"]:
+        for subset in entry["subsets"]:
+            splits = _marked(entry["subset_splits"][subset], entry["default_split"])
+            name = f"{subset}*" if subset == entry["default_subset"] else subset
+            facts.add_row("subset " + name, ", ".join(splits) or "-")
+    else:
+        facts.add_row("splits", ", ".join(_marked(entry["splits"], entry["default_split"])) or "-")
+    for param in entry["params"]:
+        default = "required" if param["default"] is None else f"default {param['default']}"
+        choices = f"; one of {', '.join(param['choices'])}" if param.get("choices") else ""
+        facts.add_row(
+            f"-p {param['name']}=", f"{param['help']} ({param['type']}, {default}{choices})"
+        )
+    console.print(facts)
+    console.print(Text("* marks the default.", style="dim"))
+
+
+def print_rules(entries: list[dict[str, str]]) -> None:
+    """The validation rules: id, severity and what breaks it."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("rule", style="bold", no_wrap=True)
+    table.add_column("severity", no_wrap=True)
+    table.add_column("broken when", ratio=1)
+    for entry in entries:
+        style = "red" if entry["severity"] == "error" else "yellow"
+        table.add_row(entry["rule"], Text(entry["severity"], style), entry["summary"])
     console.print(table)
 
 
@@ -113,33 +223,55 @@ def _content(content: str | list[dict[str, str]]) -> RenderableType:
     return Group(*pieces)
 
 
+METADATA_WIDTH = 120
+
+
 def _metadata(conversation: dict[str, Any]) -> Text | None:
+    """The conversation's other keys, one short line each: a multi-line value (HumanEval's
+    test code) shows its first line and how many lines there are; ``--json`` shows it all."""
     fields = {k: v for k, v in conversation.items() if k != "messages"}
     if not fields:
         return None
     text = Text()
     for key, value in fields.items():
         shown = value if isinstance(value, str) else orjson.dumps(value).decode()
-        if len(shown) > 120:
-            shown = shown[:117] + "…"
+        lines = shown.strip().splitlines() or [""]
+        shown = lines[0] + (f" … ({len(lines)} lines)" if len(lines) > 1 else "")
+        if len(shown) > METADATA_WIDTH:
+            shown = shown[: METADATA_WIDTH - 1] + "…"
+        if text:
+            text.append("\n")
         text.append(f"{key}: ", style="bold dim")
-        text.append(shown + "  ", style="dim")
+        text.append(shown, style="dim")
     return text
 
 
-def print_conversations(
-    label: str, conversations: list[dict[str, Any]], *, first_index: int, total: int
-) -> None:
-    """Each conversation under a header naming task, subset, split, index and total."""
+def _header(shown: Shown, row: Row) -> str:
+    """What a conversation's rule says: the target, the row, and where the row comes from."""
+    label = escape(shown.label)
+    if row.source is not None:
+        return f"[bold]{label}[/]  ·  row {row.index} of {shown.total} (0-based)"
+    if shown.total is not None:
+        return f"[bold]{label}[/]  ·  example {row.index} of {shown.total} (0-based)"
+    lines = f" of {shown.lines:,}" if shown.lines is not None else ""
+    return f"[bold]{label}[/]  ·  example {row.index} (0-based)  ·  line {row.line:,}{lines}"
+
+
+def print_conversations(shown: Shown) -> None:
+    """Each conversation under a header naming the target, the row, the total and the source."""
     from rich.panel import Panel
 
-    for offset, conversation in enumerate(conversations):
-        index = first_index + offset
-        console.rule(f"[bold]{escape(label)}[/]  ·  example {index} of {total} (0-based)")
-        metadata = _metadata(conversation)
+    for row in shown.rows:
+        console.rule(_header(shown, row))
+        if row.source is not None:
+            console.print(
+                Text(f"from {row.entry}, example {row.source['index']} of its task", "bold dim"),
+                highlight=False,
+            )
+        metadata = _metadata(row.conversation)
         if metadata is not None:
-            console.print(metadata)
-        for message in conversation.get("messages", []):
+            console.print(metadata, highlight=False)
+        for message in row.conversation.get("messages", []):
             role = message.get("role", "?")
             style = ROLE_STYLES.get(role, "red")
             console.print(
@@ -159,19 +291,23 @@ UNTRAINED_STYLES = ("bright_black on grey11", "bright_black on grey19")
 
 
 def print_tokens(
-    label: str,
-    renderings: list[tuple[int, Rendering]],
+    shown: Shown,
+    renderings: list[tuple[Row, Rendering]],
     tokenizer: Tokenizer,
     *,
-    total: int,
     max_tokens: int,
     show_ids: bool = False,
 ) -> None:
-    """Each conversation as the tokens the model trains on, one header of counts each."""
+    """Each conversation as the tokens the model trains on, under a header of counts."""
     plain = console.no_color or console.color_system is None
-    for index, rendering in renderings:
-        console.rule(f"[bold]{escape(label)}[/]  ·  example {index} of {total} (0-based)")
-        legend = "untrained in ⟦ ⟧, tokens split by ·" if plain else "trained in green"
+    legend = "untrained in ⟦ ⟧, tokens split by ·" if plain else "trained in green"
+    for row, rendering in renderings:
+        console.rule(_header(shown, row))
+        if row.source is not None:
+            console.print(
+                Text(f"from {row.entry}, example {row.source['index']} of its task", "bold dim"),
+                highlight=False,
+            )
         cut = f" at {max_tokens:,}" if rendering.truncated else ""
         console.print(
             f"{rendering.num_tokens:,} tokens · {rendering.num_trained:,} trained · "
@@ -180,11 +316,8 @@ def print_tokens(
         )
         console.print(_token_text(rendering, tokenizer, plain, show_ids), soft_wrap=False)
         if rendering.truncated:
-            console.print(
-                Text(
-                    f"✂ cut here: {rendering.tokens_cut:,} more tokens never trained on", "bold red"
-                )
-            )
+            dropped = f"✂ cut here: {rendering.tokens_cut:,} more tokens never trained on"
+            console.print(Text(dropped, "bold red"))
 
 
 def _token_text(rendering: Rendering, tokenizer: Tokenizer, plain: bool, show_ids: bool) -> Text:
@@ -240,6 +373,9 @@ def print_validation(reports: list[FileReport], *, strict: bool, per_rule: int) 
             ("  valid" if passed else "  invalid", "bold green" if passed else "bold red"),
         )
         console.print(summary, highlight=False, soft_wrap=True)
+        not_json = report.not_json()
+        if not_json:
+            console.print(Text("  " + not_json, style="bold red"), highlight=False, soft_wrap=True)
         for problems, kind, style in (
             (report.errors, "error", "red"),
             (report.warnings, "warning", "yellow"),
@@ -288,17 +424,21 @@ def print_validation(reports: list[FileReport], *, strict: bool, per_rule: int) 
 
 
 def print_plan(summary: dict[str, Any]) -> None:
-    """The dry-run plan as a Rich table on stdout."""
+    """The dry-run plan as a Rich table on stdout. The entries' parameters (the files they
+    read) follow the table, a line each, so a narrow terminal still shows them whole."""
+    from rich import box
     from rich.table import Table
 
     table = Table(
         title=f"{summary['spec']}  ·  mode {summary['mode']}, seed {summary['seed']}",
         title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
     )
     for column in ("entry", "task", "subset", "split", "slice", "repeat", "rows", "share"):
         numeric = column in ("repeat", "rows", "share")
-        table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
-    table.add_column("params", overflow="fold")
+        table.add_column(column, justify="right" if numeric else "left", overflow="fold")
     for item in summary["entries"]:
         start, stop, step = item["slice"]
         table.add_row(
@@ -310,11 +450,18 @@ def print_plan(summary: dict[str, Any]) -> None:
             str(item["repeat"]),
             f"{item['rows']:,}",
             f"{item['share']:.1%}",
-            " ".join(f"{key}={value}" for key, value in item["params"].items()),
         )
     table.add_section()
-    table.add_row("total", "", "", "", "", "", f"{summary['total']:,}", "100.0%", "")
+    table.add_row("total", "", "", "", "", "", f"{summary['total']:,}", "100.0%")
     console.print(table)
+    for item in summary["entries"]:
+        if item["params"]:
+            params = " ".join(f"{key}={value}" for key, value in item["params"].items())
+            console.print(
+                Text.assemble((f"tasks[{item['entry']}] ", "bold"), params),
+                highlight=False,
+                soft_wrap=True,
+            )
     selected = summary["selected"]
     if selected["rows"] != summary["total"]:
         console.print(
@@ -557,6 +704,26 @@ def render_score(score: Score) -> RenderableType:
 # --- progress ------------------------------------------------------------------------------
 
 
+_active: list[Any] = []  # the bars and spinners on screen now
+
+
+@contextlib.contextmanager
+def _tracked(display: Any) -> Iterator[Any]:
+    """`display` (a Rich Progress or Status) entered, and known to `stop_progress` meanwhile."""
+    with display as shown:
+        _active.append(display)
+        try:
+            yield shown
+        finally:
+            _active.remove(display)
+
+
+def stop_progress() -> None:
+    """Take every bar and spinner off the screen now (Ctrl-C), before the command unwinds."""
+    for display in list(_active):
+        display.stop()
+
+
 @contextlib.contextmanager
 def progress_bar(
     total: int, console: Any = None, label: str = "exporting"
@@ -582,7 +749,7 @@ def progress_bar(
         TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=True) as bar:
+    with _tracked(Progress(*columns, console=console, transient=True)) as bar:
         task_id = bar.add_task("export", total=total, rate="")
 
         def advance(rows: int) -> None:
@@ -594,12 +761,91 @@ def progress_bar(
 
 
 @contextlib.contextmanager
+def byte_bar(total: int | None, label: str) -> Iterator[Callable[[int], None] | None]:
+    """A bytes / MB-per-second / ETA bar on stderr when it is a terminal, for a pass over files
+    whose size is known; otherwise None (nothing is drawn on a pipe or in a log)."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    if not error_console.is_terminal or not total:
+        yield None
+        return
+    columns = (
+        TextColumn(label),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with _tracked(Progress(*columns, console=error_console, transient=True)) as bar:
+        task_id = bar.add_task(label, total=total)
+        yield lambda count: bar.advance(task_id, count)
+
+
+class ExportBar:
+    """The export's progress: a phase name (planning, shuffling, converting, ordering,
+    flushing), and the rows converted while that is what takes the time."""
+
+    def __init__(self, progress: Any, task_id: Any) -> None:
+        self.progress, self.task_id = progress, task_id
+
+    def advance(self, rows: int) -> None:
+        self.progress.advance(self.task_id, rows)
+
+    def phase(self, name: str) -> None:
+        self.progress.update(self.task_id, description=name)
+
+
+@contextlib.contextmanager
+def export_bar(total: int) -> Iterator[ExportBar | None]:
+    """An `ExportBar` on stderr when it is a terminal; otherwise None."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    if not error_console.is_terminal:
+        yield None
+        return
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TimeRemainingColumn(),
+    )
+    with _tracked(Progress(*columns, console=error_console, transient=True)) as bar:
+        yield ExportBar(bar, bar.add_task("starting", total=total))
+
+
+@contextlib.contextmanager
+def status(label: str) -> Iterator[None]:
+    """A spinner with `label` on stderr while a step without a count runs (terminal only)."""
+    if not error_console.is_terminal:
+        yield
+        return
+    with _tracked(error_console.status(label)):
+        yield
+
+
+@contextlib.contextmanager
 def count_bar(label: str) -> Iterator[Callable[[int, int], None]]:
     """A ``done / total`` bar on stderr when it is a terminal; the callback takes both counts,
     because the total is known only once the work has started (`taskcli eval`)."""
     from rich.progress import Progress
 
     terminal = error_console.is_terminal
-    with Progress(console=error_console, transient=True, disable=not terminal) as bar:
+    with _tracked(Progress(console=error_console, transient=True, disable=not terminal)) as bar:
         task_id = bar.add_task(label, total=None)
         yield lambda done, total: bar.update(task_id, completed=done, total=total)

@@ -27,15 +27,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import orjson
 
 from taskcli.atomic import atomic_output
 from taskcli.conversation import type_name
 from taskcli.errors import InvalidData, UsageError
-from taskcli.registry import OpenedTask, all_tasks, open_task
+from taskcli.registry import all_tasks, canonical_name, get_task_class
+from taskcli.targets import Target, open_target
 from taskcli.tasks.common import Conversation, Task
+
+T = TypeVar("T")
 
 Z_95 = 1.959963984540054  # the standard normal's 97.5th percentile
 MAX_REPORTED_PROBLEMS = 10
@@ -231,13 +234,44 @@ def _judge_code(
         task.build_program(conversation, answer.completion)
         for conversation, answer in zip(conversations, answers, strict=True)
     ]
-    results = run_many(
-        programs, Limits(timeout=timeout), workers=workers, on_done=lambda i, result: on_done()
+    results = _interruptible(
+        lambda: run_many(
+            programs, Limits(timeout=timeout), workers=workers, on_done=lambda i, r: on_done()
+        )
     )
     return [
         (result.passed, result.reason, result.exception if result.reason == "exception" else None)
         for result in results
     ]
+
+
+def _interruptible(work: Callable[[], T]) -> T:
+    """`work()`, run in a helper thread while this one waits in short, interruptible steps.
+
+    A pool of sandboxed programs finishes the programs it started before it returns, even on
+    Ctrl-C; waiting here instead, the command unwinds at once (its bar and partial outputs
+    removed) while the helper thread, a daemon, is left to the process's exit.
+    """
+    import threading
+
+    outcome: list[Any] = []
+    finished = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append((True, work()))
+        except BaseException as error:
+            outcome.append((False, error))
+        finally:
+            finished.set()
+
+    threading.Thread(target=run, name="taskcli-sandbox", daemon=True).start()
+    while not finished.wait(0.05):
+        pass
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 @dataclass
@@ -359,19 +393,24 @@ def open_for_eval(
     params: dict[str, Any] | None = None,
     *,
     data_dir: str | os.PathLike[str] | None = None,
-) -> OpenedTask:
+) -> Target:
     """The task to score against, after the checks that need no data (answers file, eval rule)."""
     require_answers_file(answers_path)
-    registered = all_tasks().get(target)
+    registered = canonical_name(target)
     if registered is not None:
-        require_evaluation(registered)
-    opened = open_task(target, subset, split, params, data_dir=data_dir)
+        require_evaluation(get_task_class(registered))
+    opened = open_target(target, subset, split, params, data_dir=data_dir)
+    if opened.is_spec:
+        raise UsageError(
+            f"{target} is a mixture spec; answers are scored against one task.",
+            hint="`taskcli list` names the tasks that score answers.",
+        )
     require_evaluation(type(opened.task))
     return opened
 
 
 def score_file(
-    opened: OpenedTask,
+    opened: Target,
     answers_path: str | os.PathLike[str],
     *,
     workers: int | None = None,
@@ -416,6 +455,10 @@ def score_file(
 
 def _require_writable(path: Path) -> None:
     if path.is_dir():
-        raise UsageError(f"--details {path} is a folder; give a file name.")
+        raise UsageError(
+            f"details file {path} is a folder; give a file name.", params=("details_path",)
+        )
     if not path.parent.is_dir():
-        raise UsageError(f"--details {path}: folder {path.parent} does not exist.")
+        raise UsageError(
+            f"details file {path}: folder {path.parent} does not exist.", params=("details_path",)
+        )

@@ -196,7 +196,7 @@ def _check_entry(number: int, item: Any, folder: Path, problems: list[str]) -> E
     problems.extend(f"{where}: {problem}" for problem in found)
     if found:
         return None
-    return Entry(number, name, subset, split, params, start, stop, step, repeat)
+    return Entry(number, cls.name, subset, split, params, start, stop, step, repeat)
 
 
 def _resolve_file(value: str, folder: Path, key: str, found: list[str]) -> str:

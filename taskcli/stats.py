@@ -4,8 +4,9 @@ One streaming pass reads the conversations in chunks (`Task.batch`, which Arrow-
 serve in bulk) and keeps, per conversation, a handful of integers in compact arrays (4 bytes
 each), so the order statistics are exact rather than estimated::
 
-    from taskcli.stats import compute_stats, open_target
-    stats = compute_stats(open_target("examples/identity.jsonl"))
+    from taskcli.stats import compute_stats
+    from taskcli.targets import open_target
+    stats = compute_stats(open_target("examples/mixture.yaml", data_dir="data"))
     stats.characters["assistant"].median      # characters the assistant writes per conversation
 
 Percentiles are nearest-rank: the p-th percentile of n sorted values is the value at rank
@@ -23,16 +24,15 @@ spec's shuffle is never needed.
 
 from __future__ import annotations
 
-import os
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taskcli.conversation import ROLES
-from taskcli.errors import InvalidData, UsageError
+from taskcli.errors import InvalidData
+from taskcli.targets import FILE, Target
 from taskcli.tasks.common import Task
 
 if TYPE_CHECKING:
@@ -41,25 +41,6 @@ if TYPE_CHECKING:
 
 PERCENTILE_METHOD = "nearest-rank"
 CHUNK_ROWS = 4096
-SPEC_SUFFIXES = (".yaml", ".yml")
-
-
-@dataclass(frozen=True)
-class Source:
-    """One named part of a stats target: a task, counted `repeat` times (a spec's ``repeat``)."""
-
-    name: str
-    task: Task
-    repeat: int = 1
-
-
-@dataclass(frozen=True)
-class Target:
-    """What `taskcli stats` reads: a label for headers and the sources that make it up."""
-
-    label: str
-    sources: tuple[Source, ...]
-    is_spec: bool = False
 
 
 @dataclass(frozen=True)
@@ -314,6 +295,72 @@ def _chunks(task: Task) -> Iterator[list[dict[str, Any]]]:
         yield chunk
 
 
+def _tallies(
+    target: Target,
+    on_progress: Callable[[int], None] | None,
+    on_bytes: Callable[[int], None] | None,
+    tokenizer: Tokenizer | None = None,
+    max_tokens: int = 0,
+    workers: int | None = None,
+) -> Iterator[tuple[str, _Tally, int, _TokenTally | None]]:
+    """``(name, tally, repeat, token tally)`` of each source of `target`; the token tally only
+    with a `tokenizer` (a file is then read as its task, whose conversations are rendered)."""
+    if target.kind == FILE and tokenizer is None:
+        yield target.label, _file_tally(target.text, target.label, on_bytes), 1, None
+        return
+    for source in target.sources:
+        tally = _Tally(source.name)
+        chunks = _tallied(_chunks(source.task), tally, on_progress)
+        if tokenizer is None:
+            for _ in chunks:
+                pass
+            yield source.name, tally, source.repeat, None
+            continue
+        from taskcli.tokens import default_workers, render_batches
+
+        tokens = _TokenTally()
+        conversations = (conversation for chunk in chunks for conversation in chunk)
+        for batch in render_batches(
+            conversations, tokenizer, max_tokens, workers or default_workers()
+        ):
+            tokens.add(batch)
+        yield source.name, tally, source.repeat, tokens
+
+
+def _tallied(
+    chunks: Iterator[list[dict[str, Any]]], tally: _Tally, on_progress: Callable[[int], None] | None
+) -> Iterator[list[dict[str, Any]]]:
+    """`chunks`, each counted into `tally` (and reported) as it passes."""
+    for chunk in chunks:
+        tally.add_all(chunk)
+        if on_progress is not None:
+            on_progress(len(chunk))
+        yield chunk
+
+
+def _file_tally(path: str, label: str, on_bytes: Callable[[int], None] | None) -> _Tally:
+    """A file's conversations counted as its lines are checked (by the rules `validate` uses);
+    a file with errors fails as the `customjson` task would."""
+    from taskcli.file_rules import check_file
+    from taskcli.jsonl import normalise
+    from taskcli.tasks.customjson import invalid_file
+
+    tally = _Tally(label)
+    pending: list[dict[str, Any]] = []
+
+    def count(line: int, offset: int, record: Any) -> None:
+        pending.append(normalise(record))
+        if len(pending) == CHUNK_ROWS:
+            tally.add_all(pending)
+            pending.clear()
+
+    report = check_file(path, on_valid=count, on_bytes=on_bytes)
+    if report.errors:
+        raise invalid_file(report)
+    tally.add_all(pending)
+    return tally
+
+
 class _TokenTally:
     """Per-conversation token counts of one source: after the cut, trained, and before it."""
 
@@ -340,41 +387,35 @@ def compute_stats(
     target: Target,
     *,
     on_progress: Callable[[int], None] | None = None,
+    on_bytes: Callable[[int], None] | None = None,
     tokenizer: Tokenizer | None = None,
     max_tokens: int | None = None,
     workers: int | None = None,
 ) -> Stats:
     """Read every conversation of `target` once and summarise it.
 
-    `on_progress` is called with the number of rows read after each chunk (for progress bars).
-    With a `tokenizer`, every conversation is also rendered as nanochat's SFT sees it (cut at
-    `max_tokens`, by default nanochat's 2048), in `workers` processes (default: one per core),
-    for the token figures.
+    `on_progress` is called with the number of rows read after each chunk of a task or spec,
+    `on_bytes` with each count of bytes read from a conversation file (for progress bars).
+    A file is checked and counted in the same single pass: its conversations are never built
+    as a task first. With a `tokenizer`, every conversation is also rendered as nanochat's SFT
+    sees it (cut at `max_tokens`, by default nanochat's 2048), in `workers` processes (default:
+    one per core), for the token figures.
     """
+    if tokenizer is not None and max_tokens is None:
+        from taskcli.tokens import DEFAULT_MAX_TOKENS
+
+        max_tokens = DEFAULT_MAX_TOKENS
     whole = _Tally(target.label)
     whole_tokens = _TokenTally()
-    per_source: list[tuple[str, int, int, _TokenTally | None]] = []
-    for source in target.sources:
-        tally = _Tally(source.name)
-        chunks = _tallied(_chunks(source.task), tally, on_progress)
-        tokens = None
-        if tokenizer is None:
-            for _ in chunks:
-                pass
-        else:
-            from taskcli.tokens import DEFAULT_MAX_TOKENS, default_workers, render_batches
-
-            max_tokens = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
-            tokens = _TokenTally()
-            conversations = (conversation for chunk in chunks for conversation in chunk)
-            for batch in render_batches(
-                conversations, tokenizer, max_tokens, workers or default_workers()
-            ):
-                tokens.add(batch)
-            whole_tokens.extend(tokens, source.repeat)
-        whole.extend(tally, source.repeat)
-        rows, chars = len(tally.total) * source.repeat, sum(tally.total) * source.repeat
-        per_source.append((source.name, rows, chars, tokens))
+    per_source: list[tuple[str, int, int, _TokenTally | None, int]] = []
+    for name, tally, repeat, tokens in _tallies(
+        target, on_progress, on_bytes, tokenizer, max_tokens or 0, workers
+    ):
+        whole.extend(tally, repeat)
+        if tokens is not None:
+            whole_tokens.extend(tokens, repeat)
+        rows, chars = len(tally.total) * repeat, sum(tally.total) * repeat
+        per_source.append((name, rows, chars, tokens, repeat))
 
     conversations = len(whole.total)
     all_characters = sum(whole.total)
@@ -397,22 +438,9 @@ def compute_stats(
         with_system=whole.with_system,
         with_tool_calls=whole.with_tool_calls,
         histogram=histogram(ordered_totals),
-        sources=_source_stats(
-            per_source, target.sources, conversations, all_characters, whole_tokens
-        ),
+        sources=_source_stats(per_source, conversations, all_characters, whole_tokens),
         tokens=token_stats,
     )
-
-
-def _tallied(
-    chunks: Iterator[list[dict[str, Any]]], tally: _Tally, on_progress: Callable[[int], None] | None
-) -> Iterator[list[dict[str, Any]]]:
-    """`chunks`, each counted into `tally` (and reported) as it passes."""
-    for chunk in chunks:
-        tally.add_all(chunk)
-        if on_progress is not None:
-            on_progress(len(chunk))
-        yield chunk
 
 
 def _token_stats(tally: _TokenTally, tokenizer: Tokenizer, max_tokens: int) -> TokenStats:
@@ -432,19 +460,18 @@ def _token_stats(tally: _TokenTally, tokenizer: Tokenizer, max_tokens: int) -> T
 
 
 def _source_stats(
-    per_source: list[tuple[str, int, int, _TokenTally | None]],
-    sources: Sequence[Source],
+    per_source: list[tuple[str, int, int, _TokenTally | None, int]],
     conversations: int,
     all_characters: int,
     whole_tokens: _TokenTally,
 ) -> list[SourceStats]:
     all_tokens, all_trained = sum(whole_tokens.tokens), sum(whole_tokens.trained)
     result = []
-    for (name, rows, chars, tokens), source in zip(per_source, sources, strict=True):
+    for name, rows, chars, tokens, repeat in per_source:
         by_tokens: dict[str, Any] = {}
         if tokens is not None:
-            counted = sum(tokens.tokens) * source.repeat
-            trained = sum(tokens.trained) * source.repeat
+            counted = sum(tokens.tokens) * repeat
+            trained = sum(tokens.trained) * repeat
             by_tokens = {
                 "tokens": counted,
                 "token_share": counted / all_tokens if all_tokens else 0.0,
@@ -462,36 +489,3 @@ def _source_stats(
             )
         )
     return result
-
-
-def open_target(
-    target: str,
-    subset: str | None = None,
-    split: str | None = None,
-    params: dict[str, Any] | None = None,
-    *,
-    data_dir: str | os.PathLike[str] | None = None,
-) -> Target:
-    """A stats target from a TARGET argument: a task name, a ``.jsonl`` file or a mixture spec."""
-    from taskcli.registry import open_task
-
-    if not target.endswith(SPEC_SUFFIXES):
-        opened = open_task(target, subset, split, params, data_dir=data_dir)
-        return Target(opened.label, (Source(opened.label, opened.task),))
-    given = [flag for flag, value in (("--subset", subset), ("--split", split)) if value]
-    if params:
-        given.append("--param")
-    if given:
-        raise UsageError(
-            f"{', '.join(given)} cannot be used with a mixture spec; "
-            f"set subset, split and parameters on the entries of {target}."
-        )
-    from taskcli.plan import build_plan
-    from taskcli.spec import load_spec
-
-    plan = build_plan(load_spec(target), data_dir)
-    sources = tuple(
-        Source(entry.label, task, entry.repeat)
-        for entry, task in zip(plan.spec.entries, plan.tasks, strict=True)
-    )
-    return Target(Path(target).name, sources, is_spec=True)

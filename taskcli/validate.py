@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO
 
 import orjson
@@ -27,6 +27,7 @@ def validate_files(
     allow_system: bool = True,
     output_valid: str | os.PathLike[str] | None = None,
     rejects: str | os.PathLike[str] | None = None,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> list[FileReport]:
     """Check each file; optionally write the valid conversations and the rejected lines.
 
@@ -52,9 +53,26 @@ def validate_files(
                     allow_system=allow_system,
                     on_valid=_valid_writer(valid_out) if valid_out else None,
                     on_reject=_rejects_writer(rejects_out, name) if rejects_out else None,
+                    on_bytes=on_bytes,
                 )
             )
     return reports
+
+
+def check_targets(texts: Sequence[str]) -> None:
+    """Every argument must name a conversation file by the target rule (`taskcli.targets`):
+    a task or a spec is a usage error that says how to check what it would write."""
+    from taskcli.targets import FILE, classify
+
+    for text in texts:
+        kind, name = classify(text)
+        if kind != FILE:
+            what = "a registered task" if kind == "task" else "a mixture spec"
+            raise UsageError(
+                f"{text} is {what}; validate checks conversation files.",
+                hint=f"`taskcli export {name} -o - | taskcli validate -` checks what it writes"
+                + (f"; write ./{text} for a file named {text}." if kind == "task" else "."),
+            )
 
 
 def _valid_writer(out: BinaryIO) -> OnValid:
@@ -80,7 +98,10 @@ def _rejects_writer(out: BinaryIO, path: str) -> OnReject:
 def _check_outputs(inputs: Sequence[str], outputs: Sequence[str]) -> None:
     """Outputs must go to existing folders, differ from each other, and never replace an input."""
     if len(set(map(os.path.realpath, outputs))) < len(outputs):
-        raise UsageError("--output-valid and --rejects must be different files.")
+        raise UsageError(
+            "the valid and the rejected lines must go to different files.",
+            params=("output_valid", "rejects"),
+        )
     for output in outputs:
         folder = os.path.dirname(output) or "."
         if not os.path.isdir(folder):

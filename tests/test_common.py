@@ -135,3 +135,15 @@ def test_render_mc_exact_layout():
 def test_render_mc_rejects_mismatched_letters():
     with pytest.raises(ValueError):
         render_mc("q", "AB", ["x", "y", "z"])
+
+
+def test_a_slice_of_a_task_is_a_task_over_the_same_examples():
+    task = Numbers(50, start=2, stop=40)
+    part = task[3:20:4]
+    assert isinstance(part, Numbers) and part is not task
+    assert len(part) == len(range(38)[3:20:4])
+    assert list(part) == [task[i] for i in range(3, 20, 4)]
+    assert list(part[1:]) == list(part)[1:]
+    assert len(task[30:10]) == 0 and len(task[100:]) == 0
+    with pytest.raises(ValueError, match="step forward"):
+        task[::-1]

@@ -1,5 +1,6 @@
 """Finding and reading the data of one split: dataset cards, layouts, bulk reads, the Hub probe."""
 
+import os
 import socket
 import sys
 import time
@@ -184,13 +185,40 @@ def test_local_revision_needs_the_files_to_agree(tmp_path):
 def test_open_rows_names_the_missing_copy_and_how_to_get_it(tmp_path):
     with pytest.raises(DataUnavailable) as raised:
         open_rows("openai/gsm8k", "main", "test", tmp_path)
-    message = str(raised.value)
+    message, hint = str(raised.value), raised.value.hint
     assert f"no local copy at {tmp_path / 'openai' / 'gsm8k'}" in message
-    assert "offline mode is on" in message
+    assert "offline mode is on (HF_HUB_OFFLINE is set)" in message
     assert (
         f"hf download openai/gsm8k --repo-type dataset --local-dir {tmp_path / 'openai' / 'gsm8k'}"
-    ) in message
-    assert f"--data-dir {tmp_path}" in message
+    ) in hint
+    # The library names its parameter; the CLI adds the flag (--data-dir).
+    assert f"use {tmp_path} as the data dir" in hint and raised.value.params == ("data_dir",)
+
+
+@pytest.mark.parametrize("given", ["root", "org", "dataset"])
+def test_a_data_dir_may_be_the_dataset_or_its_organisation_folder(tmp_path, given):
+    hubdata.write_gsm8k(tmp_path)
+    folder = {"root": tmp_path, "org": tmp_path / "openai", "dataset": tmp_path / "openai/gsm8k"}
+    assert data.data_root(folder[given], "openai/gsm8k") == tmp_path
+    assert open_rows("openai/gsm8k", "main", "test", folder[given]).num_rows > 0
+
+
+def test_a_dataset_folder_given_for_another_dataset_is_named_as_such(tmp_path):
+    hubdata.write_gsm8k(tmp_path)
+    with pytest.raises(DataUnavailable) as raised:
+        open_rows("allenai/ai2_arc", "ARC-Easy", "test", tmp_path / "openai" / "gsm8k")
+    assert "looks like a dataset's own folder" in str(raised.value)
+
+
+def test_offline_is_named_only_when_the_user_set_it(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("HF_DATASETS_OFFLINE")
+    monkeypatch.setattr(data, "_set_here", set())
+    data.use_offline_mode()  # as after finding the Hub unreachable
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    assert data.offline_variable() is None and not data.offline_requested()
+    monkeypatch.setattr(data, "_set_here", set())
+    assert data.offline_variable() == "HF_HUB_OFFLINE"
 
 
 def test_offline_requested_reads_both_variables(monkeypatch):

@@ -81,6 +81,23 @@ def test_shell_examples_run(page, workspace_factory):
         )
 
 
+def test_the_readme_usage_block_runs_offline_without_any_data(workspace_factory):
+    """The block the README says runs offline does, with no dataset copies and no Hub."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("Everything in this block runs offline", 1)[1].split("```bash\n", 1)[1]
+    lines = [line for line in block.split("```", 1)[0].splitlines() if line.strip()]
+    assert len(lines) >= 8
+    folder, env = workspace_factory()
+    (folder / "data").unlink()
+    env = {key: value for key, value in env.items() if key != "TASKCLI_DATA_DIR"}
+    env["HF_ENDPOINT"] = "http://127.0.0.1:9"  # nothing listens there: no Hub
+    for line in lines:
+        done = subprocess.run(
+            ["bash", "-c", line], cwd=folder, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, f"`{line}`: {done.stderr[-2000:]}"
+
+
 def test_readme_has_the_two_fresh_machine_commands():
     text = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()

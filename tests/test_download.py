@@ -226,5 +226,6 @@ def test_cli_bad_url_exits_1_with_a_clear_message(server):
     result = runner.invoke(app, ["show", "spellingbee", "-p", f"word_list={url}"])
     assert result.exit_code == 1
     assert "Error:" in result.output and url in result.output
-    assert "word_list=PATH" in result.output
+    assert "Set word_list to a local file" in result.output
+    assert "Hint: Set it with -p word_list=…." in result.output  # the CLI names the flag
     assert "Traceback" not in result.output

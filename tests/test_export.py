@@ -319,7 +319,7 @@ def test_full_format_rows_are_what_show_prints_at_their_source(tmp_path):
             args += ["-p", f"{key}={value}"]
         shown = run(*args)
         assert shown.exit_code == 0, shown.output
-        assert json.loads(shown.stdout) == row
+        assert json.loads(shown.stdout) == {**row, "index": source["index"]}
 
 
 def test_limit_writes_the_first_rows_of_the_order(tmp_path):
@@ -421,6 +421,7 @@ def test_manifest_records_what_went_in(tmp_path):
     data = out.read_bytes()
     assert manifest["output"] == {
         "file": "train.jsonl.gz",
+        "kind": "jsonl.gz",
         "bytes": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),
     }
@@ -500,10 +501,10 @@ def test_entries_that_cannot_be_opened_are_reported_together(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--shard", "0/3"], "--shard must be K/N with 1 <= K <= N"),
-        (["--shard", "4/3"], "--shard must be K/N"),
-        (["--shard", "2"], "--shard must be K/N"),
-        (["--shard", "a/b"], "--shard must be K/N"),
+        (["--shard", "0/3"], "shard must be K/N with 1 <= K <= N"),
+        (["--shard", "4/3"], "shard must be K/N"),
+        (["--shard", "2"], "shard must be K/N"),
+        (["--shard", "a/b"], "shard must be K/N"),
         (["--format", "xml"], "unknown format 'xml'; choose one of messages, nanochat"),
         (["--limit", "-1"], "Invalid value for '--limit'"),
     ],
@@ -520,7 +521,8 @@ def test_output_must_be_given_and_writable(tmp_path):
     spec = str(write_spec(tmp_path, MIXTURE))
     missing = run("export", spec)
     assert missing.exit_code == 2
-    assert "missing --output/-o OUT" in flat(missing.output)
+    assert "Error: no output file was given." in flat(missing.output)
+    assert "Hint: Add -o OUT (or -o - for stdout)." in flat(missing.output)
     nowhere = run("export", spec, "-o", str(tmp_path / "no" / "such" / "out.jsonl"))
     assert nowhere.exit_code == 2
     assert "does not exist" in flat(nowhere.output)
@@ -533,8 +535,8 @@ def test_export_is_quiet_without_a_terminal_and_reports_one_line(tmp_path):
     result = run("export", str(write_spec(tmp_path, MIXTURE)), "-o", str(tmp_path / "t.jsonl"))
     assert result.stdout == ""
     assert (
-        flat(result.stderr)
-        == f"wrote 55 rows to {tmp_path / 't.jsonl'} (manifest: t.jsonl.manifest.json)"
+        flat(result.stderr) == f"wrote 55 rows to {tmp_path / 't.jsonl'} "
+        f"(manifest: {tmp_path / 't.jsonl.manifest.json'})"
     )
 
 
@@ -725,7 +727,7 @@ def test_real_task_rows_are_what_show_prints(tmp_path, real_data):
         args += [f"-p{key}={value}" for key, value in source.get("params", {}).items()]
         shown = run(*args)
         assert shown.exit_code == 0, shown.output
-        assert json.loads(shown.stdout) == row
+        assert json.loads(shown.stdout) == {**row, "index": source["index"]}
     assert seen == {"gsm8k", "smoltalk", "customjson", "spellingbee"}
 
 

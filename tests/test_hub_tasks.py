@@ -520,7 +520,8 @@ def test_local_copy_without_the_split_is_data_unavailable(tmp_path):
         ARC(subset="ARC-Easy", split="test", data_dir=tmp_path)
     message = str(raised.value)
     assert "ARC-Easy/test-*" in message
-    assert f"hf download allenai/ai2_arc --repo-type dataset --local-dir {tmp_path}" in message
+    hint = raised.value.hint
+    assert f"hf download allenai/ai2_arc --repo-type dataset --local-dir {tmp_path}" in hint
 
 
 def test_offline_without_copy_or_cache_through_the_cli(tmp_path):
@@ -602,7 +603,7 @@ def test_unavailable_data_in_a_real_process_is_fast_and_clean(endpoint, tmp_path
     assert f"no local copy at {empty / 'allenai' / 'ai2_arc'}" in message
     assert f"hf download allenai/ai2_arc --repo-type dataset --local-dir {empty}" in message
     expected = {
-        "offline-mode": "offline mode is on (HF_HUB_OFFLINE)",
+        "offline-mode": "offline mode is on (HF_HUB_OFFLINE is set)",
         "unreachable": f"the Hugging Face Hub ({env.get('HF_ENDPOINT')}) is unreachable",
         "answers-404": "loading it from the Hugging Face Hub failed",
     }
@@ -661,7 +662,7 @@ def test_show_json_prints_the_task_conversations(hub):
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     task = GSM8K(split="train", data_dir=data_dir)
-    assert lines == [task[3], task[4]]
+    assert lines == [{**task[3], "index": 3}, {**task[4], "index": 4}]
 
 
 def test_show_renders_a_smoltalk_conversation(hub):

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from taskcli import scoring
 from taskcli.errors import InvalidData, UsageError
-from taskcli.registry import OpenedTask
+from taskcli.targets import TASK, Source, Target
 from taskcli.tasks import Task
 
 
@@ -180,7 +180,9 @@ def test_a_missing_or_unreadable_answers_file_is_a_usage_error(tmp_path):
 
 
 def score(task, path, **options):
-    return scoring.score_file(OpenedTask(task, "parity", None, None), path, **options)
+    return scoring.score_file(
+        Target(TASK, "parity", "parity", (Source("parity", task),)), path, **options
+    )
 
 
 def test_score_tallies_accuracy_subjects_and_details(tmp_path):

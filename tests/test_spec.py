@@ -228,9 +228,8 @@ def test_a_folder_or_binary_spec_is_a_usage_error(tmp_path):
     result = run_export(str(binary), "--dry-run")
     assert result.exit_code == 2
     assert "not UTF-8" in flat(result.output)
-    result = run_export(str(binary / "inside"), "--dry-run")  # a file used as a folder
-    assert result.exit_code == 2
-    assert "cannot be read (Not a directory)" in flat(result.output)
+    with pytest.raises(UsageError, match=r"cannot be read \(Not a directory\)"):
+        load_spec(binary / "inside.yaml")  # a file used as a folder
 
 
 def test_an_unknown_task_lists_the_known_ones(tmp_path):

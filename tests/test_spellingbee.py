@@ -253,15 +253,17 @@ def test_cli_json_matches_the_library(word_file):
     args = ["show", "spellingbee", "-p", f"word_list={word_file}", "-p", "size=50"]
     result = runner.invoke(app, [*args, "--split", "test", "--index", "47", "-n", "5", "--json"])
     assert result.exit_code == 0, result.output
-    shown = [json.loads(line) for line in result.output.splitlines()]
+    shown = [json.loads(line) for line in result.stdout.splitlines()]
     task = SpellingBee(size=50, split="test", word_list=word_file)
-    assert shown == [task[47], task[48], task[49]]
+    assert shown == [{**task[i], "index": i} for i in (47, 48, 49)]
+    # Fewer rows than asked for: a note on stderr says so, and why.
+    assert "showing 3 of 5: spellingbee / test has 50 examples." in result.stderr
 
     simple = runner.invoke(
         app, ["show", "simplespelling", "-p", f"word_list={word_file}", "--json", "-i", "9"]
     )
     assert simple.exit_code == 0, simple.output
-    assert json.loads(simple.output) == SimpleSpelling(word_list=word_file)[9]
+    assert json.loads(simple.output) == {**SimpleSpelling(word_list=word_file)[9], "index": 9}
 
 
 def test_cli_errors_exit_codes(tmp_path, word_file):

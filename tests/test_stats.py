@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from taskcli.cli import app
 from taskcli.errors import InvalidData, UsageError
 from taskcli.render import bar
-from taskcli.stats import Source, Target, compute_stats, histogram, percentile, summarize
+from taskcli.stats import compute_stats, histogram, percentile, summarize
+from taskcli.targets import SPEC, TASK, Source, Target
 from taskcli.tasks import Task
 
 runner = CliRunner()
@@ -95,7 +96,7 @@ class Listed(Task):
 
 
 def only(task, name="hand-built"):
-    return Target(name, (Source(name, task),))
+    return Target(TASK, name, name, (Source(name, task),))
 
 
 def write_jsonl(path, conversations):
@@ -164,7 +165,9 @@ def test_summary_matches_the_nearest_rank_definition(values):
 
 def test_repeats_count_a_source_again_and_shares_are_per_source():
     first, second = Listed(CONVERSATIONS[:2]), Listed(CONVERSATIONS[2:])
-    stats = compute_stats(Target("two", (Source("a", first, repeat=3), Source("b", second))))
+    stats = compute_stats(
+        Target(SPEC, "two", "two", (Source("a", first, repeat=3), Source("b", second)))
+    )
     assert first.batches == 1  # read once, counted three times
     assert stats.conversations == 3 * 2 + 3
     assert stats.with_system == 3 * 1 + 1 and stats.with_tool_calls == 3 * 1
@@ -377,7 +380,9 @@ def test_task_options_are_refused_for_a_spec(tmp_path):
     spec.write_text("tasks:\n  - task: customjson\n    path: five.jsonl\n")
     result = invoke("stats", spec, "--split", "train")
     assert result.exit_code == 2
-    assert "--split cannot be used with a mixture spec" in result.stderr
+    # The library names the parameter; the CLI's hint adds the flag.
+    assert "Error: split cannot be given with a mixture spec" in result.stderr
+    assert "(set with --split)." in result.stderr
 
 
 def test_invalid_and_empty_jsonl_fail_with_exit_1(tmp_path):
@@ -414,10 +419,11 @@ def test_help_has_an_example():
 
 
 def test_open_target_refuses_params_for_a_spec():
-    from taskcli.stats import open_target
+    from taskcli.targets import open_target
 
-    with pytest.raises(UsageError, match="--param"):
+    with pytest.raises(UsageError, match="params cannot be given") as raised:
         open_target("mix.yaml", params={"size": "3"})
+    assert raised.value.params == ("params",)
 
 
 # --- the pictures -----------------------------------------------------------------------------

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
 JSONL_FILES = ("jsonl", "jsonl.gz")
+PARQUET = "parquet"
+COLUMNAR_FILES = (*JSONL_FILES, PARQUET)
+DEFAULT_FORMAT = "messages"
 
 # How one conversation becomes the JSON value of its line: (conversation, spec entry, index of
 # the example in the entry's whole task).
@@ -56,6 +59,16 @@ class ExportFormat:
     row: RowFormatter
     layout: Layout | None = None  # None: every row goes through `row`, one by one
     file_kinds: tuple[str, ...] = JSONL_FILES  # the file names it writes: train.jsonl, ...
+    # The Parquet columns, when it writes .parquet: the keys of its row object, in order (a row
+    # that is a list fills the one column). Each column's type is the one Arrow infers from the
+    # values, so every row must give a column the same shape.
+    columns: tuple[str, ...] = ()
+
+    def columns_of(self, value: Any) -> dict[str, Any]:
+        """The Parquet columns of one row's JSON value."""
+        if isinstance(value, dict):
+            return {name: value.get(name) for name in self.columns}
+        return {self.columns[0]: value}
 
 
 def flat_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -87,12 +100,16 @@ FORMATS: dict[str, ExportFormat] = {
             "to <<expr=result>> text (the tokens format keeps them).",
             lambda conv, entry, index: flat_messages(fold_system(conv["messages"])),
             Layout(b"[", b"]", fold_system=True),
+            COLUMNAR_FILES,
+            ("messages",),
         ),
         ExportFormat(
             "openai",
             '{"messages": [...]} with string contents (tool calls written <<expr=result>>).',
             lambda conv, entry, index: {"messages": flat_messages(conv["messages"])},
             Layout(b'{"messages":[', b"]}"),
+            COLUMNAR_FILES,
+            ("messages",),
         ),
         ExportFormat(
             "sharegpt",
@@ -110,6 +127,8 @@ FORMATS: dict[str, ExportFormat] = {
                 "value",
                 tuple(SHAREGPT_ROLES[role] for role in ROLES),
             ),
+            COLUMNAR_FILES,
+            ("conversations",),
         ),
         ExportFormat(
             "full",
@@ -128,6 +147,44 @@ def get_format(name: str) -> ExportFormat:
         return FORMATS[name]
     except KeyError:
         raise UsageError(f"unknown format {name!r}; choose one of {', '.join(FORMATS)}.") from None
+
+
+def file_kind(output: str) -> str | None:
+    """The kind of file a name asks for (``jsonl``, ``jsonl.gz``, ``parquet``), or None."""
+    folded = output.casefold()
+    return next((kind for kind in COLUMNAR_FILES if folded.endswith("." + kind)), None)
+
+
+def choose_output(output: str, fmt: str | None) -> tuple[ExportFormat, str]:
+    """The format and the kind of file to write `output` as: the kind follows the name.
+
+    ``-`` (standard output) is JSON lines. A name that asks for no known kind (``train.csv``)
+    is a usage error unless `fmt` is given, which then says JSON lines are meant. A format
+    that cannot write the kind asked for is a usage error naming those that can.
+    """
+    chosen = get_format(fmt or DEFAULT_FORMAT)
+    if output == "-":
+        return chosen, "jsonl"
+    kind = file_kind(output)
+    if kind is None:
+        if fmt is None:
+            kinds = ", ".join("." + kind for kind in COLUMNAR_FILES)
+            raise UsageError(
+                f"{output}: the file name does not say what to write; taskcli writes {kinds}.",
+                hint="name the file after its kind, or give the format to write JSON lines "
+                "under any name.",
+                params=("output", "fmt"),
+            )
+        return chosen, "jsonl.gz" if output.endswith(".gz") else "jsonl"
+    if kind not in chosen.file_kinds:
+        able = [f.name for f in FORMATS.values() if kind in f.file_kinds]
+        raise UsageError(
+            f"the {chosen.name} format cannot be written as .{kind}"
+            + (" (its contents may be lists of parts)." if kind == PARQUET else "."),
+            hint=f"formats that write .{kind}: {', '.join(able)}.",
+            params=("fmt",),
+        )
+    return chosen, kind
 
 
 def formats_help() -> str:

@@ -21,7 +21,7 @@ import orjson
 from taskcli import __version__
 from taskcli.atomic import atomic_output
 from taskcli.errors import TaskcliError, UsageError
-from taskcli.export.formats import get_format
+from taskcli.export.formats import PARQUET, choose_output, get_format
 from taskcli.export.lines import EntryLines, Progress
 from taskcli.export.order import scratch_buckets
 from taskcli.plan import Plan, selected_rows
@@ -35,6 +35,7 @@ def write_rows(
     progress: Progress | None = None,
     scratch: str | os.PathLike[str] | None = None,
     digest: Any = None,
+    on_phase: Callable[[str], None] | None = None,
 ) -> list[int]:
     """Write `rows` (positions in the final order) as JSON lines; returns each entry's count.
 
@@ -47,8 +48,10 @@ def write_rows(
     row's index in its task.
     """
     export_format = get_format(fmt)
+    phase = on_phase or (lambda name: None)
     if len(rows) == plan.total and plan.tasks:
         plan.tasks[0].read_ahead()  # its first data is decoded while the order is shuffled
+    phase("shuffling")
     owners, indices = plan.placement(rows)
     counts = [0] * len(plan.spec.entries)
     if not rows:
@@ -61,11 +64,13 @@ def write_rows(
     gc.freeze()
     try:
         with scratch_buckets(len(rows), scratch) as buckets:
+            phase("converting")
             for number, (entry, task) in enumerate(zip(plan.spec.entries, plan.tasks, strict=True)):
                 places = np.flatnonzero(owners == number)  # positions within `rows`
                 counts[number] = len(places)
                 lines = EntryLines(entry, task, export_format, buckets, report)
                 lines.add(indices[places], places)
+            phase("ordering")
             buckets.write_in_order(write, digest)
     finally:
         gc.unfreeze()
@@ -82,44 +87,58 @@ def export(
     plan: Plan,
     output: str | os.PathLike[str],
     *,
-    fmt: str = "messages",
+    fmt: str | None = None,
     limit: int | None = None,
     shard: tuple[int, int] | None = None,
     progress: Progress | None = None,
+    on_phase: Callable[[str], None] | None = None,
 ) -> dict[str, Any] | None:
     """Write the plan's rows to `output` ("-" for stdout) and return the manifest written.
 
-    A file output appears only once complete, then its manifest; a ``.gz`` suffix compresses.
-    Standard output gets no manifest (None is returned).
+    The file's name says what to write (`taskcli.export.formats.choose_output`): JSON lines
+    (``.jsonl``, ``.jsonl.gz`` compressed) or Parquet with the format's columns (``.parquet``);
+    another name needs `fmt`. `fmt` defaults to ``messages``. A file output appears only once
+    complete, then its manifest. Standard output gets no manifest (None is returned).
+    `progress` is called with counts of rows converted, `on_phase` with the name of each phase
+    that has no rows to count (shuffling, ordering, flushing).
     """
-    get_format(fmt)
+    export_format, kind = choose_output(os.fspath(output), fmt)
+    fmt = export_format.name
     rows = selected_rows(plan.total, limit, shard)
     if os.fspath(output) == "-":
-        _export_to_stdout(plan, rows, fmt, progress)
+        _export_to_stdout(plan, rows, fmt, progress, on_phase)
         return None
-    target = Path(output)
-    if target.is_dir():
-        raise UsageError(f"output {target} is a folder; give a file name.")
-    if not target.parent.is_dir():
-        raise UsageError(f"output folder {target.parent} does not exist.")
+    target = check_output(output)
     digest = hashlib.sha256()
     try:
-        with atomic_output(target) as sink:
-            compressed = isinstance(sink, gzip.GzipFile)
+        with atomic_output(target, compress=kind == "jsonl.gz") as sink:
+            compressed = isinstance(sink, gzip.GzipFile) or kind == PARQUET
+            write = sink.write
+            if kind == PARQUET:
+                from taskcli.export.parquet import ParquetSink
+
+                parquet = ParquetSink(sink, export_format)
+                write = parquet.write
             # Uncompressed, the bytes written are the file's bytes: hash them on the way.
             written = write_rows(
                 plan,
                 rows,
                 fmt,
-                sink.write,
+                write,
                 progress,
                 scratch=target.parent,
                 digest=None if compressed else digest,
+                on_phase=on_phase,
             )
+            if kind == PARQUET:
+                parquet.close()
+            if on_phase is not None:
+                on_phase("flushing")
         if compressed:
             with target.open("rb") as finished:
                 digest = hashlib.file_digest(finished, "sha256")
         manifest = _manifest(plan, target, fmt, limit, shard, rows, written, digest.hexdigest())
+        manifest["output"]["kind"] = kind
         with atomic_output(manifest_path(target), compress=False) as sink:
             sink.write(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
     except OSError as error:
@@ -127,10 +146,27 @@ def export(
     return manifest
 
 
-def _export_to_stdout(plan: Plan, rows: range, fmt: str, progress: Progress | None) -> None:
+def check_output(output: str | os.PathLike[str]) -> Path:
+    """`output` as a path to write, or a usage error when it is a folder or its folder is
+    missing: checked before any work, so a long export cannot fail at its end for it."""
+    target = Path(output)
+    if target.is_dir():
+        raise UsageError(f"output {target} is a folder; give a file name.")
+    if not target.parent.is_dir():
+        raise UsageError(f"output folder {target.parent} does not exist.")
+    return target
+
+
+def _export_to_stdout(
+    plan: Plan,
+    rows: range,
+    fmt: str,
+    progress: Progress | None,
+    on_phase: Callable[[str], None] | None,
+) -> None:
     stdout: BinaryIO = sys.stdout.buffer
     try:
-        write_rows(plan, rows, fmt, stdout.write, progress)
+        write_rows(plan, rows, fmt, stdout.write, progress, on_phase=on_phase)
         stdout.flush()
     except BrokenPipeError:
         # The reader stopped early (`| head`): that is its choice, not a failure.

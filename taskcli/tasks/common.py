@@ -11,6 +11,7 @@ class turns that into a sliceable sequence::
 
 from __future__ import annotations
 
+import copy
 import random
 import re
 from array import array
@@ -18,7 +19,7 @@ from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, overload
 
 from taskcli.errors import UsageError, suggest
 
@@ -251,8 +252,27 @@ class Task:
                 f"index {index} is out of range: the task has {len(examples)} examples"
             ) from None
 
-    def __getitem__(self, index: int) -> Conversation:
+    @overload
+    def __getitem__(self, index: int) -> Conversation: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Task: ...
+
+    def __getitem__(self, index: int | slice) -> Conversation | Task:
+        """Example `index`, or for a slice (``task[10:20:2]``) the task narrowed to it: a
+        shallow copy sharing the data, as the sequence protocol promises. Slices go forward."""
+        if isinstance(index, slice):
+            return self._sliced(index)
         return self.get_example(self.physical_index(index))
+
+    def _sliced(self, part: slice) -> Task:
+        if part.step is not None and part.step < 1:
+            raise ValueError(f"a task slice must step forward (step >= 1), got {part.step}")
+        examples = self.physical_range()[part]
+        narrowed = copy.copy(self)
+        narrowed.start, narrowed.step = examples.start, examples.step
+        narrowed.stop = max(examples.stop, examples.start)
+        return narrowed
 
     def batch(self, start: int, stop: int) -> list[Conversation]:
         """Logical positions ``start .. stop-1`` in one call, so Arrow tasks can read in bulk."""

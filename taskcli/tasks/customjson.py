@@ -21,11 +21,14 @@ from __future__ import annotations
 import os
 from array import array
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskcli.errors import InvalidData, UsageError
-from taskcli.jsonl import STDIN, decode
+from taskcli.jsonl import STDIN, decode, display_name
 from taskcli.tasks.common import Conversation, Param, Task
+
+if TYPE_CHECKING:
+    from taskcli.file_rules import FileReport
 
 SHOWN_ERRORS = 5
 
@@ -36,6 +39,9 @@ class CustomJSON(Task):
     name = "customjson"
     description = "Conversations from a local JSONL file: message arrays or {'messages': ...}."
     source = "local file"
+    # Every line passed `check_messages` when the file was loaded (any error fails the load),
+    # and a file changed since is refused: an export need not check the rows again.
+    checks_messages = True
     params = (
         Param(
             "path",
@@ -68,7 +74,7 @@ class CustomJSON(Task):
     def _load(self) -> None:
         import orjson
 
-        from taskcli.file_rules import check_file, format_problem
+        from taskcli.file_rules import check_file
         from taskcli.jsonl import normalise
 
         offsets, kept = self._offsets, self._kept
@@ -81,16 +87,7 @@ class CustomJSON(Task):
 
         report = check_file(self.path, on_valid=remember)
         if report.errors:
-            shown = "\n".join(
-                "  " + format_problem(self.path, p) for p in report.errors[:SHOWN_ERRORS]
-            )
-            more = len(report.errors) - SHOWN_ERRORS
-            raise InvalidData(
-                f"{self.path}: {report.rejected} of {report.conversations} lines are not valid "
-                f"conversations ({len(report.errors)} errors):\n{shown}\n"
-                + (f"  ... and {more} more\n" if more > 0 else "")
-                + f"Run `taskcli validate {self.path}` to see every problem."
-            )
+            raise invalid_file(report)
         if kept is None:
             self._stamp = _stamp(self.path)
 
@@ -117,6 +114,25 @@ class CustomJSON(Task):
             f"CustomJSON(path={self.path!r}, start={self.start}, stop={self.stop}, "
             f"step={self.step})"
         )
+
+
+def invalid_file(report: FileReport) -> InvalidData:
+    """The error for a file with errors: what is wrong, its first few problems, and the command
+    that lists them all. A file that is mostly not JSON says so first, in one line."""
+    from taskcli.file_rules import format_problem
+
+    path = report.path
+    shown = "\n".join("  " + format_problem(path, p) for p in report.errors[:SHOWN_ERRORS])
+    more = len(report.errors) - SHOWN_ERRORS
+    headline = report.not_json() or (
+        f"{path}: {report.rejected:,} of {report.conversations:,} lines are not valid "
+        f"conversations ({len(report.errors):,} errors):"
+    )
+    again = STDIN if path == display_name(STDIN) else path
+    return InvalidData(
+        f"{headline}\n{shown}" + (f"\n  ... and {more:,} more" if more > 0 else ""),
+        hint=f"`taskcli validate {again}` lists every problem.",
+    )
 
 
 def _stamp(path: str) -> tuple[int, int]:

@@ -25,7 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import ClassVar
 
-from taskcli.errors import InvalidData, UsageError
+from taskcli.errors import DataUnavailable, InvalidData, UsageError
 from taskcli.tasks.common import Conversation, Param, Task, extract_answer
 
 WORD_LIST_URL = (
@@ -124,13 +124,17 @@ def read_word_list(source: str) -> list[str]:
     if source.startswith(("http://", "https://")):
         from taskcli.download import cached_download
 
-        path = cached_download(source, hint="pass -p word_list=PATH to use a local word list")
+        try:
+            path = cached_download(source, hint="set word_list to a local file to use one instead")
+        except DataUnavailable as error:
+            raise DataUnavailable(str(error), params=("word_list",)) from None
     else:
         path = Path(source).expanduser()
         if not path.is_file():
             raise UsageError(
-                f"word list {source} not found (looked for {path.absolute()}). "
-                "Pass -p word_list=PATH with a file of one word per line, or an http(s) URL."
+                f"word list {source} not found (looked for {path.absolute()}).",
+                hint="set word_list to a file of one word per line, or an http(s) URL.",
+                params=("word_list",),
             )
     try:
         with open(path, encoding="utf-8") as lines:

@@ -1,0 +1,139 @@
+"""Ctrl-C: exit 130 at once, no bar left on screen, no partial output left on disk."""
+
+import contextlib
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import hubdata
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hub")
+    hubdata.write_humaneval(folder)
+    return folder
+
+
+def sandboxed_children(parent: int) -> list[int]:
+    """The processes `parent` started (during `eval humaneval`, the sandboxed programs), from
+    /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            found.append(int(entry.name))
+    return found
+
+
+def test_ctrl_c_during_eval_exits_130_within_a_second(data_dir, tmp_path):
+    """The programs sleep far longer than the command may take to stop: the command does not
+    wait for them (killing them is the sandbox's job, `taskcli.execution`)."""
+    sleeper = "import time\ntime.sleep(8)\n"
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text(
+        "".join(json.dumps({"index": i, "completion": sleeper}) + "\n" for i in range(2))
+    )
+    details = tmp_path / "verdicts.jsonl"
+    command = ["eval", "humaneval", str(answers), "--timeout", "10", "--workers", "2"]
+    command += ["--details", str(details), "--data-dir", str(data_dir)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "taskcli", *command],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    children: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not children:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the programs never started"
+            time.sleep(0.02)
+            children = sandboxed_children(process.pid)
+        interrupted = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+        elapsed = time.monotonic() - interrupted
+    finally:
+        process.kill()
+        for child in children:  # the sandbox's to stop; here, not left to sleep on
+            with contextlib.suppress(OSError):
+                os.kill(child, signal.SIGKILL)
+    assert process.returncode == 130
+    assert elapsed < 1.0, f"took {elapsed:.2f} s to stop"
+    assert b"Traceback" not in stderr
+    assert not details.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_ctrl_c_takes_the_bar_off_a_terminal(tmp_path):
+    """On a terminal the export draws a bar; after Ctrl-C the last thing on screen is not it."""
+    plugin = tmp_path / "plugin"
+    (plugin / "slowish-0.1.dist-info").mkdir(parents=True)
+    (plugin / "slowish.py").write_text(
+        "import time\nfrom taskcli.tasks import Task\n\n"
+        "class Slow(Task):\n    name = 'slowish'\n\n"
+        "    def num_examples(self):\n        return 100000\n\n"
+        "    def get_example(self, index):\n        time.sleep(0.01)\n"
+        "        return {'messages': [{'role': 'user', 'content': 'q'},"
+        " {'role': 'assistant', 'content': f'a{index}'}]}\n"
+    )
+    (plugin / "slowish-0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: slowish\nVersion: 0.1\n"
+    )
+    (plugin / "slowish-0.1.dist-info" / "entry_points.txt").write_text(
+        "[taskcli.tasks]\nslowish = slowish:Slow\n"
+    )
+    out = tmp_path / "out.jsonl"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(plugin), str(ROOT)]),
+        "COLUMNS": "80",
+        "TERM": "xterm",
+    }
+    env.pop("NO_COLOR", None)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: taskcli on a terminal
+        os.execve(
+            sys.executable,
+            [sys.executable, "-m", "taskcli", "export", "slowish", "-o", str(out)],
+            env,
+        )
+    screen = b""
+    deadline = time.monotonic() + 60
+    while b"converting" not in screen:
+        assert time.monotonic() < deadline, screen[-500:]
+        try:
+            screen += os.read(fd, 65536)
+        except OSError:
+            break
+    os.kill(pid, signal.SIGINT)
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 130
+    tail = screen.rsplit(b"converting", 1)[1]
+    # Rich removes a transient bar by moving up and erasing the line it drew.
+    assert b"\x1b[2K" in tail
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
