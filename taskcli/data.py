@@ -171,10 +171,12 @@ class Rows:
 
 def _rows_at(block: Any, ascending: Any) -> Any:
     """The rows of `block` at `ascending` local indices: a zero-copy slice when they are one
-    run (a whole pass), since `take` copies every buffer, lists of structs slowly."""
-    first, count = int(ascending[0]), len(ascending)
-    if int(ascending[-1]) - first + 1 == count:
-        return block.slice(first, count)
+    run (a whole pass), since `take` copies every buffer, lists of structs slowly. Indices may
+    repeat (an entry repeated in a mixture), so a run is told by its steps, not its ends."""
+    import numpy as np
+
+    if (np.diff(ascending) == 1).all():
+        return block.slice(int(ascending[0]), len(ascending))
     return block.take(ascending)
 
 

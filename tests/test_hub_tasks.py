@@ -702,3 +702,13 @@ def test_task_modules_import_no_heavy_library():
         timeout=60,
     )
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_storage_order_reads_give_the_right_rows_when_indices_repeat(tmp_path):
+    """An entry repeated in a mixture asks for some examples twice: the reads in storage order
+    must still give each position its own row (not a run that merely spans as many rows)."""
+    hubdata.write_gsm8k(tmp_path)
+    task = GSM8K(subset="main", split="train", data_dir=tmp_path)
+    for wanted in ([0, 1, 2, 3, 4, 5, 6, 7, 8, 0], [3, 3, 5], [2, 0, 2, 1]):
+        scanned = dict(task.iter_examples(wanted))
+        assert [scanned[i] for i in range(len(wanted))] == task.get_examples(wanted), wanted
