@@ -463,6 +463,8 @@ def export(
     split: SplitOption = None,
     param: ParamOption = None,
     data_dir: DataDirOption = None,
+    tokenizer: TokenizerOption = None,
+    max_tokens: MaxTokensOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Export a mixture spec, a task or a file as a training file, with a manifest.
@@ -470,6 +472,9 @@ def export(
     A spec's order is exactly nanochat's TaskMixture shuffle (or, with `mode: sequence`, the
     entries in turn); a task or a file is written in its own order, through any format. Reruns
     are byte-identical, and a failed or killed export leaves no partial file.
+
+    With --format tokens and a --tokenizer, each row is the training view instead: token ids and
+    the loss mask, as nanochat's SFT renders them, in Parquet.
 
     Example: [bold]taskcli export examples/mixture.yaml -o train.jsonl --format nanochat[/]
     """
@@ -487,6 +492,7 @@ def export(
         check_output(output)
     if output is not None:
         fmt = choose_output(output, fmt)[0].name
+    settings = _token_settings(tokenizer, max_tokens) if fmt == "tokens" and not dry_run else None
     shard_range = parse_shard(shard) if shard is not None else None
     _note_shadowed(target)
     with render.status("planning"):
@@ -509,6 +515,7 @@ def export(
             shard=shard_range,
             progress=bar.advance if bar else None,
             on_phase=bar.phase if bar else None,
+            tokens=settings,
         )
     if manifest is None:
         return
@@ -559,6 +566,22 @@ def stats(
         render.print_json(result.to_json())
     else:
         render.console.print(render.render_stats(result, show_sources=opened.is_spec))
+
+
+def _token_settings(spec: str | None, max_tokens: int | None):
+    """How the tokens format renders: the --tokenizer (required), the cut, one worker per core."""
+    from taskcli.errors import UsageError
+
+    if spec is None:
+        raise UsageError(
+            "the tokens format renders conversations with a tokenizer, and none was given.",
+            hint="give --tokenizer SPEC (or set TASKCLI_TOKENIZER), e.g. tiktoken:cl100k_base.",
+        )
+    from taskcli.export.tokens import TokenSettings
+    from taskcli.tokens import DEFAULT_MAX_TOKENS, default_workers
+
+    cut = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
+    return TokenSettings(_load_tokenizer(spec), cut, default_workers())
 
 
 def _load_tokenizer(spec: str | None):

@@ -201,3 +201,139 @@ def test_stats_without_a_tokenizer_prints_no_token_figures(chats):
     result = run("stats", str(chats), "--json")
     assert json.loads(result.output)["tokens"] is None
     assert "Tokens per conversation" not in run("stats", str(chats)).output
+
+
+# ---------------------------------------------------------------- export --format tokens
+
+TOKENS_SPEC = """
+mode: {mode}
+seed: 7
+tasks:
+  - {{task: smoltalk, split: train}}
+  - {{task: gsm8k, subset: main, split: train, stop: 9, repeat: 2}}
+  - {{task: customjson, path: chats.jsonl}}
+  - {{task: spellingbee, split: train, size: 6, word_list: {words}}}
+"""
+
+
+@pytest.fixture
+def token_mixture(tmp_path, chats):
+    import hubdata
+
+    hubdata.write_smoltalk(tmp_path)
+    hubdata.write_gsm8k(tmp_path)
+
+    def spec(mode: str = "mixture") -> Path:
+        text = TOKENS_SPEC.format(mode=mode, words=EXAMPLES / "words.txt")
+        return write_spec(tmp_path, text, f"{mode}.yaml")
+
+    return spec
+
+
+def read_parquet(path: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pylist()
+
+
+@pytest.mark.parametrize("mode", ["mixture", "sequence"])
+def test_token_export_rows_are_render_of_the_plan_in_its_order(
+    tmp_path, token_mixture, tokenizer_folders, mode
+):
+    from taskcli.plan import build_plan
+    from taskcli.spec import load_spec
+
+    spec = token_mixture(mode)
+    tokenizer = str(tokenizer_folders["nanochat"])
+    out = tmp_path / "train.parquet"
+    args = ["export", str(spec), "--data-dir", str(tmp_path), "-f", "tokens", "-t", tokenizer]
+    result = run(*args, "-o", str(out), "--max-tokens", "64")
+    assert result.exit_code == 0, result.output
+    rows = read_parquet(out)
+    plan = build_plan(load_spec(spec), data_dir=tmp_path)
+    loaded = load_tokenizer(tokenizer)
+    assert len(rows) == plan.total
+    owners, indices = plan.placement(range(plan.total))
+    for position, row in enumerate(rows):
+        expected = render(plan.mixture[position], loaded, 64)
+        assert (row["ids"], row["mask"]) == (expected.ids, expected.mask), position
+        entry = plan.spec.entries[owners[position]]
+        assert (row["entry"], row["task"], row["index"]) == (
+            entry.number,
+            entry.task,
+            indices[position],
+        )
+        assert (row["subset"], row["split"]) == (entry.subset, entry.split)
+    assert any(len(row["ids"]) == 64 for row in rows)  # the cut reached some
+    # shards are contiguous parts of the same rows
+    parts = []
+    for k in (1, 2, 3):
+        part = tmp_path / f"part{k}.parquet"
+        assert run(*args, "-o", str(part), "--max-tokens", "64", "--shard", f"{k}/3").exit_code == 0
+        parts += read_parquet(part)
+    assert parts == rows
+
+
+def test_token_export_is_atomic_reproducible_and_recorded(
+    tmp_path, token_mixture, tokenizer_folders
+):
+    import hashlib
+
+    tokenizer = str(tokenizer_folders["nanochat"])
+    out = tmp_path / "train.parquet"
+    args = ["export", str(token_mixture()), "--data-dir", str(tmp_path), "-f", "tokens"]
+    assert run(*args, "-t", tokenizer, "-o", str(out)).exit_code == 0
+    first = out.read_bytes()
+    assert run(*args, "-t", tokenizer, "-o", str(out)).exit_code == 0
+    assert out.read_bytes() == first  # a rerun is byte-identical
+    manifest = json.loads((tmp_path / "train.parquet.manifest.json").read_text())
+    described = manifest["tokens"]["tokenizer"]
+    pickled = Path(tokenizer) / "tokenizer.pkl"
+    assert described["sha256"] == hashlib.sha256(pickled.read_bytes()).hexdigest()
+    assert (
+        described["special_ids"]["<|assistant_end|>"]
+        == load_tokenizer(tokenizer).special_ids["<|assistant_end|>"]
+    )
+    assert described["vocab_size"] > 256
+    assert manifest["tokens"]["max_tokens"] == 2048
+    assert manifest["output"]["sha256"] == hashlib.sha256(first).hexdigest()
+    assert manifest["format"] == "tokens" and manifest["output"]["kind"] == "parquet"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_token_export_loads_in_datasets(tmp_path, token_mixture, tokenizer_folders):
+    import datasets
+
+    out = tmp_path / "train.parquet"
+    tokenizer = str(tokenizer_folders["bytes"])
+    args = ["export", str(token_mixture()), "--data-dir", str(tmp_path), "-f", "tokens"]
+    assert run(*args, "-t", tokenizer, "-o", str(out)).exit_code == 0
+    loaded = datasets.load_dataset(
+        "parquet", data_files=str(out), split="train", cache_dir=str(tmp_path / "cache")
+    )
+    assert loaded.num_rows == len(read_parquet(out))
+    first = loaded[0]
+    assert len(first["ids"]) == len(first["mask"]) and first["ids"][0] == BOS
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["-o", "OUT.parquet"], "none was given"),  # no tokenizer
+        (["-o", "-", "-t", "TOK"], "Parquet only"),
+        (["-o", "OUT.jsonl", "-t", "TOK"], "Parquet only"),
+    ],
+)
+def test_token_export_refuses_what_it_cannot_do(
+    tmp_path, chats, tokenizer_folders, monkeypatch, extra, message
+):
+    monkeypatch.delenv("TASKCLI_TOKENIZER", raising=False)
+    tokenizer = str(tokenizer_folders["bytes"])
+    extra = [
+        str(tmp_path / a[4:]) if a.startswith("OUT.") else tokenizer if a == "TOK" else a
+        for a in extra
+    ]
+    result = run("export", str(chats), "-f", "tokens", *extra)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+    assert not list(tmp_path.glob("OUT*")) and not list(tmp_path.glob(".*"))

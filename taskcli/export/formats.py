@@ -56,13 +56,16 @@ class ExportFormat:
 
     name: str
     help: str
-    row: RowFormatter
+    row: RowFormatter | None  # None: not JSON at all (`renders_tokens`)
     layout: Layout | None = None  # None: every row goes through `row`, one by one
     file_kinds: tuple[str, ...] = JSONL_FILES  # the file names it writes: train.jsonl, ...
     # The Parquet columns, when it writes .parquet: the keys of its row object, in order (a row
     # that is a list fills the one column). Each column's type is the one Arrow infers from the
     # values, so every row must give a column the same shape.
     columns: tuple[str, ...] = ()
+    # True for the training view: conversations rendered with a tokenizer into token ids and a
+    # loss mask (`taskcli.export.tokens`), instead of JSON written by `row`.
+    renders_tokens: bool = False
 
     def columns_of(self, value: Any) -> dict[str, Any]:
         """The Parquet columns of one row's JSON value."""
@@ -136,6 +139,15 @@ FORMATS: dict[str, ExportFormat] = {
             "split, index).",
             lambda conv, entry, index: {**conv, "source": source_of(entry, index)},
             Layout(b'{"messages":[', b"]}", with_source=True),
+        ),
+        ExportFormat(
+            "tokens",
+            "Parquet of each conversation as nanochat's SFT trains on it: token ids, the loss "
+            "mask (1 = trained), and the row's source; needs --tokenizer. Lossless: tool calls "
+            "stay tool tokens.",
+            None,
+            file_kinds=(PARQUET,),
+            renders_tokens=True,
         ),
     )
 }

@@ -105,14 +105,21 @@ class EntryLines:
         (`Task.checks_messages`: that check would be a third of what a SmolTalk row costs.)
         """
         entry = self.entry
-        if not self.task.checks_messages:
-            problem = first_error(check_messages(conversation.get("messages")))
-            if problem is not None:
-                raise InvalidData(
-                    f"{entry.label} example {index}: {problem.path}: {problem.message}. "
-                    "See it with `taskcli show`; nothing was written."
-                )
+        check_example(entry, self.task, index, conversation)
         try:
             return orjson.dumps(self.fmt.row(conversation, entry, index), option=APPEND_NEWLINE)
         except orjson.JSONEncodeError as error:
             raise InvalidData(f"{entry.label} example {index}: {error}") from None
+
+
+def check_example(entry: Entry, task: Task, index: int, conversation: dict[str, Any]) -> None:
+    """InvalidData naming the entry and example when `conversation` breaks an error rule,
+    unless its task checked it already."""
+    if task.checks_messages:
+        return
+    problem = first_error(check_messages(conversation.get("messages")))
+    if problem is not None:
+        raise InvalidData(
+            f"{entry.label} example {index}: {problem.path}: {problem.message}. "
+            "See it with `taskcli show`; nothing was written."
+        )

@@ -24,6 +24,7 @@ from taskcli.errors import TaskcliError, UsageError
 from taskcli.export.formats import PARQUET, choose_output, get_format
 from taskcli.export.lines import EntryLines, Progress
 from taskcli.export.order import scratch_buckets
+from taskcli.export.tokens import EntryTokens, TokenSettings
 from taskcli.plan import Plan, selected_rows
 
 
@@ -36,8 +37,10 @@ def write_rows(
     scratch: str | os.PathLike[str] | None = None,
     digest: Any = None,
     on_phase: Callable[[str], None] | None = None,
+    tokens: TokenSettings | None = None,
 ) -> list[int]:
-    """Write `rows` (positions in the final order) as JSON lines; returns each entry's count.
+    """Write `rows` (positions in the final order) as JSON lines, or for the `tokens` format as
+    token records (rendered with `tokens`); returns each entry's count.
 
     `digest` (a hashlib object), when given, is updated with every byte written.
 
@@ -48,6 +51,12 @@ def write_rows(
     row's index in its task.
     """
     export_format = get_format(fmt)
+    if export_format.renders_tokens and tokens is None:
+        raise UsageError(
+            "the tokens format renders conversations with a tokenizer, and none was given.",
+            hint="give --tokenizer SPEC (or set TASKCLI_TOKENIZER), e.g. tiktoken:cl100k_base.",
+            params=("tokens",),
+        )
     phase = on_phase or (lambda name: None)
     if len(rows) == plan.total and plan.tasks:
         plan.tasks[0].read_ahead()  # its first data is decoded while the order is shuffled
@@ -68,8 +77,11 @@ def write_rows(
             for number, (entry, task) in enumerate(zip(plan.spec.entries, plan.tasks, strict=True)):
                 places = np.flatnonzero(owners == number)  # positions within `rows`
                 counts[number] = len(places)
-                lines = EntryLines(entry, task, export_format, buckets, report)
-                lines.add(indices[places], places)
+                if tokens is not None and export_format.renders_tokens:
+                    made = EntryTokens(entry, task, tokens, buckets, report)
+                else:
+                    made = EntryLines(entry, task, export_format, buckets, report)
+                made.add(indices[places], places)
             phase("ordering")
             buckets.write_in_order(write, digest)
     finally:
@@ -92,6 +104,7 @@ def export(
     shard: tuple[int, int] | None = None,
     progress: Progress | None = None,
     on_phase: Callable[[str], None] | None = None,
+    tokens: TokenSettings | None = None,
 ) -> dict[str, Any] | None:
     """Write the plan's rows to `output` ("-" for stdout) and return the manifest written.
 
@@ -100,11 +113,18 @@ def export(
     another name needs `fmt`. `fmt` defaults to ``messages``. A file output appears only once
     complete, then its manifest. Standard output gets no manifest (None is returned).
     `progress` is called with counts of rows converted, `on_phase` with the name of each phase
-    that has no rows to count (shuffling, ordering, flushing).
+    that has no rows to count (shuffling, ordering, flushing). The `tokens` format writes Parquet
+    only, rendered with `tokens`.
     """
     export_format, kind = choose_output(os.fspath(output), fmt)
     fmt = export_format.name
     rows = selected_rows(plan.total, limit, shard)
+    if export_format.renders_tokens and kind != PARQUET:
+        raise UsageError(
+            "the tokens format is written as Parquet only.",
+            hint="name the output file .parquet, e.g. -o train.parquet.",
+            params=("output",),
+        )
     if os.fspath(output) == "-":
         _export_to_stdout(plan, rows, fmt, progress, on_phase)
         return None
@@ -114,7 +134,12 @@ def export(
         with atomic_output(target, compress=kind == "jsonl.gz") as sink:
             compressed = isinstance(sink, gzip.GzipFile) or kind == PARQUET
             write = sink.write
-            if kind == PARQUET:
+            if export_format.renders_tokens:
+                from taskcli.export.tokens import TokenParquet
+
+                parquet = TokenParquet(sink, plan.spec.entries)
+                write = parquet.write
+            elif kind == PARQUET:
                 from taskcli.export.parquet import ParquetSink
 
                 parquet = ParquetSink(sink, export_format)
@@ -129,6 +154,7 @@ def export(
                 scratch=target.parent,
                 digest=None if compressed else digest,
                 on_phase=on_phase,
+                tokens=tokens,
             )
             if kind == PARQUET:
                 parquet.close()
@@ -139,6 +165,8 @@ def export(
                 digest = hashlib.file_digest(finished, "sha256")
         manifest = _manifest(plan, target, fmt, limit, shard, rows, written, digest.hexdigest())
         manifest["output"]["kind"] = kind
+        if tokens is not None and export_format.renders_tokens:
+            manifest["tokens"] = tokens.describe()
         with atomic_output(manifest_path(target), compress=False) as sink:
             sink.write(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
     except OSError as error:
