@@ -119,9 +119,13 @@ def kernel_can_isolate() -> str | None:
     return None
 
 
-@functools.cache
 def probe(python: str) -> Isolation:
     """The isolation programs get under `python`: a tiny program is run fully isolated once."""
+    return _probe(python, os.environ.get(ENV_OVERRIDE))
+
+
+@functools.cache
+def _probe(python: str, override: str | None) -> Isolation:
     refused = kernel_can_isolate()
     if refused is not None:
         return Isolation(NONE, refused)

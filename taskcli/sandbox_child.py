@@ -420,7 +420,6 @@ def run_guarded(source, info):
     state = {"checked": False, "forking": False, "reporting": False}
     socket_type, af_unix, stream = socket.socket, socket.AF_UNIX, socket.SOCK_STREAM
     exit_now, write = os._exit, os.write
-    set_handler = _signal.signal
 
     class Refused(PermissionError, ValueError):
         """Also a ValueError, which is what the standard library expects when there are no
@@ -437,20 +436,16 @@ def run_guarded(source, info):
 
         return refuse_call
 
-    def handle_without_frame(signum, handler):
-        """signal.signal, but the handler gets None for the frame, which would lead back up
-        the stack to the bootstrap."""
-        if not callable(handler):
-            return set_handler(signum, handler)
-        return set_handler(signum, lambda number, frame: handler(number, None))
-
-    set_handler(_signal.SIGXFSZ, _signal.SIG_DFL)  # writing too much ends the program
+    _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)  # writing too much ends the program
     if CONFIG["guard"]:
+        # Functions the program can reach lead, through their closures and globals, to nothing
+        # that decides the verdict. A signal handler would be given the interrupted frame, whose
+        # f_back leads up to the bootstrap: handlers are refused.
         _posixsubprocess.fork_exec = disabled("starting processes")
         for module in (_signal, sys.modules.get("signal")):  # signal copied _signal's functions
             if module is not None:
                 module.pidfd_send_signal = disabled("signalling processes")
-                module.signal = handle_without_frame
+                module.signal = disabled("setting signal handlers")
 
     blocked = frozenset({
         "os.system", "os.exec", "os.fork", "os.forkpty", "os.posix_spawn", "subprocess.Popen",
