@@ -20,6 +20,7 @@ import math
 import os
 import secrets
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -142,55 +143,72 @@ def _run(
     python_guard: bool,
     started: float,
 ) -> ExecutionResult:
-    with tempfile.TemporaryDirectory(prefix="taskcli-sandbox-", ignore_cleanup_errors=True) as temp:
-        harness = Path(temp).resolve()
-        for name in ("root", "scratch", "work"):
-            (harness / name).mkdir()
-        (harness / "program.py").write_text(source, encoding="utf-8", errors="surrogatepass")
-        with (
-            open(harness / "stdout", "wb") as stdout,
-            open(harness / "stderr", "wb") as stderr,
-        ):
-            process = subprocess.Popen(
-                _child_command(python, harness, limits, isolated, python_guard),
-                cwd=harness,
-                env=_child_environment("/tmp/work" if isolated else str(harness / "work")),
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
-                start_new_session=True,
-            )
-        ended = _wait_then_kill_group(process, limits.timeout, cancel)
-        duration = time.monotonic() - started
-        if ended == "cancelled":
-            raise Cancelled
-        stderr_text = _read_start(harness / "stderr", limits.max_output)
-        if ended == "timeout":
-            return ExecutionResult(
-                False,
-                "timeout",
-                None,
-                _read_start(harness / "stdout", limits.max_output),
-                stderr_text,
-                duration,
-            )
-        report = _read_report(harness / "report")
-        if isinstance(report, str):
-            detail = report
-            if process.returncode != 0:
-                last_line = stderr_text.strip().splitlines()[-1:] or ["nothing on stderr"]
-                detail = f"the sandbox could not start the program ({last_line[0]})"
-            return _error_result(detail, stderr_text, duration)
-        reason, exception, error = _judge(report)
-        return ExecutionResult(
-            passed=reason == "passed",
-            reason=reason,
-            exception=exception,
-            stdout=_read_start(harness / "stdout", limits.max_output),
-            stderr=stderr_text,
-            duration=duration,
-            error=error,
+    # Removed by hand rather than by TemporaryDirectory, whose clean-up raises on a file the
+    # program made immutable (possible without kernel isolation): the verdict must survive it.
+    harness = Path(tempfile.mkdtemp(prefix="taskcli-sandbox-")).resolve()
+    try:
+        return _run_in(harness, source, limits, python, isolated, cancel, python_guard, started)
+    finally:
+        shutil.rmtree(harness, ignore_errors=True)
+
+
+def _run_in(
+    harness: Path,
+    source: str,
+    limits: Limits,
+    python: str,
+    isolated: bool,
+    cancel: int | None,
+    python_guard: bool,
+    started: float,
+) -> ExecutionResult:
+    for name in ("root", "scratch", "work"):
+        (harness / name).mkdir()
+    (harness / "program.py").write_text(source, encoding="utf-8", errors="surrogatepass")
+    with (
+        open(harness / "stdout", "wb") as stdout,
+        open(harness / "stderr", "wb") as stderr,
+    ):
+        process = subprocess.Popen(
+            _child_command(python, harness, limits, isolated, python_guard),
+            cwd=harness,
+            env=_child_environment("/tmp/work" if isolated else str(harness / "work")),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
         )
+    ended = _wait_then_kill_group(process, limits.timeout, cancel)
+    duration = time.monotonic() - started
+    if ended == "cancelled":
+        raise Cancelled
+    stderr_text = _read_start(harness / "stderr", limits.max_output)
+    if ended == "timeout":
+        return ExecutionResult(
+            False,
+            "timeout",
+            None,
+            _read_start(harness / "stdout", limits.max_output),
+            stderr_text,
+            duration,
+        )
+    report = _read_report(harness / "report")
+    if isinstance(report, str):
+        detail = report
+        if process.returncode != 0:
+            last_line = stderr_text.strip().splitlines()[-1:] or ["nothing on stderr"]
+            detail = f"the sandbox could not start the program ({last_line[0]})"
+        return _error_result(detail, stderr_text, duration)
+    reason, exception, error = _judge(report)
+    return ExecutionResult(
+        passed=reason == "passed",
+        reason=reason,
+        exception=exception,
+        stdout=_read_start(harness / "stdout", limits.max_output),
+        stderr=stderr_text,
+        duration=duration,
+        error=error,
+    )
 
 
 def _error_result(detail: str, stderr: str, duration: float) -> ExecutionResult:

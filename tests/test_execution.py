@@ -5,7 +5,12 @@ These run with whatever isolation the machine offers; tests/test_sandbox.py chec
 isolation itself."""
 
 import contextlib
+import fcntl
+import os
 import resource
+import shutil
+import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -18,6 +23,8 @@ from taskcli.execution import (
     MIN_TIMEOUT,
     ExecutionResult,
     Limits,
+    _judge,
+    _read_report,
     _wait_then_kill_group,
     run_many,
     run_program,
@@ -342,3 +349,59 @@ def test_a_sandbox_that_cannot_start_is_an_error_verdict(monkeypatch):
 
 def test_the_minimum_timeout_starts_a_program_on_this_machine():
     assert run_program("pass\n", Limits(timeout=MIN_TIMEOUT)).passed
+
+
+@pytest.mark.parametrize(
+    ("report", "problem"),
+    [
+        ("", "the sandbox wrote no report"),
+        ("garbage", "the sandbox's report is garbled"),
+        ("status x\nfinished 1\ninfo \n", "the sandbox's report is garbled"),
+        ("status 0\nfinished 2\ninfo \n", "the sandbox's report is garbled"),
+        ("status 0\nfinished 1\ninfo \nextra\n", "the sandbox's report is garbled"),
+        ("broken OSError: no /proc\n", "the sandbox failed: OSError: no /proc"),
+    ],
+)
+def test_a_report_that_cannot_be_trusted_is_an_error(tmp_path, report, problem):
+    path = tmp_path / "report"
+    path.write_text(report)
+    assert _read_report(path) == problem
+
+
+def test_reports_are_judged_by_status_and_the_finished_message():
+    def judge(status, finished, info=""):
+        return _judge({"status": status, "finished": finished, "info": info})
+
+    assert judge(0, True) == ("passed", None, None)
+    assert judge(0, False) == ("exit", None, None)  # exited 0 without finishing: os._exit(0)
+    assert judge(256, True) == ("exit", None, None)  # finished, then exited 1 (an atexit hook)
+    assert judge(256, False, "raised ZeroDivisionError") == ("exception", "ZeroDivisionError", None)
+    assert judge(256, False, "raised not an identifier!") == ("exit", None, None)
+    assert judge(signal.SIGKILL, False) == ("killed", None, None)
+    assert judge(5 << 8, False, "broken PermissionError: setuid") == (
+        "error",
+        None,
+        "the sandbox could not lock the program in: PermissionError: setuid",
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can make a file immutable")
+def test_an_immutable_file_left_behind_is_not_a_crash(monkeypatch):
+    # Without kernel isolation a root program can chattr +i its own file, so the folder cannot
+    # be removed: the verdict still comes back, and the folder is left for the user.
+    monkeypatch.setenv("TASKCLI_ISOLATION", "none")
+    source = PRINT_RUN + (
+        "import fcntl, struct\n"
+        "stuck = open('stuck.txt', 'w')\n"
+        "fcntl.ioctl(stuck.fileno(), 0x40086602, struct.pack('l', 0x10))\n"
+    )
+    result = run_program(source, QUICK)
+    run = Path(result.stdout.split()[0])
+    try:
+        assert result.passed, result.stderr
+    finally:
+        stuck = run / "work" / "stuck.txt"
+        if stuck.exists():
+            with open(stuck) as file:
+                fcntl.ioctl(file.fileno(), 0x40086602, struct.pack("l", 0))
+        shutil.rmtree(run, ignore_errors=True)
