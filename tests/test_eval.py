@@ -1,13 +1,19 @@
 """`taskcli eval` end to end on local copies of the real datasets: every task's rule, the
 HumanEval sandbox path with correct, wrong and hostile completions, and the answer-file errors."""
 
+import contextlib
 import io
 import json
+import os
+import pty
 import re
+import select
+import signal
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import hubdata
 import numpy as np
@@ -605,3 +611,105 @@ def test_without_kernel_isolation_every_run_says_so(hub, tmp_path, monkeypatch):
     assert "without kernel isolation (turned off by TASKCLI_ISOLATION=none)" in said(result)
     human = run_eval("humaneval", path, "--data-dir", data_dir)
     assert "only the Python guard protected this machine" in " ".join(human.stdout.split())
+
+
+def write_generated_humaneval(data_dir, count):
+    """A HumanEval copy of `count` tiny problems, and samples.jsonl-style canonical answers."""
+    rows = [
+        {
+            "task_id": f"HumanEval/{k}",
+            "prompt": f'def add_{k}(x: int) -> int:\n    """x plus {k}."""\n',
+            "canonical_solution": f"    return x + {k}\n",
+            "test": f"\n\ndef check(candidate):\n    assert candidate(1) == {k + 1}\n",
+            "entry_point": f"add_{k}",
+        }
+        for k in range(count)
+    ]
+    hubdata.write_repo(
+        data_dir,
+        "openai/openai_humaneval",
+        {"openai_humaneval": {"test": rows}},
+        {"openai_humaneval": hubdata.HUMANEVAL_SCHEMA},
+    )
+    return rows
+
+
+def samples_file(path, rows, completion=None):
+    lines = [
+        {"task_id": row["task_id"], "completion": completion or row["canonical_solution"]}
+        for row in rows
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def sandbox_processes():
+    """Live processes running this checkout's sandbox script."""
+    from taskcli.execution import _CHILD_SCRIPT
+
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if str(_CHILD_SCRIPT).encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return found
+
+
+def test_ctrl_c_kills_every_program_at_once_and_clears_the_bar(tmp_path):
+    rows = write_generated_humaneval(tmp_path / "hub", 6)
+    samples = samples_file(tmp_path / "samples.jsonl", rows, "    while True:\n        pass\n")
+    terminal, terminal_side = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "taskcli", "eval", "humaneval", str(samples),
+         "--data-dir", str(tmp_path / "hub"), "--timeout", "60", "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=terminal_side,
+    )  # fmt: skip
+    os.close(terminal_side)
+    screen = b""
+    try:
+        deadline = time.monotonic() + 30
+        while len(sandbox_processes()) < 2 or b"scoring" not in screen:
+            assert time.monotonic() < deadline and process.poll() is None, screen
+            if select.select([terminal], [], [], 0.1)[0]:
+                screen += os.read(terminal, 65536)
+        process.send_signal(signal.SIGINT)
+        interrupted = time.monotonic()
+        process.wait(timeout=10)
+        took = time.monotonic() - interrupted
+    finally:
+        process.kill()
+    with contextlib.suppress(OSError):
+        while select.select([terminal], [], [], 0.2)[0]:
+            screen += os.read(terminal, 65536)
+    os.close(terminal)
+    assert process.returncode == 130
+    assert took < 1.0
+    assert sandbox_processes() == []
+    assert b"Traceback" not in screen
+    assert screen.rindex(b"\x1b[2K") > screen.rindex(b"scoring")  # the bar's line was erased
+    assert process.stdout.read() == b""
+
+
+def test_parallel_evals_under_cpu_load_never_fail_to_start(tmp_path):
+    rows = write_generated_humaneval(tmp_path / "hub", 16)
+    samples = samples_file(tmp_path / "samples.jsonl", rows)
+    command = [sys.executable, "-m", "taskcli", "eval", "humaneval", str(samples),
+               "--data-dir", str(tmp_path / "hub"), "--json", "--workers", "2"]  # fmt: skip
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        evals = [
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for _ in range(3)
+        ]
+        finished = [process.communicate(timeout=300) for process in evals]
+    finally:
+        for hog in hogs:
+            hog.kill()
+    for process, (stdout, stderr) in zip(evals, finished, strict=True):
+        assert process.returncode == 0, stderr
+        document = json.loads(stdout)
+        assert (document["correct"], document["n"]) == (16, 16), document
+        assert "failures" not in document
