@@ -131,12 +131,13 @@ def write_file(path, text):
         file.write(text)
 
 
-def build_root(kernel, harness, sandbox_uid):
+def build_root(kernel, harness, sandbox_uid, masks):
     """The filesystem the program sees, assembled under HARNESS/root (all but /proc).
 
     One size-limited tmpfs holds everything writable: /tmp, the working directory /tmp/work and
     /dev/shm; the rest is the host's tree, bound read-only. /dev is a small read-only tmpfs with
-    only the four harmless devices bound in.
+    only the four harmless devices bound in. Folders closed to other users (`masks`, e.g. /root)
+    are replaced by empty ones holding only the interpreter's folders.
     """
     root, scratch = os.path.join(harness, "root"), os.path.join(harness, "scratch")
     kernel.mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing propagates back to the host
@@ -148,6 +149,14 @@ def build_root(kernel, harness, sandbox_uid):
     os.chmod(os.path.join(scratch, "shm"), 0o1777)
     kernel.mount("/", root, None, MS_BIND | MS_REC)
     kernel.read_only_tree(root)
+    for closed, inside in masks.items():
+        target = root + closed
+        kernel.mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
+        for folder in inside:
+            os.makedirs(root + folder, mode=0o755)
+            kernel.mount(folder, root + folder, None, MS_BIND | MS_REC)
+            kernel.read_only_tree(root + folder)
+        kernel.mount(None, target, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     kernel.mount(scratch, os.path.join(root, "tmp"), None, MS_BIND)
     dev = os.path.join(root, "dev")
     kernel.mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755")
@@ -174,7 +183,7 @@ def launch():
     report = os.open(os.path.join(harness, "report"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     kernel = root = None
     is_root = os.geteuid() == 0
-    readable = readable_by_everyone([sys.prefix, sys.base_prefix, *site_folders()])
+    masks, readable = plan_masks()
     sandbox_uid = NOBODY if is_root and CONFIG["isolate"] and readable else os.getuid()
     CONFIG["task_cap"] = user_task_count(sandbox_uid) + CONFIG["task_headroom"]
     if CONFIG["isolate"]:
@@ -186,7 +195,7 @@ def launch():
             write_file("/proc/self/setgroups", "deny")
             write_file("/proc/self/uid_map", f"{uid} {uid} 1")
             write_file("/proc/self/gid_map", f"{gid} {gid} 1")
-        root = build_root(kernel, harness, sandbox_uid)
+        root = build_root(kernel, harness, sandbox_uid, masks)
     listener = listen()
     supervisor = os.fork()
     if supervisor == 0:
@@ -203,27 +212,35 @@ def site_folders():
     return site.getsitepackages() if CONFIG["packages"] else []
 
 
-def readable_by_everyone(paths):
-    """Whether `nobody` could run this interpreter: every folder on the way world-searchable.
+def plan_masks():
+    """Which closed folders to replace, and whether `nobody` can then run this interpreter.
 
-    Running as root with Python under /root (mode 700), the program keeps uid 0, without any
-    capability; otherwise it runs as nobody.
+    An interpreter under a folder other users cannot search (pyenv under /root, mode 700; a venv
+    in a home folder) would keep the program from running as `nobody`. In the sandbox such a
+    folder is replaced by an empty one holding only the interpreter's own folders, which also
+    hides everything else in it. Returns ({closed folder: [folders to show in it]}, readable).
     """
     import stat
 
-    for path in paths:
-        path = os.path.abspath(path)
-        while True:
-            try:
-                mode = os.stat(path).st_mode
-            except OSError:
-                break  # a site folder that does not exist: nothing to read there
-            if not mode & stat.S_IROTH or (stat.S_ISDIR(mode) and not mode & stat.S_IXOTH):
-                return False
-            if path == "/":
+    folders = []
+    for folder in (sys.prefix, sys.base_prefix, *site_folders()):
+        for variant in (os.path.abspath(folder), os.path.realpath(folder)):
+            if os.path.isdir(variant) and variant not in folders:
+                folders.append(variant)
+    folders = [f for f in folders if not any(f.startswith(g + os.sep) for g in folders)]
+    masks, readable = {}, True
+    for folder in folders:
+        closed, ancestor = None, ""
+        for part in folder.split(os.sep)[1:-1]:
+            ancestor += os.sep + part
+            if not os.stat(ancestor).st_mode & stat.S_IXOTH:
+                closed = ancestor
                 break
-            path = os.path.dirname(path)
-    return True
+        if closed is not None:
+            masks.setdefault(closed, []).append(folder)
+        mode = os.stat(folder).st_mode  # (the folders above it are searchable, or replaced)
+        readable &= bool(mode & stat.S_IROTH and mode & stat.S_IXOTH)
+    return masks, readable
 
 
 def user_task_count(uid):

@@ -128,6 +128,19 @@ import subprocess
 attempt('setsid', lambda: subprocess.Popen({SLEEPER}, start_new_session=True))
 attempt('double fork', lambda: os.fork() or (os.setsid(), os.execv('/bin/sh', {SLEEPER})))
 """,
+    "fork-bomb": """
+if os.getuid() == 0:
+    print('skipped: the kernel sets no process limit for uid 0')
+else:
+    children = 0
+    try:
+        while True:
+            if os.fork() == 0:
+                os.execv('/bin/sh', ['/bin/sh', '-c', 'sleep 60', MARK])
+            children += 1
+    except Exception as error:
+        print('stopped after', children, type(error).__name__)
+""",
     "kill-and-renice-the-parent": """
 import signal
 for pid in (TEST_PID, os.getppid(), 1):
@@ -262,6 +275,24 @@ def test_writes_stop_at_the_disk_cap(attacked, name):
     written = int(result.stdout.split("WROTE ")[1])
     assert written <= LIMITS.disk_mb * 2**20
     assert "No space left on device" in result.stdout or "disabled in the sandbox" in result.stdout
+
+
+def test_a_fork_bomb_stops_at_the_process_limit(attacked):
+    stdout = attacked["fork-bomb"][1].stdout
+    if "skipped" not in stdout:
+        children = int(stdout.split("stopped after ")[1].split()[0])
+        assert children <= 64 + 16  # the headroom, plus what the user ran when it started
+
+
+def test_the_program_sees_only_the_interpreter_of_a_closed_folder():
+    # /root is mode 700 here: the sandbox replaces it by a folder holding only the interpreter.
+    if not sys.prefix.startswith("/root/") or os.stat("/root").st_mode & stat.S_IXOTH:
+        pytest.skip("this interpreter is not under a closed /root")
+    source = "import os\nprint(os.getuid())\nprint(sorted(os.listdir('/root')))\n"
+    result = run_program(source, LIMITS)
+    uid, listing = result.stdout.splitlines()
+    assert uid == "65534"  # nobody: the interpreter is readable once /root is replaced
+    assert listing == str([sys.prefix.split("/")[2]])
 
 
 def test_no_network_and_no_foreign_processes(attacked):
