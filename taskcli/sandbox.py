@@ -1,8 +1,9 @@
 """Which isolation the kernel offers for running programs, and the seccomp filter they run under.
 
 `taskcli.execution` starts every program through `sandbox_child.py`, which isolates it with
-Linux namespaces when it can. This module decides whether it can (once per interpreter, by
-running a tiny program fully isolated) and builds the seccomp filter, a classic BPF program
+Linux namespaces when it can: through bubblewrap (`bwrap`) when it is on PATH, else by making
+the system calls itself. This module decides which works (once per interpreter, by running a tiny
+program fully isolated) and builds the seccomp filter, a classic BPF program
 assembled here because Python has no binding for it and libseccomp is not always installed: the
 filter is short, and a fixed list of system-call numbers is easy to review.
 """
@@ -12,13 +13,16 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import shutil
 import struct
 import sys
 from dataclasses import dataclass
 
-NAMESPACES = "namespaces"
-NONE = "none"
-ENV_OVERRIDE = "TASKCLI_ISOLATION"  # "none" turns the kernel isolation off, e.g. to compare
+BUBBLEWRAP = "bubblewrap"  # namespaces set up by bwrap, when it is on PATH
+NAMESPACES = "namespaces"  # namespaces set up by sandbox_child.py itself
+NONE = "none"  # the Python guard only
+LEVELS = (BUBBLEWRAP, NAMESPACES, NONE)
+ENV_OVERRIDE = "TASKCLI_ISOLATION"  # one of LEVELS, to force it (e.g. "none" to compare)
 
 # x86-64 system calls a HumanEval program has no use for and an escape attempt would need:
 # creating device nodes, mounting and namespaces, tracing or reading other processes, kernel
@@ -97,15 +101,16 @@ def seccomp_filter() -> bytes:
 
 @dataclass(frozen=True)
 class Isolation:
-    """What protects the machine from the programs: "namespaces" or "none" (and why not)."""
+    """What protects the machine from the programs: one of LEVELS (and why not better)."""
 
     level: str
     reason: str | None = None
 
     def describe(self) -> str:
-        if self.level == NAMESPACES:
-            return "kernel namespaces, seccomp, an unprivileged user and the Python guard"
-        return f"the Python guard only: {self.reason}"
+        if self.level == NONE:
+            return f"the Python guard only: {self.reason}"
+        how = "bubblewrap" if self.level == BUBBLEWRAP else "taskcli itself"
+        return f"kernel namespaces (set up by {how}), seccomp, no privileges, the Python guard"
 
 
 def kernel_can_isolate() -> str | None:
@@ -120,19 +125,25 @@ def kernel_can_isolate() -> str | None:
 
 
 def probe(python: str) -> Isolation:
-    """The isolation programs get under `python`: a tiny program is run fully isolated once."""
-    return _probe(python, os.environ.get(ENV_OVERRIDE))
+    """The isolation programs get under `python`: bubblewrap if it is on PATH and works, else
+    namespaces made by taskcli, else none. `TASKCLI_ISOLATION` forces one level."""
+    return _probe(python, os.environ.get(ENV_OVERRIDE), shutil.which("bwrap"))
 
 
 @functools.cache
-def _probe(python: str, override: str | None) -> Isolation:
+def _probe(python: str, override: str | None, bwrap: str | None) -> Isolation:
     refused = kernel_can_isolate()
     if refused is not None:
         return Isolation(NONE, refused)
+    if override is not None and override not in LEVELS:
+        return Isolation(NONE, f"{ENV_OVERRIDE}={override} is not one of {', '.join(LEVELS)}")
     from taskcli.execution import Limits, run_program
 
-    result = run_program("pass\n", Limits(timeout=10.0), python=python, isolated=True)
-    if result.passed:
-        return Isolation(NAMESPACES)
-    why = result.error or f"a test program failed ({result.reason})"
-    return Isolation(NONE, f"the kernel refused namespaces: {why}")
+    candidates = [override] if override else [BUBBLEWRAP, NAMESPACES] if bwrap else [NAMESPACES]
+    problems = []
+    for level in candidates:
+        result = run_program("pass\n", Limits(timeout=10.0), python=python, isolation=level)
+        if result.passed:
+            return Isolation(level)
+        problems.append(f"{level}: {result.error or result.reason}")
+    return Isolation(NONE, "the kernel refused namespaces (" + "; ".join(problems) + ")")

@@ -28,7 +28,8 @@ namespaces, seccomp or a change of user, and only the Python-level guard protect
 import os
 import sys
 
-CONFIG = dict(argument.split("=", 1) for argument in sys.argv[1:])
+SETTINGS = dict(argument.split("=", 1) for argument in sys.argv[1:])
+CONFIG = dict(SETTINGS)
 NUMBERS = ("memory_bytes", "cpu_seconds", "file_bytes", "disk_bytes", "task_headroom")
 SWITCHES = ("isolate", "guard", "packages")
 CONFIG.update({key: int(CONFIG[key]) for key in NUMBERS})
@@ -177,6 +178,8 @@ def build_root(kernel, harness, sandbox_uid, masks):
 
 def launch():
     """The launcher: set up the namespaces and the new root, then wait for the supervisor."""
+    if CONFIG.get("stage") == "inside":
+        return inside_bubblewrap()
     harness = CONFIG["harness"]
     with open(os.path.join(harness, "program.py"), encoding="utf-8", errors="surrogatepass") as f:
         source = f.read()
@@ -186,6 +189,8 @@ def launch():
     masks, readable = plan_masks()
     sandbox_uid = NOBODY if is_root and CONFIG["isolate"] and readable else os.getuid()
     CONFIG["task_cap"] = user_task_count(sandbox_uid) + CONFIG["task_headroom"]
+    if CONFIG["isolate"] and CONFIG["launcher"] == "bubblewrap":
+        exec_bubblewrap(report, masks, sandbox_uid)
     if CONFIG["isolate"]:
         kernel = Kernel()
         uid, gid = os.getuid(), os.getgid()
@@ -206,6 +211,68 @@ def launch():
     os._exit(0 if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 else 3)
 
 
+def exec_bubblewrap(report, masks, sandbox_uid):
+    """Becomes `bwrap`, which builds the same sandbox and runs this script inside it again.
+
+    The program file and the report go in as inherited descriptors; the supervisor inside is
+    PID 2, under bubblewrap's own PID 1, which ends the namespace when the supervisor exits.
+    """
+    import shutil
+
+    program = os.open(os.path.join(CONFIG["harness"], "program.py"), os.O_RDONLY)
+    for descriptor in (program, report):
+        os.set_inheritable(descriptor, True)
+    size = str(CONFIG["disk_bytes"])
+    arguments = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
+    if os.geteuid() != 0:
+        arguments.append("--unshare-user")
+    arguments += ["--die-with-parent", "--ro-bind", "/", "/"]
+    for closed, inside in masks.items():
+        arguments += ["--tmpfs", closed]
+        for folder in inside:
+            between = os.path.dirname(folder)
+            steps = []
+            while between != closed:  # bwrap would make these 0700: unreadable for nobody
+                steps.insert(0, between)
+                between = os.path.dirname(between)
+            for step in steps:
+                arguments += ["--perms", "0755", "--dir", step]
+            arguments += ["--ro-bind", folder, folder]
+        arguments += ["--remount-ro", closed]
+    arguments += ["--size", size, "--tmpfs", "/tmp", "--perms", "1777", "--dir", "/tmp/work"]
+    arguments += ["--proc", "/proc", "--tmpfs", "/dev"]
+    for name in DEVICES:
+        arguments += ["--dev-bind", f"/dev/{name}", f"/dev/{name}"]
+    for name, target in (("fd", "self/fd"), ("stdin", "self/fd/0"), ("stdout", "self/fd/1")):
+        arguments += ["--symlink", f"/proc/{target}", f"/dev/{name}"]
+    arguments += ["--symlink", "/proc/self/fd/2", "/dev/stderr"]
+    arguments += ["--perms", "1777", "--size", size, "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
+    if os.path.isdir("/run"):
+        arguments += ["--tmpfs", "/run", "--remount-ro", "/run"]
+    arguments += ["--chdir", "/tmp/work", "--"]
+    inside = [f"{key}={value}" for key, value in SETTINGS.items()] + [
+        "stage=inside",
+        f"program_fd={program}",
+        f"report_fd={report}",
+        f"sandbox_uid={sandbox_uid}",
+        f"task_cap={CONFIG['task_cap']}",
+    ]
+    command = [sys.executable, "-I", "-S", "-B", "-u", os.path.abspath(__file__), *inside]
+    bwrap = shutil.which("bwrap") or "bwrap"
+    os.execv(bwrap, [bwrap, *arguments, *command])
+
+
+def inside_bubblewrap():
+    """The supervisor's start inside bubblewrap, which made the namespaces and the file system."""
+    with os.fdopen(int(CONFIG["program_fd"]), encoding="utf-8", errors="surrogatepass") as f:
+        source = f.read()
+    CONFIG["task_cap"] = int(CONFIG["task_cap"])
+    for name in ("PWD", "OLDPWD"):  # set by bwrap's --chdir: the environment stays as given
+        os.environ.pop(name, None)
+    report, sandbox_uid = int(CONFIG["report_fd"]), int(CONFIG["sandbox_uid"])
+    supervise(Kernel(), None, source, report, listen(), sandbox_uid)
+
+
 def site_folders():
     import site
 
@@ -223,7 +290,9 @@ def plan_masks():
     import stat
 
     folders = []
-    for folder in (sys.prefix, sys.base_prefix, *site_folders()):
+    here = os.path.dirname(os.path.abspath(__file__))  # bubblewrap runs this script again inside
+    script = [here] if CONFIG["launcher"] == "bubblewrap" else []
+    for folder in (sys.prefix, sys.base_prefix, *site_folders(), *script):
         for variant in (os.path.abspath(folder), os.path.realpath(folder)):
             if os.path.isdir(variant) and variant not in folders:
                 folders.append(variant)
@@ -275,6 +344,7 @@ def supervise(kernel, root, source, report, listener, sandbox_uid):
         if kernel is not None:
             kernel.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
             kernel.prctl(PR_SET_DUMPABLE, 0)  # the program may not read this process's memory
+        if root is not None:  # (bubblewrap has done this already)
             proc = os.path.join(root, "proc")
             kernel.mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
             kernel.pivot_root(root)

