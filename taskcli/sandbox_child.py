@@ -21,8 +21,11 @@ Three processes take part, so that no single one both runs untrusted code and ho
   supervisor accepts the message only from the program's own process. The pass signal is thus
   never in the program's hands while its checks run: there is no token to steal.
 
-With ``"isolate": false`` (no namespaces on this system) the same three processes run without
-namespaces, seccomp or a change of user, and only the Python-level guard protects the machine.
+With ``launcher=bubblewrap`` the launcher becomes ``bwrap`` instead, which builds the same
+namespaces and file system and runs this script again inside (``stage=inside``) as the
+supervisor. With ``isolate=0`` (no namespaces on this system) the same three processes run
+without namespaces, seccomp or a change of user, and only the Python-level guard protects the
+machine.
 """
 
 import os
