@@ -16,6 +16,7 @@ bootstrap writes a random per-run token after the program returns, so `sys.exit(
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import secrets
@@ -279,7 +280,7 @@ def _child_command(
         "isolate": int(isolation != "none"),
         "launcher": isolation,
         "guard": int(python_guard),
-        "packages": 1,
+        "site": os.pathsep.join(site_packages(python)),
         "memory_bytes": limits.memory_mb * 1024 * 1024,
         "cpu_seconds": math.ceil(limits.timeout) + 1,  # a backstop behind the wall clock
         "file_bytes": limits.max_file_mb * 1024 * 1024,
@@ -289,6 +290,23 @@ def _child_command(
     }
     arguments = [f"{key}={value}" for key, value in settings.items()]
     return [python, "-I", "-S", "-B", "-u", str(_CHILD_SCRIPT), *arguments]
+
+
+@functools.cache
+def site_packages(python: str) -> tuple[str, ...]:
+    """The folders of installed packages of `python`, which programs may import from."""
+    if python == sys.executable:
+        import site
+
+        return tuple(site.getsitepackages())
+    ask = "import site; print(*site.getsitepackages(), sep='\\n')"
+    try:
+        found = subprocess.run(
+            [python, "-I", "-S", "-c", ask], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    return tuple(found.stdout.splitlines()) if found.returncode == 0 else ()
 
 
 def _child_environment(work_dir: str) -> dict[str, str]:
