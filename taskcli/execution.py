@@ -373,7 +373,7 @@ def _judge(report: dict[str, Any]) -> tuple[Reason, str | None, str | None]:
         return "error", None, f"the sandbox could not lock the program in: {report['info'][7:]}"
     if returncode == -signal.SIGXCPU:
         return "timeout", None, None
-    if returncode == -signal.SIGXFSZ:
+    if returncode == -signal.SIGXFSZ or info[:1] == ["output"]:  # the signal, or PID 1's note
         return "output", None, None
     if report["finished"] and returncode == 0:
         return "passed", None, None

@@ -2,30 +2,29 @@
 
 `taskcli.execution` starts ``python -I -S -B -u sandbox_child.py KEY=VALUE...`` for each program
 (plain arguments rather than JSON: importing json would cost every program ~10 ms).
-Three processes take part, so that no single one both runs untrusted code and holds the verdict:
+Two processes take part, so that the one running untrusted code never holds the verdict:
 
 - the *launcher* (the process started by taskcli, in taskcli's PID namespace) reads the program,
   enters new mount, network, IPC and UTS namespaces (and a user namespace when not root), builds
-  the filesystem the program will see, and forks the supervisor into a new PID namespace. It then
-  only waits, so taskcli's process-group kill reaches it and, through the parent-death signal,
-  everything inside.
-- the *supervisor* is PID 1 of the new PID namespace. It mounts a fresh /proc, switches to the new
-  root, forks the program's process and listens on an abstract unix socket of the private network
-  namespace. It alone writes the report taskcli reads. When it exits, the kernel kills every
-  process left in the namespace, so nothing the program started outlives the run.
-- the *program* process drops to an unprivileged user with no capabilities, sets its resource
-  limits, installs a seccomp filter and a Python audit hook, then runs the program. Only after the
-  program has returned does the bootstrap open the audit hook's gate and connect to the
-  supervisor's socket to say "finished"; the hook refuses every socket call before that, and
-  refuses the introspection (frames, gc, tracing) a program would need to reach the gate. The
-  supervisor accepts the message only from the program's own process. The pass signal is thus
-  never in the program's hands while its checks run: there is no token to steal.
+  the filesystem the program will see, and forks the program's process into a new PID namespace.
+  It then supervises: it listens on an abstract unix socket of the private network namespace,
+  and alone writes the report taskcli reads. taskcli's process-group kill reaches it and, through
+  the parent-death signal, the program's process.
+- the *program's process* is PID 1 of the new PID namespace: it mounts a fresh /proc, switches to
+  the new root, drops to an unprivileged user with no capabilities, sets its resource limits,
+  installs a seccomp filter and a Python audit hook, then runs the program. When it ends, the
+  kernel kills every process left in the namespace, so nothing the program started outlives the
+  run. Only after the program has returned does the bootstrap open the audit hook's gate and
+  connect to the supervisor's socket to say "finished"; the hook refuses every socket call
+  before that, and refuses the introspection (frames, gc, tracing) a program would need to reach
+  the gate. The supervisor accepts the message only from the program's own process. The pass
+  signal is thus never in the program's hands while its checks run: there is no token to steal.
 
 With ``launcher=bubblewrap`` the launcher becomes ``bwrap`` instead, which builds the same
 namespaces and file system and runs this script again inside (``stage=inside``) as the
-supervisor. With ``isolate=0`` (no namespaces on this system) the same three processes run
-without namespaces, seccomp or a change of user, and only the Python-level guard protects the
-machine.
+supervisor, under bwrap's own PID 1. With ``isolate=0`` (no namespaces on this system) the same
+two processes run without namespaces, seccomp or a change of user, and only the Python-level
+guard protects the machine.
 """
 
 import os
@@ -180,7 +179,7 @@ def build_root(kernel, harness, sandbox_uid, masks):
 
 
 def launch():
-    """The launcher: set up the namespaces and the new root, then wait for the supervisor."""
+    """The launcher: set up the namespaces and the new root, then supervise the program."""
     if CONFIG.get("stage") == "inside":
         return inside_bubblewrap()
     harness = CONFIG["harness"]
@@ -194,24 +193,20 @@ def launch():
     CONFIG["task_cap"] = user_task_count(sandbox_uid) + CONFIG["task_headroom"]
     if CONFIG["isolate"] and CONFIG["launcher"] == "bubblewrap":
         exec_bubblewrap(report, masks, sandbox_uid)
-    if CONFIG["isolate"]:
-        kernel = Kernel()
-        uid, gid = os.getuid(), os.getgid()
-        flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
-        kernel.unshare(flags if is_root else flags | CLONE_NEWUSER)
-        if not is_root:
-            write_file("/proc/self/setgroups", "deny")
-            write_file("/proc/self/uid_map", f"{uid} {uid} 1")
-            write_file("/proc/self/gid_map", f"{gid} {gid} 1")
-        root = build_root(kernel, harness, sandbox_uid, masks)
-    listener = listen()
-    supervisor = os.fork()
-    if supervisor == 0:
-        supervise(kernel, root, source, report, listener, sandbox_uid)
-    os.close(report)
-    listener.close()
-    _, status = os.waitpid(supervisor, 0)
-    os._exit(0 if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 else 3)
+    try:
+        if CONFIG["isolate"]:
+            kernel = Kernel()
+            uid, gid = os.getuid(), os.getgid()
+            flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
+            kernel.unshare(flags if is_root else flags | CLONE_NEWUSER)
+            if not is_root:
+                write_file("/proc/self/setgroups", "deny")
+                write_file("/proc/self/uid_map", f"{uid} {uid} 1")
+                write_file("/proc/self/gid_map", f"{gid} {gid} 1")
+            root = build_root(kernel, harness, sandbox_uid, masks)
+    except Exception as error:  # a failure of the sandbox, not of the program
+        finish(report, {"broken": f"{type(error).__name__}: {error}"})
+    supervise(kernel, root, source, report, sandbox_uid)
 
 
 def exec_bubblewrap(report, masks, sandbox_uid):
@@ -273,7 +268,7 @@ def inside_bubblewrap():
     for name in ("PWD", "OLDPWD"):  # set by bwrap's --chdir: the environment stays as given
         os.environ.pop(name, None)
     report, sandbox_uid = int(CONFIG["report_fd"]), int(CONFIG["sandbox_uid"])
-    supervise(Kernel(), None, source, report, listen(), sandbox_uid)
+    supervise(Kernel(), None, source, report, sandbox_uid)
 
 
 def site_folders():
@@ -336,22 +331,19 @@ def listen():
     return listener
 
 
-def supervise(kernel, root, source, report, listener, sandbox_uid):
-    """PID 1 of the sandbox: start the program, collect its outcome, report, and end it all."""
-    import _signal as signal
+def supervise(kernel, root, source, report, sandbox_uid):
+    """Starts the program's process, collects its outcome, and reports.
 
-    for number in (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(number, signal.SIG_DFL)
+    With taskcli's own namespaces the program's process is PID 1 of the new PID namespace (the
+    launcher, outside it, supervises), so when it ends the kernel kills whatever it started.
+    Under bubblewrap, bwrap is PID 1 and ends the namespace when this supervisor exits.
+    """
+    import gc
+
     try:
-        if kernel is not None:
-            kernel.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-            kernel.prctl(PR_SET_DUMPABLE, 0)  # the program may not read this process's memory
-        if root is not None:  # (bubblewrap has done this already)
-            proc = os.path.join(root, "proc")
-            kernel.mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
-            kernel.pivot_root(root)
-        os.chdir("/tmp/work" if kernel is not None else os.path.join(CONFIG["harness"], "work"))
+        listener = listen()
         info_read, info_write = os.pipe()
+        gc.freeze()  # the forked program then copies fewer of this process's pages
         program = os.fork()
     except Exception as error:  # a failure of the sandbox, not of the program
         finish(report, {"broken": f"{type(error).__name__}: {error}"})
@@ -359,9 +351,12 @@ def supervise(kernel, root, source, report, listener, sandbox_uid):
         os.close(report)
         os.close(info_read)
         listener.close()
+        enter(kernel, root, info_write)
         run_program(kernel, source, info_write, sandbox_uid)  # never returns
     try:
         os.close(info_write)
+        if kernel is not None:
+            kernel.prctl(PR_SET_DUMPABLE, 0)  # the program may not read this process's memory
         finished, info = collect(listener, info_read, program)
         _, status = os.waitpid(program, 0)
         finish(report, {"status": status, "finished": finished, "info": info})
@@ -369,8 +364,28 @@ def supervise(kernel, root, source, report, listener, sandbox_uid):
         finish(report, {"broken": f"{type(error).__name__}: {error}"})
 
 
+def enter(kernel, root, info):
+    """In the program's process: die with the supervisor, then (when taskcli built the root
+    itself) mount a fresh /proc for the new PID namespace and switch to the new root."""
+    import _signal as signal
+
+    try:
+        for number in (signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(number, signal.SIG_DFL)
+        if kernel is not None:
+            kernel.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if root is not None:
+            proc = os.path.join(root, "proc")
+            kernel.mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
+            kernel.pivot_root(root)
+        os.chdir("/tmp/work" if kernel is not None else os.path.join(CONFIG["harness"], "work"))
+    except Exception as error:
+        os.write(info, f"broken {type(error).__name__}: {error}\n".encode())
+        os._exit(5)
+
+
 def finish(report, outcome):
-    """Writes the report and ends the supervisor, and with it the PID namespace."""
+    """Writes the report and ends the supervisor (with bubblewrap, and the PID namespace)."""
     if "broken" in outcome:
         text = f"broken {outcome['broken']}"
     else:
@@ -522,7 +537,16 @@ def run_guarded(source, info):
 
         return refuse_call
 
-    _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)  # writing too much ends the program
+    if os.getpid() == 1:
+        # The kernel does not deliver a default-action SIGXFSZ to a namespace's PID 1, so a
+        # handler ends the program instead, and says why.
+        def over_the_limit(number, frame):
+            write(info, b"output\n")
+            exit_now(1)
+
+        _signal.signal(_signal.SIGXFSZ, over_the_limit)
+    else:
+        _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)  # writing too much ends the program
     if CONFIG["guard"]:
         # Functions the program can reach lead, through their closures and globals, to nothing
         # that decides the verdict. A signal handler would be given the interrupted frame, whose

@@ -442,11 +442,11 @@ def test_the_seccomp_filter_is_one_bpf_program():
     assert (last_code, last_k) == (0x06, 0x00050000 | 38)  # the last entry: ENOSYS
 
 
-@pytest.mark.parametrize(("isolation", "pid"), [(NAMESPACES, "2"), (BUBBLEWRAP, "3")])
+@pytest.mark.parametrize(("isolation", "pid"), [(NAMESPACES, "1"), (BUBBLEWRAP, "3")])
 def test_an_unprivileged_user_gets_a_user_namespace(tmp_path, isolation, pid):
     # As root the program runs in namespaces the root user made; this runs the same sandbox as
-    # `nobody`, which needs a user namespace (and a Python that nobody can read). Under
-    # bubblewrap, bwrap itself is PID 1 and the supervisor PID 2.
+    # `nobody`, which needs a user namespace (and a Python that nobody can read). The program
+    # is PID 1 of its namespace; under bubblewrap, bwrap is PID 1 and the supervisor PID 2.
     system_python = Path("/usr/bin/python3")
     if os.geteuid() != 0 or not system_python.exists():
         pytest.skip("needs root (to become nobody) and /usr/bin/python3")
