@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -230,13 +231,25 @@ def run_many(
     The work happens in child processes, so plain threads are enough to drive them. `on_done`
     is called with (index, result) as each program finishes, e.g. to advance a progress bar; it
     is always called from the calling thread, so it need not be thread-safe. An exception here
-    (Ctrl-C) kills every running program at once before it propagates.
+    (Ctrl-C) kills every running program at once before it propagates. Called from the main
+    thread, Ctrl-C is caught by a handler that only sets a flag and wakes the runs, and
+    KeyboardInterrupt is raised once they are killed: raised at a random point, it could leave
+    a lock taken (in `on_done`'s progress bar, say) and hang the exit.
     """
     from taskcli.sandbox import probe
 
     isolation = probe(python or sys.executable).level
     results: list[ExecutionResult | None] = [None] * len(sources)
     cancel_read, cancel_write = os.pipe()
+    interrupted = False
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        nonlocal interrupted
+        interrupted = True
+        os.write(cancel_write, b"x")  # wakes every waiting run, which kills its program
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_interrupt) if in_main_thread else None
     try:
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
             futures = {
@@ -252,17 +265,25 @@ def run_many(
             }
             try:
                 for future in as_completed(futures):
+                    if interrupted:
+                        break
                     index = futures[future]
                     results[index] = future.result()
                     if on_done is not None:
                         on_done(index, results[index])
             except BaseException:
-                os.write(cancel_write, b"x")  # wakes every waiting run, which kills its program
+                os.write(cancel_write, b"x")
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
+            if interrupted:
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         os.close(cancel_read)
         os.close(cancel_write)
+    if interrupted:
+        raise KeyboardInterrupt
     return results  # type: ignore[return-value]  # every slot was filled above
 
 
@@ -288,8 +309,25 @@ def _child_command(
         "task_headroom": _TASK_HEADROOM,
         "seccomp": seccomp_filter().hex() if isolation != "none" else "",
     }
+    settings["script"] = str(_CHILD_SCRIPT)
     arguments = [f"{key}={value}" for key, value in settings.items()]
-    return [python, "-I", "-S", "-B", "-u", str(_CHILD_SCRIPT), *arguments]
+    return [python, "-I", "-S", "-B", "-u", _child_bytecode(python), *arguments]
+
+
+@functools.cache
+def _child_bytecode(python: str) -> str:
+    """The child script, compiled once: Python compiles a script it runs from source every time,
+    which would cost each program ~4 ms. Another interpreter runs the source."""
+    import importlib.util
+    import py_compile
+
+    if python != sys.executable:
+        return str(_CHILD_SCRIPT)
+    target = importlib.util.cache_from_source(str(_CHILD_SCRIPT))
+    try:
+        return py_compile.compile(str(_CHILD_SCRIPT), cfile=target, doraise=True)
+    except (OSError, py_compile.PyCompileError):  # a package folder we may not write to
+        return str(_CHILD_SCRIPT)
 
 
 @functools.cache

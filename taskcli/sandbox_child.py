@@ -255,7 +255,7 @@ def exec_bubblewrap(report, masks, sandbox_uid):
         f"sandbox_uid={sandbox_uid}",
         f"task_cap={CONFIG['task_cap']}",
     ]
-    command = [sys.executable, "-I", "-S", "-B", "-u", os.path.abspath(__file__), *inside]
+    command = [sys.executable, "-I", "-S", "-B", "-u", CONFIG["script"], *inside]
     bwrap = shutil.which("bwrap") or "bwrap"
     os.execv(bwrap, [bwrap, *arguments, *command])
 
@@ -287,7 +287,7 @@ def plan_masks():
     import stat
 
     folders = []
-    here = os.path.dirname(os.path.abspath(__file__))  # bubblewrap runs this script again inside
+    here = os.path.dirname(CONFIG["script"])  # bubblewrap runs this script again inside
     script = [here] if CONFIG["launcher"] == "bubblewrap" else []
     for folder in (sys.prefix, sys.base_prefix, *site_folders(), *script):
         for variant in (os.path.abspath(folder), os.path.realpath(folder)):
