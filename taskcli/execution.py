@@ -16,32 +16,37 @@ bootstrap writes a random per-run token after the program returns, so `sys.exit(
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import secrets
 import select
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 Reason = Literal[
-    "passed", "assertion", "exception", "timeout", "memory", "output", "exit", "killed"
+    "passed", "assertion", "exception", "timeout", "memory", "output", "exit", "killed", "error"
 ]
 
 # RLIMIT_NPROC counts every process and thread of the user, not just the program's, so the cap is
 # what the user already runs plus this many.
 _TASK_HEADROOM = 64
 
-# Only this much of the bootstrap's outcome file is read: "started", then "raised <Name>" or
-# "finished <token>".
-_OUTCOME_BYTES = 256
+# Only this much of the supervisor's report is read; a longer one is garbled.
+_REPORT_BYTES = 4096
+_CHILD_SCRIPT = Path(__file__).with_name("sandbox_child.py")
+MIN_TIMEOUT = 1.0
+"""Seconds: below this an isolated interpreter may not even start on a busy machine."""
 
 _REASON_BY_EXCEPTION: dict[str, Reason] = {
     "AssertionError": "assertion",
@@ -49,127 +54,9 @@ _REASON_BY_EXCEPTION: dict[str, Reason] = {
     "SystemExit": "exit",
 }
 
-# Runs as `python -I -S -B -u -c _BOOTSTRAP HARNESS_DIR WORK_DIR MEMORY CPU FSIZE HEADROOM` with
-# the working directory WORK_DIR. Everything it needs is set up before the guard is installed.
-_BOOTSTRAP = r'''
-import builtins
-import os
-import resource
-import sys
 
-import _posixsubprocess
-import _signal
-
-harness_dir, work_dir = sys.argv[1:3]
-memory_bytes, cpu_seconds, file_bytes, task_headroom = map(int, sys.argv[3:7])
-
-
-def refuse(what):
-    raise PermissionError(f"{what} is disabled in the sandbox")
-
-
-def user_task_count():
-    """Processes and threads of this user, which RLIMIT_NPROC counts along with the program's."""
-    count = 0
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid == os.getuid():
-                    count += len(os.listdir(f"/proc/{entry.name}/task"))
-            except OSError:
-                pass  # the process ended while we looked
-    return count
-
-
-def limit(resource_id, soft, hard):
-    """Lowers a limit, never above the hard limit we were given (raising it would fail)."""
-    _, given_hard = resource.getrlimit(resource_id)
-    if given_hard != resource.RLIM_INFINITY:
-        soft, hard = min(soft, given_hard), min(hard, given_hard)
-    resource.setrlimit(resource_id, (soft, hard))
-
-
-limit(resource.RLIMIT_AS, memory_bytes, memory_bytes)
-limit(resource.RLIMIT_CPU, cpu_seconds, cpu_seconds + 1)  # SIGXCPU first, SIGKILL a second later
-limit(resource.RLIMIT_FSIZE, file_bytes, file_bytes)
-limit(resource.RLIMIT_CORE, 0, 0)
-task_cap = user_task_count() + task_headroom
-limit(resource.RLIMIT_NPROC, task_cap, task_cap)
-# Python starts with SIGXFSZ ignored, so an over-long write would only raise an OSError that the
-# program could catch; with the default action the kernel ends the program.
-_signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)
-
-program_path = os.path.join(harness_dir, "program.py")
-with open(program_path, encoding="utf-8", errors="surrogatepass") as program_file:
-    source = program_file.read()
-token_path = os.path.join(harness_dir, "token")
-with open(token_path) as token_file:
-    token = token_file.read()
-os.remove(token_path)  # so the program cannot read the token and fake a pass
-outcome = open(os.path.join(harness_dir, "outcome"), "w")
-
-
-def disabled(what):
-    def refuse_call(*args, **kwargs):
-        refuse(what)
-
-    return refuse_call
-
-
-# The two ways to start or signal processes that raise no audit event.
-_posixsubprocess.fork_exec = disabled("starting processes")
-_signal.pidfd_send_signal = disabled("signalling processes")
-
-BLOCKED_EVENTS = frozenset({
-    "os.system", "os.exec", "os.fork", "os.forkpty", "os.posix_spawn", "subprocess.Popen",
-    "os.kill", "os.killpg", "resource.setrlimit", "resource.prlimit",
-    "os.remove", "os.rmdir", "os.rename", "shutil.rmtree", "shutil.move", "os.truncate",
-    "os.chmod", "os.chown", "os.link", "os.symlink", "os.utime", "os.setxattr",
-    "os.putenv", "os.unsetenv", "os.chdir",
-})
-PATCHED_MODULES = frozenset({"_posixsubprocess", "_signal"})
-WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-
-
-def inside_work_dir(path):
-    if isinstance(path, int):
-        return True  # a descriptor that is already open
-    real = os.path.realpath(os.path.join(work_dir, os.fsdecode(path)))
-    return real in (work_dir, os.devnull) or real.startswith(work_dir + os.sep)
-
-
-def guard(event, args):
-    if event in BLOCKED_EVENTS or event.startswith("ctypes."):
-        refuse(event)
-    if event == "import" and args[0] in PATCHED_MODULES:
-        refuse(f"loading a fresh {args[0]}")  # it would bring back the disabled functions
-    writes = event == "os.mkdir" or (event == "open" and args[2] & WRITE_FLAGS)
-    if writes and not inside_work_dir(args[0]):
-        refuse(f"writing {args[0]!r} outside the working directory")
-
-
-sys.addaudithook(guard)
-builtins.exit = builtins.quit = sys.exit  # as site would define them; -S leaves them out
-program_module = type(sys)("__main__")  # its own __main__, so pickle finds its classes and
-sys.modules["__main__"] = program_module  # `import __main__` does not reach the bootstrap
-namespace = program_module.__dict__
-outcome.write("started\n")
-outcome.flush()
-try:
-    exec(compile(source, "program.py", "exec"), namespace)
-except BaseException as error:
-    namespace.clear()  # frees the program's data, so reporting works after a MemoryError
-    outcome.write(f"raised {type(error).__name__}\n")
-    outcome.flush()
-    if isinstance(error, SystemExit):
-        raise
-    import traceback
-
-    traceback.print_exception(type(error), error, error.__traceback__.tb_next)
-    sys.exit(1)
-outcome.write(f"finished {token}\n")
-outcome.flush()
-'''
+class Cancelled(Exception):
+    """The run was cancelled (Ctrl-C elsewhere); the program was killed, there is no verdict."""
 
 
 @dataclass(frozen=True)
@@ -177,7 +64,7 @@ class Limits:
     """What one program may use. The defaults suit HumanEval: tiny functions and a few asserts."""
 
     timeout: float = 5.0
-    """Wall-clock seconds, interpreter start-up included; then the process group is killed."""
+    """Wall-clock seconds, interpreter start-up included; then everything it started is killed."""
     memory_mb: int = 256
     """Address space (RLIMIT_AS); allocating more raises MemoryError in the program."""
     max_output: int = 64_000
@@ -185,9 +72,12 @@ class Limits:
     max_file_mb: int = 32
     """Largest file the program may write, its stdout and stderr included (RLIMIT_FSIZE), so a
     runaway writer cannot fill the disk; writing more stops it with reason "output"."""
+    disk_mb: int = 64
+    """With kernel isolation: all it may write to its working directory, /tmp and /dev/shm
+    together (one size-limited tmpfs); writing more fails with "No space left on device"."""
 
     def __post_init__(self) -> None:
-        for name in ("timeout", "memory_mb", "max_output", "max_file_mb"):
+        for name in ("timeout", "memory_mb", "max_output", "max_file_mb", "disk_mb"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"Limits.{name} must be positive, got {getattr(self, name)!r}")
 
@@ -200,8 +90,8 @@ class ExecutionResult:
     (another exception escaped, named in `exception`); "timeout" (wall-clock or CPU time ran
     out); "memory" (MemoryError); "output" (it wrote more than `Limits.max_file_mb` to a file or
     stream); "exit" (it exited before its end, e.g. `sys.exit(0)` or `os._exit(0)`, or its
-    interpreter exited non-zero after it ended); or "killed" (a signal we did not send, e.g. a
-    segmentation fault).
+    interpreter exited non-zero after it ended); "killed" (a signal we did not send, e.g. a
+    segmentation fault); or "error" (the sandbox could not run it or judge it: `error` says why).
     """
 
     passed: bool
@@ -212,48 +102,120 @@ class ExecutionResult:
     stderr: str
     duration: float
     """Wall-clock seconds from starting the child to collecting it."""
+    error: str | None = None
+    """For reason "error": what went wrong, in one line."""
 
 
-def run_program(source: str, limits: Limits = Limits()) -> ExecutionResult:
-    """Runs `source` in a fresh sandboxed child process and says whether it ran to its end."""
-    token = secrets.token_hex(16)
-    with tempfile.TemporaryDirectory(prefix="taskcli-sandbox-", ignore_cleanup_errors=True) as temp:
-        harness_dir = Path(temp).resolve()
-        work_dir = harness_dir / "work"
-        work_dir.mkdir()
-        (harness_dir / "program.py").write_text(source, encoding="utf-8", errors="surrogatepass")
-        (harness_dir / "token").write_text(token)
-        started = time.monotonic()
-        with (
-            open(harness_dir / "stdout", "wb") as stdout,
-            open(harness_dir / "stderr", "wb") as stderr,
-        ):
-            process = subprocess.Popen(
-                _child_command(harness_dir, work_dir, limits),
-                cwd=work_dir,
-                env=_child_environment(work_dir),
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
-                start_new_session=True,
-            )
-        timed_out = _wait_then_kill_group(process, limits.timeout)
-        duration = time.monotonic() - started
-        outcome = _read_start(harness_dir / "outcome", _OUTCOME_BYTES).split()
-        stderr_text = _read_start(harness_dir / "stderr", limits.max_output)
-        if outcome[:1] != ["started"] and not timed_out:
-            # Not the program's fault (a broken interpreter, or limits too small for start-up):
-            # scoring it as a failure would silently turn every score into 0.
-            raise RuntimeError(f"the sandbox could not start the program:\n{stderr_text}")
-        reason, exception = _judge(process.returncode, timed_out, outcome[1:], token)
-        return ExecutionResult(
-            passed=reason == "passed",
-            reason=reason,
-            exception=exception,
-            stdout=_read_start(harness_dir / "stdout", limits.max_output),
-            stderr=stderr_text,
-            duration=duration,
+def run_program(
+    source: str,
+    limits: Limits = Limits(),
+    *,
+    python: str | None = None,
+    isolation: str | None = None,
+    cancel: int | None = None,
+    python_guard: bool = True,
+) -> ExecutionResult:
+    """Runs `source` in a fresh sandboxed child process and says whether it ran to its end.
+
+    `python` is the interpreter to run it with (default: this one); its installed packages are
+    importable. `isolation` is "bubblewrap", "namespaces" or "none" (see `taskcli.sandbox`);
+    by default, what `taskcli.sandbox.probe` found works here. A readable `cancel` descriptor
+    kills the program and raises `Cancelled`. Whatever the program does, the result is a
+    verdict, never an exception: a sandbox that fails is reason "error". `python_guard=False`
+    leaves out the audit hook, so tests can show what the kernel isolation stops on its own.
+    """
+    python = python or sys.executable
+    if isolation is None:
+        from taskcli.sandbox import probe
+
+        isolation = probe(python).level
+    started = time.monotonic()
+    try:
+        return _run(source, limits, python, isolation, cancel, python_guard, started)
+    except OSError as error:  # e.g. the temporary folder could not be made or removed
+        return _error_result(f"the sandbox failed: {error}", "", time.monotonic() - started)
+
+
+def _run(
+    source: str,
+    limits: Limits,
+    python: str,
+    isolation: str,
+    cancel: int | None,
+    python_guard: bool,
+    started: float,
+) -> ExecutionResult:
+    # Removed by hand rather than by TemporaryDirectory, whose clean-up raises on a file the
+    # program made immutable (possible without kernel isolation): the verdict must survive it.
+    harness = Path(tempfile.mkdtemp(prefix="taskcli-sandbox-")).resolve()
+    try:
+        return _run_in(harness, source, limits, python, isolation, cancel, python_guard, started)
+    finally:
+        shutil.rmtree(harness, ignore_errors=True)
+
+
+def _run_in(
+    harness: Path,
+    source: str,
+    limits: Limits,
+    python: str,
+    isolation: str,
+    cancel: int | None,
+    python_guard: bool,
+    started: float,
+) -> ExecutionResult:
+    isolated = isolation != "none"
+    for name in ("root", "scratch", "work"):
+        (harness / name).mkdir()
+    (harness / "program.py").write_text(source, encoding="utf-8", errors="surrogatepass")
+    with (
+        open(harness / "stdout", "wb") as stdout,
+        open(harness / "stderr", "wb") as stderr,
+    ):
+        process = subprocess.Popen(
+            _child_command(python, harness, limits, isolation, python_guard),
+            cwd=harness,
+            env=_child_environment("/tmp/work" if isolated else str(harness / "work")),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
         )
+    ended = _wait_then_kill_group(process, limits.timeout, cancel)
+    duration = time.monotonic() - started
+    if ended == "cancelled":
+        raise Cancelled
+    stderr_text = _read_start(harness / "stderr", limits.max_output)
+    if ended == "timeout":
+        return ExecutionResult(
+            False,
+            "timeout",
+            None,
+            _read_start(harness / "stdout", limits.max_output),
+            stderr_text,
+            duration,
+        )
+    report = _read_report(harness / "report")
+    if isinstance(report, str):
+        detail = report
+        if process.returncode != 0:
+            last_line = stderr_text.strip().splitlines()[-1:] or ["nothing on stderr"]
+            detail = f"the sandbox could not start the program ({last_line[0]})"
+        return _error_result(detail, stderr_text, duration)
+    reason, exception, error = _judge(report)
+    return ExecutionResult(
+        passed=reason == "passed",
+        reason=reason,
+        exception=exception,
+        stdout=_read_start(harness / "stdout", limits.max_output),
+        stderr=stderr_text,
+        duration=duration,
+        error=error,
+    )
+
+
+def _error_result(detail: str, stderr: str, duration: float) -> ExecutionResult:
+    return ExecutionResult(False, "error", None, "", stderr, duration, error=detail)
 
 
 def run_many(
@@ -261,67 +223,156 @@ def run_many(
     limits: Limits = Limits(),
     workers: int | None = None,
     on_done: Callable[[int, ExecutionResult], None] | None = None,
+    *,
+    python: str | None = None,
 ) -> list[ExecutionResult]:
     """Runs the programs `workers` at a time (default: one per CPU); results in input order.
 
     The work happens in child processes, so plain threads are enough to drive them. `on_done`
     is called with (index, result) as each program finishes, e.g. to advance a progress bar; it
-    is always called from the calling thread, so it need not be thread-safe.
+    is always called from the calling thread, so it need not be thread-safe. An exception here
+    (Ctrl-C) kills every running program at once before it propagates. Called from the main
+    thread, Ctrl-C is caught by a handler that only sets a flag and wakes the runs, and
+    KeyboardInterrupt is raised once they are killed: raised at a random point, it could leave
+    a lock taken (in `on_done`'s progress bar, say) and hang the exit.
     """
+    from taskcli.sandbox import probe
+
+    isolation = probe(python or sys.executable).level
     results: list[ExecutionResult | None] = [None] * len(sources)
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        futures = {pool.submit(run_program, source, limits): i for i, source in enumerate(sources)}
-        try:
-            for future in as_completed(futures):
-                index = futures[future]
-                results[index] = future.result()
-                if on_done is not None:
-                    on_done(index, results[index])
-        except BaseException:
-            pool.shutdown(cancel_futures=True)  # Ctrl-C should not wait for the whole queue
-            raise
+    cancel_read, cancel_write = os.pipe()
+    interrupted = False
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        nonlocal interrupted
+        interrupted = True
+        os.write(cancel_write, b"x")  # wakes every waiting run, which kills its program
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_interrupt) if in_main_thread else None
+    try:
+        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+            futures = {
+                pool.submit(
+                    run_program,
+                    source,
+                    limits,
+                    python=python,
+                    isolation=isolation,
+                    cancel=cancel_read,
+                ): i
+                for i, source in enumerate(sources)
+            }
+            try:
+                for future in as_completed(futures):
+                    if interrupted:
+                        break
+                    index = futures[future]
+                    results[index] = future.result()
+                    if on_done is not None:
+                        on_done(index, results[index])
+            except BaseException:
+                os.write(cancel_write, b"x")
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+            if interrupted:
+                pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        os.close(cancel_read)
+        os.close(cancel_write)
+    if interrupted:
+        raise KeyboardInterrupt
     return results  # type: ignore[return-value]  # every slot was filled above
 
 
-def _child_command(harness_dir: Path, work_dir: Path, limits: Limits) -> list[str]:
-    """Isolated (-I), without site-packages (-S): the program sees the standard library only,
-    and no third-party module that could sidestep the guard; -B writes no bytecode, -u keeps the
-    output of a program that gets killed."""
-    return [
-        sys.executable,
-        "-I",
-        "-S",
-        "-B",
-        "-u",
-        "-c",
-        _BOOTSTRAP,
-        str(harness_dir),
-        str(work_dir),
-        str(limits.memory_mb * 1024 * 1024),
-        str(math.ceil(limits.timeout) + 1),  # CPU seconds: a backstop behind the wall clock
-        str(limits.max_file_mb * 1024 * 1024),
-        str(_TASK_HEADROOM),
-    ]
+def _child_command(
+    python: str, harness: Path, limits: Limits, isolation: str, python_guard: bool = True
+) -> list[str]:
+    """Isolated mode (-I) ignores PYTHON* variables and the user's site-packages; -S skips site
+    until the child has dropped its privileges (then it adds the installed packages itself); -B
+    writes no bytecode; -u keeps the output of a program that gets killed."""
+    from taskcli.sandbox import seccomp_filter
+
+    settings = {
+        "harness": str(harness),
+        "nonce": secrets.token_hex(8),
+        "isolate": int(isolation != "none"),
+        "launcher": isolation,
+        "guard": int(python_guard),
+        "site": os.pathsep.join(site_packages(python)),
+        "memory_bytes": limits.memory_mb * 1024 * 1024,
+        "cpu_seconds": math.ceil(limits.timeout) + 1,  # a backstop behind the wall clock
+        "file_bytes": limits.max_file_mb * 1024 * 1024,
+        "disk_bytes": limits.disk_mb * 1024 * 1024,
+        "task_headroom": _TASK_HEADROOM,
+        "seccomp": seccomp_filter().hex() if isolation != "none" else "",
+    }
+    settings["script"] = str(_CHILD_SCRIPT)
+    arguments = [f"{key}={value}" for key, value in settings.items()]
+    return [python, "-I", "-S", "-B", "-u", _child_bytecode(python), *arguments]
 
 
-def _child_environment(work_dir: Path) -> dict[str, str]:
+@functools.cache
+def _child_bytecode(python: str) -> str:
+    """The child script, compiled once: Python compiles a script it runs from source every time,
+    which would cost each program ~4 ms. Another interpreter runs the source."""
+    import importlib.util
+    import py_compile
+
+    if python != sys.executable:
+        return str(_CHILD_SCRIPT)
+    target = importlib.util.cache_from_source(str(_CHILD_SCRIPT))
+    try:
+        return py_compile.compile(str(_CHILD_SCRIPT), cfile=target, doraise=True)
+    except (OSError, py_compile.PyCompileError):  # a package folder we may not write to
+        return str(_CHILD_SCRIPT)
+
+
+@functools.cache
+def site_packages(python: str) -> tuple[str, ...]:
+    """The folders of installed packages of `python`, which programs may import from."""
+    if python == sys.executable:
+        import site
+
+        return tuple(site.getsitepackages())
+    ask = "import site; print(*site.getsitepackages(), sep='\\n')"
+    try:
+        found = subprocess.run(
+            [python, "-I", "-S", "-c", ask], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    return tuple(found.stdout.splitlines()) if found.returncode == 0 else ()
+
+
+def _child_environment(work_dir: str) -> dict[str, str]:
     """Nothing inherited, so no tokens or credentials leak into the program."""
-    return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(work_dir)}
+    return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": work_dir}
 
 
-def _wait_then_kill_group(process: subprocess.Popen[bytes], timeout: float) -> bool:
-    """Waits up to `timeout` for the program, then SIGKILLs its whole process group, so nothing
-    it started outlives it. Returns whether the time ran out.
+def _wait_then_kill_group(
+    process: subprocess.Popen[bytes], timeout: float, cancel: int | None = None
+) -> Literal["ended", "timeout", "cancelled"]:
+    """Waits up to `timeout` for the child, then SIGKILLs its whole process group.
 
-    The pidfd reports the exit without reaping the child, so until the kill its pid, which is
-    also the group id, cannot be reused by an unrelated process.
+    With kernel isolation, killing the launcher is enough: the supervisor dies with it (parent
+    death signal) and everything in the PID namespace with the supervisor. The process group
+    kill is for the unisolated case. The pidfd reports the exit without reaping the child, so
+    until the kill its pid, which is also the group id, cannot be reused by another process.
     """
     try:
         pidfd = os.pidfd_open(process.pid)
         try:
             poller = select.poll()
             poller.register(pidfd, select.POLLIN)
-            return not poller.poll(math.ceil(timeout * 1000))
+            if cancel is not None:
+                poller.register(cancel, select.POLLIN)
+            events = dict(poller.poll(math.ceil(timeout * 1000)))
+            if cancel in events:
+                return "cancelled"
+            return "ended" if events else "timeout"
         finally:
             os.close(pidfd)
     finally:  # even on Ctrl-C: no program may outlive its run
@@ -330,22 +381,45 @@ def _wait_then_kill_group(process: subprocess.Popen[bytes], timeout: float) -> b
         process.wait()
 
 
-def _judge(
-    returncode: int, timed_out: bool, outcome: list[str], token: str
-) -> tuple[Reason, str | None]:
-    """(reason, exception name) from how the child ended and what the bootstrap reported after
-    "started": ["raised", name], ["finished", token], or nothing if the program never returned."""
-    if timed_out or returncode == -signal.SIGXCPU:
-        return "timeout", None
-    if returncode == -signal.SIGXFSZ:
-        return "output", None
-    if outcome == ["finished", token] and returncode == 0:
-        return "passed", None
-    if len(outcome) == 2 and outcome[0] == "raised":
-        return _REASON_BY_EXCEPTION.get(outcome[1], "exception"), outcome[1]
+def _read_report(path: Path) -> dict[str, Any] | str:
+    """The supervisor's report (wait status, "finished" or not, first note of the bootstrap), or
+    why there is none that can be trusted."""
+    text = _read_start(path, _REPORT_BYTES)
+    if not text:
+        return "the sandbox wrote no report"
+    if text.startswith("broken "):
+        return f"the sandbox failed: {text[7:].strip()}"
+    lines = text.split("\n")
+    keys = [line.partition(" ")[0] for line in lines[:3]]
+    if keys != ["status", "finished", "info"] or lines[3:] != [""]:
+        return "the sandbox's report is garbled"
+    status, finished, info = (line.partition(" ")[2] for line in lines[:3])
+    if not status.isdigit() or finished not in ("0", "1"):
+        return "the sandbox's report is garbled"
+    return {"status": int(status), "finished": finished == "1", "info": info}
+
+
+def _judge(report: dict[str, Any]) -> tuple[Reason, str | None, str | None]:
+    """(reason, exception name, error) from the supervisor's report: the program process's wait
+    status, whether it said "finished" after its last line, and the bootstrap's first note."""
+    try:
+        returncode = os.waitstatus_to_exitcode(report["status"])
+    except ValueError:
+        return "error", None, "the sandbox's report is garbled"
+    info = report["info"].split()
+    if info[:1] == ["broken"]:
+        return "error", None, f"the sandbox could not lock the program in: {report['info'][7:]}"
+    if returncode == -signal.SIGXCPU:
+        return "timeout", None, None
+    if returncode == -signal.SIGXFSZ or info[:1] == ["output"]:  # the signal, or PID 1's note
+        return "output", None, None
+    if report["finished"] and returncode == 0:
+        return "passed", None, None
+    if len(info) == 2 and info[0] == "raised" and info[1].isidentifier():
+        return _REASON_BY_EXCEPTION.get(info[1], "exception"), info[1], None
     if returncode < 0:
-        return "killed", None
-    return "exit", None
+        return "killed", None, None
+    return "exit", None, None
 
 
 def _read_start(path: Path, size: int) -> str:

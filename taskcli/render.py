@@ -96,6 +96,13 @@ def print_note(message: str) -> None:
     error_console.print(Text(message), highlight=False, soft_wrap=True)
 
 
+def print_warning(message: str) -> None:
+    """A warning about the result (it may not mean what it seems) on stderr, whole."""
+    error_console.print(
+        Text(f"warning: {message}", style="yellow"), highlight=False, soft_wrap=True
+    )
+
+
 def _marked(names: list[str], default: str | None) -> list[str]:
     return [f"{name}*" if name == default else name for name in names]
 
@@ -689,6 +696,7 @@ def render_score(score: Score) -> RenderableType:
             types = ", ".join(f"{name} {count}" for name, count in score.exceptions.most_common())
             counts += f" ({types})"
         pieces.append(Text(f"failed programs: {counts}"))
+    pieces.extend(Text(f"warning: {warning}", "yellow") for warning in score.warnings)
     if score.by_subject:
         table = Table(title="by subject", title_justify="left")
         table.add_column("subject")

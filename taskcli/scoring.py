@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -37,8 +38,6 @@ from taskcli.errors import InvalidData, UsageError
 from taskcli.registry import all_tasks, canonical_name, get_task_class
 from taskcli.targets import Target, open_target
 from taskcli.tasks.common import Conversation, Task
-
-T = TypeVar("T")
 
 Z_95 = 1.959963984540054  # the standard normal's 97.5th percentile
 MAX_REPORTED_PROBLEMS = 10
@@ -78,9 +77,35 @@ class Answer:
     line: int
     index: int
     completion: str
+    key: str = "index"  # how the line named its example: "index", or the dataset's id key
+    name: str = field(default="", compare=False)  # as the line named it: 'task_id "HumanEval/3"'
+    error: str | None = None  # why it is not judged (verdict "error"), e.g. a runaway completion
 
 
-def _parse(raw: bytes, line: int, size: int) -> Answer | str:
+MAX_COMPLETION_CHARS = 1_000_000  # a runaway model's answer is an "error" verdict, not a run
+
+
+class AnswerIds:
+    """The dataset's own ids of a task's examples (HumanEval's `task_id`), so an answers file
+    written for another harness is scored against the right problems. Read on first use."""
+
+    def __init__(self, task: Task, key: str) -> None:
+        self.key = key
+        self._task = task
+        self._indices: dict[Any, int] | None = None
+
+    def index_of(self, value: Any) -> int | None:
+        if self._indices is None:
+            self._indices = {example[self.key]: i for i, example in enumerate(self._task)}
+        return self._indices.get(value)
+
+
+def answer_ids(task: Task) -> AnswerIds | None:
+    """How answers may name `task`'s examples besides `index`, if its data has ids."""
+    return AnswerIds(task, task.answer_id) if task.answer_id is not None else None
+
+
+def _parse(raw: bytes, line: int, size: int, ids: AnswerIds | None = None) -> Answer | str:
     """The answer on one line, or what is wrong with it (duplicates aside: that needs context)."""
     try:
         record = orjson.loads(raw)
@@ -88,8 +113,15 @@ def _parse(raw: bytes, line: int, size: int) -> Answer | str:
         return f"not valid JSON ({error})"
     if type(record) is not dict:
         return f'expected an object {{"index": ..., "completion": ...}}, got {type_name(record)}'
+    if ids is not None and ids.key in record:
+        if "index" in record:
+            return f"has both 'index' and {ids.key!r}: name the example one way"
+        return _parse_by_id(record, line, ids)
     missing = [key for key in ("index", "completion") if key not in record]
     if missing:
+        if ids is not None and "index" in missing:
+            missing[missing.index("index")] = f"'index' (or {ids.key!r})"
+            return "missing " + " and ".join(key if key[0] == "'" else repr(key) for key in missing)
         return "missing " + " and ".join(repr(key) for key in missing)
     index, completion = record["index"], record["completion"]
     if type(index) is not int:
@@ -99,7 +131,28 @@ def _parse(raw: bytes, line: int, size: int) -> Answer | str:
     if not 0 <= index < size:
         valid = f"{size} examples (0 to {size - 1})" if size else "no examples"
         return f"index {index} is out of range: the task has {valid}"
-    return Answer(line, index, completion)
+    return _answer(line, index, completion, "index", f"index {index}")
+
+
+def _parse_by_id(record: dict[str, Any], line: int, ids: AnswerIds) -> Answer | str:
+    value = record[ids.key]
+    if "completion" not in record:
+        return "missing 'completion'"
+    if type(value) is not str:
+        return f"{ids.key!r} must be a string, got {type_name(value)} {_short(value)}"
+    if type(record["completion"]) is not str:
+        return f"'completion' must be a string, got {type_name(record['completion'])}"
+    index = ids.index_of(value)
+    if index is None:
+        return f"{ids.key} {_short(value)} is not in the task"
+    return _answer(line, index, record["completion"], ids.key, f"{ids.key} {_short(value)}")
+
+
+def _answer(line: int, index: int, completion: str, key: str, name: str) -> Answer:
+    if len(completion) > MAX_COMPLETION_CHARS:
+        error = f"the completion has {len(completion):,} characters, over {MAX_COMPLETION_CHARS:,}"
+        return Answer(line, index, "", key, name, error)
+    return Answer(line, index, completion, key, name)
 
 
 def _short(value: Any) -> str:
@@ -127,25 +180,29 @@ def require_answers_file(path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def check_answers(path: str | os.PathLike[str], size: int) -> int:
+def check_answers(path: str | os.PathLike[str], size: int, ids: AnswerIds | None = None) -> int:
     """How many answers `path` holds for a task of `size` examples, after checking every line.
 
-    Every problem is collected -- bad JSON, wrong types, missing keys, out-of-range and duplicate
-    indices -- and the first few are raised together, with line numbers, as `InvalidData`.
+    Every problem is collected -- bad JSON, wrong types, missing keys, out-of-range, unknown and
+    duplicate examples -- and the first few are raised together, with line numbers, as
+    `InvalidData`. With `ids`, lines may name their example by the dataset's id instead of
+    `index`, but one file may not do both.
     """
     path = require_answers_file(path)
     first_line = array("I", bytes(4 * size))  # line of each index's answer; 0 = not answered yet
+    first_by_key: dict[str, int] = {}  # line of the first answer named each way
     problems: list[str] = []
     problem_count = answers = 0
     for line, raw in _lines(path):
-        parsed = _parse(raw, line, size)
+        parsed = _parse(raw, line, size, ids)
         if isinstance(parsed, Answer) and first_line[parsed.index]:
-            parsed = f"index {parsed.index} was already answered on line {first_line[parsed.index]}"
+            parsed = f"{parsed.name} was already answered on line {first_line[parsed.index]}"
         if isinstance(parsed, str):
             problem_count += 1
             if len(problems) < MAX_REPORTED_PROBLEMS:
                 problems.append(f"{path}:{line}: {parsed}")
             continue
+        first_by_key.setdefault(parsed.key, line)
         first_line[parsed.index] = line
         answers += 1
     if problem_count:
@@ -153,16 +210,24 @@ def check_answers(path: str | os.PathLike[str], size: int) -> int:
         lines = "\n".join(["", *problems, *([f"... and {more} more."] if more else [])])
         plural = "s" if problem_count > 1 else ""
         raise InvalidData(f"{path} has {problem_count} invalid line{plural}:{lines}")
+    if len(first_by_key) > 1:
+        (key, line), (other, other_line) = sorted(first_by_key.items(), key=lambda item: item[1])
+        raise InvalidData(
+            f"{path} names examples both by {key!r} (line {line}) and by {other!r} (line "
+            f"{other_line}); a file must use one or the other."
+        )
     if not answers:
         raise InvalidData(f"{path} holds no answers.")
     return answers
 
 
-def read_answers(path: str | os.PathLike[str], size: int) -> Iterator[Answer]:
+def read_answers(
+    path: str | os.PathLike[str], size: int, ids: AnswerIds | None = None
+) -> Iterator[Answer]:
     """The answers of a file that `check_answers` accepted, streamed in file order."""
     path = Path(path)
     for line, raw in _lines(path):
-        parsed = _parse(raw, line, size)
+        parsed = _parse(raw, line, size, ids)
         if isinstance(parsed, str):
             raise InvalidData(f"{path}:{line}: {parsed} (the file changed while it was scored)")
         yield parsed
@@ -180,11 +245,12 @@ class Verdict:
     subject: str | None = None
     reason: str | None = None  # code: "passed", or why not (`ExecutionResult.reason`)
     exception: str | None = None  # code: the exception type, when reason is "exception"
+    error: str | None = None  # reason "error": why the answer could not be judged
 
     def row(self) -> dict[str, Any]:
         """The line `--details` writes for this answer (absent fields left out)."""
         row: dict[str, Any] = {"index": self.index, "correct": self.correct}
-        for key in ("subject", "reason", "exception"):
+        for key in ("subject", "reason", "exception", "error"):
             value = getattr(self, key)
             if value is not None:
                 row[key] = value
@@ -206,14 +272,16 @@ def require_evaluation(cls: type[Task]) -> None:
     )
 
 
-Outcome = tuple[bool, str | None, str | None]  # (correct, reason, exception) of one answer
+Outcome = tuple[bool, str | None, str | None, str | None]  # correct, reason, exception, error
 
 
 def _judge_text(
     task: Task, conversations: Sequence[Conversation], answers: Sequence[Answer]
 ) -> list[Outcome]:
     return [
-        (bool(task.evaluate(conversation, answer.completion)), None, None)
+        (False, "error", None, answer.error)
+        if answer.error
+        else (bool(task.evaluate(conversation, answer.completion)), None, None, None)
         for conversation, answer in zip(conversations, answers, strict=True)
     ]
 
@@ -225,53 +293,29 @@ def _judge_code(
     *,
     workers: int | None,
     timeout: float,
+    python: str | None,
     on_done: Callable[[], None],
 ) -> list[Outcome]:
     """Run every answer's program in the sandbox, `workers` at a time."""
     from taskcli.execution import Limits, run_many
 
-    programs = [
-        task.build_program(conversation, answer.completion)
-        for conversation, answer in zip(conversations, answers, strict=True)
-    ]
-    results = _interruptible(
-        lambda: run_many(
-            programs, Limits(timeout=timeout), workers=workers, on_done=lambda i, r: on_done()
-        )
+    runnable = [i for i, answer in enumerate(answers) if answer.error is None]
+    programs = [task.build_program(conversations[i], answers[i].completion) for i in runnable]
+    results = run_many(
+        programs,
+        Limits(timeout=timeout),
+        workers=workers,
+        on_done=lambda i, result: on_done(),
+        python=python,
     )
-    return [
-        (result.passed, result.reason, result.exception if result.reason == "exception" else None)
-        for result in results
-    ]
-
-
-def _interruptible(work: Callable[[], T]) -> T:
-    """`work()`, run in a helper thread while this one waits in short, interruptible steps.
-
-    A pool of sandboxed programs finishes the programs it started before it returns, even on
-    Ctrl-C; waiting here instead, the command unwinds at once (its bar and partial outputs
-    removed) while the helper thread, a daemon, is left to the process's exit.
-    """
-    import threading
-
-    outcome: list[Any] = []
-    finished = threading.Event()
-
-    def run() -> None:
-        try:
-            outcome.append((True, work()))
-        except BaseException as error:
-            outcome.append((False, error))
-        finally:
-            finished.set()
-
-    threading.Thread(target=run, name="taskcli-sandbox", daemon=True).start()
-    while not finished.wait(0.05):
-        pass
-    ok, value = outcome[0]
-    if not ok:
-        raise value
-    return value
+    outcomes: list[Outcome] = [(False, "error", None, answer.error) for answer in answers]
+    for i, result in zip(runnable, results, strict=True):
+        exception = result.exception if result.reason == "exception" else None
+        outcomes[i] = (result.passed, result.reason, exception, result.error)
+    for answer in answers:
+        if answer.error is not None:
+            on_done()
+    return outcomes
 
 
 @dataclass
@@ -287,6 +331,8 @@ class Score:
     by_subject: dict[str, list[int]] = field(default_factory=dict)  # subject -> [n, correct]
     failures: Counter[str] = field(default_factory=Counter)  # code: failed programs by reason
     exceptions: Counter[str] = field(default_factory=Counter)  # code: ... and by exception type
+    isolation: Any = None  # code: the `taskcli.sandbox.Isolation` the programs ran under
+    timeout: float | None = None  # code: seconds each program had
 
     def add(self, verdict: Verdict) -> None:
         self.n += 1
@@ -303,6 +349,27 @@ class Score:
     @property
     def accuracy(self) -> float:
         return self.correct / self.n if self.n else 0.0
+
+    @property
+    def warnings(self) -> list[str]:
+        """What makes this score less trustworthy than it looks, for people and for --json."""
+        notes = []
+        if self.isolation is not None and self.isolation.level == "none":
+            notes.append(
+                f"programs ran without kernel isolation ({self.isolation.reason}); only the "
+                "Python guard protected this machine: see docs/sandbox.md"
+            )
+        if self.failures["error"]:
+            notes.append(
+                f"{self.failures['error']} of {self.n} answers could not be judged (reason "
+                "error) and count as wrong: --details says why"
+            )
+        if self.timeout is not None and self.failures["timeout"] * 2 > self.n:
+            notes.append(
+                f"most programs timed out ({self.failures['timeout']} of {self.n}): the "
+                f"machine may be too busy for --timeout {self.timeout:g}"
+            )
+        return notes
 
     @property
     def ci95(self) -> tuple[float, float]:
@@ -329,6 +396,10 @@ class Score:
             document["failures"] = dict(sorted(self.failures.items()))
         if self.exceptions:
             document["exceptions"] = dict(self.exceptions.most_common())
+        if self.isolation is not None:
+            document["isolation"] = self.isolation.level
+        if self.warnings:
+            document["warnings"] = self.warnings
         return document
 
 
@@ -339,6 +410,7 @@ def score_answers(
     *,
     workers: int | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    python: str | None = None,
     details: BinaryIO | None = None,
     on_answer: Callable[[], None] | None = None,
 ) -> Score:
@@ -354,11 +426,17 @@ def score_answers(
         conversations = task.get_examples([task.physical_index(a.index) for a in chunk])
         if code:
             outcomes = _judge_code(
-                task, conversations, chunk, workers=workers, timeout=timeout, on_done=advance
+                task,
+                conversations,
+                chunk,
+                workers=workers,
+                timeout=timeout,
+                python=python,
+                on_done=advance,
             )
         else:
             outcomes = _judge_text(task, conversations, chunk)
-        for answer, conversation, (correct, reason, exception) in zip(
+        for answer, conversation, (correct, reason, exception, error) in zip(
             chunk, conversations, outcomes, strict=True
         ):
             subject = conversation.get("subject")
@@ -368,6 +446,7 @@ def score_answers(
                 subject if isinstance(subject, str) else None,
                 reason,
                 exception,
+                error,
             )
             score.add(verdict)
             if details is not None:
@@ -415,22 +494,32 @@ def score_file(
     *,
     workers: int | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    python: str | None = None,
     details_path: str | os.PathLike[str] | None = None,
     on_progress: Progress | None = None,
 ) -> Score:
     """Check and score an answers file; with `details_path`, also write one verdict per answer.
 
-    `workers` (default: the number of cores) and `timeout` (seconds per program) apply to code.
+    `workers` (default: the number of cores), `timeout` (seconds per program) and `python` (the
+    interpreter whose installed packages programs may import; default: this one) apply to code.
     """
+    from taskcli.execution import MIN_TIMEOUT
+
     if workers is not None and workers < 1:
         raise UsageError(f"workers must be at least 1, got {workers}.")
-    if not timeout > 0:
-        raise UsageError(f"timeout must be positive, got {timeout}.")
+    if not timeout >= MIN_TIMEOUT:
+        raise UsageError(
+            f"timeout must be at least {MIN_TIMEOUT:g} seconds (an isolated Python needs that "
+            f"long to start on a busy machine), got {timeout:g}."
+        )
+    if python is not None:
+        _require_python(python)
     if details_path is not None:
         _require_writable(Path(details_path))
     task = opened.task
     size = len(task)
-    total = check_answers(answers_path, size)
+    ids = answer_ids(task)
+    total = check_answers(answers_path, size, ids)
     done = 0
 
     def on_answer() -> None:
@@ -440,17 +529,36 @@ def score_file(
             on_progress(done, total)
 
     score = Score(opened.name, opened.subset, opened.split, size)
+    if task.runs_code:
+        from taskcli.sandbox import probe
+
+        score.isolation = probe(python or sys.executable)
+        score.timeout = timeout
     writer = atomic_output(details_path) if details_path is not None else nullcontext()
     with writer as details:
         return score_answers(
             task,
-            read_answers(answers_path, size),
+            read_answers(answers_path, size, ids),
             score,
             workers=workers,
             timeout=timeout,
+            python=python,
             details=details,
             on_answer=on_answer,
         )
+
+
+def _require_python(python: str) -> None:
+    """A usage error unless `python` runs as a Python 3.9+ interpreter (what the sandbox needs)."""
+    import subprocess
+
+    check = "import sys; sys.exit(sys.version_info < (3, 9))"
+    try:
+        works = subprocess.run([python, "-I", "-S", "-c", check], timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        works = False
+    if not works:
+        raise UsageError(f"--python {python} is not a Python 3.9 or newer interpreter.")
 
 
 def _require_writable(path: Path) -> None:

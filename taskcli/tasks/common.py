@@ -92,6 +92,9 @@ class Task:
     messages_column: ClassVar[str | None] = None
     # True when answers are programs to run (`build_program`) rather than text to compare.
     runs_code: ClassVar[bool] = False
+    # The metadata key of each example's own id in its dataset ("HumanEval/0"), when answers may
+    # name examples by it as other harnesses do, instead of by taskcli's index.
+    answer_id: ClassVar[str | None] = None
 
     def __init__(self, start: int = 0, stop: int | None = None, step: int = 1) -> None:
         check_slice(start, stop, step)

