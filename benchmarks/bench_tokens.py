@@ -18,11 +18,16 @@ printed beside shows whether other work shared the cores:
   counting tokens and trained tokens per conversation as token statistics do;
 - ``taskcli.tokens.render_many`` with 2 workers: the same, unpacked into Python lists per
   conversation (what ``show --tokens`` and tests use; exports should take the batches);
-- read only: the parquet reading alone, the floor under every contender.
+- read only: the parquet reading alone, the floor under every contender;
+- the commands themselves, as a user runs them on the same copy: ``taskcli stats smoltalk.yaml
+  --tokenizer T`` on 1 core (pinned) and on 2, and ``taskcli export ... --format tokens -o
+  OUT.parquet``; their wall time includes start-up, the planning and, for the export, putting
+  the rows in the mixture's order and writing Parquet.
 
 Every contender sums the token and trained counts into a checksum, which must agree (that the
 ids themselves are the same is what the test suite checks).
-Targets: render_batches with 2 workers at least 1.5x the baseline, peak RSS under 1 GB.
+Targets: render_batches and `taskcli stats --tokenizer` on 2 cores at least 1.5x the baseline,
+near-linear scaling from 1 core to 2, peak RSS under 1 GB.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 CONTENDERS = ("read-only", "baseline", "render_batches-1", "render_batches-2", "render_many-2")
+COMMANDS = ("taskcli stats, 1 core", "taskcli stats, 2 cores", "taskcli export tokens")
 
 
 def conversations(files: list[Path]):
@@ -154,6 +160,42 @@ def run(contender: str, files: list[Path], spec: str, max_tokens: int) -> dict:
     }
 
 
+def run_command(name: str, root: Path, spec: str, max_tokens: int) -> dict:
+    """One of `COMMANDS` as a child process: seconds, peak RSS (its own or its largest
+    worker's), and for stats the checksum of its token totals."""
+    from bench_export import write_specs
+
+    alone = write_specs(root, int(root.name))[0]
+    out = root / "out" / "tokens.parquet"
+    out.parent.mkdir(exist_ok=True)
+    common = ["--data-dir", str(root), "--tokenizer", spec, "--max-tokens", str(max_tokens)]
+    command = [sys.executable, "-m", "taskcli"]
+    if name.startswith("taskcli stats"):
+        command += ["stats", str(alone), *common, "--json"]
+    else:
+        command += ["export", str(alone), *common, "-f", "tokens", "-o", str(out)]
+    cores = {0} if name.endswith("1 core") else None
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(root / "hf-home")}
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        env=env,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
+    )
+    printed = process.stdout.read() if process.stdout else b""
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{command} failed with status {status}")
+    result = {"seconds": seconds, "peak_rss": usage.ru_maxrss * 1024, "checksum": None}
+    if name.startswith("taskcli stats"):
+        tokens = json.loads(printed)["tokens"]
+        totals = [tokens[key]["mean"] * tokens[key]["count"] for key in ("tokens", "trained")]
+        result["checksum"] = round(sum(totals))
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=460_000)
@@ -201,6 +243,20 @@ def main() -> None:
     for contender in CONTENDERS[2:]:
         rate = results[contender]["conversations"] / results[contender]["seconds"]
         print(f"{contender} / baseline: {rate / base:.2f}x")
+
+    rows, expected = results["baseline"]["conversations"], checksums.pop()
+    for name in COMMANDS:
+        best = None
+        for _ in range(args.repeat):
+            result = run_command(name, root, args.tokenizer, args.max_tokens)
+            best = result if best is None or result["seconds"] < best["seconds"] else best
+        assert best["checksum"] in (None, expected), f"{name} disagrees: {best}"
+        rate = rows / best["seconds"]
+        print(
+            f"{name:>24}: {rows} conversations in {best['seconds']:.1f} s = {rate:,.0f}/s "
+            f"({rate / base:.2f}x the baseline), peak RSS {best['peak_rss'] / 2**20:.0f} MB, "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,9 @@ from typing import Any
 ROLES = ("system", "user", "assistant")
 PART_TYPES = ("text", "python", "python_output")
 
-# Strings that chat tokenizers treat as control tokens; inside content they corrupt tokenisation.
-SPECIAL_TOKENS = (
+# nanochat's chat tokens, in the order a freshly trained nanochat tokenizer numbers them
+# (`taskcli.tokenizer` renders with them).
+CHAT_TOKENS = (
     "<|bos|>",
     "<|user_start|>",
     "<|user_end|>",
@@ -38,6 +39,10 @@ SPECIAL_TOKENS = (
     "<|python_end|>",
     "<|output_start|>",
     "<|output_end|>",
+)
+# Strings that chat tokenizers treat as control tokens; inside content they corrupt tokenisation.
+SPECIAL_TOKENS = (
+    *CHAT_TOKENS,
     "<|im_start|>",
     "<|im_end|>",
     "<|endoftext|>",
@@ -338,7 +343,9 @@ def fold_system(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Messages without a leading system message: its text goes before the first user
     message's, separated by a blank line, as nanochat's tokenizer renders it and its CustomJSON
     loader requires (it refuses system messages). Other messages are returned as they are."""
-    if not messages or messages[0].get("role") != "system" or len(messages) < 2:
+    if len(messages) < 2 or messages[0].get("role") != "system":
+        return messages
+    if messages[1].get("role") != "user":  # not a conversation nanochat renders: left as it is
         return messages
     system, user, *rest = messages
     joined = flatten_content(system["content"]) + "\n\n" + flatten_content(user["content"])

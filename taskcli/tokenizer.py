@@ -38,22 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from taskcli.conversation import CHAT_TOKENS
 from taskcli.errors import DataUnavailable, InvalidData, UsageError
 
 ENV_VAR = "TASKCLI_TOKENIZER"
 
-# nanochat's chat tokens, in the order a freshly trained nanochat tokenizer numbers them.
-CHAT_TOKENS = (
-    "<|bos|>",
-    "<|user_start|>",
-    "<|user_end|>",
-    "<|assistant_start|>",
-    "<|assistant_end|>",
-    "<|python_start|>",
-    "<|python_end|>",
-    "<|output_start|>",
-    "<|output_end|>",
-)
 ENDOFTEXT = "<|endoftext|>"
 SPEC_FORMS = (
     "expected a nanochat tokenizer folder or tokenizer.pkl, a tokenizer.json or a folder "
@@ -171,7 +160,8 @@ def _import(module: str) -> Any:
     except ImportError:
         package = module.split(".")[0]
         raise UsageError(
-            f"this tokenizer needs the {package} package: pip install 'taskcli[tokens]'"
+            f"this tokenizer needs the {package} package, which taskcli depends on: "
+            f"pip install {package}"
         ) from None
 
 

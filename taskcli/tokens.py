@@ -31,6 +31,7 @@ from itertools import islice
 from multiprocessing import get_context
 from typing import Any
 
+from taskcli.conversation import fold_system
 from taskcli.errors import InvalidData, UsageError
 from taskcli.tokenizer import CHAT_TOKENS, Tokenizer
 
@@ -262,8 +263,7 @@ def _render_into(
         if messages[0]["role"] == "system":
             if len(messages) < 2 or messages[1]["role"] != "user":
                 raise InvalidData("a system message must be followed by a user message")
-            folded = messages[0]["content"] + "\n\n" + messages[1]["content"]
-            messages = [{"role": "user", "content": folded}, *messages[2:]]
+            messages = fold_system(messages)
         ids.append(bos)
         mask.append(0)
         for i, message in enumerate(messages):
