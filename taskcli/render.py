@@ -737,6 +737,10 @@ def progress_bar(
     total: int, console: Any = None, label: str = "exporting"
 ) -> Iterator[Callable[[int], None] | None]:
     """A rows / rows-per-second / ETA bar on stderr when it is a terminal; otherwise None."""
+    console = console or error_console
+    if not console.is_terminal:  # decided before rich.progress is imported: a pipe pays nothing
+        yield None
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -745,10 +749,6 @@ def progress_bar(
         TimeRemainingColumn,
     )
 
-    console = console or error_console
-    if not console.is_terminal:
-        yield None
-        return
     columns = (
         TextColumn(label),
         BarColumn(),
@@ -772,6 +772,9 @@ def progress_bar(
 def byte_bar(total: int | None, label: str) -> Iterator[Callable[[int], None] | None]:
     """A bytes / MB-per-second / ETA bar on stderr when it is a terminal, for a pass over files
     whose size is known; otherwise None (nothing is drawn on a pipe or in a log)."""
+    if not error_console.is_terminal or not total:
+        yield None
+        return
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -781,9 +784,6 @@ def byte_bar(total: int | None, label: str) -> Iterator[Callable[[int], None] | 
         TransferSpeedColumn,
     )
 
-    if not error_console.is_terminal or not total:
-        yield None
-        return
     columns = (
         TextColumn(label),
         BarColumn(),
@@ -813,6 +813,9 @@ class ExportBar:
 @contextlib.contextmanager
 def export_bar(total: int) -> Iterator[ExportBar | None]:
     """An `ExportBar` on stderr when it is a terminal; otherwise None."""
+    if not error_console.is_terminal:
+        yield None
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -822,9 +825,6 @@ def export_bar(total: int) -> Iterator[ExportBar | None]:
         TimeRemainingColumn,
     )
 
-    if not error_console.is_terminal:
-        yield None
-        return
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description:<10}"),
@@ -851,9 +851,11 @@ def status(label: str) -> Iterator[None]:
 def count_bar(label: str) -> Iterator[Callable[[int, int], None]]:
     """A ``done / total`` bar on stderr when it is a terminal; the callback takes both counts,
     because the total is known only once the work has started (`taskcli eval`)."""
+    if not error_console.is_terminal:
+        yield lambda done, total: None
+        return
     from rich.progress import Progress
 
-    terminal = error_console.is_terminal
-    with _tracked(Progress(console=error_console, transient=True, disable=not terminal)) as bar:
+    with _tracked(Progress(console=error_console, transient=True)) as bar:
         task_id = bar.add_task(label, total=None)
         yield lambda done, total: bar.update(task_id, completed=done, total=total)

@@ -25,7 +25,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taskcli import registry
 from taskcli.errors import UsageError
 from taskcli.jsonl import STDIN, display_name
 
@@ -54,6 +53,8 @@ def classify(text: str) -> tuple[str, str]:
         return SPEC, text
     if folded.endswith(FILE_SUFFIXES) or "/" in text or os.sep in text:
         return FILE, text
+    from taskcli import registry  # only now: a file's name says what it is without it
+
     name = registry.canonical_name(text)
     if name is not None:
         return TASK, name
@@ -107,6 +108,8 @@ class Target:
     @cached_property
     def sources(self) -> tuple[Source, ...]:
         """The named tasks that make up the target; a file is read and checked here."""
+        from taskcli import registry
+
         if self.opened is not None:
             return self.opened
         task = registry.resolve("customjson", params={"path": self.text}).create()
@@ -151,6 +154,8 @@ def open_target(
 ) -> Target:
     """The target `text` names (see the module's rule), opened: a task built, a spec's plan
     built, a file checked to exist (it is read when its `sources` are first used)."""
+    from taskcli import registry
+
     kind, name = classify(text)
     if kind == SPEC:
         refuse_options_for_spec(text, subset, split, params)
