@@ -60,6 +60,16 @@ ParamOption = Annotated[
         "--param", "-p", metavar="KEY=VALUE", help="A task parameter; repeat for several."
     ),
 ]
+MaxLineOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-line-bytes",
+        min=1,
+        metavar="BYTES",
+        help="Longest JSONL line read (default 16 MiB); a longer one is an error "
+        "(line-too-long), read past without being parsed.",
+    ),
+]
 DataDirOption = Annotated[
     Path | None,
     typer.Option(
@@ -128,15 +138,18 @@ def show(
     param: ParamOption = None,
     data_dir: DataDirOption = None,
     json_output: JsonOption = False,
+    max_line_bytes: MaxLineOption = None,
 ) -> None:
     """Show conversations of a task, one panel per message.
 
     Example: [bold]taskcli show smoltalk --split test --index 0[/]
     """
     from taskcli import render
+    from taskcli.jsonl import line_limit
     from taskcli.registry import open_task
 
-    opened = open_task(task, subset, split, parse_params(param), data_dir=data_dir)
+    with line_limit(max_line_bytes):
+        opened = open_task(task, subset, split, parse_params(param), data_dir=data_dir)
     total = len(opened.task)
     if not 0 <= index < total:
         from taskcli.errors import UsageError
@@ -189,6 +202,7 @@ def validate(
             "--rejects", metavar="PATH", help="Write the invalid lines here, with their reasons."
         ),
     ] = None,
+    max_line_bytes: MaxLineOption = None,
 ) -> None:
     """Check chat JSONL files line by line: every broken rule, with file:line, in one pass.
 
@@ -201,12 +215,17 @@ def validate(
     from taskcli.validate import validate_files
 
     reports = validate_files(
-        files, allow_system=not no_system, output_valid=output_valid, rejects=rejects
+        files,
+        allow_system=not no_system,
+        output_valid=output_valid,
+        rejects=rejects,
+        keep_per_rule=max(max_errors, 1),
+        spool=json_output,
+        max_line_bytes=max_line_bytes,
     )
     passed = all(report.passes(strict=strict) for report in reports)
     if json_output:
-        files_json = [report.to_json(strict=strict) for report in reports]
-        render.print_json({"valid": passed, "files": files_json})
+        render.print_validation_json(reports, strict=strict)
     else:
         render.print_validation(reports, strict=strict, per_rule=max_errors)
     raise typer.Exit(0 if passed else 1)
@@ -292,6 +311,7 @@ def stats(
     param: ParamOption = None,
     data_dir: DataDirOption = None,
     json_output: JsonOption = False,
+    max_line_bytes: MaxLineOption = None,
 ) -> None:
     """Count conversations, messages and characters per role, with a length histogram.
 
@@ -300,9 +320,11 @@ def stats(
     Example: [bold]taskcli stats smoltalk --split test[/]
     """
     from taskcli import render
+    from taskcli.jsonl import line_limit
     from taskcli.stats import compute_stats, open_target
 
-    opened = open_target(target, subset, split, parse_params(param), data_dir=data_dir)
+    with line_limit(max_line_bytes):
+        opened = open_target(target, subset, split, parse_params(param), data_dir=data_dir)
     rows = sum(len(source.task) for source in opened.sources)
     with render.progress_bar(rows, label="reading") as progress:
         result = compute_stats(opened, on_progress=progress)
