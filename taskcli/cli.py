@@ -270,7 +270,7 @@ def export(
     """
     from taskcli import render
     from taskcli.errors import UsageError
-    from taskcli.export import export, get_format, manifest_path
+    from taskcli.export import export, get_format, manifest_location
     from taskcli.plan import build_plan, parse_shard, selected_rows
     from taskcli.spec import load_spec
 
@@ -294,9 +294,14 @@ def export(
     if json_output:
         render.print_json(manifest)
     else:
+        where = manifest_location(output)
+        if where is None:
+            note = "no manifest: not a regular file"
+        else:  # beside the output, unless the output is a symlink to another folder
+            beside = where.parent == Path(output).absolute().parent
+            note = f"manifest: {where.name if beside else where}"
         render.error_console.print(
-            f"wrote {manifest['rows']:,} rows to {output} (manifest: {manifest_path(output).name})",
-            highlight=False,
+            f"wrote {manifest['rows']:,} rows to {output} ({note})", highlight=False
         )
 
 

@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from taskcli.atomic import atomic_output
+from taskcli.atomic import atomic_output, check_output
 from taskcli.conversation import type_name
 from taskcli.errors import InvalidData, UsageError
 from taskcli.registry import OpenedTask, all_tasks, open_task
@@ -388,7 +388,10 @@ def score_file(
     if not timeout > 0:
         raise UsageError(f"timeout must be positive, got {timeout}.")
     if details_path is not None:
-        _require_writable(Path(details_path))
+        inputs = [os.fspath(answers_path), *(str(f) for f in opened.task.data_files)]
+        if opened.file is not None:
+            inputs.append(opened.file)
+        check_output(details_path, inputs, "--details")
     task = opened.task
     size = len(task)
     total = check_answers(answers_path, size)
@@ -412,10 +415,3 @@ def score_file(
             details=details,
             on_answer=on_answer,
         )
-
-
-def _require_writable(path: Path) -> None:
-    if path.is_dir():
-        raise UsageError(f"--details {path} is a folder; give a file name.")
-    if not path.parent.is_dir():
-        raise UsageError(f"--details {path}: folder {path.parent} does not exist.")

@@ -1,14 +1,15 @@
 """Writing a plan's rows to a file or standard output, and the manifest that records it.
 
-A file appears only once complete (`taskcli.atomic.atomic_output`), then its manifest
+A file appears only once complete (`taskcli.atomic.staged_output`), together with its manifest
 ``OUT.manifest.json``: the resolved spec, the row counts, the data files and the output's sha256,
-so "what exactly did my model train on?" has an answer.
+so "what exactly did my model train on?" has an answer. Both are staged before either is put in
+place, so a failure leaves neither, and never a manifest describing another file. A device or a
+FIFO (``-o /dev/null``) is written in place and gets no manifest; neither does standard output.
 """
 
 from __future__ import annotations
 
 import gc
-import gzip
 import hashlib
 import os
 import sys
@@ -19,8 +20,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from taskcli import __version__
-from taskcli.atomic import atomic_output
-from taskcli.errors import TaskcliError, UsageError
+from taskcli.atomic import OutputError, check_output, is_special, scratch_folder, staged_output
 from taskcli.export.formats import get_format
 from taskcli.export.lines import Progress, add_entry
 from taskcli.export.order import scratch_buckets
@@ -96,34 +96,64 @@ def export(
     if os.fspath(output) == "-":
         _export_to_stdout(plan, rows, fmt, progress)
         return None
-    target = Path(output)
-    if target.is_dir():
-        raise UsageError(f"output {target} is a folder; give a file name.")
-    if not target.parent.is_dir():
-        raise UsageError(f"output folder {target.parent} does not exist.")
-    digest = hashlib.sha256()
+    check_output(output, export_inputs(plan), "output")
     try:
-        with atomic_output(target) as sink:
-            compressed = isinstance(sink, gzip.GzipFile)
+        return _export_to_file(plan, output, rows, fmt, limit, shard, progress)
+    except OSError as error:  # the scratch files: full disk, read-only filesystem
+        raise OutputError(f"cannot write {output}: {error.strerror or error}.") from None
+
+
+def _export_to_file(
+    plan: Plan,
+    output: str | os.PathLike[str],
+    rows: range,
+    fmt: str,
+    limit: int | None,
+    shard: tuple[int, int] | None,
+    progress: Progress | None,
+) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with staged_output(output) as staged:
+        compressed = staged.file is not staged.raw
+        with scratch_folder(output) as scratch:
             # Uncompressed, the bytes written are the file's bytes: hash them on the way.
             written = write_rows(
                 plan,
                 rows,
                 fmt,
-                sink.write,
+                staged.file.write,
                 progress,
-                scratch=target.parent,
+                scratch=scratch,
                 digest=None if compressed else digest,
             )
-        if compressed:
-            with target.open("rb") as finished:
-                digest = hashlib.file_digest(finished, "sha256")
-        manifest = _manifest(plan, target, fmt, limit, shard, rows, written, digest.hexdigest())
-        with atomic_output(manifest_path(target), compress=False) as sink:
-            sink.write(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
-    except OSError as error:
-        raise TaskcliError(f"cannot write {target}: {error.strerror or error}") from None
+        staged.finish()
+        sha256 = digest.hexdigest()
+        if staged.temp is not None and compressed:
+            with staged.temp.open("rb") as finished:
+                sha256 = hashlib.file_digest(finished, "sha256").hexdigest()
+        elif compressed:
+            sha256 = None  # written in place to a device: nothing to read back
+        manifest = _manifest(
+            plan, staged.path, fmt, limit, shard, rows, written, staged.size, sha256
+        )
+        if not staged.in_place:  # a device or a FIFO has no folder to put a manifest in
+            data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
+            staged.attach(manifest_path(staged.path), data)
     return manifest
+
+
+def manifest_location(output: str | os.PathLike[str]) -> Path | None:
+    """Where `export` put the manifest of `output`: beside the file a symlink points to, or
+    nowhere for standard output and for a device or FIFO (written in place)."""
+    if os.fspath(output) == "-" or is_special(output):
+        return None
+    return manifest_path(os.path.realpath(output))
+
+
+def export_inputs(plan: Plan) -> list[str]:
+    """The files an export reads: its spec, and the local files and parquet copies behind its
+    tasks; none of them may be the output."""
+    return [str(plan.spec.path), *(record["path"] for record in plan.data_files())]
 
 
 def _export_to_stdout(plan: Plan, rows: range, fmt: str, progress: Progress | None) -> None:
@@ -145,7 +175,8 @@ def _manifest(
     shard: tuple[int, int] | None,
     rows: range,
     written: list[int],
-    digest: str,
+    size: int,
+    digest: str | None,
 ) -> dict[str, Any]:
     spec = plan.spec
     entries = []
@@ -166,5 +197,5 @@ def _manifest(
         "total": plan.total,
         "rows": len(rows),
         "data_files": plan.data_files(),
-        "output": {"file": target.name, "bytes": target.stat().st_size, "sha256": digest},
+        "output": {"file": target.name, "bytes": size, "sha256": digest},
     }
