@@ -34,6 +34,7 @@ import orjson
 from taskcli.atomic import atomic_output, check_output
 from taskcli.conversation import type_name
 from taskcli.errors import InvalidData, UsageError
+from taskcli.jsonl import LongLine, read_lines
 from taskcli.registry import OpenedTask, all_tasks, open_task
 from taskcli.tasks.common import Conversation, Task
 
@@ -79,6 +80,8 @@ class Answer:
 
 def _parse(raw: bytes, line: int, size: int) -> Answer | str:
     """The answer on one line, or what is wrong with it (duplicates aside: that needs context)."""
+    if type(raw) is LongLine:
+        return f"the line is {raw.length:,} bytes long, over the limit of {raw.limit:,}"
     try:
         record = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
@@ -105,10 +108,11 @@ def _short(value: Any) -> str:
 
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """Numbered non-blank lines of `path`, read as bytes so bad UTF-8 is orjson's to report."""
+    """Numbered non-blank lines of `path`, read as bytes so bad UTF-8 is orjson's to report;
+    a line over the line length limit comes as a `LongLine`, never parsed."""
     with open(path, "rb") as file:
-        for number, raw in enumerate(file, start=1):
-            if raw.strip():
+        for number, raw in enumerate(read_lines(file, str(path)), start=1):
+            if raw.strip() or type(raw) is LongLine:
                 yield number, raw
 
 

@@ -195,3 +195,16 @@ def test_the_duplicate_table_costs_a_few_bytes_per_distinct_line():
         seen.first_line(b"line %d" % number, number)
     assert (seen.keys.itemsize + seen.lines.itemsize) * len(seen.keys) / 100_000 < 48
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 0
+
+
+def test_an_over_long_answer_line_is_reported_not_parsed(tmp_path):
+    import pytest
+
+    from taskcli.errors import InvalidData
+    from taskcli.jsonl import line_limit
+    from taskcli.scoring import check_answers
+
+    answers = tmp_path / "answers.jsonl"
+    answers.write_bytes(b'{"index": 0, "completion": "' + b"x" * 5000 + b'"}\n')
+    with line_limit(1000), pytest.raises(InvalidData, match="5,030 bytes long, over the limit"):
+        check_answers(answers, 10)
