@@ -122,17 +122,27 @@ class FileReport:
         }
 
     def json_chunks(self, *, strict: bool = False) -> Iterator[str]:
-        """`to_json` as pieces of text, every problem read back from the spool one at a time, so
-        printing millions of problems holds none of them in memory."""
+        """`to_json` as pieces of text, laid out as ``orjson.OPT_INDENT_2`` lays it out inside
+        ``{"files": [...]}``, every problem read back from the spool one at a time: printing
+        millions of problems holds none of them in memory."""
         head = {"path": self.path, "valid": self.passes(strict=strict)}
         head["conversations"] = self.conversations
-        yield orjson.dumps(head).decode()[:-1]
+        fields = orjson.dumps(head, option=orjson.OPT_INDENT_2).decode().splitlines()[1:-1]
+        yield "    {\n" + "\n".join(f"    {field}" for field in fields) + ",\n"
         for key, log in (("errors", self.errors), ("warnings", self.warnings)):
-            yield f', "{key}": ['
-            for number, problem in enumerate(log.every()):
-                yield ("\n  " if number == 0 else ",\n  ") + problem.decode()
-            yield "]"
-        yield "}"
+            yield f'      "{key}": ['
+            separator = "\n"
+            for problem in log.every():
+                shown = orjson.dumps(orjson.loads(problem), option=orjson.OPT_INDENT_2).decode()
+                yield separator + _indented(shown, 8)
+                separator = ",\n"
+            closing = "" if separator == "\n" else "\n      "
+            yield closing + ("],\n" if key == "errors" else "]\n")
+        yield "    }"
+
+
+def _indented(text: str, spaces: int) -> str:
+    return "\n".join(" " * spaces + line for line in text.splitlines())
 
 
 def problem_json(problem: Problem) -> dict[str, Any]:

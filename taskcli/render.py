@@ -49,12 +49,13 @@ def print_validation_json(reports: list[FileReport], *, strict: bool) -> None:
     from their spool files one at a time instead of being gathered into one document."""
     write = sys.stdout.write
     passed = all(report.passes(strict=strict) for report in reports)
-    write(f'{{"valid": {"true" if passed else "false"}, "files": [')
+    write(f'{{\n  "valid": {"true" if passed else "false"},\n  "files": [\n')
     for number, report in enumerate(reports):
-        write("\n" if number == 0 else ",\n")
+        if number:
+            write(",\n")
         for chunk in report.json_chunks(strict=strict):
             write(chunk)
-    write("]}\n")
+    write("\n  ]\n}\n")
 
 
 def print_jsonl(rows: Iterable[Any]) -> None:

@@ -208,3 +208,17 @@ def test_an_over_long_answer_line_is_reported_not_parsed(tmp_path):
     answers.write_bytes(b'{"index": 0, "completion": "' + b"x" * 5000 + b'"}\n')
     with line_limit(1000), pytest.raises(InvalidData, match="5,030 bytes long, over the limit"):
         check_answers(answers, 10)
+
+
+def test_the_streamed_json_is_laid_out_as_one_indented_document(tmp_path):
+    import orjson
+
+    from taskcli.validate import validate_files
+
+    clean, broken = tmp_path / "clean.jsonl", tmp_path / "broken.jsonl"
+    clean.write_bytes(GOOD)
+    broken.write_bytes(b"[1]\n" + GOOD * 2 + b"\r\n")
+    result = runner.invoke(app, ["validate", str(clean), str(broken), "--json"])
+    reports = validate_files([str(clean), str(broken)])
+    document = {"valid": False, "files": [report.to_json() for report in reports]}
+    assert result.stdout == orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n"
