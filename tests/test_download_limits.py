@@ -44,7 +44,9 @@ class Server:
                     self.wfile.flush()
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     def serve(self, path: str, pieces: list[bytes], *, length: bool = True, pause: float = 0):
         headers = {"Content-Length": str(sum(map(len, pieces)))} if length else {}

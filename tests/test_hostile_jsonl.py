@@ -222,3 +222,31 @@ def test_the_streamed_json_is_laid_out_as_one_indented_document(tmp_path):
     reports = validate_files([str(clean), str(broken)])
     document = {"valid": False, "files": [report.to_json() for report in reports]}
     assert result.stdout == orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n"
+
+
+def test_spooled_problems_are_printed_whole_across_read_pieces(tmp_path, monkeypatch):
+    from taskcli.file_rules import ProblemLog
+
+    monkeypatch.setattr(ProblemLog, "json_text", _small_pieces(ProblemLog.json_text))
+    data = tmp_path / "accents.jsonl"
+    data.write_bytes('[{"role": "héhé ✓", "content": "x"}]\n'.encode() * 50)
+    result = runner.invoke(app, ["validate", str(data), "--json"])
+    (entry,) = json.loads(result.stdout)["files"]
+    assert len(entry["errors"]) == 100  # unknown-role and no-exchange on each line
+
+
+def _small_pieces(json_text):
+    """`ProblemLog.json_text` reading its spool 7 bytes at a time, so pieces cut characters."""
+
+    def pieces(self):
+        if self.spool is None:
+            yield from json_text(self)
+            return
+        read = self.spool.read
+        self.spool.read = lambda size: read(7)
+        try:
+            yield from json_text(self)
+        finally:
+            self.spool.read = read
+
+    return pieces
