@@ -39,6 +39,7 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 REACHABILITY_TIMEOUT = 3.0  # seconds to wait for a TCP connection to the Hub before going offline
 _TRUE = {"1", "ON", "YES", "TRUE"}  # what the Hugging Face libraries accept as "set"
 BLOCK_ROWS = 8192  # rows decoded at a time from a larger row group (`ParquetRows`)
+STREAM_BUFFER_BYTES = 1 << 20  # read buffer while a large row group is streamed
 FEW_ROWS = 16  # up to this many rows of one block are sliced out rather than taken
 SCAN_ROWS = 2048  # rows of a block converted to Python at a time by `Rows.scan`
 READ_AHEAD_BLOCKS = 2  # blocks `Rows.read_ahead` decodes before a scan starts
@@ -215,6 +216,7 @@ class ParquetRows(Rows):
         self._read: dict[int, Any] = {}
         self._stream: tuple[int, int, int, Any] | None = None  # file, group, next row, batches
         self._stream_lock = threading.Lock()  # a read-ahead and a scan may read at once
+        self._stream_files: dict[int, Any] = {}
 
     def block(self, number: int) -> Any:
         table = self._read.get(number)
@@ -240,12 +242,25 @@ class ParquetRows(Rows):
             reason = str(error) or "the row group holds fewer rows than its metadata says"
             raise InvalidData(f"cannot read row group {group} of {path}: {reason}") from None
 
+    def _streaming(self, file_number: int) -> Any:
+        """The file opened to read a row group in pieces: buffered, without the pre-buffering
+        that would load the row group's column chunks whole (1.1 GB peak instead of 0.4 GB
+        for a 200,000-row group)."""
+        import pyarrow.parquet as pq
+
+        parquet = self._stream_files.get(file_number)
+        if parquet is None:
+            path = self.files[file_number].path
+            parquet = pq.ParquetFile(path, buffer_size=STREAM_BUFFER_BYTES, pre_buffer=False)
+            self._stream_files[file_number] = parquet
+        return parquet
+
     def _slice(self, file_number: int, group: int, first: int, count: int) -> Any:
         """Rows ``first:first+count`` of a row group, from the stream over it."""
         with self._stream_lock:
             stream = self._stream
             if stream is None or stream[:3] != (file_number, group, first):
-                batches = self._files[file_number].iter_batches(
+                batches = self._streaming(file_number).iter_batches(
                     batch_size=BLOCK_ROWS, row_groups=[group], use_threads=False
                 )
                 for _ in range(first // BLOCK_ROWS):  # a jump back or ahead decodes from the start
