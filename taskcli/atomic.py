@@ -51,9 +51,10 @@ class OutputError(TaskcliError):
 def is_special(path: str | os.PathLike[str]) -> bool:
     """Whether `path` exists and is not a regular file (following symlinks): written in place."""
     try:
-        return not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path)
+        mode = os.stat(path).st_mode
     except OSError:
         return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def check_output(
