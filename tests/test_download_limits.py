@@ -125,3 +125,14 @@ def test_a_bad_copy_cached_by_an_older_version_is_downloaded_again(server, tmp_p
 
 def test_the_limits_have_sane_defaults():
     assert download.TOTAL_SECONDS >= 60 and download.MAX_BYTES >= 16 << 20
+
+
+def test_a_local_word_list_over_the_cap_is_refused_unread(tmp_path, monkeypatch):
+    from taskcli.tasks import spellingbee
+
+    monkeypatch.setattr(spellingbee, "MAX_WORD_LIST_BYTES", 1000)
+    words = tmp_path / "words.txt"
+    words.write_bytes(b"word\n" * 1000)
+    result = runner.invoke(app, ["show", "spellingbee", "-p", f"word_list={words}"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "is over 1,000 bytes" in result.stderr
