@@ -4,10 +4,9 @@ number of problems found, the length of a line or the layout of a parquet file.
     python benchmarks/bench_hostile.py                 # 10M-line files, 200k-row parquet
     python benchmarks/bench_hostile.py --lines 1000000 --rows 50000
 
-Each case runs as a separate process; the figure is that child's peak RSS
-(``resource.getrusage(RUSAGE_CHILDREN)``, read after each child is reaped, so every case gets a
-fresh reading: the maximum over all children so far only grows, hence the increasing order of
-the cases within each group is not assumed and every case runs in its own measuring process).
+Each case runs in its own measuring process, which starts the command, waits for it and prints
+``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``: that command's own peak RSS (a parent's
+RUSAGE_CHILDREN keeps the maximum over all its children, hence one measuring process per case).
 
 - ``validate`` on 10M duplicate lines, with and without ``--json``; on 10M invalid lines;
 - ``validate`` on ``/dev/zero`` with the line length cap, stopped after 1 GB has been read;
@@ -32,8 +31,7 @@ DATA = ROOT / "benchmarks" / "data" / "hostile"
 GOOD = b'[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]\n'
 INVALID = b'[{"role": "assistant", "content": "no user turn"}]\n'
 
-# Runs one command in this child and prints its own peak RSS; the parent reads it, so each
-# case is measured alone (RUSAGE_CHILDREN of the parent keeps the maximum of all children).
+# The measuring process: runs one command and prints the peak RSS of its children, in MB.
 MEASURED = """
 import resource, subprocess, sys
 command, stdin = sys.argv[2:], sys.argv[1]
@@ -101,6 +99,7 @@ def peak(command: list[str], stdin: str = "-") -> tuple[int, float]:
         [sys.executable, "-c", MEASURED, stdin, *command],
         capture_output=True,
         env=env,
+        cwd=ROOT,  # `python -m` imports from the current folder first
         check=True,
     )
     return int(result.stdout.decode().split()[-1]), time.monotonic() - start
