@@ -123,9 +123,16 @@ class StagedOutput:
                 ),
                 self.path,
             )
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ours alone: not stale
             self.temp = Path(name)
-        self.raw = _FlushingFile(fd, self.path, sync=not self.in_place)
+        try:
+            if self.temp is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ours alone: not stale
+            self.raw = _FlushingFile(fd, self.path, sync=not self.in_place)
+        except BaseException:  # Ctrl-C right after the file was made, say
+            os.close(fd)
+            if self.temp is not None:
+                self.temp.unlink(missing_ok=True)
+            raise
         self.file: BinaryIO = self.raw
         if compress:  # reproducible: no name or timestamp in the gzip header
             self.file = gzip.GzipFile(filename="", mode="wb", fileobj=self.raw, mtime=0)  # type: ignore[assignment]
@@ -230,13 +237,15 @@ def scratch_folder(output: str | os.PathLike[str] | None) -> Iterator[Path]:
         ),
         target,
     )
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        yield Path(folder)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            yield Path(folder)
+        finally:
+            os.close(fd)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-        os.close(fd)
 
 
 def remove_stale(output: Path) -> None:

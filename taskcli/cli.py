@@ -260,6 +260,7 @@ def export(
     ] = False,
     data_dir: DataDirOption = None,
     json_output: JsonOption = False,
+    max_line_bytes: MaxLineOption = None,
 ) -> None:
     """Export a mixture spec as a training file, with a manifest of what went in.
 
@@ -271,6 +272,7 @@ def export(
     from taskcli import render
     from taskcli.errors import UsageError
     from taskcli.export import export, get_format, manifest_location
+    from taskcli.jsonl import line_limit
     from taskcli.plan import build_plan, parse_shard, selected_rows
     from taskcli.spec import load_spec
 
@@ -278,7 +280,8 @@ def export(
     shard_range = parse_shard(shard) if shard is not None else None
     if output is None and not dry_run:
         raise UsageError("missing --output/-o OUT (use -o - for standard output).")
-    plan = build_plan(load_spec(spec), data_dir=data_dir)
+    with line_limit(max_line_bytes):  # the JSONL files of `customjson` entries
+        plan = build_plan(load_spec(spec), data_dir=data_dir)
     if dry_run:
         summary = plan.summary(limit, shard_range)
         if json_output:
