@@ -174,6 +174,16 @@ ParamOption = Annotated[
         autocompletion=_complete_params,
     ),
 ]
+MaxLineOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-line-bytes",
+        min=1,
+        metavar="BYTES",
+        help="Longest JSONL line read (default 16 MiB); a longer one is an error "
+        "(line-too-long), read past without being parsed.",
+    ),
+]
 DataDirOption = Annotated[
     Path | None,
     typer.Option(
@@ -308,6 +318,7 @@ def show(
     tokenizer: TokenizerOption = None,
     max_tokens: MaxTokensOption = None,
     json_output: JsonOption = False,
+    max_line_bytes: MaxLineOption = None,
 ) -> None:
     """Show conversations one panel per message, with where each one comes from, or as tokens.
 
@@ -319,6 +330,7 @@ def show(
     """
     from taskcli import render
     from taskcli.errors import UsageError
+    from taskcli.jsonl import line_limit
     from taskcli.showing import show_rows
 
     if (tokens or ids) and tokenizer is None:
@@ -328,9 +340,10 @@ def show(
         )
     loaded = _load_tokenizer(tokenizer) if tokens or ids else None
     _note_shadowed(target)
-    shown = show_rows(
-        target, subset, split, parse_params(param), index=index, count=count, data_dir=data_dir
-    )
+    with line_limit(max_line_bytes):
+        shown = show_rows(
+            target, subset, split, parse_params(param), index=index, count=count, data_dir=data_dir
+        )
     if loaded is not None:
         from taskcli import tokens as training_view
 
@@ -388,6 +401,7 @@ def validate(
             "--rejects", metavar="PATH", help="Write the invalid lines here, with their reasons."
         ),
     ] = None,
+    max_line_bytes: MaxLineOption = None,
 ) -> None:
     """Check conversation files line by line: every broken rule, with file:line, in one pass.
 
@@ -407,11 +421,13 @@ def validate(
             output_valid=output_valid,
             rejects=rejects,
             on_bytes=on_bytes,
+            keep_per_rule=max(max_errors, 1),
+            spool=json_output,
+            max_line_bytes=max_line_bytes,
         )
     passed = all(report.passes(strict=strict) for report in reports)
     if json_output:
-        files_json = [report.to_json(strict=strict) for report in reports]
-        render.print_json({"valid": passed, "files": files_json})
+        render.print_validation_json(reports, strict=strict)
     else:
         render.print_validation(reports, strict=strict, per_rule=max_errors)
     raise typer.Exit(0 if passed else 1)
@@ -468,6 +484,7 @@ def export(
     tokenizer: TokenizerOption = None,
     max_tokens: MaxTokensOption = None,
     json_output: JsonOption = False,
+    max_line_bytes: MaxLineOption = None,
 ) -> None:
     """Export a mixture spec, a task or a file as a training file, with a manifest.
 
@@ -481,23 +498,24 @@ def export(
     Example: [bold]taskcli export examples/mixture.yaml -o train.jsonl --format nanochat[/]
     """
     from taskcli import render
+    from taskcli.atomic import check_output, is_special
     from taskcli.errors import UsageError
-    from taskcli.export import export, manifest_path
+    from taskcli.export import export, manifest_location
     from taskcli.export.formats import choose_output
-    from taskcli.export.writing import check_output
+    from taskcli.jsonl import line_limit
     from taskcli.plan import parse_shard, selected_rows
     from taskcli.targets import as_plan, open_target
 
     if output is None and not dry_run:
         raise UsageError("no output file was given.", hint="add -o OUT (or -o - for stdout).")
     if output is not None and output != "-":
-        check_output(output)
+        check_output(output, [target], "output")  # before any work: a folder, a missing folder
     if output is not None:
-        fmt = choose_output(output, fmt)[0].name
+        fmt = choose_output(output, fmt, stream=is_special(output))[0].name
     settings = _token_settings(tokenizer, max_tokens) if fmt == "tokens" and not dry_run else None
     shard_range = parse_shard(shard) if shard is not None else None
     _note_shadowed(target)
-    with render.status("planning"):
+    with render.status("planning"), line_limit(max_line_bytes):  # customjson files: capped
         opened = open_target(target, subset, split, parse_params(param), data_dir=data_dir)
         plan = as_plan(opened)
     if dry_run:
@@ -524,9 +542,9 @@ def export(
     if json_output:
         render.print_json(manifest)
     else:
-        render.print_note(
-            f"wrote {manifest['rows']:,} rows to {output} (manifest: {manifest_path(output)})"
-        )
+        where = manifest_location(output)
+        note = "no manifest: not a regular file" if where is None else f"manifest: {where}"
+        render.print_note(f"wrote {manifest['rows']:,} rows to {output} ({note})")
 
 
 @app.command()
@@ -539,6 +557,7 @@ def stats(
     tokenizer: TokenizerOption = None,
     max_tokens: MaxTokensOption = None,
     json_output: JsonOption = False,
+    max_line_bytes: MaxLineOption = None,
 ) -> None:
     """Count conversations, messages and characters per role, with a length histogram.
 
@@ -549,21 +568,23 @@ def stats(
     Example: [bold]taskcli stats smoltalk --split test --tokenizer tiktoken:cl100k_base[/]
     """
     from taskcli import render
+    from taskcli.jsonl import line_limit
     from taskcli.stats import compute_stats
     from taskcli.targets import FILE, open_target
 
     loaded = _load_tokenizer(tokenizer)
     _note_shadowed(target)
-    opened = open_target(target, subset, split, parse_params(param), data_dir=data_dir)
-    if opened.kind == FILE and loaded is None:
-        with render.byte_bar(_sizes([target]), "reading") as on_bytes:
-            result = compute_stats(opened, on_bytes=on_bytes)
-    else:
-        rows = sum(len(source.task) for source in opened.sources)
-        with render.progress_bar(rows, label="reading") as progress:
-            result = compute_stats(
-                opened, on_progress=progress, tokenizer=loaded, max_tokens=max_tokens
-            )
+    with line_limit(max_line_bytes):
+        opened = open_target(target, subset, split, parse_params(param), data_dir=data_dir)
+        if opened.kind == FILE and loaded is None:
+            with render.byte_bar(_sizes([target]), "reading") as on_bytes:
+                result = compute_stats(opened, on_bytes=on_bytes)
+        else:
+            rows = sum(len(source.task) for source in opened.sources)
+            with render.progress_bar(rows, label="reading") as progress:
+                result = compute_stats(
+                    opened, on_progress=progress, tokenizer=loaded, max_tokens=max_tokens
+                )
     if json_output:
         render.print_json(result.to_json())
     else:

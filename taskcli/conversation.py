@@ -58,6 +58,7 @@ WARNING = "warning"
 # Every rule id taskcli can report, with its severity and a one-line summary. The docs and
 # their tests are checked against this table, so a new rule cannot go undocumented.
 RULES: dict[str, tuple[str, str]] = {
+    "line-too-long": (ERROR, "the line is longer than the line length limit; it is not parsed"),
     "invalid-utf8": (ERROR, "the line is not valid UTF-8"),
     "invalid-json": (ERROR, "the line is not valid JSON (NaN, Infinity and deep nesting included)"),
     "not-a-conversation": (

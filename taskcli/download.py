@@ -6,8 +6,9 @@ Used for the SpellingBee word list (a few megabytes from GitHub)::
 
 The cache folder is ``$TASKCLI_CACHE_DIR``, else ``$XDG_CACHE_HOME/taskcli``, else
 ``~/.cache/taskcli``. A download holds a file lock, so concurrent processes fetch the file once;
-it streams to a temporary name and is renamed only when complete (`taskcli.atomic`), so a cut
-connection never leaves a truncated file that later runs would trust.
+it streams to a temporary name and is renamed only when complete (`taskcli.atomic`) and checked,
+so a cut connection, an oversized or endless body, or an error page never leaves a file that
+later runs would trust.
 """
 
 from __future__ import annotations
@@ -15,18 +16,22 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from filelock import FileLock
 
 from taskcli import __version__
-from taskcli.atomic import atomic_output
+from taskcli.atomic import staged_output
 from taskcli.errors import DataUnavailable
 
 TIMEOUT_SECONDS = 10.0  # per connect / read; a stalled server fails quickly instead of hanging
+TOTAL_SECONDS = 300.0  # the whole download: a server trickling bytes cannot keep it going forever
+MAX_BYTES = 64 << 20  # a word list is a few megabytes
 CHUNK_BYTES = 1 << 16
 DEFAULT_HINT = "check the network connection, or download the file yourself and use its path"
 
@@ -51,29 +56,63 @@ def cache_name(url: str) -> str:
     return f"{readable}-{digest}" + (f".{suffix}" if suffix.isalnum() else "")
 
 
-def download_file(url: str, path: str | os.PathLike[str], *, hint: str = DEFAULT_HINT) -> Path:
-    """Stream `url` into `path`; `path` appears only once every byte has arrived.
+def download_file(
+    url: str,
+    path: str | os.PathLike[str],
+    *,
+    hint: str = DEFAULT_HINT,
+    max_bytes: int = MAX_BYTES,
+    deadline: float = TOTAL_SECONDS,
+    check: Callable[[Path], None] | None = None,
+) -> Path:
+    """Stream `url` into `path`; `path` appears only once every byte has arrived and passed.
 
-    Any network failure (unreachable host, HTTP error, timeout, a connection cut before
-    Content-Length bytes arrived) raises `DataUnavailable` naming the URL and `hint`.
+    Any network failure (unreachable host, HTTP error, a read stalled `TIMEOUT_SECONDS`, the
+    whole download past `deadline` seconds, a body over `max_bytes`, a connection cut before
+    Content-Length bytes arrived) raises `DataUnavailable` naming the URL and `hint`, and so does
+    a body that `check` (given the complete temporary file) rejects with a ValueError. Without a
+    Content-Length or chunked encoding, a cut connection looks like the end of the body, so the
+    body must then end with a newline.
     """
     target = Path(path)
     request = urllib.request.Request(url, headers={"User-Agent": f"taskcli/{__version__}"})
+    give_up = time.monotonic() + deadline
     try:
         with (
             urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response,
-            atomic_output(target, compress=False) as out,
+            staged_output(target, compress=False) as staged,
         ):
             expected = response.headers.get("Content-Length")
+            if expected is not None and expected.isdigit() and int(expected) > max_bytes:
+                size = f"it is {int(expected):,} bytes, over {max_bytes:,} bytes"
+                raise _unavailable(url, size, hint)
             received = 0
-            while chunk := response.read(CHUNK_BYTES):
-                out.write(chunk)
+            last = b""
+            # read1 returns what has arrived: a server sending a byte at a time cannot keep one
+            # call waiting past the per-read timeout, so the deadline is checked between reads.
+            while chunk := response.read1(CHUNK_BYTES):
+                staged.file.write(chunk)
                 received += len(chunk)
+                last = chunk[-1:]
+                if received > max_bytes:
+                    raise _unavailable(url, f"it is over {max_bytes:,} bytes", hint)
+                if time.monotonic() > give_up:
+                    raise _unavailable(url, f"it took more than {deadline:g} seconds", hint)
             if expected is not None and expected.isdigit() and received != int(expected):
                 raise DataUnavailable(
                     f"could not download {url}: the connection closed after {received} of "
                     f"{expected} bytes. Try again, or {hint}."
                 )
+            if expected is None and not response.chunked and last != b"\n":
+                raise _unavailable(
+                    url, "the body ends mid-line, as a cut connection leaves it", hint
+                )
+            staged.finish()
+            if check is not None and staged.temp is not None:
+                try:
+                    check(staged.temp)
+                except ValueError as error:
+                    raise _unavailable(url, f"what it sent is {error}", hint) from None
     except urllib.error.HTTPError as error:
         raise _unavailable(url, f"HTTP {error.code} {error.reason}", hint) from None
     except urllib.error.URLError as error:
@@ -88,9 +127,17 @@ def _unavailable(url: str, reason: str, hint: str) -> DataUnavailable:
 
 
 def cached_download(
-    url: str, cache_dir: str | os.PathLike[str] | None = None, *, hint: str = DEFAULT_HINT
+    url: str,
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    hint: str = DEFAULT_HINT,
+    check: Callable[[Path], None] | None = None,
+    **limits: float,
 ) -> Path:
-    """The local copy of `url`, downloading it first if no complete copy is cached yet."""
+    """The local copy of `url`, downloading it first if no complete copy is cached yet.
+
+    `check` and `limits` (`max_bytes`, `deadline`) are those of `download_file`: a body that
+    fails them is never cached."""
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -100,9 +147,24 @@ def cached_download(
             "Set TASKCLI_CACHE_DIR to a writable folder."
         ) from None
     target = folder / cache_name(url)
-    if target.is_file():
+    if _trusted(target, check):
         return target
     with FileLock(str(target) + ".lock"):
-        if not target.is_file():  # another process may have finished while we waited
-            download_file(url, target, hint=hint)
+        if not _trusted(target, check):  # another process may have finished while we waited
+            download_file(url, target, hint=hint, check=check, **limits)  # type: ignore[arg-type]
     return target
+
+
+def _trusted(path: Path, check: Callable[[Path], None] | None) -> bool:
+    """Whether a cached copy exists and passes `check`; one that fails (cached by an older
+    version that did not check) is removed, to be downloaded again."""
+    if not path.is_file():
+        return False
+    if check is None:
+        return True
+    try:
+        check(path)
+    except (ValueError, OSError):
+        path.unlink(missing_ok=True)
+        return False
+    return True

@@ -2,8 +2,10 @@
 
 `taskcli.conversation.check_messages` judges one conversation; this module adds what only a
 file has: its encoding, JSON syntax, line shape, line endings, duplicates and emptiness. Lines
-come from `taskcli.jsonl`; conversations are not kept. Memory holds the problems found and a few
-dozen bytes per distinct valid line for duplicate detection.
+come from `taskcli.jsonl`, a line over the length limit as a `LongLine` that is reported
+(``line-too-long``) without being parsed; conversations are not kept. Memory holds the count of
+each rule, the first `KEEP_PER_RULE` problems of each (all of them go to a temporary file when
+asked, for ``validate --json``), and 16-32 bytes per distinct valid line for duplicates.
 
     report = check_file("data.jsonl")
     report.passes(), report.errors[0].line, report.errors[0].rule
@@ -12,15 +14,18 @@ dozen bytes per distinct valid line for duplicate detection.
 from __future__ import annotations
 
 import os
+import tempfile
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
 from taskcli.conversation import Problem, check_messages, messages_of
-from taskcli.jsonl import BOM, display_name, open_lines, open_lines_counted
+from taskcli.jsonl import BOM, LongLine, display_name, open_lines, open_lines_counted
+
+KEEP_PER_RULE = 100  # problems of one rule kept in memory; every one is counted
 
 NOT_JSON_RULES = ("invalid-json", "invalid-utf8")
 _loads, _DecodeError = orjson.loads, orjson.JSONDecodeError  # looked up once, used per line
@@ -30,15 +35,108 @@ OnValid = Callable[[int, int, Any], None]
 OnReject = Callable[[int, bytes, list[Problem]], None]
 
 
+class ProblemLog:
+    """The errors (or the warnings) of one file, in memory bounded by the rules, not the lines.
+
+    Every problem is counted by rule (`counts`, `len`); the first `keep` of each rule are kept
+    (iterating and indexing see those); with `spool`, every problem is also written to a
+    temporary file as a JSON line, for `every`. Ten million duplicate lines thus cost a few
+    hundred problems of memory instead of gigabytes.
+    """
+
+    def __init__(self, keep: int = KEEP_PER_RULE, spool: bool = False) -> None:
+        self.keep = keep
+        self.counts: dict[str, int] = {}
+        self.kept: list[Problem] = []
+        self.total = 0
+        self.spool: IO[bytes] | None = tempfile.TemporaryFile() if spool else None  # noqa: SIM115
+
+    def append(self, problem: Problem) -> None:
+        self.total += 1
+        seen = self.counts.get(problem.rule, 0)
+        self.counts[problem.rule] = seen + 1
+        if seen < self.keep:
+            self.kept.append(problem)
+        if self.spool is not None:  # already laid out as the JSON output shows it
+            self.spool.write((b",\n" if self.total > 1 else b"\n") + _problem_text(problem))
+
+    def extend(self, problems: Iterable[Problem]) -> None:
+        for problem in problems:
+            self.append(problem)
+
+    def sort(self, *, key: Callable[[Problem], Any]) -> None:
+        """Sort the kept problems (the spooled ones stay in the order found)."""
+        self.kept.sort(key=key)
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __iter__(self) -> Iterator[Problem]:
+        return iter(self.kept)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.kept[index]
+
+    def __add__(self, other: Iterable[Problem]) -> list[Problem]:
+        return [*self.kept, *other]
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to a list holding exactly its problems (all of them kept)."""
+        if isinstance(other, ProblemLog):
+            other = other.kept if other.total == len(other.kept) else None
+        return isinstance(other, list) and self.total == len(self.kept) and self.kept == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def every(self) -> list[dict[str, Any]]:
+        """Every problem as a JSON object (the kept ones only, without a spool)."""
+        return orjson.loads(b"[" + b"".join(self.json_text()) + b"]")
+
+    def json_text(self) -> Iterator[bytes]:
+        """The inside of the JSON array of every problem (the kept ones only, without a
+        spool), laid out by `_problem_text`: from a spool, copied in large pieces."""
+        if self.spool is None:
+            for number, problem in enumerate(self.kept):
+                yield (b",\n" if number else b"\n") + _problem_text(problem)
+            return
+        self.spool.flush()
+        self.spool.seek(0)
+        while piece := self.spool.read(1 << 20):
+            yield piece + self.spool.readline()  # whole lines: no character is cut in two
+
+
+def _problem_text(problem: Problem) -> bytes:
+    """`problem_json(problem)` as ``orjson.OPT_INDENT_2`` lays it out at the depth of a file's
+    errors in ``validate --json``, written directly: millions of problems are printed fast."""
+    return _PROBLEM_TEXT % (
+        orjson.dumps(problem.line),
+        orjson.dumps(problem.rule),
+        orjson.dumps(problem.message),
+        orjson.dumps(problem.path),
+    )
+
+
+_PROBLEM_TEXT = b"\n".join(
+    [
+        b"        {",
+        b'          "line": %b,',
+        b'          "rule": %b,',
+        b'          "message": %b,',
+        b'          "path": %b',
+        b"        }",
+    ]
+)
+
+
 @dataclass
 class FileReport:
-    """One file's verdict: how many conversations it holds and every error and warning."""
+    """One file's verdict: how many conversations it holds, and its errors and warnings."""
 
     path: str
     conversations: int = 0  # non-blank lines, valid or not
     rejected: int = 0  # lines with at least one error
-    errors: list[Problem] = field(default_factory=list)
-    warnings: list[Problem] = field(default_factory=list)
+    errors: ProblemLog = field(default_factory=ProblemLog)
+    warnings: ProblemLog = field(default_factory=ProblemLog)
 
     def passes(self, *, strict: bool = False) -> bool:
         """No errors (and, when `strict`, no warnings either)."""
@@ -49,7 +147,7 @@ class FileReport:
 
         Then its hundreds of identical syntax errors say less than this sentence does.
         """
-        unparsed = sum(p.rule in NOT_JSON_RULES for p in self.errors)
+        unparsed = sum(self.errors.counts.get(rule, 0) for rule in NOT_JSON_RULES)
         if unparsed < 2 or 2 * unparsed <= self.conversations:
             return None
         return (
@@ -63,9 +161,26 @@ class FileReport:
             "path": self.path,
             "valid": self.passes(strict=strict),
             "conversations": self.conversations,
-            "errors": [problem_json(p) for p in self.errors],
-            "warnings": [problem_json(p) for p in self.warnings],
+            "errors": self.errors.every(),
+            "warnings": self.warnings.every(),
         }
+
+    def json_chunks(self, *, strict: bool = False) -> Iterator[str]:
+        """`to_json` as pieces of text, laid out as ``orjson.OPT_INDENT_2`` lays it out inside
+        ``{"files": [...]}``, every problem read back from the spool one at a time: printing
+        millions of problems holds none of them in memory."""
+        head = {"path": self.path, "valid": self.passes(strict=strict)}
+        head["conversations"] = self.conversations
+        fields = orjson.dumps(head, option=orjson.OPT_INDENT_2).decode().splitlines()[1:-1]
+        yield "    {\n" + "\n".join(f"    {field}" for field in fields) + ",\n"
+        for key, log in (("errors", self.errors), ("warnings", self.warnings)):
+            yield f'      "{key}": ['
+            empty = True
+            for piece in log.json_text():
+                yield piece.decode()
+                empty = False
+            yield ("" if empty else "\n      ") + ("],\n" if key == "errors" else "]\n")
+        yield "    }"
 
 
 def problem_json(problem: Problem) -> dict[str, Any]:
@@ -173,6 +288,17 @@ class _LineChecker:
 
     def check(self, number: int, line: bytes, offset: int) -> None:
         """Check physical line `number` (without its LF), which starts at byte `offset`."""
+        if type(line) is LongLine:
+            self.report.conversations += 1
+            problem = Problem(
+                "line-too-long",
+                f"the line is {line.length:,} bytes long, over the limit of {line.limit:,} "
+                "(--max-line-bytes raises it); it was not parsed",
+                None,
+                number,
+            )
+            self._sort([problem], number, line)
+            return
         raw = line
         if raw[-1:] == b"\r":
             self.crlf_lines += 1
@@ -257,9 +383,14 @@ def check_lines(
     allow_system: bool = True,
     on_valid: OnValid | None = None,
     on_reject: OnReject | None = None,
+    keep: int = KEEP_PER_RULE,
+    spool: bool = False,
 ) -> FileReport:
-    """Check every line of a JSONL file; `path` only names the file in the report."""
-    report = FileReport(path)
+    """Check every line of a JSONL file; `path` only names the file in the report.
+
+    The report keeps the first `keep` problems of each rule and counts all; `spool` also keeps
+    every problem on disk (`ProblemLog`)."""
+    report = FileReport(path, errors=ProblemLog(keep, spool), warnings=ProblemLog(keep, spool))
     checker = _LineChecker(report, allow_system, on_valid, on_reject)
     offset = number = 0
     for number, line in enumerate(lines, 1):
@@ -287,6 +418,8 @@ def check_file(
     on_valid: OnValid | None = None,
     on_reject: OnReject | None = None,
     on_bytes: Callable[[int], None] | None = None,
+    keep: int = KEEP_PER_RULE,
+    spool: bool = False,
 ) -> FileReport:
     """Check a JSONL file (``-`` for standard input) in one pass, keeping no conversations.
 
@@ -303,4 +436,6 @@ def check_file(
             allow_system=allow_system,
             on_valid=on_valid,
             on_reject=on_reject,
+            keep=keep,
+            spool=spool,
         )

@@ -22,8 +22,11 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import os
+import stat
 import sys
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from itertools import repeat
 from typing import Any, BinaryIO
@@ -35,6 +38,46 @@ from taskcli.errors import InvalidData, UsageError
 STDIN = "-"
 BOM = b"\xef\xbb\xbf"
 CHUNK_SIZE = 1 << 17  # fits in L2 cache; larger chunks read no faster
+# A longer line is reported (rule ``line-too-long``) without being parsed: parsing costs several
+# times a line's size in memory, and a conversation is rarely over a megabyte.
+DEFAULT_MAX_LINE_BYTES = 16 << 20
+LONG_LINE_HEAD = 200  # bytes of an over-long line kept, to show what it was
+_max_line_bytes: ContextVar[int] = ContextVar("max_line_bytes", default=DEFAULT_MAX_LINE_BYTES)
+
+
+class LongLine(bytes):
+    """A line longer than the limit, as its first `LONG_LINE_HEAD` bytes; `length` is the whole
+    line's length and `limit` the limit it broke. The rest of it was read past, never kept."""
+
+    length: int
+    limit: int
+
+
+def _long_line(head: bytes, length: int, limit: int) -> LongLine:
+    line = LongLine(head[:LONG_LINE_HEAD])
+    line.length, line.limit = length, limit
+    return line
+
+
+def max_line_bytes() -> int:
+    """The line length limit in force (`line_limit` sets it)."""
+    return _max_line_bytes.get()
+
+
+@contextlib.contextmanager
+def line_limit(limit: int | None) -> Iterator[None]:
+    """Read lines of up to `limit` bytes within the block (None keeps the default): how the
+    commands' ``--max-line-bytes`` reaches every reader, the `customjson` task's included."""
+    if limit is None:
+        yield
+        return
+    if limit < 1:
+        raise UsageError(f"the line length limit must be at least 1 byte, got {limit}.")
+    token = _max_line_bytes.set(limit)
+    try:
+        yield
+    finally:
+        _max_line_bytes.reset(token)
 
 
 def display_name(path: str) -> str:
@@ -53,28 +96,58 @@ def decode(line: bytes) -> dict[str, Any]:
 
 
 def read_lines(
-    stream: BinaryIO, name: str = "<stream>", chunk_size: int = CHUNK_SIZE
+    stream: BinaryIO,
+    name: str = "<stream>",
+    chunk_size: int = CHUNK_SIZE,
+    max_bytes: int | None = None,
 ) -> Iterator[bytes]:
-    """The physical lines of `stream`, without their ``\\n``; memory is two chunks plus one line.
+    """The physical lines of `stream`, without their ``\\n``; memory is two chunks plus one line
+    of at most `max_bytes` (default: `max_line_bytes()`).
 
+    A longer line comes as a `LongLine`: its head and its length, the rest read past and let go,
+    so a stream with no newline at all (``/dev/zero``, a compressed bomb) costs constant memory.
     A chunk is cut by `io.BytesIO.readlines`, which finds each ``\\n`` with memchr: `bytes.split`
     compares byte by byte and takes twice as long on conversation-sized lines.
     A read that fails (a truncated or corrupt ``.gz``, a disk error) is `InvalidData` naming `name`.
     """
+    limit = max_line_bytes() if max_bytes is None else max_bytes
     pending: list[bytes] = []  # the start of a line that goes on in the next chunk
+    pending_size = 0
+    head: bytes | None = None  # the start of an over-long line being read past
     while chunk := _read(stream, name, chunk_size):
         lines = io.BytesIO(chunk).readlines()
         tail = b"" if chunk.endswith(b"\n") else lines.pop()
         if lines:
-            if pending:
+            if head is not None:
+                yield _long_line(head, pending_size + len(lines[0]) - 1, limit)
+                del lines[0]
+                head, pending_size = None, 0
+            elif pending:
                 lines[0] = b"".join([*pending, lines[0]])
-                pending = []
-            yield from map(bytes.rstrip, lines, repeat(b"\n"))  # each ends with exactly one
+                pending, pending_size = [], 0
+            if lines and (limit < chunk_size or len(lines[0]) - 1 > limit):
+                yield from _within(lines, limit)
+            else:
+                yield from map(bytes.rstrip, lines, repeat(b"\n"))  # each ends with exactly one
         if tail:
-            pending.append(tail)
-    last = b"".join(pending)
-    if last:
-        yield last
+            pending_size += len(tail)
+            if head is None:
+                pending.append(tail)
+                if pending_size > limit:
+                    head, pending = b"".join(pending)[:LONG_LINE_HEAD], []
+    if head is not None:
+        yield _long_line(head, pending_size, limit)
+    elif pending:
+        yield b"".join(pending)
+
+
+def _within(lines: list[bytes], limit: int) -> Iterator[bytes]:
+    """`lines` without their ``\\n``, those longer than `limit` as a `LongLine`."""
+    for line in lines:
+        if len(line) - 1 > limit:
+            yield _long_line(line[:-1], len(line) - 1, limit)
+        else:
+            yield line[:-1]
 
 
 def _read(stream: BinaryIO, name: str, size: int) -> bytes:
@@ -82,6 +155,27 @@ def _read(stream: BinaryIO, name: str, size: int) -> bytes:
         return stream.read(size)
     except (OSError, EOFError) as error:
         raise InvalidData(f"{name}: cannot be read to the end: {error}") from None
+
+
+def check_readable(path: str) -> None:
+    """A usage error unless `path` is a file that can be read. A FIFO or a device is only
+    looked at, never opened: opening a FIFO here and closing it would cut off its writer."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file.") from None
+    except OSError as error:
+        raise UsageError(f"{path}: cannot open it ({error.strerror}).") from None
+    if stat.S_ISREG(status.st_mode) or stat.S_ISDIR(status.st_mode):
+        open_binary(path).close()
+
+
+def is_regular(path: str) -> bool:
+    """Whether `path` is a regular file, which can be read again and seeked (not a stream)."""
+    try:
+        return path != STDIN and stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def open_binary(path: str) -> BinaryIO:

@@ -84,6 +84,20 @@ def print_json(value: Any) -> None:
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
+def print_validation_json(reports: list[FileReport], *, strict: bool) -> None:
+    """`taskcli validate --json`, written piece by piece: millions of problems are read back
+    from their spool files one at a time instead of being gathered into one document."""
+    write = sys.stdout.write
+    passed = all(report.passes(strict=strict) for report in reports)
+    write(f'{{\n  "valid": {"true" if passed else "false"},\n  "files": [\n')
+    for number, report in enumerate(reports):
+        if number:
+            write(",\n")
+        for chunk in report.json_chunks(strict=strict):
+            write(chunk)
+    write("\n  ]\n}\n")
+
+
 def print_jsonl(rows: Iterable[Any]) -> None:
     """One compact JSON document per line on stdout."""
     write = sys.stdout.write
@@ -391,8 +405,9 @@ def print_validation(reports: list[FileReport], *, strict: bool, per_rule: int) 
             for problem in problems:
                 groups.setdefault(problem.rule, []).append(problem)
             for rule, group in groups.items():
+                count = problems.counts[rule]  # every occurrence, not only those kept
                 console.print(
-                    Text.assemble("  ", (rule, f"bold {style}"), f": {_plural(len(group), kind)}"),
+                    Text.assemble("  ", (rule, f"bold {style}"), f": {_plural(count, kind)}"),
                     highlight=False,
                     soft_wrap=True,
                 )
@@ -402,10 +417,10 @@ def print_validation(reports: list[FileReport], *, strict: bool, per_rule: int) 
                         highlight=False,
                         soft_wrap=True,
                     )
-                if len(group) > per_rule:
+                if count > per_rule:
                     left_out = True
                     console.print(
-                        Text(f"    … and {len(group) - per_rule:,} more", style="dim"),
+                        Text(f"    … and {count - per_rule:,} more", style="dim"),
                         highlight=False,
                         soft_wrap=True,
                     )

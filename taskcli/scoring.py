@@ -32,11 +32,12 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from taskcli.atomic import atomic_output
+from taskcli.atomic import atomic_output, check_output
 from taskcli.conversation import type_name
 from taskcli.errors import InvalidData, UsageError
+from taskcli.jsonl import LongLine, read_lines
 from taskcli.registry import all_tasks, canonical_name, get_task_class
-from taskcli.targets import Target, open_target
+from taskcli.targets import FILE, Target, open_target
 from taskcli.tasks.common import Conversation, Task
 
 Z_95 = 1.959963984540054  # the standard normal's 97.5th percentile
@@ -107,6 +108,8 @@ def answer_ids(task: Task) -> AnswerIds | None:
 
 def _parse(raw: bytes, line: int, size: int, ids: AnswerIds | None = None) -> Answer | str:
     """The answer on one line, or what is wrong with it (duplicates aside: that needs context)."""
+    if type(raw) is LongLine:
+        return f"the line is {raw.length:,} bytes long, over the limit of {raw.limit:,}"
     try:
         record = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
@@ -161,10 +164,11 @@ def _short(value: Any) -> str:
 
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """Numbered non-blank lines of `path`, read as bytes so bad UTF-8 is orjson's to report."""
+    """Numbered non-blank lines of `path`, read as bytes so bad UTF-8 is orjson's to report;
+    a line over the line length limit comes as a `LongLine`, never parsed."""
     with open(path, "rb") as file:
-        for number, raw in enumerate(file, start=1):
-            if raw.strip():
+        for number, raw in enumerate(read_lines(file, str(path)), start=1):
+            if raw.strip() or type(raw) is LongLine:
                 yield number, raw
 
 
@@ -515,7 +519,10 @@ def score_file(
     if python is not None:
         _require_python(python)
     if details_path is not None:
-        _require_writable(Path(details_path))
+        inputs = [os.fspath(answers_path), *(str(f) for f in opened.task.data_files)]
+        if opened.kind == FILE:
+            inputs.append(opened.text)
+        check_output(details_path, inputs, "--details")
     task = opened.task
     size = len(task)
     ids = answer_ids(task)
@@ -559,14 +566,3 @@ def _require_python(python: str) -> None:
         works = False
     if not works:
         raise UsageError(f"--python {python} is not a Python 3.9 or newer interpreter.")
-
-
-def _require_writable(path: Path) -> None:
-    if path.is_dir():
-        raise UsageError(
-            f"details file {path} is a folder; give a file name.", params=("details_path",)
-        )
-    if not path.parent.is_dir():
-        raise UsageError(
-            f"details file {path}: folder {path.parent} does not exist.", params=("details_path",)
-        )

@@ -34,6 +34,12 @@ MODES = ("mixture", "sequence")
 TOP_LEVEL_KEYS = ("mode", "seed", "tasks")
 ENTRY_KEYS = ("task", "subset", "split", "start", "stop", "step", "repeat")
 DEFAULT_SEED = 42
+# Bounds checked at load, so that no number in a spec can cost unbounded memory or overflow later.
+MAX_SPEC_BYTES = 1 << 20
+MAX_ENTRIES = 1000
+MAX_REPEAT = 1000  # each repeat is one more member of the mixture, like listing the entry again
+MAX_INDEX = 1 << 48  # start, stop and step: far beyond any dataset, well inside int64
+SEED_RANGE = (-(1 << 63), (1 << 64) - 1)  # what the manifest (JSON, 64-bit) can record
 
 
 @dataclass(frozen=True)
@@ -113,11 +119,18 @@ def load_spec(path: str | Path) -> Spec:
         problems.append(f"mode: must be one of {', '.join(MODES)}; got {mode!r}")
     seed = document.get("seed", DEFAULT_SEED)
     if type(seed) is not int:
-        problems.append(f"seed: must be an integer, got {seed!r}")
+        problems.append(f"seed: must be an integer, got {_shown(seed)}")
+    elif not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        problems.append(f"seed: must be between -2**63 and 2**64-1, got {_shown(seed)}")
     items = document.get("tasks")
     entries: list[Entry] = []
     if not isinstance(items, list) or not items:
         problems.append("tasks: must be a non-empty list of task entries")
+    elif len(items) > MAX_ENTRIES:
+        problems.append(
+            f"tasks: at most {MAX_ENTRIES:,} entries, got {len(items):,} "
+            "(use repeat: N to list an entry several times)"
+        )
     else:
         for number, item in enumerate(items):
             entry = _check_entry(number, item, path.parent, problems)
@@ -131,8 +144,14 @@ def load_spec(path: str | Path) -> Spec:
 def _read_yaml(path: Path) -> Any:
     import yaml
 
+    from taskcli import safe_yaml
+
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(MAX_SPEC_BYTES + 1)
+        if len(data) > MAX_SPEC_BYTES:
+            raise UsageError(f"{path}: a mixture spec is at most {MAX_SPEC_BYTES:,} bytes")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise UsageError(f"mixture spec not found: {path}") from None
     except IsADirectoryError:
@@ -142,7 +161,7 @@ def _read_yaml(path: Path) -> Any:
     except OSError as error:  # unreadable, a file used as a folder, a disk error
         raise UsageError(f"mixture spec {path} cannot be read ({error.strerror})") from None
     try:
-        return yaml.safe_load(text)
+        return safe_yaml.load(text)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -172,13 +191,20 @@ def _check_entry(number: int, item: Any, folder: Path, problems: list[str]) -> E
     found: list[str] = []
     subset, split = _optional_text(item.get("subset")), _optional_text(item.get("split"))
     start, stop, step = item.get("start", 0), item.get("stop"), item.get("step", 1)
+    too_large = [
+        f"{key} must be at most {MAX_INDEX:,}, got {_shown(value)}"
+        for key, value in (("start", start), ("stop", stop), ("step", step))
+        if type(value) is int and value > MAX_INDEX
+    ]
+    found.extend(too_large)
     try:
-        check_slice(start, stop, step)
+        if not too_large:
+            check_slice(start, stop, step)
     except ValueError as error:
         found.append(str(error))
     repeat = item.get("repeat", 1)
-    if type(repeat) is not int or repeat < 1:
-        found.append(f"repeat must be an integer >= 1, got {repeat!r}")
+    if type(repeat) is not int or not 1 <= repeat <= MAX_REPEAT:
+        found.append(f"repeat must be an integer from 1 to {MAX_REPEAT:,}, got {_shown(repeat)}")
 
     params = {key: value for key, value in item.items() if key not in ENTRY_KEYS}
     known = {p.name: p for p in cls.params}
@@ -207,6 +233,12 @@ def _resolve_file(value: str, folder: Path, key: str, found: list[str]) -> str:
     if not target.is_file():
         found.append(f"{key}: file not found: {target}")
     return str(target)
+
+
+def _shown(value: Any) -> str:
+    """`value` as a message shows it: a huge number by its size, not its thousands of digits."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text):,} characters)"
 
 
 def _optional_text(value: Any) -> str | None:

@@ -14,11 +14,18 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from taskcli.atomic import atomic_output
+from taskcli.atomic import atomic_output, check_output, is_special
 from taskcli.conversation import Problem
 from taskcli.errors import UsageError
-from taskcli.file_rules import FileReport, OnReject, OnValid, check_file, problem_json
-from taskcli.jsonl import STDIN, display_name, normalise, open_binary
+from taskcli.file_rules import (
+    KEEP_PER_RULE,
+    FileReport,
+    OnReject,
+    OnValid,
+    check_file,
+    problem_json,
+)
+from taskcli.jsonl import STDIN, check_readable, display_name, line_limit, normalise
 
 
 def validate_files(
@@ -28,21 +35,32 @@ def validate_files(
     output_valid: str | os.PathLike[str] | None = None,
     rejects: str | os.PathLike[str] | None = None,
     on_bytes: Callable[[int], None] | None = None,
+    keep_per_rule: int = KEEP_PER_RULE,
+    spool: bool = False,
+    max_line_bytes: int | None = None,
 ) -> list[FileReport]:
     """Check each file; optionally write the valid conversations and the rejected lines.
 
-    Every input is opened before any work starts, so a missing file costs nothing. The outputs
+    Every input is checked before any work starts, so a missing file costs nothing, and no
+    output may be one of the inputs (same path or same file). The outputs
     are written atomically and gather all inputs, in order: `output_valid` holds the normal form
     of each line without errors (warnings allowed), `rejects` one JSON object per line with
-    errors, ``{"file", "line", "errors", "raw"}``.
+    errors, ``{"file", "line", "errors", "raw"}``. Each report keeps the first `keep_per_rule`
+    problems of each rule (`spool`: all, on disk); lines over `max_line_bytes` are not parsed.
     """
-    outputs = [os.fspath(p) for p in (output_valid, rejects) if p is not None]
-    _check_outputs([p for p in paths if p != STDIN], outputs)
+    named = ((output_valid, "--output-valid"), (rejects, "--rejects"))
+    outputs = [(os.fspath(path), option) for path, option in named if path is not None]
     for path in paths:
         if path != STDIN:
-            open_binary(path).close()
+            check_readable(path)
+    for output, option in outputs:
+        check_output(output, paths, option)
+    real = [os.path.realpath(output) for output, _ in outputs if not is_special(output)]
+    if len(set(real)) < len(real):
+        raise UsageError("--output-valid and --rejects must be different files.")
     reports = []
     with contextlib.ExitStack() as stack:
+        stack.enter_context(line_limit(max_line_bytes))
         valid_out = stack.enter_context(atomic_output(output_valid)) if output_valid else None
         rejects_out = stack.enter_context(atomic_output(rejects)) if rejects else None
         for path in paths:
@@ -54,6 +72,8 @@ def validate_files(
                     on_valid=_valid_writer(valid_out) if valid_out else None,
                     on_reject=_rejects_writer(rejects_out, name) if rejects_out else None,
                     on_bytes=on_bytes,
+                    keep=keep_per_rule,
+                    spool=spool,
                 )
             )
     return reports
@@ -93,19 +113,3 @@ def _rejects_writer(out: BinaryIO, path: str) -> OnReject:
         out.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
 
     return write
-
-
-def _check_outputs(inputs: Sequence[str], outputs: Sequence[str]) -> None:
-    """Outputs must go to existing folders, differ from each other, and never replace an input."""
-    if len(set(map(os.path.realpath, outputs))) < len(outputs):
-        raise UsageError(
-            "the valid and the rejected lines must go to different files.",
-            params=("output_valid", "rejects"),
-        )
-    for output in outputs:
-        folder = os.path.dirname(output) or "."
-        if not os.path.isdir(folder):
-            raise UsageError(f"{output}: the folder {folder} does not exist.")
-        for source in inputs:
-            if os.path.realpath(source) == os.path.realpath(output):
-                raise UsageError(f"{output} is also an input; the input is never overwritten.")

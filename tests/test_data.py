@@ -65,7 +65,7 @@ def test_readme_without_front_matter_or_configs_gives_nothing(tmp_path):
 
 def test_broken_front_matter_is_invalid_data(tmp_path):
     readme = card(tmp_path, "configs: [unclosed\n")
-    with pytest.raises(InvalidData, match=r"README\.md: its YAML front matter does not parse"):
+    with pytest.raises(InvalidData, match=r"README\.md:2:19: its YAML front matter does not parse"):
         readme_configs(readme)
 
 

@@ -587,7 +587,7 @@ class Slow(Task):
 """
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_a_killed_export_leaves_the_old_file_and_no_temp_file(tmp_path, signum):
     plugin = tmp_path / "plugin"
     (plugin / "slowtask-0.1.dist-info").mkdir(parents=True)
@@ -625,6 +625,16 @@ def test_a_killed_export_leaves_the_old_file_and_no_temp_file(tmp_path, signum):
     assert process.returncode != 0
     assert b"Traceback" not in stderr
     assert out.read_text() == "old rows\n"
+    if signum == signal.SIGKILL:  # nothing could clean up: the next run to OUT does
+        assert len(leftovers(work)) == 2
+        (work / "one.jsonl").write_text(
+            '[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]\n'
+        )
+        quick = write_spec(work, "tasks: [{task: customjson, path: one.jsonl}]\n", "quick.yaml")
+        result = runner.invoke(app, ["export", str(quick), "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        assert leftovers(work) == []
+        return
     assert leftovers(work) == []
     assert sorted(p.name for p in work.iterdir()) == ["mixture.yaml", "train.jsonl"]
 

@@ -159,7 +159,7 @@ def test_every_problem_is_reported_at_once_before_any_data_is_loaded(tmp_path):
         "tasks[3]: task 'quiz' has no split 'train' in subset 'hard'. Valid splits: test.",
         "tasks[3]: parameter 'style' of 'quiz' must be one of plain, fancy; got 'loud'.",
         "tasks[4]: start must be >= 0, got -1",
-        "tasks[4]: repeat must be an integer >= 1, got 0",
+        "tasks[4]: repeat must be an integer from 1 to 1,000, got 0",
         "tasks[5]: stop must be an integer >= start (5), got 2",
         f"tasks[5]: notes: file not found: {(tmp_path / 'missing.txt').resolve()}",
         "tasks[6]: an entry must be a mapping with a 'task' key, got a string",
@@ -204,7 +204,7 @@ def test_tabs_in_yaml_point_at_the_tab(tmp_path):
         ("tasks: {task: quiz}\n", "tasks: must be a non-empty list of task entries"),
         ("tasks: [{task: 3}]\n", "tasks[0]: 'task' is a number; name a task"),
         ("tasks: [{task: quiz, step: 1.5}]\n", "tasks[0]: step must be an integer, got 1.5"),
-        ("tasks: [{task: quiz, repeat: true}]\n", "tasks[0]: repeat must be an integer >= 1"),
+        ("tasks: [{task: quiz, repeat: true}]\n", "tasks[0]: repeat must be an integer from 1"),
         ("seed: true\ntasks: [{task: quiz}]\n", "seed: must be an integer, got True"),
     ],
 )

@@ -21,12 +21,20 @@ start/stop/step slice, so ``taskcli show TASK --subset S --split SP --index I`` 
 
 from taskcli.export.formats import FORMATS, ExportFormat, get_format
 
-__all__ = ["FORMATS", "ExportFormat", "export", "get_format", "manifest_path", "write_rows"]
+__all__ = [
+    "FORMATS",
+    "ExportFormat",
+    "export",
+    "get_format",
+    "manifest_location",
+    "manifest_path",
+    "write_rows",
+]
 
 
 def __getattr__(name: str):
     """The writing side on first use: it imports more than ``--help`` should pay for."""
-    if name in ("export", "manifest_path", "write_rows"):
+    if name in ("export", "manifest_location", "manifest_path", "write_rows"):
         from taskcli.export import writing
 
         return getattr(writing, name)

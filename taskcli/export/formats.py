@@ -167,15 +167,18 @@ def file_kind(output: str) -> str | None:
     return next((kind for kind in COLUMNAR_FILES if folded.endswith("." + kind)), None)
 
 
-def choose_output(output: str, fmt: str | None) -> tuple[ExportFormat, str]:
+def choose_output(
+    output: str, fmt: str | None, *, stream: bool = False
+) -> tuple[ExportFormat, str]:
     """The format and the kind of file to write `output` as: the kind follows the name.
 
-    ``-`` (standard output) is JSON lines. A name that asks for no known kind (``train.csv``)
-    is a usage error unless `fmt` is given, which then says JSON lines are meant. A format
-    that cannot write the kind asked for is a usage error naming those that can.
+    ``-`` (standard output) and any other `stream` (a device, a FIFO) get JSON lines. A name
+    that asks for no known kind (``train.csv``) is a usage error unless `fmt` is given, which
+    then says JSON lines are meant. A format that cannot write the kind asked for is a usage
+    error naming those that can.
     """
     chosen = get_format(fmt or DEFAULT_FORMAT)
-    if output == "-":
+    if output == "-" or (stream and file_kind(output) is None):
         return chosen, "jsonl"
     kind = file_kind(output)
     if kind is None:

@@ -1,14 +1,15 @@
 """Writing a plan's rows to a file or standard output, and the manifest that records it.
 
-A file appears only once complete (`taskcli.atomic.atomic_output`), then its manifest
+A file appears only once complete (`taskcli.atomic.staged_output`), together with its manifest
 ``OUT.manifest.json``: the resolved spec, the row counts, the data files and the output's sha256,
-so "what exactly did my model train on?" has an answer.
+so "what exactly did my model train on?" has an answer. Both are staged before either is put in
+place, so a failure leaves neither, and never a manifest describing another file. A device or a
+FIFO (``-o /dev/null``) is written in place and gets no manifest; neither does standard output.
 """
 
 from __future__ import annotations
 
 import gc
-import gzip
 import hashlib
 import os
 import sys
@@ -19,9 +20,9 @@ from typing import Any, BinaryIO
 import orjson
 
 from taskcli import __version__
-from taskcli.atomic import atomic_output
-from taskcli.errors import TaskcliError, UsageError
-from taskcli.export.formats import PARQUET, choose_output, get_format
+from taskcli.atomic import OutputError, check_output, is_special, scratch_folder, staged_output
+from taskcli.errors import UsageError
+from taskcli.export.formats import PARQUET, ExportFormat, choose_output, get_format
 from taskcli.export.lines import EntryLines, Progress
 from taskcli.export.order import scratch_buckets
 from taskcli.export.tokens import EntryTokens, TokenSettings
@@ -116,7 +117,7 @@ def export(
     that has no rows to count (shuffling, ordering, flushing). The `tokens` format writes Parquet
     only, rendered with `tokens`.
     """
-    export_format, kind = choose_output(os.fspath(output), fmt)
+    export_format, kind = choose_output(os.fspath(output), fmt, stream=is_special(output))
     fmt = export_format.name
     rows = selected_rows(plan.total, limit, shard)
     if export_format.renders_tokens and kind != PARQUET:
@@ -128,61 +129,90 @@ def export(
     if os.fspath(output) == "-":
         _export_to_stdout(plan, rows, fmt, progress, on_phase)
         return None
-    target = check_output(output)
-    digest = hashlib.sha256()
+    check_output(output, export_inputs(plan), "output")
     try:
-        with atomic_output(target, compress=kind == "jsonl.gz") as sink:
-            compressed = isinstance(sink, gzip.GzipFile) or kind == PARQUET
-            write = sink.write
-            if export_format.renders_tokens:
-                from taskcli.export.tokens import TokenParquet
+        return _export_to_file(
+            plan, output, rows, export_format, kind, (limit, shard), progress, on_phase, tokens
+        )
+    except OSError as error:  # the scratch files: full disk, read-only filesystem
+        raise OutputError(f"cannot write {output}: {error.strerror or error}.") from None
 
-                parquet = TokenParquet(sink, plan.spec.entries)
-                write = parquet.write
-            elif kind == PARQUET:
-                from taskcli.export.parquet import ParquetSink
 
-                parquet = ParquetSink(sink, export_format)
-                write = parquet.write
-            # Uncompressed, the bytes written are the file's bytes: hash them on the way.
+def _export_to_file(
+    plan: Plan,
+    output: str | os.PathLike[str],
+    rows: range,
+    export_format: ExportFormat,
+    kind: str,
+    selection: tuple[int | None, tuple[int, int] | None],
+    progress: Progress | None,
+    on_phase: Callable[[str], None] | None,
+    tokens: TokenSettings | None,
+) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with staged_output(output, compress=kind == "jsonl.gz") as staged:
+        sink = _columnar_sink(staged.file, export_format, kind, plan)
+        # Plain JSON lines are the file's bytes: hash them on the way; the others once written.
+        on_the_way = sink is None and staged.file is staged.raw
+        with scratch_folder(output) as scratch:
             written = write_rows(
                 plan,
                 rows,
-                fmt,
-                write,
+                export_format.name,
+                staged.file.write if sink is None else sink.write,
                 progress,
-                scratch=target.parent,
-                digest=None if compressed else digest,
+                scratch=scratch,
+                digest=digest if on_the_way else None,
                 on_phase=on_phase,
                 tokens=tokens,
             )
-            if kind == PARQUET:
-                parquet.close()
-            if on_phase is not None:
-                on_phase("flushing")
-        if compressed:
-            with target.open("rb") as finished:
-                digest = hashlib.file_digest(finished, "sha256")
-        manifest = _manifest(plan, target, fmt, limit, shard, rows, written, digest.hexdigest())
+        if sink is not None:
+            sink.close()
+        if on_phase is not None:
+            on_phase("flushing")
+        staged.finish()
+        sha256 = digest.hexdigest() if on_the_way else None
+        if not on_the_way and staged.temp is not None:
+            with staged.temp.open("rb") as finished:
+                sha256 = hashlib.file_digest(finished, "sha256").hexdigest()
+        limit, shard = selection
+        manifest = _manifest(
+            plan, staged.path, export_format.name, limit, shard, rows, written, staged.size, sha256
+        )
         manifest["output"]["kind"] = kind
         if tokens is not None and export_format.renders_tokens:
             manifest["tokens"] = tokens.describe()
-        with atomic_output(manifest_path(target), compress=False) as sink:
-            sink.write(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
-    except OSError as error:
-        raise TaskcliError(f"cannot write {target}: {error.strerror or error}") from None
+        if not staged.in_place:  # a device or a FIFO has no folder to put a manifest in
+            data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
+            staged.attach(manifest_path(staged.path), data)
     return manifest
 
 
-def check_output(output: str | os.PathLike[str]) -> Path:
-    """`output` as a path to write, or a usage error when it is a folder or its folder is
-    missing: checked before any work, so a long export cannot fail at its end for it."""
-    target = Path(output)
-    if target.is_dir():
-        raise UsageError(f"output {target} is a folder; give a file name.")
-    if not target.parent.is_dir():
-        raise UsageError(f"output folder {target.parent} does not exist.")
-    return target
+def _columnar_sink(stream: BinaryIO, export_format: ExportFormat, kind: str, plan: Plan) -> Any:
+    """What turns the lines into Parquet row groups, for a Parquet output; None for JSON lines."""
+    if export_format.renders_tokens:
+        from taskcli.export.tokens import TokenParquet
+
+        return TokenParquet(stream, plan.spec.entries)
+    if kind == PARQUET:
+        from taskcli.export.parquet import ParquetSink
+
+        return ParquetSink(stream, export_format)
+    return None
+
+
+def manifest_location(output: str | os.PathLike[str]) -> Path | None:
+    """Where `export` put the manifest of `output`: beside the file a symlink points to, or
+    nowhere for standard output and for a device or FIFO (written in place)."""
+    if os.fspath(output) == "-" or is_special(output):
+        return None
+    return manifest_path(os.path.realpath(output))
+
+
+def export_inputs(plan: Plan) -> list[str]:
+    """The files an export reads: its spec, and the local files and parquet copies behind its
+    tasks; none of them may be the output."""
+    return [str(plan.spec.path), *(record["path"] for record in plan.data_files())]
 
 
 def _export_to_stdout(
@@ -210,7 +240,8 @@ def _manifest(
     shard: tuple[int, int] | None,
     rows: range,
     written: list[int],
-    digest: str,
+    size: int,
+    digest: str | None,
 ) -> dict[str, Any]:
     spec = plan.spec
     entries = []
@@ -231,5 +262,5 @@ def _manifest(
         "total": plan.total,
         "rows": len(rows),
         "data_files": plan.data_files(),
-        "output": {"file": target.name, "bytes": target.stat().st_size, "sha256": digest},
+        "output": {"file": target.name, "bytes": size, "sha256": digest},
     }

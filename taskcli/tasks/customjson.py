@@ -13,7 +13,7 @@ the two never disagree: any error fails the load, naming the first few as
 
 Only the byte offset of each conversation is kept (8 bytes each) and an example is parsed again
 when asked for, so a multi-gigabyte file costs megabytes. A ``.gz`` file (or standard input,
-``-``) cannot be seeked, so its conversations are kept in memory as compact JSON instead.
+``-``, a FIFO) cannot be seeked, so its conversations are kept in memory as compact JSON instead.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskcli.errors import InvalidData, UsageError
-from taskcli.jsonl import STDIN, decode, display_name
+from taskcli.jsonl import STDIN, decode, display_name, is_regular
 from taskcli.tasks.common import Conversation, Param, Task
 
 if TYPE_CHECKING:
@@ -67,7 +67,9 @@ class CustomJSON(Task):
         super().__init__(start=start, stop=stop, step=step)
         self.path = os.fspath(path)
         self._offsets = array("Q")
-        seekable = self.path != STDIN and not self.path.endswith(".gz")
+        # A FIFO or a device is read once, as a stream: opening it again would wait for a
+        # writer that is gone, or read other bytes.
+        seekable = is_regular(self.path) and not self.path.endswith(".gz")
         self._kept: list[bytes] | None = None if seekable else []
         self._load()
 

@@ -32,6 +32,8 @@ WORD_LIST_URL = (
     "https://raw.githubusercontent.com/dwyl/english-words/refs/heads/master/words_alpha.txt"
 )
 TEST_SEED_OFFSET = 10_000_000  # train seeds are 0 .. size-1, so the splits never overlap
+MAX_WORD_LIST_BYTES = 16 << 20  # the default list is 4 MB; loaded, a byte costs about 15
+MAX_WORD_CHARS = 100  # the longest English words have 45 letters
 LETTER_FROM_WORD = 0.9  # otherwise any letter, so that "zero" is a possible answer too
 
 # How the question is asked. {letter} and {word} arrive already quoted and cased.
@@ -120,12 +122,21 @@ class _WordListTask(Task):
 
 
 def read_word_list(source: str) -> list[str]:
-    """The words of a local file or URL: stripped, lower-cased, empty lines dropped."""
+    """The words of a local file or URL: stripped, lower-cased, empty lines dropped.
+
+    A download is checked before it is cached (`check_word_list`); a local file only for its
+    size, so that loading it stays within a few hundred megabytes.
+    """
     if source.startswith(("http://", "https://")):
         from taskcli.download import cached_download
 
         try:
-            path = cached_download(source, hint="set word_list to a local file to use one instead")
+            path = cached_download(
+                source,
+                hint="set word_list to a local file to use one instead",
+                check=check_word_list,
+                max_bytes=MAX_WORD_LIST_BYTES,
+            )
         except DataUnavailable as error:
             raise DataUnavailable(str(error), params=("word_list",)) from None
     else:
@@ -137,6 +148,11 @@ def read_word_list(source: str) -> list[str]:
                 params=("word_list",),
             )
     try:
+        if path.stat().st_size > MAX_WORD_LIST_BYTES:
+            raise InvalidData(
+                f"word list {source} is over {MAX_WORD_LIST_BYTES:,} bytes; "
+                "a word list is a few megabytes."
+            )
         with open(path, encoding="utf-8") as lines:
             words = [word for line in lines if (word := line.strip().lower())]
     except UnicodeDecodeError as error:
@@ -146,6 +162,25 @@ def read_word_list(source: str) -> list[str]:
     if not words:
         raise InvalidData(f"word list {source} holds no words.")
     return words
+
+
+def check_word_list(path: Path) -> None:
+    """A ValueError unless `path` looks like a word list: UTF-8 text, no NUL, not an HTML page,
+    at least one word, lines of at most `MAX_WORD_CHARS` characters (a sign of real words)."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    if "\0" in text:
+        raise ValueError("binary data, not text")
+    if text.lstrip()[:1] == "<":
+        raise ValueError("an HTML or XML page, not a word list")
+    lines = text.splitlines()
+    if not any(line.strip() for line in lines):
+        raise ValueError("empty of words")
+    if max(map(len, lines)) > MAX_WORD_CHARS:
+        raise ValueError(f"not one word per line (a line of over {MAX_WORD_CHARS} characters)")
 
 
 def _quoted(text: str, rng: random.Random) -> str:
