@@ -734,27 +734,32 @@ for _command in app.registered_commands:
     _command.help = _reflow(_command.callback.__doc__ or "")
 _root.__doc__ = _reflow(_root.__doc__ or "")
 
-INTERRUPT_GRACE = 0.5  # seconds the command has to unwind after Ctrl-C
+# Seconds a command has to unwind (removing its partial outputs) after Ctrl-C or SIGTERM before
+# the process ends anyway: Ctrl-C must stop everything within a second; a supervisor's SIGTERM
+# can wait a little longer for a clean exit.
+GRACE = {signal.SIGINT: 0.5, signal.SIGTERM: 5.0}
 
 
-def _interrupted(signum: int, frame: object) -> None:
-    """Ctrl-C: the progress bar goes at once, and the command unwinds (removing its partial
-    outputs) and exits 130. Should unwinding wait on something slow (threads that finish
-    their work before they return), the process ends anyway after `INTERRUPT_GRACE`."""
+def _stop(signum: int, frame: object) -> None:
+    """Ctrl-C or SIGTERM: the progress bar goes at once, and the command unwinds and exits
+    130 (143 for SIGTERM). Should unwinding wait on something slow (threads that finish their
+    work before they return), the process ends anyway after its `GRACE`."""
     import os
     import threading
 
     from taskcli.render import stop_progress
 
     stop_progress()
-    watchdog = threading.Timer(INTERRUPT_GRACE, os._exit, (130,))
+    watchdog = threading.Timer(GRACE[signum], os._exit, (128 + signum,))
     watchdog.daemon = True
     watchdog.start()
-    raise KeyboardInterrupt
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    sys.exit(128 + signum)
 
 
 def main() -> None:
-    """Console-script entry point: SIGTERM unwinds like Ctrl-C, so partial outputs are removed."""
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    signal.signal(signal.SIGINT, _interrupted)
+    """Console-script entry point: Ctrl-C and SIGTERM unwind, so partial outputs are removed."""
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     app(prog_name="taskcli")
