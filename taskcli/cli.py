@@ -375,7 +375,7 @@ def browse(
     or tokens (with --tokenizer), s one source of a mixture at a time, w write the row as JSON,
     ? help, q quit.
 
-    Example: [bold]taskcli browse examples/mixture.yaml[/]
+    Example: [bold]taskcli browse examples/local-mixture.yaml[/]
     """
     from taskcli.errors import UsageError
 

@@ -308,3 +308,16 @@ def test_the_command_opens_the_target(rows_file: Path, monkeypatch: pytest.Monke
     assert seen and seen[0].total == 40
     missing = CliRunner().invoke(cli_app, ["browse", "nope.jsonl"])
     assert missing.exit_code == 2 and "no such file" in missing.output
+
+
+def test_screenshots_are_current(tmp_path: Path) -> None:
+    import runpy
+
+    root = Path(__file__).resolve().parent.parent
+    script = runpy.run_path(str(root / "scripts" / "render_screenshots.py"))
+    small, large = script["render_browse"](tmp_path)
+    for picture in (small, large):
+        committed = root / "docs" / "images" / picture.name
+        assert picture.read_text() == committed.read_text(), "run scripts/render_screenshots.py"
+    text = small.read_text().replace("&#160;", " ")
+    assert "row 3 of 372" in text and "spellingbee" in text and "assistant" in text
