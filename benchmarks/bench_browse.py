@@ -8,7 +8,7 @@ under `benchmarks/data/export/` when missing) and its mixture spec. One child pr
 the real screen headless (Textual's pilot, 80×24) and reports: the time until the first screen
 is drawn (the plan built, the order shuffled, the visible rows read), the time `End` takes to
 show the last row, a `:` jump to the middle, and the child's peak RSS after scrolling a
-thousand rows with `j` (the row cache is bounded, so it stays flat).
+thousand rows one by one (the row cache is bounded, so it stays flat).
 """
 
 from __future__ import annotations
@@ -46,13 +46,16 @@ async def main():
         await pilot.pause()
         jump = time.perf_counter()
         await pilot.press("home")
-        for _ in range(1000):
-            await pilot.press("j")
+        jumped = time.perf_counter()
+        for step in range(1000):  # as fast as a held-down key: a redraw every 20 rows
+            app.action_move(1)
+            if step % 20 == 0:
+                await pilot.pause()
         await pilot.pause()
-        scrolled = time.perf_counter()
+        scrolled = time.perf_counter() - jumped
     print(json.dumps({
         "open": opened - started, "first_screen": first - started, "end": end - first,
-        "jump": jump - end, "scroll_1000": scrolled - jump, "rows": browser.length,
+        "jump": jump - end, "scroll_1000": scrolled, "rows": browser.length,
         "status": last, "cached": browser.cached,
         "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }))
@@ -90,7 +93,7 @@ def main() -> None:
     print(f"first screen drawn            {figures['first_screen']:6.2f} s")
     print(f"End: the last row shown       {figures['end']:6.2f} s   ({figures['status'].strip()})")
     print(f"':' jump to the middle        {figures['jump']:6.2f} s")
-    print(f"1000 x 'j'                    {figures['scroll_1000']:6.2f} s")
+    print(f"1000 rows down, one by one    {figures['scroll_1000']:6.2f} s")
     print(f"peak RSS                      {figures['peak_rss'] / 1e6:6.0f} MB")
     print(f"rows in the cache             {figures['cached']:6,}")
 

@@ -146,7 +146,9 @@ class BrowseApp(App[None]):
         unit = "tok" if self.tokens else "chars"
         header = f"{'row':>{digits}} {'source':<8} msg {unit:>6} first user line"
         text = Text(header[:width], "bold dim", no_wrap=True, overflow="crop")
-        for k in range(self.top, min(self.top + height - 1, browser.length)):
+        visible = range(self.top, min(self.top + height - 1, browser.length))
+        browser.prefetch(visible)
+        for k in visible:
             item = browser.item(k)
             messages = item.row.conversation.get("messages") or []
             length = self._length(k, item, messages)

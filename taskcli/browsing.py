@@ -233,6 +233,17 @@ class Browser:
             self._items.popitem(last=False)
         return item
 
+    def prefetch(self, ks: range) -> None:
+        """Read the rows `ks` in view that are not cached, together: the rows of a screen cost
+        one read per task, not one per row (a Hub task reads a whole row group each time)."""
+        missing = [self.position(k) for k in ks if self.position(k) not in self._items]
+        if not missing:
+            return
+        for item in self._read(missing):
+            self._items[item.row.index] = item
+        while len(self._items) > CACHE_ROWS:
+            self._items.popitem(last=False)
+
     @property
     def cached(self) -> int:
         return len(self._items)
