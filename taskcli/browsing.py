@@ -275,7 +275,7 @@ class Browser:
         conversations = task.get_examples(physical)
         where = self.label
         return [
-            Item(Row(i, c), where, _problems(c))
+            Item(Row(i, c), where, _problems(c), self.target.name)
             for i, c in zip(indices, conversations, strict=True)
         ]
 

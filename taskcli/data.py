@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -40,6 +41,7 @@ _TRUE = {"1", "ON", "YES", "TRUE"}  # what the Hugging Face libraries accept as 
 FEW_ROWS = 16  # up to this many rows of one block are sliced out rather than taken
 SCAN_ROWS = 2048  # rows of a block converted to Python at a time by `Rows.scan`
 READ_AHEAD_BLOCKS = 2  # blocks `Rows.read_ahead` decodes before a scan starts
+BLOCK_CACHE_BYTES = 256 << 20  # decoded parquet row groups kept for random reads
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ class Rows:
         `positions` is a numpy array of places in `indices`; `rows` holds those rows in that
         order, at most `chunk_rows` at a time (default: all the block has). Each block is read
         once and let go, so a pass over every row of a split bigger than memory holds two blocks
-        (where `take` keeps the blocks it read, for random access). The next block is decoded in
+        (where `take` keeps recent blocks, for random access). The next block is decoded in
         a thread while this one's rows are used: Arrow releases the GIL, so the decoding costs
         no time on a second core.
         """
@@ -203,12 +205,21 @@ class ParquetRows(Rows):
             self._files.append(parquet)
         files = [DataFile(str(path), os.path.getsize(path)) for path in paths]
         super().__init__(sizes, files, revision)
-        self._read: dict[int, Any] = {}
+        self._read: OrderedDict[int, Any] = OrderedDict()
 
     def block(self, number: int) -> Any:
+        """Block `number`, kept among the most recently used while they fit in
+        `BLOCK_CACHE_BYTES`: random reads all over a big split (`taskcli browse` scrolling a
+        mixture) hold a bounded amount of memory, not every row group they ever touched."""
         table = self._read.get(number)
-        if table is None:
-            table = self._read[number] = self.read_block(number)
+        if table is not None:
+            self._read.move_to_end(number)
+            return table
+        table = self._read[number] = self.read_block(number)
+        kept = sum(block.nbytes for block in self._read.values())
+        while kept > BLOCK_CACHE_BYTES and len(self._read) > 1:
+            _, dropped = self._read.popitem(last=False)
+            kept -= dropped.nbytes
         return table
 
     def read_block(self, number: int) -> Any:

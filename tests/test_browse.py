@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,44 @@ def test_search_hits_next_previous_and_misses(rows_file: Path) -> None:
     assert "no search yet" in message(drive(browser, ["n"]))
 
 
+def test_escape_cancels_a_running_search(rows_file: Path) -> None:
+    class Slow(Browser):
+        def _read(self, indices: list[int]) -> list[Any]:
+            time.sleep(0.05)
+            return super()._read(indices)
+
+    monkey = open_browser(str(rows_file))
+    slow = Slow(monkey.target)
+    monkey_search = slow.search
+
+    async def run() -> str:
+        app = BrowseApp(slow)
+        async with app.run_test() as pilot:
+            await pilot.press("slash", *"nowhere", "enter")
+            assert app.busy
+            await pilot.press("escape")
+            await wait_idle(app, pilot)
+            return screen_lines(app)[-1]
+
+    monkeypatch_batch = browsing.SEARCH_BATCH
+    browsing.SEARCH_BATCH = 1  # a step per row, so the search is still running at Esc
+    try:
+        assert "search cancelled" in asyncio.run(run())
+    finally:
+        browsing.SEARCH_BATCH = monkeypatch_batch
+    assert monkey_search("berry", -1, 1, threading.Event()) == 3
+
+
+def test_a_task_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.chdir(root)
+    params = {"word_list": "examples/words.txt", "size": "30"}
+    browser = open_browser("spellingbee", split="test", params=params)
+    app = drive(browser, ["G"])
+    assert "row 29 of 30" in status(app) and "spellingbee" in status(app)
+    assert "spelling" in app.last_lines[1]
+
+
 def test_search_is_cancellable(rows_file: Path) -> None:
     browser = open_browser(str(rows_file))
     cancel = threading.Event()
@@ -168,6 +207,7 @@ def test_token_toggle(rows_file: Path, tmp_path: Path) -> None:
     app = drive(browser, ["t"])
     assert "tokens" in status(app)
     assert "trained" in app.last_screen and "<|assistant_start|>" in app.last_screen
+    assert "untrained in ⟦ ⟧" in app.last_screen  # NO_COLOR (set for every test): marks
     assert "tok" in app.last_lines[0]  # the row list counts tokens now
     back = drive(browser, ["t", "t"])
     assert "<|assistant_start|>" not in back.last_screen and "answer 0" in back.last_screen
