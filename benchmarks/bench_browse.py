@@ -8,7 +8,9 @@ under `benchmarks/data/export/` when missing) and its mixture spec. One child pr
 the real screen headless (Textual's pilot, 80×24) and reports: the time until the first screen
 is drawn (the plan built, the order shuffled, the visible rows read), the time `End` takes to
 show the last row, a `:` jump to the middle, and the child's peak RSS after scrolling a
-thousand rows one by one (the row cache is bounded, so it stays flat).
+thousand rows one by one (the row cache is bounded, so it stays flat). The same is then
+measured on a plain JSONL file of about 1.7 GB (`--file-rows` conversations of ~4 kB), which
+is indexed only as far as the screen needs, and to its end by `End`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ async def main():
         await pilot.pause()
         first = time.perf_counter()
         await pilot.press("end")
+        while app.busy:  # a file is read to its end in a worker
+            await asyncio.sleep(0.01)
         await pilot.pause()
         end = time.perf_counter()
         last = app.query_one("#status").render().plain
@@ -64,9 +68,50 @@ asyncio.run(main())
 """
 
 
+def big_file(rows: int) -> Path:
+    """A plain JSONL file of `rows` conversations of about 4 kB each, built once."""
+    path = ROOT / "benchmarks" / "data" / "browse" / f"big-{rows}.jsonl"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        user, assistant = "word " * 400, "answer " * 300
+        line = json.dumps({"messages": [{"role": "user", "content": user}]})
+        line = line[:-2] + ', {"role": "assistant", "content": "' + assistant + '"}]}\n'
+        with open(path.with_suffix(".tmp"), "w") as out:
+            for _ in range(rows):
+                out.write(line)
+        path.with_suffix(".tmp").rename(path)
+    return path
+
+
+def run_child(target: Path, data_dir: Path, env: dict[str, str]) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(target), str(data_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the browse child failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def print_figures(figures: dict) -> None:
+    print(f"open (plan, order, imports)   {figures['open']:6.2f} s")
+    print(f"first screen drawn            {figures['first_screen']:6.2f} s")
+    print(f"End: the last row shown       {figures['end']:6.2f} s   ({figures['status'].strip()})")
+    print(f"':' jump to the middle        {figures['jump']:6.2f} s")
+    print(f"1000 rows down, one by one    {figures['scroll_1000']:6.2f} s")
+    print(f"peak RSS                      {figures['peak_rss'] / 1e6:6.0f} MB")
+    print(f"rows in the cache             {figures['cached']:6,}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=SMOLTALK_ROWS, help="SmolTalk rows to build.")
+    parser.add_argument(
+        "--file-rows", type=int, default=400_000, help="Conversations in the JSONL file."
+    )
     args = parser.parse_args()
     root = build_data(args.rows)
     _, mixture, rows = write_specs(root, args.rows)
@@ -78,24 +123,13 @@ def main() -> None:
         "HF_DATASETS_OFFLINE": "1",
         "TASKCLI_CACHE_DIR": str(root / "cache"),
     }
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(mixture), str(root)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"the browse child failed:\n{done.stderr}")
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    figures = run_child(mixture, root, env)
     print(f"mixture: {rows:,} rows ({figures['rows']:,} in the browser)")
-    print(f"open (plan, order, imports)   {figures['open']:6.2f} s")
-    print(f"first screen drawn            {figures['first_screen']:6.2f} s")
-    print(f"End: the last row shown       {figures['end']:6.2f} s   ({figures['status'].strip()})")
-    print(f"':' jump to the middle        {figures['jump']:6.2f} s")
-    print(f"1000 rows down, one by one    {figures['scroll_1000']:6.2f} s")
-    print(f"peak RSS                      {figures['peak_rss'] / 1e6:6.0f} MB")
-    print(f"rows in the cache             {figures['cached']:6,}")
+    print_figures(figures)
+    path = big_file(args.file_rows)
+    figures = run_child(path, root, env)
+    print(f"\nJSONL file: {path.stat().st_size / 1e9:.2f} GB, {figures['rows']:,} rows")
+    print_figures(figures)
 
 
 if __name__ == "__main__":
