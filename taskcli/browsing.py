@@ -19,7 +19,7 @@ import os
 import threading
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from taskcli.tokens import Rendering
 
 CACHE_ROWS = 512  # rows kept decoded; a screen needs a few dozen
-SEARCH_BATCH = 256  # rows read per step of a search, between checks for cancel
+SEARCH_BATCH = 256  # rows of a file read per step of a search; checks for cancel as often
+SEARCH_WINDOW = 1 << 16  # rows of a task or spec read per step of a search, in storage order
 SCAN_CHUNK = 1 << 20
 
 
@@ -323,30 +324,69 @@ class Browser:
         progress: Callable[[int], None] | None = None,
     ) -> int | None:
         """The first row in view after `start` (before it when `step` is -1) whose messages
-        hold `query`, in any case; None when there is none or `cancel` was set. Rows are read
-        in batches, not cached, and `progress` sees how many were looked through."""
+        hold `query`, in any case; None when there is none or `cancel` was set.
+
+        Rows are read a window at a time and not cached; `progress` sees how many were looked
+        through. A file's window is read in order and the search stops at the first match; a
+        task's or a spec's window is read in storage order (`Task.iter_examples`), each block
+        once, since a shuffled mixture's neighbours sit in different row groups, and the
+        nearest match in the window wins.
+        """
         needle = query.casefold()
+        window = SEARCH_BATCH if self._index is not None else SEARCH_WINDOW
         k = start + step
         looked = 0
         while not cancel.is_set():
-            if step > 0 and k + SEARCH_BATCH > self.length and not self.complete:
-                self.extend(k + SEARCH_BATCH)
+            if step > 0 and k + window > self.length and not self.complete:
+                self.extend(k + window)
             if k < 0 or k >= self.length:
                 return None
-            batch = (
-                range(k, min(k + SEARCH_BATCH, self.length))
+            ks = (
+                range(k, min(k + window, self.length))
                 if step > 0
-                else range(k, max(k - SEARCH_BATCH, -1), -1)
+                else range(k, max(k - window, -1), -1)
             )
-            items = self._read([self.position(j) for j in batch])
-            for j, item in zip(batch, items, strict=True):
-                if needle in text_of(item.row.conversation).casefold():
-                    return j
-            looked += len(batch)
+            best = None
+            for n, (i, conversation) in enumerate(self._scan([self.position(j) for j in ks]), 1):
+                if needle in text_of(conversation).casefold():
+                    if self._index is not None:
+                        return ks[i]
+                    best = i if best is None else min(best, i)
+                if n % SEARCH_BATCH == 0:
+                    if cancel.is_set():
+                        return None
+                    if progress is not None:
+                        progress(looked + n)
+            if best is not None:
+                return ks[best]
+            looked += len(ks)
             if progress is not None:
                 progress(looked)
-            k = batch[-1] + step
+            k = ks[-1] + step
         return None
+
+    def _scan(self, indices: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(i, conversation at target index indices[i])`` for every i, in the order that is
+        cheapest to read: a file's own order, a task's storage order."""
+        if self._index is not None:
+            for i, index in enumerate(indices):
+                yield i, self._file_item(index, *self._index.read(index)).row.conversation
+            return
+        plan = self.target.plan
+        if plan is None:
+            task = self.target.task
+            yield from task.iter_examples([task.physical_index(i) for i in indices])
+            return
+        low = min(indices)
+        owners, examples = plan.placement(range(low, max(indices) + 1))
+        wanted: dict[int, tuple[list[int], list[int]]] = {}
+        for i, index in enumerate(indices):
+            places, rows = wanted.setdefault(int(owners[index - low]), ([], []))
+            places.append(i)
+            rows.append(int(examples[index - low]))
+        for owner, (places, rows) in wanted.items():
+            for j, conversation in plan.tasks[owner].iter_examples(rows):
+                yield places[j], conversation
 
 
 def open_browser(

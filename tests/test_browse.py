@@ -152,9 +152,10 @@ def test_search_hits_next_previous_and_misses(rows_file: Path) -> None:
 
 def test_escape_cancels_a_running_search(rows_file: Path) -> None:
     class Slow(Browser):
-        def _read(self, indices: list[int]) -> list[Any]:
-            time.sleep(0.05)
-            return super()._read(indices)
+        def _scan(self, indices: list[int]) -> Any:
+            for pair in super()._scan(indices):
+                time.sleep(0.02)
+                yield pair
 
     monkey = open_browser(str(rows_file))
     slow = Slow(monkey.target)
@@ -176,6 +177,40 @@ def test_escape_cancels_a_running_search(rows_file: Path) -> None:
     finally:
         browsing.SEARCH_BATCH = monkeypatch_batch
     assert monkey_search("berry", -1, 1, threading.Event()) == 3
+
+
+@pytest.mark.parametrize("window", [5, 1 << 16])
+def test_search_in_a_mixture_finds_the_nearest_match_in_view_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int
+) -> None:
+    monkeypatch.setattr(browsing, "SEARCH_WINDOW", window)
+    write_rows(tmp_path / "a.jsonl", 30)
+    write_rows(tmp_path / "b.jsonl", 12, {i: conversation(f"bee {i}") for i in range(0, 12, 3)})
+    spec = write_spec(
+        tmp_path,
+        "tasks:\n  - {task: customjson, path: a.jsonl}\n  - {task: customjson, path: b.jsonl}\n",
+    )
+    browser = open_browser(str(spec))
+    hits = [
+        k
+        for k in range(browser.length)
+        if "bee" in browsing.text_of(browser.item(k).row.conversation)
+    ]
+    assert len(hits) == 4
+    never = threading.Event()
+    found, k = [], -1
+    while (k := browser.search("BEE", k, 1, never)) is not None:
+        found.append(k)
+    assert found == hits
+    assert browser.search("bee", hits[-1], -1, never) == hits[-2]
+    assert browser.search("bee", hits[0], -1, never) is None
+    browser.filter_source(1)  # within one source: positions in the filtered view
+    first = next(
+        k
+        for k in range(browser.length)
+        if "bee" in browsing.text_of(browser.item(k).row.conversation)
+    )
+    assert browser.search("bee", -1, 1, never) == first
 
 
 def test_a_task_target(monkeypatch: pytest.MonkeyPatch) -> None:
