@@ -226,12 +226,21 @@ class BrowseApp(App[None]):
 
     # -- moving -------------------------------------------------------------------------
     def go(self, k: int) -> None:
-        """Put the cursor on row `k` in view (clamped), reading more of a big file if needed."""
+        """Put the cursor on row `k` in view (clamped), reading more of a big file if needed.
+        Not while a search or a read runs: it reads the same open files."""
+        if self._still_working():
+            return
         browser = self.browser
         if k >= browser.length and not browser.complete:
             browser.extend(k + self._page())
         self.cursor = max(0, min(k, browser.length - 1))
         self.show_row()
+
+    def _still_working(self) -> bool:
+        """A search or a read runs in a worker: the screen reads no rows meanwhile."""
+        if self.busy:
+            self.say("still working: wait, or Esc to stop", "red")
+        return self.busy
 
     def _page(self) -> int:
         return max(self.query_one("#rows", RowList).size.height - 2, 1)
@@ -253,7 +262,9 @@ class BrowseApp(App[None]):
         size = browser.file_size or 1
         self._start(
             lambda: browser.extend(
-                None, lambda done: self._progress(f"reading to the end… {done / size:.0%}")
+                None,
+                lambda done: self._progress(f"reading to the end… {done / size:.0%} (Esc stops)"),
+                self.cancel,
             ),
             lambda _: self.go(browser.length - 1),
         )
@@ -264,6 +275,8 @@ class BrowseApp(App[None]):
 
     # -- the prompt ---------------------------------------------------------------------
     def action_ask(self, what: str) -> None:
+        if self._still_working():
+            return
         prompt = self.query_one("#prompt", Input)
         self.asking = what
         labels = {"jump": "row index: ", "search": "search: ", "write": "write to: "}
@@ -397,6 +410,8 @@ class BrowseApp(App[None]):
 
     # -- views --------------------------------------------------------------------------
     def action_tokens(self) -> None:
+        if self._still_working():
+            return
         if self.browser.tokenizer is None:
             self.say("no tokenizer: start with --tokenizer SPEC to see tokens", "red")
             return
@@ -405,6 +420,8 @@ class BrowseApp(App[None]):
         self.show_row()
 
     def action_source(self) -> None:
+        if self._still_working():
+            return
         browser = self.browser
         if len(browser.sources) < 2:
             self.say("one source: only a mixture spec's rows can be filtered by source", "red")

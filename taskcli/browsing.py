@@ -36,7 +36,10 @@ if TYPE_CHECKING:
 
 CACHE_ROWS = 512  # rows kept decoded; a screen needs a few dozen
 SEARCH_BATCH = 256  # rows of a file read per step of a search; checks for cancel as often
-SEARCH_WINDOW = 1 << 16  # rows of a task or spec read per step of a search, in storage order
+SEARCH_FIRST = 32  # rows of a task or spec a search reads first, in order, through the cache;
+SEARCH_WINDOW = 1 << 12  # then a window of rows in storage order, each window twice the last
+SEARCH_WINDOW_MAX = 1 << 18  # up to this: a pass over everything decodes each row group a few
+# times only
 SCAN_CHUNK = 1 << 20
 
 
@@ -60,11 +63,18 @@ class LineIndex:
     def __len__(self) -> int:
         return len(self.offsets)
 
-    def scan_to(self, count: int | None, on_bytes: Callable[[int], None] | None = None) -> None:
-        """Index until `count` conversations are known (None: the whole file)."""
+    def scan_to(
+        self,
+        count: int | None,
+        on_bytes: Callable[[int], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """Index until `count` conversations are known (None: the whole file), or `cancel`."""
         with self._lock, open(self.path, "rb") as file:
             file.seek(self.scanned)
             while not self.complete and (count is None or len(self.offsets) < count):
+                if cancel is not None and cancel.is_set():
+                    break
                 chunk = file.read(SCAN_CHUNK)
                 end = chunk.rfind(b"\n")
                 if len(chunk) == SCAN_CHUNK and end < 0:
@@ -74,8 +84,8 @@ class LineIndex:
                 self._index(chunk)
                 self.complete = self.scanned >= self.size
                 file.seek(self.scanned)
-            if on_bytes is not None:
-                on_bytes(self.scanned)
+                if on_bytes is not None:
+                    on_bytes(self.scanned)
 
     def _index(self, block: bytes) -> None:
         start = 0
@@ -177,10 +187,15 @@ class Browser:
     def complete(self) -> bool:
         return self._index is None or self._index.complete
 
-    def extend(self, count: int | None, on_bytes: Callable[[int], None] | None = None) -> None:
-        """Index a plain file until `count` rows are known (None: to its end)."""
+    def extend(
+        self,
+        count: int | None,
+        on_bytes: Callable[[int], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """Index a plain file until `count` rows are known (None: to its end), or `cancel`."""
         if self._index is not None:
-            self._index.scan_to(count, on_bytes)
+            self._index.scan_to(count, on_bytes, cancel)
 
     @property
     def file_size(self) -> int | None:
@@ -327,13 +342,16 @@ class Browser:
         hold `query`, in any case; None when there is none or `cancel` was set.
 
         Rows are read a window at a time and not cached; `progress` sees how many were looked
-        through. A file's window is read in order and the search stops at the first match; a
-        task's or a spec's window is read in storage order (`Task.iter_examples`), each block
-        once, since a shuffled mixture's neighbours sit in different row groups, and the
-        nearest match in the window wins.
+        through. A file is read in order and the search stops at the first match. A task or a
+        spec is read in order for its next few rows (those on screen are cached), then a
+        window at a time in storage order (`Task.iter_examples`), each block once, since a
+        shuffled mixture's neighbours sit in different row groups; the nearest match in the
+        window wins, and each window is twice the last, up to a limit.
         """
         needle = query.casefold()
-        window = SEARCH_BATCH if self._index is not None else SEARCH_WINDOW
+        file = self._index is not None
+        window = SEARCH_BATCH if file else SEARCH_FIRST
+        ordered = True  # a step read in view order stops at its first match
         k = start + step
         looked = 0
         while not cancel.is_set():
@@ -347,9 +365,10 @@ class Browser:
                 else range(k, max(k - window, -1), -1)
             )
             best = None
-            for n, (i, conversation) in enumerate(self._scan([self.position(j) for j in ks]), 1):
+            pairs = self._in_order(ks) if ordered else self._scan(list(map(self.position, ks)))
+            for n, (i, conversation) in enumerate(pairs, 1):
                 if needle in text_of(conversation).casefold():
-                    if self._index is not None:
+                    if ordered:
                         return ks[i]
                     best = i if best is None else min(best, i)
                 if n % SEARCH_BATCH == 0:
@@ -363,7 +382,20 @@ class Browser:
             if progress is not None:
                 progress(looked)
             k = ks[-1] + step
+            if not file:
+                window = SEARCH_WINDOW if ordered else min(window * 2, SEARCH_WINDOW_MAX)
+                ordered = False
         return None
+
+    def _in_order(self, ks: range) -> Iterator[tuple[int, dict[str, Any]]]:
+        """The rows `ks` in view, in that order: a file's read on, anything else through the
+        row cache (the rows on screen are there already)."""
+        if self._index is not None:
+            yield from self._scan(list(map(self.position, ks)))
+            return
+        self.prefetch(ks if ks.step > 0 else range(ks[-1], ks[0] + 1))
+        for i, k in enumerate(ks):
+            yield i, self.item(k).row.conversation
 
     def _scan(self, indices: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
         """``(i, conversation at target index indices[i])`` for every i, in the order that is

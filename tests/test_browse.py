@@ -179,10 +179,11 @@ def test_escape_cancels_a_running_search(rows_file: Path) -> None:
     assert monkey_search("berry", -1, 1, threading.Event()) == 3
 
 
-@pytest.mark.parametrize("window", [5, 1 << 16])
+@pytest.mark.parametrize(("first", "window"), [(2, 3), (32, 1 << 12)])
 def test_search_in_a_mixture_finds_the_nearest_match_in_view_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first: int, window: int
 ) -> None:
+    monkeypatch.setattr(browsing, "SEARCH_FIRST", first)
     monkeypatch.setattr(browsing, "SEARCH_WINDOW", window)
     write_rows(tmp_path / "a.jsonl", 30)
     write_rows(tmp_path / "b.jsonl", 12, {i: conversation(f"bee {i}") for i in range(0, 12, 3)})
