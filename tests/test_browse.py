@@ -166,6 +166,8 @@ def test_escape_cancels_a_running_search(rows_file: Path) -> None:
         async with app.run_test() as pilot:
             await pilot.press("slash", *"nowhere", "enter")
             assert app.busy
+            await pilot.press("j")  # the screen reads nothing while the search reads
+            assert app.cursor == 0
             await pilot.press("escape")
             await wait_idle(app, pilot)
             return screen_lines(app)[-1]
