@@ -25,6 +25,7 @@ from textual.widgets import Input, Static
 
 from taskcli import render
 from taskcli.errors import TaskcliError
+from taskcli.tokens import DEFAULT_MAX_TOKENS
 
 if TYPE_CHECKING:
     from textual import events
@@ -147,7 +148,10 @@ class BrowseApp(App[None]):
         header = f"{'row':>{digits}} {'source':<8} msg {unit:>6} first user line"
         text = Text(header[:width], "bold dim", no_wrap=True, overflow="crop")
         visible = range(self.top, min(self.top + height - 1, browser.length))
-        browser.prefetch(visible)
+        try:
+            browser.prefetch(visible)
+        except TaskcliError as error:  # the data went bad under us (a file changed): say so
+            return text.append(f"\n{error}", "red")
         for k in visible:
             item = browser.item(k)
             messages = item.row.conversation.get("messages") or []
@@ -185,7 +189,11 @@ class BrowseApp(App[None]):
             pane.update(Text("no rows", "dim"))
             self.query_one("#status", Static).update(Text(f" {browser.label} · no rows"))
             return
-        item = browser.item(self.cursor)
+        try:
+            item = browser.item(self.cursor)
+        except TaskcliError as error:
+            pane.update(Text(str(error), "red"))
+            return
         pane.update(self._view(item))
         self.query_one("#pane", VerticalScroll).scroll_home(animate=False)
         self.query_one("#rows", RowList).refresh()
@@ -199,7 +207,7 @@ class BrowseApp(App[None]):
             rendering = browser.rendering(self.cursor)
         except TaskcliError as error:  # a conversation nanochat could not render
             return Text(f"cannot render this row into tokens: {error}", "red")
-        cut = rendering.num_tokens if browser.max_tokens is None else browser.max_tokens
+        cut = DEFAULT_MAX_TOKENS if browser.max_tokens is None else browser.max_tokens
         return render.token_view(item.row, rendering, browser.tokenizer, cut, self.no_color)
 
     def _status(self, item: Item) -> Text:

@@ -247,6 +247,10 @@ def test_token_toggle(rows_file: Path, tmp_path: Path) -> None:
     assert "trained" in app.last_screen and "<|assistant_start|>" in app.last_screen
     assert "untrained in ⟦ ⟧" in app.last_screen  # NO_COLOR (set for every test): marks
     assert "tok" in app.last_lines[0]  # the row list counts tokens now
+    cut = drive(open_browser(str(rows_file), tokenizer=tokenizer, max_tokens=5), ["t"])
+    assert "cut off at 5" in cut.last_screen and "✂ cut here" in cut.last_screen
+    default = drive(open_browser(str(rows_file), tokenizer=tokenizer), ["t"])
+    assert "0 cut off" in default.last_screen and "✂" not in default.last_screen
     back = drive(browser, ["t", "t"])
     assert "<|assistant_start|>" not in back.last_screen and "answer 0" in back.last_screen
 
