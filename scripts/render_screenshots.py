@@ -1,11 +1,13 @@
-"""Render the pictures of `taskcli show` and `taskcli stats` in docs/images/ from real output.
+"""Render the pictures of `taskcli show`, `stats` and `browse` in docs/images/ from real output.
 
-    python scripts/render_screenshots.py             # writes docs/images/show.svg and stats.svg
+    python scripts/render_screenshots.py             # writes docs/images/*.svg
     python scripts/render_screenshots.py -o /tmp/img
 
 Each picture is the CLI itself, run through `typer.testing.CliRunner` while `taskcli.render`'s
 console is swapped for a recording one, then saved with Rich's ``save_svg``. So the pictures are
-the real rendering code's output, and rerunning this script after a change redraws them. Only
+the real rendering code's output, and rerunning this script after a change redraws them. The
+`browse` screen is run headless by Textual's pilot at 80×24 and 120×40 and saved with its own
+screenshot export. Only
 bundled data is used (`examples/`), so it runs offline and gives the same pictures every time.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,10 +104,47 @@ def render(out_dir: Path) -> list[Path]:
     return [show_svg, stats_svg]
 
 
+# What the browse pictures show: the mixture, three rows down (a spelling drill with tool parts).
+BROWSE_TARGET = "examples/local-mixture.yaml"
+BROWSE_KEYS = ("j", "j", "j")
+BROWSE_SIZES = ((80, 24), (120, 40))
+
+
+def render_browse(out_dir: Path) -> list[Path]:
+    """Write browse-80x24.svg and browse-120x40.svg into `out_dir` and return their paths."""
+    import asyncio
+
+    from taskcli.browse import BrowseApp
+    from taskcli.browsing import open_browser
+
+    async def picture(size: tuple[int, int]) -> str:
+        app = BrowseApp(open_browser(BROWSE_TARGET))
+        async with app.run_test(size=size) as pilot:
+            await pilot.press(*BROWSE_KEYS)
+            await pilot.pause()
+            return app.export_screenshot(title="taskcli browse")
+
+    paths = []
+    out_dir = out_dir.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    no_color = os.environ.pop("NO_COLOR", None)  # the pictures are in colour wherever made
+    try:
+        with contextlib.chdir(ROOT):
+            for width, height in BROWSE_SIZES:
+                path = out_dir / f"browse-{width}x{height}.svg"
+                path.write_text(asyncio.run(picture((width, height))))
+                paths.append(path)
+    finally:
+        if no_color is not None:
+            os.environ["NO_COLOR"] = no_color
+    return paths
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--out-dir", type=Path, default=ROOT / "docs" / "images")
-    for path in render(parser.parse_args().out_dir):
+    out_dir = parser.parse_args().out_dir
+    for path in [*render(out_dir), *render_browse(out_dir)]:
         print(f"wrote {path}")
 
 

@@ -363,6 +363,61 @@ def show(
         render.print_note(shown.note)
 
 
+def _is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+@app.command()
+def browse(
+    target: TargetArgument,
+    subset: SubsetOption = None,
+    split: SplitOption = None,
+    param: ParamOption = None,
+    data_dir: DataDirOption = None,
+    tokenizer: TokenizerOption = None,
+    max_tokens: MaxTokensOption = None,
+) -> None:
+    """Move through a target interactively: a row list beside the conversation, as `show` draws it.
+
+    Rows are read on demand, so a million-row mixture or a gigabyte file opens at once. The
+    status line names the target, the row, its source and the rules `validate` would report
+    for it. Needs a terminal (use `taskcli show` in scripts) and the browse extra (textual).
+
+    Keys: up/down or k/j, PgUp/PgDn, Home/End or g/G, u/d scroll the conversation, `:` jump
+    to a row index, `/` search every row's text (Esc cancels), n/N next/previous match, t text
+    or tokens (with --tokenizer), s one source of a mixture at a time, w write the row as JSON,
+    ? help, q quit.
+
+    Example: [bold]taskcli browse examples/local-mixture.yaml[/]
+    """
+    from taskcli.errors import UsageError
+
+    if not _is_terminal():
+        raise UsageError(
+            "browse needs a terminal, and stdout is not one.",
+            hint=f"`taskcli show {target} --index I --count N` prints rows for scripts and pipes.",
+        )
+    try:
+        from taskcli import browse as screen
+    except ImportError:
+        raise UsageError(
+            "browse needs Textual: pip install 'taskcli[browse]'.",
+        ) from None
+    from taskcli.browsing import open_browser
+
+    _note_shadowed(target)
+    browser = open_browser(
+        target,
+        subset,
+        split,
+        parse_params(param),
+        data_dir=data_dir,
+        tokenizer=_load_tokenizer(tokenizer),
+        max_tokens=max_tokens,
+    )
+    screen.run(browser)
+
+
 @app.command()
 def validate(
     files: Annotated[

@@ -26,6 +26,7 @@ import os
 import re
 import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -44,6 +45,7 @@ FEW_ROWS = 16  # up to this many rows of one block are sliced out rather than ta
 SCAN_ROWS = 2048  # rows of a block converted to Python at a time by `Rows.scan`
 READ_AHEAD_BLOCKS = 2  # blocks `Rows.read_ahead` decodes before a scan starts
 MAX_README_BYTES = 8 << 20  # a dataset card; the largest on the Hub are a few hundred kB
+BLOCK_CACHE_BYTES = 256 << 20  # decoded parquet row groups kept for random reads
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,7 @@ class Rows:
         `positions` is a numpy array of places in `indices`; `rows` holds those rows in that
         order, at most `chunk_rows` at a time (default: all the block has). Each block is read
         once and let go, so a pass over every row of a split bigger than memory holds two blocks
-        (where `take` keeps the blocks it read, for random access). The next block is decoded in
+        (where `take` keeps recent blocks, for random access). The next block is decoded in
         a thread while this one's rows are used: Arrow releases the GIL, so the decoding costs
         no time on a second core.
         """
@@ -215,15 +217,24 @@ class ParquetRows(Rows):
             self._files.append(parquet)
         files = [DataFile(str(path), os.path.getsize(path)) for path in paths]
         super().__init__([block[3] for block in self._blocks], files, revision)
-        self._read: dict[int, Any] = {}
+        self._read: OrderedDict[int, Any] = OrderedDict()
         self._stream: tuple[int, int, int, Any] | None = None  # file, group, next row, batches
         self._stream_lock = threading.Lock()  # a read-ahead and a scan may read at once
         self._stream_files: dict[int, Any] = {}
 
     def block(self, number: int) -> Any:
+        """Block `number`, kept among the most recently used while they fit in
+        `BLOCK_CACHE_BYTES`: random reads all over a big split (`taskcli browse` scrolling a
+        mixture) hold a bounded amount of memory, not every row group they ever touched."""
         table = self._read.get(number)
-        if table is None:
-            table = self._read[number] = self.read_block(number)
+        if table is not None:
+            self._read.move_to_end(number)
+            return table
+        table = self._read[number] = self.read_block(number)
+        kept = sum(block.nbytes for block in self._read.values())
+        while kept > BLOCK_CACHE_BYTES and len(self._read) > 1:
+            _, dropped = self._read.popitem(last=False)
+            kept -= dropped.nbytes
         return table
 
     def read_block(self, number: int) -> Any:

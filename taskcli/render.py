@@ -280,29 +280,38 @@ def _header(shown: Shown, row: Row) -> str:
 
 def print_conversations(shown: Shown) -> None:
     """Each conversation under a header naming the target, the row, the total and the source."""
-    from rich.panel import Panel
-
     for row in shown.rows:
         console.rule(_header(shown, row))
-        if row.source is not None:
-            console.print(
-                Text(f"from {row.entry}, example {row.source['index']} of its task", "bold dim"),
-                highlight=False,
+        console.print(conversation_view(row))
+
+
+def _source_line(row: Row) -> Text:
+    return Text(f"from {row.entry}, example {row.source['index']} of its task", "bold dim")
+
+
+def conversation_view(row: Row) -> RenderableType:
+    """One conversation as `show` draws it: its source, its other keys, a panel per message
+    (`taskcli browse` draws its conversation pane with this too)."""
+    from rich.panel import Panel
+
+    pieces: list[RenderableType] = []
+    if row.source is not None:
+        pieces.append(_source_line(row))
+    metadata = _metadata(row.conversation)
+    if metadata is not None:
+        pieces.append(metadata)
+    for message in row.conversation.get("messages", []):
+        role = message.get("role", "?")
+        style = ROLE_STYLES.get(role, "red")
+        pieces.append(
+            Panel(
+                _content(message.get("content", "")),
+                title=f"[bold {style}]{escape(str(role))}[/]",
+                title_align="left",
+                border_style=style,
             )
-        metadata = _metadata(row.conversation)
-        if metadata is not None:
-            console.print(metadata, highlight=False)
-        for message in row.conversation.get("messages", []):
-            role = message.get("role", "?")
-            style = ROLE_STYLES.get(role, "red")
-            console.print(
-                Panel(
-                    _content(message.get("content", "")),
-                    title=f"[bold {style}]{escape(str(role))}[/]",
-                    title_align="left",
-                    border_style=style,
-                )
-            )
+        )
+    return Group(*pieces)
 
 
 # Tokens alternate between two backgrounds so their boundaries show; without colour they are
@@ -321,24 +330,37 @@ def print_tokens(
 ) -> None:
     """Each conversation as the tokens the model trains on, under a header of counts."""
     plain = console.no_color or console.color_system is None
-    legend = "untrained in ⟦ ⟧, tokens split by ·" if plain else "trained in green"
     for row, rendering in renderings:
         console.rule(_header(shown, row))
-        if row.source is not None:
-            console.print(
-                Text(f"from {row.entry}, example {row.source['index']} of its task", "bold dim"),
-                highlight=False,
-            )
-        cut = f" at {max_tokens:,}" if rendering.truncated else ""
-        console.print(
+        console.print(token_view(row, rendering, tokenizer, max_tokens, plain, show_ids))
+
+
+def token_view(
+    row: Row,
+    rendering: Rendering,
+    tokenizer: Tokenizer,
+    max_tokens: int,
+    plain: bool,
+    show_ids: bool = False,
+) -> RenderableType:
+    """One conversation as the tokens the model trains on, under a line of counts; `plain`
+    marks untrained runs and token boundaries with characters instead of colour."""
+    legend = "untrained in ⟦ ⟧, tokens split by ·" if plain else "trained in green"
+    pieces: list[RenderableType] = []
+    if row.source is not None:
+        pieces.append(_source_line(row))
+    cut = f" at {max_tokens:,}" if rendering.truncated else ""
+    pieces.append(
+        Text(
             f"{rendering.num_tokens:,} tokens · {rendering.num_trained:,} trained · "
-            f"{rendering.tokens_cut:,} cut off{cut}  ({legend})",
-            highlight=False,
+            f"{rendering.tokens_cut:,} cut off{cut}  ({legend})"
         )
-        console.print(_token_text(rendering, tokenizer, plain, show_ids), soft_wrap=False)
-        if rendering.truncated:
-            dropped = f"✂ cut here: {rendering.tokens_cut:,} more tokens never trained on"
-            console.print(Text(dropped, "bold red"))
+    )
+    pieces.append(_token_text(rendering, tokenizer, plain, show_ids))
+    if rendering.truncated:
+        dropped = f"✂ cut here: {rendering.tokens_cut:,} more tokens never trained on"
+        pieces.append(Text(dropped, "bold red"))
+    return Group(*pieces)
 
 
 def _token_text(rendering: Rendering, tokenizer: Tokenizer, plain: bool, show_ids: bool) -> Text:

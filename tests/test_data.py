@@ -138,6 +138,21 @@ def test_only_the_row_groups_asked_for_are_read(tmp_path):
     assert sorted(rows._read) == [3, 8]
 
 
+def test_row_groups_kept_for_random_reads_are_bounded(tmp_path, monkeypatch):
+    import taskcli.data
+
+    path = numbers_file(tmp_path / "n.parquet", list(range(1000)), 10)
+    rows = ParquetRows([path])
+    group_bytes = rows.block(0).nbytes
+    monkeypatch.setattr(taskcli.data, "BLOCK_CACHE_BYTES", 3 * group_bytes)
+    wanted = list(range(5, 1000, 37))
+    assert rows.take(wanted) == [{"n": i} for i in wanted]  # read again when dropped
+    assert len(rows._read) == 3
+    assert list(rows._read) == sorted({i // 10 for i in wanted})[-3:]  # the latest kept
+    rows.take([wanted[-3]])  # used again: now the most recent
+    assert list(rows._read)[-1] == wanted[-3] // 10
+
+
 def test_a_scan_takes_up_the_blocks_read_ahead_and_reads_each_block_once(tmp_path, monkeypatch):
     path = numbers_file(tmp_path / "n.parquet", list(range(100)), 10)
     rows = ParquetRows([path])

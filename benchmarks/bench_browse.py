@@ -1,0 +1,136 @@
+"""How fast `taskcli browse` opens a 1M-row mixture and jumps to its last row, and its memory.
+
+    python benchmarks/bench_browse.py                 # the ~1M-row mixture of bench_export
+    python benchmarks/bench_browse.py --rows 50000    # the same, scaled down
+
+It reuses `bench_export.py`'s local copies (SmolTalk-like parquet files, GSM8K, ARC; built
+under `benchmarks/data/export/` when missing) and its mixture spec. One child process then runs
+the real screen headless (Textual's pilot, 80×24) and reports: the time until the first screen
+is drawn (the plan built, the order shuffled, the visible rows read), the time `End` takes to
+show the last row, a `:` jump to the middle, and the child's peak RSS after scrolling a
+thousand rows one by one (the row cache is bounded, so it stays flat). The same is then
+measured on a plain JSONL file of about 1.7 GB (`--file-rows` conversations of ~4 kB), which
+is indexed only as far as the screen needs, and to its end by `End`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_export import SMOLTALK_ROWS, build_data, write_specs  # noqa: E402
+
+CHILD = """
+import asyncio, json, resource, sys, time
+started = time.perf_counter()
+from taskcli.browse import BrowseApp
+from taskcli.browsing import open_browser
+
+async def main():
+    browser = open_browser(sys.argv[1], data_dir=sys.argv[2])
+    opened = time.perf_counter()
+    app = BrowseApp(browser)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        first = time.perf_counter()
+        await pilot.press("end")
+        while app.busy:  # a file is read to its end in a worker
+            await asyncio.sleep(0.01)
+        await pilot.pause()
+        end = time.perf_counter()
+        last = app.query_one("#status").render().plain
+        await pilot.press("colon", *str(browser.length // 2), "enter")
+        await pilot.pause()
+        jump = time.perf_counter()
+        await pilot.press("home")
+        jumped = time.perf_counter()
+        for step in range(1000):  # as fast as a held-down key: a redraw every 20 rows
+            app.action_move(1)
+            if step % 20 == 0:
+                await pilot.pause()
+        await pilot.pause()
+        scrolled = time.perf_counter() - jumped
+    print(json.dumps({
+        "open": opened - started, "first_screen": first - started, "end": end - first,
+        "jump": jump - end, "scroll_1000": scrolled, "rows": browser.length,
+        "status": last, "cached": browser.cached,
+        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }))
+
+asyncio.run(main())
+"""
+
+
+def big_file(rows: int) -> Path:
+    """A plain JSONL file of `rows` conversations of about 4 kB each, built once."""
+    path = ROOT / "benchmarks" / "data" / "browse" / f"big-{rows}.jsonl"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        user, assistant = "word " * 400, "answer " * 300
+        line = json.dumps({"messages": [{"role": "user", "content": user}]})
+        line = line[:-2] + ', {"role": "assistant", "content": "' + assistant + '"}]}\n'
+        with open(path.with_suffix(".tmp"), "w") as out:
+            for _ in range(rows):
+                out.write(line)
+        path.with_suffix(".tmp").rename(path)
+    return path
+
+
+def run_child(target: Path, data_dir: Path, env: dict[str, str]) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(target), str(data_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the browse child failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def print_figures(figures: dict) -> None:
+    print(f"open (plan, order, imports)   {figures['open']:6.2f} s")
+    print(f"first screen drawn            {figures['first_screen']:6.2f} s")
+    print(f"End: the last row shown       {figures['end']:6.2f} s   ({figures['status'].strip()})")
+    print(f"':' jump to the middle        {figures['jump']:6.2f} s")
+    print(f"1000 rows down, one by one    {figures['scroll_1000']:6.2f} s")
+    print(f"peak RSS                      {figures['peak_rss'] / 1e6:6.0f} MB")
+    print(f"rows in the cache             {figures['cached']:6,}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=SMOLTALK_ROWS, help="SmolTalk rows to build.")
+    parser.add_argument(
+        "--file-rows", type=int, default=400_000, help="Conversations in the JSONL file."
+    )
+    args = parser.parse_args()
+    root = build_data(args.rows)
+    _, mixture, rows = write_specs(root, args.rows)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HF_HOME": str(root / "hf-home"),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TASKCLI_CACHE_DIR": str(root / "cache"),
+    }
+    figures = run_child(mixture, root, env)
+    print(f"mixture: {rows:,} rows ({figures['rows']:,} in the browser)")
+    print_figures(figures)
+    path = big_file(args.file_rows)
+    figures = run_child(path, root, env)
+    print(f"\nJSONL file: {path.stat().st_size / 1e9:.2f} GB, {figures['rows']:,} rows")
+    print_figures(figures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,488 @@
+"""`taskcli browse`: one screen to move through any target, row by row, as `show` draws it.
+
+The only module that imports Textual, and only `taskcli browse` imports it. The rows come from
+`taskcli.browsing.Browser` (on demand, a bounded cache), each conversation is drawn by the same
+`taskcli.render` functions as `show` (panels, tool parts, tokens), and the status line names the
+rule ids `validate` would report for the row. Searching and reading a big file to its end run
+in a worker thread, with progress, and Esc cancels them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import orjson
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Input, Static
+
+from taskcli import render
+from taskcli.errors import TaskcliError
+from taskcli.tokens import DEFAULT_MAX_TOKENS
+
+if TYPE_CHECKING:
+    from textual import events
+
+    from taskcli.browsing import Browser, Item
+
+# What `?` shows; `taskcli browse --help` lists the same keys (tests/test_browse.py checks).
+KEYS = (
+    ("↑ ↓  k j", "previous / next row"),
+    ("PgUp PgDn", "a screen of rows up / down"),
+    ("Home End  g G", "first / last row"),
+    ("u d", "scroll the conversation up / down"),
+    (":", "jump to a row index"),
+    ("/", "search every row's text (Esc cancels)"),
+    ("n N", "next / previous match"),
+    ("t", "text or tokens (needs --tokenizer)"),
+    ("s", "show one source of a mixture, the next, then all"),
+    ("w", "write the row as JSON to a file"),
+    ("?", "this help"),
+    ("q", "quit"),
+)
+PROGRESS_EVERY = 0.1  # seconds between progress messages of a search
+
+
+class RowList(Static):
+    """The rows around the cursor, one line each: index, source, messages, length, first user
+    line. Only the rows on screen are read."""
+
+    def render(self) -> Text:
+        app: BrowseApp = self.app  # type: ignore[assignment]
+        return app.row_lines(self.size.width, self.size.height)
+
+
+class HelpScreen(ModalScreen[None]):
+    """The keys, until any key is pressed."""
+
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    #help { width: auto; max-width: 76; height: auto; border: round $accent; padding: 0 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        text = Text("Keys\n", "bold")
+        for keys, what in KEYS:
+            text.append(f"{keys:<15}", "bold")
+            text.append(f"{what}\n")
+        text.append("any key closes this", "dim")
+        yield Static(text, id="help")
+
+    def on_key(self, event: events.Key) -> None:
+        event.stop()
+        self.dismiss()
+
+
+class BrowseApp(App[None]):
+    """The row list beside the selected conversation, a status line, and a prompt line."""
+
+    TITLE = "taskcli browse"
+    AUTO_FOCUS = None  # keys go to the bindings; the prompt takes focus only when opened
+    CSS = """
+    Screen { layout: vertical; }
+    #main { height: 1fr; }
+    #rows { width: 45%; min-width: 30; height: 100%; border-right: solid $primary; }
+    #pane { width: 1fr; }
+    #status { height: 1; background: $primary-darken-2; color: $text; }
+    #message { height: 1; color: $text-muted; }
+    #prompt { height: 1; border: none; display: none; padding: 0; }
+    """
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("up,k", "move(-1)", "up", show=False),
+        Binding("down,j", "move(1)", "down", show=False),
+        Binding("pageup", "page(-1)", "page up", show=False),
+        Binding("pagedown", "page(1)", "page down", show=False),
+        Binding("home,g", "first", "first", show=False),
+        Binding("end,G", "last", "last", show=False),
+        Binding("u", "scroll_pane(-1)", show=False),
+        Binding("d", "scroll_pane(1)", show=False),
+        Binding("colon", "ask('jump')", "jump", show=False),
+        Binding("slash", "ask('search')", "search", show=False),
+        Binding("n", "again(1)", "next match", show=False),
+        Binding("N", "again(-1)", "previous match", show=False),
+        Binding("t", "tokens", "tokens", show=False),
+        Binding("s", "source", "source", show=False),
+        Binding("w", "ask('write')", "write", show=False),
+        Binding("question_mark", "help", "help", show=False),
+        Binding("escape", "cancel", "cancel", show=False),
+        Binding("q", "quit", "quit", show=False),
+    ]
+
+    def __init__(self, browser: Browser) -> None:
+        super().__init__()
+        self.browser = browser
+        self.cursor = 0
+        self.top = 0
+        self.tokens = False
+        self.query_text: str | None = None
+        self.asking: str | None = None
+        self.cancel = threading.Event()
+        self.busy = False
+
+    # -- layout -------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            yield RowList(id="rows")
+            with VerticalScroll(id="pane", can_focus=False):
+                yield Static(id="conversation")
+        yield Static(id="status")
+        yield Static("? keys · / search · : jump · q quit", id="message")
+        yield Input(id="prompt")
+
+    def on_mount(self) -> None:
+        self.show_row()
+
+    def row_lines(self, width: int, height: int) -> Text:
+        """The header and the rows from `top`, the cursor's reversed, each cut to `width`."""
+        browser = self.browser
+        self._keep_visible(height - 1)
+        digits = len(f"{max(browser.length - 1, 0):,}")
+        unit = "tok" if self.tokens else "chars"
+        header = f"{'row':>{digits}} {'source':<8} msg {unit:>6} first user line"
+        text = Text(header[:width], "bold dim", no_wrap=True, overflow="crop")
+        visible = range(self.top, min(self.top + height - 1, browser.length))
+        try:
+            browser.prefetch(visible)
+        except TaskcliError as error:  # the data went bad under us (a file changed): say so
+            return text.append(f"\n{error}", "red")
+        for k in visible:
+            item = browser.item(k)
+            messages = item.row.conversation.get("messages") or []
+            length = self._length(k, item, messages)
+            first = _first_user_line(messages)
+            line = f"{item.row.index:>{digits},} {item.short[:8]:<8} {len(messages):>3} "
+            style = "reverse" if k == self.cursor else ("red" if item.problems else "")
+            shown = Text(f"{line}{length:>6} {first}", style, no_wrap=True)
+            shown.truncate(max(width, 1), overflow="crop", pad=True)
+            text.append("\n")
+            text.append_text(shown)
+        return text
+
+    def _length(self, k: int, item: Item, messages: list[Any]) -> str:
+        if self.tokens:
+            try:
+                return f"{self.browser.rendering(k).num_tokens:,}"
+            except TaskcliError:  # a conversation nanochat could not render has no count
+                return "?"
+        chars = sum(len(render_text(m)) for m in messages if isinstance(m, dict))
+        return f"{chars:,}"
+
+    def _keep_visible(self, rows: int) -> None:
+        rows = max(rows, 1)
+        if self.cursor < self.top:
+            self.top = self.cursor
+        elif self.cursor >= self.top + rows:
+            self.top = self.cursor - rows + 1
+
+    def show_row(self) -> None:
+        """Draw the conversation and the status line of the row under the cursor."""
+        browser = self.browser
+        pane = self.query_one("#conversation", Static)
+        if browser.length == 0:
+            pane.update(Text("no rows", "dim"))
+            self.query_one("#status", Static).update(Text(f" {browser.label} · no rows"))
+            return
+        try:
+            item = browser.item(self.cursor)
+        except TaskcliError as error:
+            pane.update(Text(str(error), "red"))
+            return
+        pane.update(self._view(item))
+        self.query_one("#pane", VerticalScroll).scroll_home(animate=False)
+        self.query_one("#rows", RowList).refresh()
+        self.query_one("#status", Static).update(self._status(item))
+
+    def _view(self, item: Item) -> Any:
+        if not self.tokens:
+            return render.conversation_view(item.row)
+        browser = self.browser
+        try:
+            rendering = browser.rendering(self.cursor)
+        except TaskcliError as error:  # a conversation nanochat could not render
+            return Text(f"cannot render this row into tokens: {error}", "red")
+        cut = DEFAULT_MAX_TOKENS if browser.max_tokens is None else browser.max_tokens
+        return render.token_view(item.row, rendering, browser.tokenizer, cut, self.no_color)
+
+    def _status(self, item: Item) -> Text:
+        browser = self.browser
+        total = browser.total
+        of = f"{total:,}" if total is not None else f"{browser.length:,}+"
+        text = Text(f" row {item.row.index:,} of {of} · ")
+        if item.problems:
+            text.append(" ".join(item.problems), "bold red")
+        else:
+            text.append("valid", "green")
+        text.append(f" · {item.where}")
+        if browser.source is not None:
+            text.append(f" · only {browser.sources[browser.source]} ({browser.length:,})")
+        if self.tokens:
+            text.append(" · tokens")
+        text.append(" · ")
+        text.append(browser.label, "bold")
+        text.truncate(self.size.width, overflow="ellipsis")
+        return text
+
+    def say(self, message: str, style: str = "") -> None:
+        self.query_one("#message", Static).update(Text(message, style))
+
+    # -- moving -------------------------------------------------------------------------
+    def go(self, k: int) -> None:
+        """Put the cursor on row `k` in view (clamped), reading more of a big file if needed.
+        Not while a search or a read runs: it reads the same open files."""
+        if self._still_working():
+            return
+        browser = self.browser
+        if k >= browser.length and not browser.complete:
+            browser.extend(k + self._page())
+        self.cursor = max(0, min(k, browser.length - 1))
+        self.show_row()
+
+    def _still_working(self) -> bool:
+        """A search or a read runs in a worker: the screen reads no rows meanwhile."""
+        if self.busy:
+            self.say("still working: wait, or Esc to stop", "red")
+        return self.busy
+
+    def _page(self) -> int:
+        return max(self.query_one("#rows", RowList).size.height - 2, 1)
+
+    def action_move(self, step: int) -> None:
+        self.go(self.cursor + step)
+
+    def action_page(self, direction: int) -> None:
+        self.go(self.cursor + direction * self._page())
+
+    def action_first(self) -> None:
+        self.go(0)
+
+    def action_last(self) -> None:
+        browser = self.browser
+        if browser.complete:
+            self.go(browser.length - 1)
+            return
+        size = browser.file_size or 1
+        self._start(
+            lambda: browser.extend(
+                None,
+                lambda done: self._progress(f"reading to the end… {done / size:.0%} (Esc stops)"),
+                self.cancel,
+            ),
+            lambda _: self.go(browser.length - 1),
+        )
+
+    def action_scroll_pane(self, direction: int) -> None:
+        pane = self.query_one("#pane", VerticalScroll)
+        pane.scroll_relative(y=direction * max(pane.size.height // 2, 1), animate=False)
+
+    # -- the prompt ---------------------------------------------------------------------
+    def action_ask(self, what: str) -> None:
+        if self._still_working():
+            return
+        prompt = self.query_one("#prompt", Input)
+        self.asking = what
+        labels = {"jump": "row index: ", "search": "search: ", "write": "write to: "}
+        prompt.placeholder = labels[what]
+        prompt.value = ""
+        if what == "write" and self.browser.length:
+            prompt.value = f"row-{self.browser.item(self.cursor).row.index}.json"
+        self.say(f"{labels[what]}(Enter to go, Esc to cancel)")
+        prompt.display = True
+        prompt.focus()
+
+    def _close_prompt(self) -> None:
+        prompt = self.query_one("#prompt", Input)
+        prompt.display = False
+        self.asking = None
+        self.set_focus(None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        what, value = self.asking, event.value.strip()
+        self._close_prompt()
+        if not value:
+            self.say("")
+        elif what == "jump":
+            self._jump(value)
+        elif what == "search":
+            self.query_text = value
+            self.action_again(1)
+        elif what == "write":
+            self._write(value)
+
+    def _jump(self, value: str) -> None:
+        try:
+            index = int(value.replace(",", "").replace("_", ""))
+        except ValueError:
+            self.say(f"not a row index: {value!r}", "red")
+            return
+        browser = self.browser
+        if index < 0:
+            self.say("a row index is 0 or more", "red")
+            return
+        if not browser.complete and browser.view is None:
+            browser.extend(index + 1)
+        total = browser.total
+        if browser.view is None and index >= browser.length:
+            self.say(f"no row {index:,}: the target has {browser.length:,} rows", "red")
+            return
+        k = browser.locate(index)
+        if k is None or (total is not None and index >= total):
+            self.say(f"row {index:,} is not in {browser.sources[browser.source]}", "red")
+            return
+        self.say(f"row {index:,}")
+        self.go(k)
+
+    def _write(self, path: str) -> None:
+        from taskcli.atomic import atomic_output
+
+        row = self.browser.item(self.cursor).row
+        try:
+            with atomic_output(path) as out:
+                out.write(orjson.dumps(row.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
+        except OSError as error:
+            self.say(f"cannot write {path}: {error.strerror or error}", "red")
+            return
+        except TaskcliError as error:  # `atomic_output` names the full path and the reason
+            self.say(str(error), "red")
+            return
+        self.say(f"wrote row {row.index:,} to {path}", "green")
+
+    # -- search, and work in the background ---------------------------------------------
+    def action_again(self, step: int) -> None:
+        if self.query_text is None:
+            self.say("no search yet: / starts one", "red")
+            return
+        if self.busy or not self.browser.length:
+            return
+        query, start, browser = self.query_text, self.cursor, self.browser
+        arrow = "next" if step > 0 else "previous"
+
+        def search() -> int | None:
+            last = [0.0]
+
+            def progress(done: int) -> None:
+                now = time.monotonic()
+                if now - last[0] >= PROGRESS_EVERY:
+                    last[0] = now
+                    self._progress(f"searching {query!r}… {done:,} rows (Esc cancels)")
+
+            return browser.search(query, start, step, self.cancel, progress)
+
+        def found(k: int | None) -> None:
+            if k is not None:
+                self.say(f"{query!r}: {arrow} match")
+                self.go(k)
+            elif self.cancel.is_set():
+                self.say("search cancelled")
+            else:
+                self.say(f"{query!r}: no {arrow} match", "red")
+
+        self.say(f"searching {query!r}… (Esc cancels)")
+        self._start(search, found)
+
+    def _start(self, work: Any, then: Any) -> None:
+        """Run `work` in a thread; `then` gets its result on the app's own thread."""
+        self.busy = True
+        self.cancel.clear()
+
+        def run() -> None:
+            try:
+                result = work()
+            except Exception as error:  # a failure is a message on the screen, not a crash
+                self.call_from_thread(self._failed, error)
+                return
+            self.call_from_thread(self._done, then, result)
+
+        self.run_worker(run, thread=True, exclusive=True, group="work")
+
+    def _done(self, then: Any, result: Any) -> None:
+        self.busy = False
+        then(result)
+
+    def _failed(self, error: Exception) -> None:
+        self.busy = False
+        self.say(str(error), "red")
+
+    def _progress(self, message: str) -> None:
+        self.call_from_thread(self.say, message)
+
+    def action_cancel(self) -> None:
+        if self.asking is not None:
+            self._close_prompt()
+            self.say("")
+        elif self.busy:
+            self.cancel.set()
+
+    # -- views --------------------------------------------------------------------------
+    def action_tokens(self) -> None:
+        if self._still_working():
+            return
+        if self.browser.tokenizer is None:
+            self.say("no tokenizer: start with --tokenizer SPEC to see tokens", "red")
+            return
+        self.tokens = not self.tokens
+        self.say("tokens: trained in green" if self.tokens else "text")
+        self.show_row()
+
+    def action_source(self) -> None:
+        if self._still_working():
+            return
+        browser = self.browser
+        if len(browser.sources) < 2:
+            self.say("one source: only a mixture spec's rows can be filtered by source", "red")
+            return
+        index = browser.item(self.cursor).row.index
+        following = 0 if browser.source is None else browser.source + 1
+        browser.filter_source(following if following < len(browser.sources) else None)
+        k = browser.locate(index)
+        if k is None:
+            import numpy as np
+
+            k = min(int(np.searchsorted(browser.view, index)), browser.length - 1)
+        named = "all sources" if browser.source is None else browser.sources[browser.source]
+        self.say(f"showing {named}")
+        self.top = 0
+        self.go(k)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+
+def render_text(message: dict[str, Any]) -> str:
+    """A message's text, tool parts included, for lengths in characters."""
+    from taskcli.conversation import flatten_content
+
+    try:
+        return flatten_content(message.get("content", ""))
+    except (KeyError, TypeError, IndexError):
+        return str(message.get("content", ""))
+
+
+def _first_user_line(messages: list[Any]) -> str:
+    for message in messages:
+        if isinstance(message, dict) and message.get("role") == "user":
+            for line in render_text(message).splitlines():
+                if line.strip():
+                    return line.strip()
+    return ""
+
+
+def run(browser: Browser) -> None:
+    """Run the screen in this terminal. Keys are read from the terminal itself even when the
+    conversations came from standard input."""
+    if not sys.stdin.isatty():
+        try:
+            terminal = os.open("/dev/tty", os.O_RDONLY)
+        except OSError:
+            from taskcli.errors import UsageError
+
+            raise UsageError("browse reads keys from a terminal, and there is none.") from None
+        os.dup2(terminal, sys.stdin.fileno())
+        os.close(terminal)
+    BrowseApp(browser).run()

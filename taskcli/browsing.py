@@ -1,0 +1,449 @@
+"""The data behind `taskcli browse`: any target's rows on demand, a bounded cache, search.
+
+    browser = open_browser("mixture.yaml", data_dir="data")
+    browser.length, browser.item(412_000).row.source, browser.item(0).problems
+    browser.search("strawberry", start=-1, step=1, cancel=threading.Event())
+
+Nothing here draws or imports Textual: the screen (`taskcli.browse`) asks for the rows it shows
+and nothing more, so a million-row mixture costs its order (8 bytes a row) plus the rows on
+screen, however far one scrolls. A plain JSONL file is never read whole to open it: its lines
+are indexed only as far as someone has looked (8 bytes per conversation), so the first screen of
+a 1.5 GB file is there at once; a ``.gz`` file or standard input cannot be seeked, so it is read
+through the `customjson` task instead. A file's rows are shown even when broken: their rule ids
+(``invalid-json`` included) are what the status line is for.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from array import array
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from taskcli.conversation import check_record, flatten_content
+from taskcli.jsonl import BOM, STDIN, normalise
+from taskcli.showing import WHOLE_FILE_BYTES, Row
+from taskcli.targets import FILE, Target, classify, open_target, refuse_for_file
+
+if TYPE_CHECKING:
+    from taskcli.tokenizer import Tokenizer
+    from taskcli.tokens import Rendering
+
+CACHE_ROWS = 512  # rows kept decoded; a screen needs a few dozen
+SEARCH_BATCH = 256  # rows of a file read per step of a search; checks for cancel as often
+SEARCH_FIRST = 32  # rows of a task or spec a search reads first, in order, through the cache;
+SEARCH_WINDOW = 1 << 12  # then a window of rows in storage order, each window twice the last
+SEARCH_WINDOW_MAX = 1 << 18  # up to this: a pass over everything decodes each row group a few
+# times only
+SCAN_CHUNK = 1 << 20
+
+
+class LineIndex:
+    """The byte offsets of a plain JSONL file's conversations, found only as far as asked.
+
+    Blank lines hold no conversation and are skipped, as everywhere else; each conversation's
+    1-based physical line is kept too, so a row can say where it is in the file.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.offsets = array("Q")
+        self.lines = array("Q")
+        self.scanned = 0  # bytes looked at
+        self.physical = 0  # physical lines seen
+        self.complete = False
+        self.size = os.path.getsize(path)
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def scan_to(
+        self,
+        count: int | None,
+        on_bytes: Callable[[int], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """Index until `count` conversations are known (None: the whole file), or `cancel`."""
+        with self._lock, open(self.path, "rb") as file:
+            file.seek(self.scanned)
+            while not self.complete and (count is None or len(self.offsets) < count):
+                if cancel is not None and cancel.is_set():
+                    break
+                chunk = file.read(SCAN_CHUNK)
+                end = chunk.rfind(b"\n")
+                if len(chunk) == SCAN_CHUNK and end < 0:
+                    chunk += file.readline()  # one line longer than a chunk
+                elif len(chunk) == SCAN_CHUNK:
+                    chunk = chunk[: end + 1]  # the last line goes on in the next chunk
+                self._index(chunk)
+                self.complete = self.scanned >= self.size
+                file.seek(self.scanned)
+                if on_bytes is not None:
+                    on_bytes(self.scanned)
+
+    def _index(self, block: bytes) -> None:
+        start = 0
+        base = self.scanned
+        while start < len(block):
+            stop = block.find(b"\n", start)
+            stop = len(block) if stop < 0 else stop
+            self.physical += 1
+            line = block[start:stop]
+            if self.physical == 1 and line.startswith(BOM):
+                line = line[3:]
+            if line.strip():
+                self.offsets.append(base + start)
+                self.lines.append(self.physical)
+            start = stop + 1
+        self.scanned = base + len(block)
+
+    def read(self, index: int) -> tuple[int, bytes]:
+        """(physical line, raw bytes) of conversation `index`, already indexed."""
+        with open(self.path, "rb") as file:
+            file.seek(self.offsets[index])
+            raw = file.readline().rstrip(b"\n").rstrip(b"\r")
+        if self.lines[index] == 1 and raw.startswith(BOM):
+            raw = raw[3:]
+        return self.lines[index], raw
+
+
+@dataclass(frozen=True)
+class Item:
+    """A row as the browser shows it: the `show` row, its source in a few words, and the ids of
+    the rules it breaks (what `validate` would report for it)."""
+
+    row: Row
+    where: str
+    problems: tuple[str, ...]
+    short: str = ""  # the source in the row list: a task's name, a file's line
+
+
+def _problems(record: Any) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(problem.rule for problem in check_record(record)))
+
+
+def text_of(conversation: dict[str, Any]) -> str:
+    """What a search looks through: every message's content, tool parts included."""
+    pieces = []
+    for message in conversation.get("messages") or []:
+        content = message.get("content", "") if isinstance(message, dict) else message
+        try:
+            pieces.append(flatten_content(content))
+        except (KeyError, TypeError, IndexError):
+            pieces.append(orjson.dumps(content).decode())
+    return "\n".join(pieces)
+
+
+class Browser:
+    """A target's rows by position, through an optional filter by source, with a bounded cache.
+
+    `length` is how many rows are known: the whole target, except for a plain file not yet
+    indexed to its end (`complete` is then False and `extend` reads further).
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        tokenizer: Tokenizer | None = None,
+        max_tokens: int | None = None,
+    ) -> None:
+        self.target = target
+        self.label = target.label
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+        self._index: LineIndex | None = None
+        if target.kind == FILE and _seekable(target.text):
+            self._index = LineIndex(target.text)
+            whole = self._index.size <= WHOLE_FILE_BYTES
+            self._index.scan_to(None if whole else CACHE_ROWS)
+        self._items: OrderedDict[int, Item] = OrderedDict()
+        self._renderings: OrderedDict[int, Rendering] = OrderedDict()
+        self.view: Sequence[int] | None = None  # positions of the filtered source, or None
+        self.source: int | None = None
+
+    # -- the whole target ---------------------------------------------------------------
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The named sources a filter can pick (a spec's entries)."""
+        return tuple(s.name for s in self.target.sources) if self.target.is_spec else ()
+
+    @property
+    def total(self) -> int | None:
+        """Rows in the target, or None while a plain file is not indexed to its end."""
+        if self._index is not None:
+            return len(self._index) if self._index.complete else None
+        if self.target.plan is not None:
+            return self.target.plan.total
+        return len(self.target.task)
+
+    @property
+    def complete(self) -> bool:
+        return self._index is None or self._index.complete
+
+    def extend(
+        self,
+        count: int | None,
+        on_bytes: Callable[[int], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """Index a plain file until `count` rows are known (None: to its end), or `cancel`."""
+        if self._index is not None:
+            self._index.scan_to(count, on_bytes, cancel)
+
+    @property
+    def file_size(self) -> int | None:
+        return None if self._index is None else self._index.size
+
+    # -- the rows in view ---------------------------------------------------------------
+    @property
+    def length(self) -> int:
+        """Rows in view: the filtered source's, or all known."""
+        if self.view is not None:
+            return len(self.view)
+        if self._index is not None:
+            return len(self._index)
+        return self.total or 0
+
+    def position(self, k: int) -> int:
+        """The target index of row `k` in view."""
+        return int(self.view[k]) if self.view is not None else k
+
+    def locate(self, index: int) -> int | None:
+        """Where target index `index` is in view, or None (filtered out)."""
+        if self.view is None:
+            return index
+        import numpy as np
+
+        k = int(np.searchsorted(self.view, index))
+        return k if k < len(self.view) and self.view[k] == index else None
+
+    def filter_source(self, source: int | None) -> None:
+        """Show only rows of spec entry `source` (None: every row)."""
+        self.source = source
+        if source is None or self.target.plan is None:
+            self.view = None
+            return
+        import numpy as np
+
+        plan = self.target.plan
+        owners, _ = plan.placement(range(plan.total))
+        self.view = np.flatnonzero(owners == source)
+
+    def item(self, k: int) -> Item:
+        """Row `k` in view, from the cache or read now."""
+        index = self.position(k)
+        cached = self._items.get(index)
+        if cached is not None:
+            self._items.move_to_end(index)
+            return cached
+        item = self._read([index])[0]
+        self._items[index] = item
+        if len(self._items) > CACHE_ROWS:
+            self._items.popitem(last=False)
+        return item
+
+    def prefetch(self, ks: range) -> None:
+        """Read the rows `ks` in view that are not cached, together: the rows of a screen cost
+        one read per task, not one per row (a Hub task reads a whole row group each time)."""
+        missing = [self.position(k) for k in ks if self.position(k) not in self._items]
+        if not missing:
+            return
+        for item in self._read(missing):
+            self._items[item.row.index] = item
+        while len(self._items) > CACHE_ROWS:
+            self._items.popitem(last=False)
+
+    @property
+    def cached(self) -> int:
+        return len(self._items)
+
+    def rendering(self, k: int) -> Rendering:
+        """Row `k` as tokens (a tokenizer was given); kept in a cache as small as the rows'."""
+        from taskcli import tokens
+
+        assert self.tokenizer is not None
+        index = self.position(k)
+        cached = self._renderings.get(index)
+        if cached is None:
+            cut = tokens.DEFAULT_MAX_TOKENS if self.max_tokens is None else self.max_tokens
+            cached = tokens.render(self.item(k).row.conversation, self.tokenizer, cut)
+            self._renderings[index] = cached
+            if len(self._renderings) > CACHE_ROWS // 4:
+                self._renderings.popitem(last=False)
+        return cached
+
+    def _read(self, indices: list[int]) -> list[Item]:
+        """Rows at target `indices`, read together (one open, one task batch)."""
+        if self._index is not None:
+            return [self._file_item(i, *self._index.read(i)) for i in indices]
+        plan = self.target.plan
+        if plan is not None:
+            return self._spec_items(plan, indices)
+        task = self.target.task
+        physical = [task.physical_index(i) for i in indices]
+        conversations = task.get_examples(physical)
+        where = self.label
+        return [
+            Item(Row(i, c), where, _problems(c), self.target.name)
+            for i, c in zip(indices, conversations, strict=True)
+        ]
+
+    def _file_item(self, index: int, line: int, raw: bytes) -> Item:
+        try:
+            record = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            text = raw.decode("utf-8", "replace")
+            row = Row(index, {"line": text}, line=line)
+            return Item(row, f"line {line:,}", ("invalid-json",), f"L{line}")
+        conversation = normalise(record) if isinstance(record, list | dict) else {"line": record}
+        row = Row(index, conversation, line=line)
+        return Item(row, f"line {line:,}", _problems(record), f"L{line}")
+
+    def _spec_items(self, plan: Any, indices: list[int]) -> list[Item]:
+        """Rows of a spec: placed in one step, then read task by task (a batch each)."""
+        from taskcli.export.formats import source_of
+
+        low = min(indices)
+        owners, examples = plan.placement(range(low, max(indices) + 1))
+        placed = [(int(owners[i - low]), int(examples[i - low])) for i in indices]
+        wanted: dict[int, list[int]] = {}
+        for owner, example in placed:
+            wanted.setdefault(owner, []).append(example)
+        read = {
+            owner: iter(plan.tasks[owner].get_examples(examples))
+            for owner, examples in wanted.items()
+        }
+        items = []
+        for index, (owner, example) in zip(indices, placed, strict=True):
+            entry = plan.spec.entries[owner]
+            conversation = next(read[owner])
+            source = {"entry": entry.number, **source_of(entry, example)}
+            row = Row(index, conversation, source=source, entry=entry.label)
+            items.append(Item(row, entry.label, _problems(conversation), entry.task))
+        return items
+
+    # -- search -------------------------------------------------------------------------
+    def search(
+        self,
+        query: str,
+        start: int,
+        step: int,
+        cancel: threading.Event,
+        progress: Callable[[int], None] | None = None,
+    ) -> int | None:
+        """The first row in view after `start` (before it when `step` is -1) whose messages
+        hold `query`, in any case; None when there is none or `cancel` was set.
+
+        Rows are read a window at a time and not cached; `progress` sees how many were looked
+        through. A file is read in order and the search stops at the first match. A task or a
+        spec is read in order for its next few rows (those on screen are cached), then a
+        window at a time in storage order (`Task.iter_examples`), each block once, since a
+        shuffled mixture's neighbours sit in different row groups; the nearest match in the
+        window wins, and each window is twice the last, up to a limit.
+        """
+        needle = query.casefold()
+        file = self._index is not None
+        window = SEARCH_BATCH if file else SEARCH_FIRST
+        ordered = True  # a step read in view order stops at its first match
+        k = start + step
+        looked = 0
+        while not cancel.is_set():
+            if step > 0 and k + window > self.length and not self.complete:
+                self.extend(k + window)
+            if k < 0 or k >= self.length:
+                return None
+            ks = (
+                range(k, min(k + window, self.length))
+                if step > 0
+                else range(k, max(k - window, -1), -1)
+            )
+            best = None
+            pairs = self._in_order(ks) if ordered else self._scan(list(map(self.position, ks)))
+            for n, (i, conversation) in enumerate(pairs, 1):
+                if needle in text_of(conversation).casefold():
+                    if ordered:
+                        return ks[i]
+                    best = i if best is None else min(best, i)
+                if n % SEARCH_BATCH == 0:
+                    if cancel.is_set():
+                        return None
+                    if progress is not None:
+                        progress(looked + n)
+            if best is not None:
+                return ks[best]
+            looked += len(ks)
+            if progress is not None:
+                progress(looked)
+            k = ks[-1] + step
+            if not file:
+                window = SEARCH_WINDOW if ordered else min(window * 2, SEARCH_WINDOW_MAX)
+                ordered = False
+        return None
+
+    def _in_order(self, ks: range) -> Iterator[tuple[int, dict[str, Any]]]:
+        """The rows `ks` in view, in that order: a file's read on, anything else through the
+        row cache (the rows on screen are there already)."""
+        if self._index is not None:
+            yield from self._scan(list(map(self.position, ks)))
+            return
+        self.prefetch(ks if ks.step > 0 else range(ks[-1], ks[0] + 1))
+        for i, k in enumerate(ks):
+            yield i, self.item(k).row.conversation
+
+    def _scan(self, indices: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(i, conversation at target index indices[i])`` for every i, in the order that is
+        cheapest to read: a file's own order, a task's storage order."""
+        if self._index is not None:
+            for i, index in enumerate(indices):
+                yield i, self._file_item(index, *self._index.read(index)).row.conversation
+            return
+        plan = self.target.plan
+        if plan is None:
+            task = self.target.task
+            yield from task.iter_examples([task.physical_index(i) for i in indices])
+            return
+        low = min(indices)
+        owners, examples = plan.placement(range(low, max(indices) + 1))
+        wanted: dict[int, tuple[list[int], list[int]]] = {}
+        for i, index in enumerate(indices):
+            places, rows = wanted.setdefault(int(owners[index - low]), ([], []))
+            places.append(i)
+            rows.append(int(examples[index - low]))
+        for owner, (places, rows) in wanted.items():
+            for j, conversation in plan.tasks[owner].iter_examples(rows):
+                yield places[j], conversation
+
+
+def open_browser(
+    text: str,
+    subset: str | None = None,
+    split: str | None = None,
+    params: dict[str, Any] | None = None,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    tokenizer: Tokenizer | None = None,
+    max_tokens: int | None = None,
+) -> Browser:
+    """A browser over the target `text` names (`taskcli.targets`). A plain file is indexed
+    here, whole when `show` would read it whole and otherwise only as far as the first screen;
+    its broken lines are rows like any other, shown with their rule ids. A ``.gz`` file or
+    standard input is read by the `customjson` task, which refuses a file with errors."""
+    kind, _ = classify(text)
+    if kind == FILE:
+        refuse_for_file(text, subset, split, params)
+    target = open_target(text, subset, split, params, data_dir=data_dir)
+    if kind == FILE and not _seekable(text):
+        target.sources  # noqa: B018 - reads and checks the file now
+    return Browser(target, tokenizer=tokenizer, max_tokens=max_tokens)
+
+
+def _seekable(path: str) -> bool:
+    """A plain file, which can be indexed and read at any line (not stdin, not ``.gz``)."""
+    return path != STDIN and not path.endswith(".gz")

@@ -1,0 +1,408 @@
+"""`taskcli browse`: the screen driven by Textual's headless pilot (keys in, screen text out),
+the row source underneath it, and the command's refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from taskcli import browsing
+from taskcli.browse import KEYS, BrowseApp
+from taskcli.browsing import Browser, LineIndex, open_browser
+from taskcli.cli import app as cli_app
+from taskcli.jsonl import read_window
+from tests.screen import screen_lines, screen_text
+from tests.specfiles import write_spec
+
+
+def conversation(user: str, assistant: str = "ok") -> dict[str, Any]:
+    return {
+        "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+    }
+
+
+def write_rows(path: Path, count: int, special: dict[int, Any] | None = None) -> Path:
+    """`count` conversations ("question i"), some replaced by `special` lines."""
+    lines = []
+    for i in range(count):
+        row = (special or {}).get(i, conversation(f"question {i}", f"answer {i}"))
+        lines.append(row if isinstance(row, str) else json.dumps(row))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def rows_file(tmp_path: Path) -> Path:
+    special = {
+        3: conversation("Which fruit is a Strawberry?", "a berry"),
+        5: {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]},
+        9: conversation("strawberry again"),
+    }
+    return write_rows(tmp_path / "rows.jsonl", 40, special)
+
+
+def drive(browser: Browser, keys: list[str], size: tuple[int, int] = (80, 24)) -> BrowseApp:
+    """Run the app headless, press `keys` (a string of several characters is typed), and leave
+    the finished app with its last screen in `app.last_screen`."""
+
+    async def run() -> BrowseApp:
+        app = BrowseApp(browser)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            for key in keys:
+                await pilot.press(key)
+                await wait_idle(app, pilot)  # a search or a read to the end has finished
+            await wait_idle(app, pilot)
+            app.last_screen = screen_text(app)  # type: ignore[attr-defined]
+            app.last_lines = screen_lines(app)  # type: ignore[attr-defined]
+        return app
+
+    return asyncio.run(run())
+
+
+async def wait_idle(app: BrowseApp, pilot: Any) -> None:
+    if not app.busy:
+        return
+    for _ in range(500):
+        await asyncio.sleep(0.01)
+        if not app.busy:
+            break
+    await pilot.pause()
+
+
+def typed(text: str) -> list[str]:
+    """Keys that type `text` into the prompt."""
+    return list(text)
+
+
+def status(app: BrowseApp) -> str:
+    return app.last_lines[-2]  # type: ignore[attr-defined]
+
+
+def message(app: BrowseApp) -> str:
+    return app.last_lines[-1]  # type: ignore[attr-defined]
+
+
+# -- the screen ----------------------------------------------------------------------------
+
+
+def test_first_screen_shows_rows_conversation_and_status(rows_file: Path) -> None:
+    app = drive(open_browser(str(rows_file)), [])
+    lines = app.last_lines
+    assert lines[0].startswith("row source")
+    assert "question 0" in lines[1] and "question 1" in lines[2]
+    assert "user" in app.last_screen and "answer 0" in app.last_screen  # the panels of `show`
+    assert status(app).startswith(" row 0 of 40 · valid · line 1 · /tmp")
+
+
+def test_navigation_keys(rows_file: Path) -> None:
+    browser = open_browser(str(rows_file))
+    assert "row 2 of 40" in status(drive(browser, ["j", "j", "down", "k"]))
+    assert "row 39 of 40" in status(drive(browser, ["G"]))
+    assert "row 39 of 40" in status(drive(browser, ["end", "j"]))  # clamped at the end
+    assert "row 0 of 40" in status(drive(browser, ["G", "g"]))
+    assert "row 0 of 40" in status(drive(browser, ["end", "home", "up"]))
+    paged = drive(browser, ["pagedown"])
+    page = int(status(paged).split("row ")[1].split(" ")[0])
+    assert 15 <= page <= 22  # one screen of the row list at 24 lines
+    assert "row 0 of 40" in status(drive(browser, ["pagedown", "pageup"]))
+
+
+def test_status_names_the_rules_a_row_breaks(rows_file: Path) -> None:
+    app = drive(open_browser(str(rows_file)), [":", *typed("5"), "enter"])
+    assert "row 5 of 40" in status(app)
+    assert "roles-not-alternating" in status(app)
+
+
+def test_jump_to_an_index_and_refusals(rows_file: Path) -> None:
+    browser = open_browser(str(rows_file))
+    app = drive(browser, [":", *typed("27"), "enter"])
+    assert "row 27 of 40" in status(app)
+    assert "question 27" in app.last_screen
+    app = drive(browser, [":", *typed("400"), "enter"])
+    assert "row 0 of 40" in status(app) and "no row 400" in message(app)
+    app = drive(browser, [":", *typed("x1"), "enter"])
+    assert "not a row index" in message(app)
+    app = drive(browser, [":", *typed("12"), "escape"])  # cancelled: nowhere
+    assert "row 0 of 40" in status(app)
+
+
+def test_search_hits_next_previous_and_misses(rows_file: Path) -> None:
+    browser = open_browser(str(rows_file))
+    app = drive(browser, ["slash", *typed("BERRY"), "enter"])
+    assert "row 3 of 40" in status(app)  # any case
+    assert "next match" in message(app)
+    assert "row 9 of 40" in status(drive(browser, ["slash", *typed("berry"), "enter", "n"]))
+    app = drive(browser, ["slash", *typed("berry"), "enter", "n", "N"])
+    assert "row 3 of 40" in status(app)
+    app = drive(browser, ["slash", *typed("berry"), "enter", "n", "n"])
+    assert "row 9 of 40" in status(app) and "no next match" in message(app)
+    app = drive(browser, ["slash", *typed("nowhere"), "enter"])
+    assert "row 0 of 40" in status(app) and "no next match" in message(app)
+    assert "no search yet" in message(drive(browser, ["n"]))
+
+
+def test_escape_cancels_a_running_search(rows_file: Path) -> None:
+    class Slow(Browser):
+        def _scan(self, indices: list[int]) -> Any:
+            for pair in super()._scan(indices):
+                time.sleep(0.02)
+                yield pair
+
+    monkey = open_browser(str(rows_file))
+    slow = Slow(monkey.target)
+    monkey_search = slow.search
+
+    async def run() -> str:
+        app = BrowseApp(slow)
+        async with app.run_test() as pilot:
+            await pilot.press("slash", *"nowhere", "enter")
+            assert app.busy
+            await pilot.press("j")  # the screen reads nothing while the search reads
+            assert app.cursor == 0
+            await pilot.press("escape")
+            await wait_idle(app, pilot)
+            return screen_lines(app)[-1]
+
+    monkeypatch_batch = browsing.SEARCH_BATCH
+    browsing.SEARCH_BATCH = 1  # a step per row, so the search is still running at Esc
+    try:
+        assert "search cancelled" in asyncio.run(run())
+    finally:
+        browsing.SEARCH_BATCH = monkeypatch_batch
+    assert monkey_search("berry", -1, 1, threading.Event()) == 3
+
+
+@pytest.mark.parametrize(("first", "window"), [(2, 3), (32, 1 << 12)])
+def test_search_in_a_mixture_finds_the_nearest_match_in_view_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first: int, window: int
+) -> None:
+    monkeypatch.setattr(browsing, "SEARCH_FIRST", first)
+    monkeypatch.setattr(browsing, "SEARCH_WINDOW", window)
+    write_rows(tmp_path / "a.jsonl", 30)
+    write_rows(tmp_path / "b.jsonl", 12, {i: conversation(f"bee {i}") for i in range(0, 12, 3)})
+    spec = write_spec(
+        tmp_path,
+        "tasks:\n  - {task: customjson, path: a.jsonl}\n  - {task: customjson, path: b.jsonl}\n",
+    )
+    browser = open_browser(str(spec))
+    hits = [
+        k
+        for k in range(browser.length)
+        if "bee" in browsing.text_of(browser.item(k).row.conversation)
+    ]
+    assert len(hits) == 4
+    never = threading.Event()
+    found, k = [], -1
+    while (k := browser.search("BEE", k, 1, never)) is not None:
+        found.append(k)
+    assert found == hits
+    assert browser.search("bee", hits[-1], -1, never) == hits[-2]
+    assert browser.search("bee", hits[0], -1, never) is None
+    browser.filter_source(1)  # within one source: positions in the filtered view
+    first = next(
+        k
+        for k in range(browser.length)
+        if "bee" in browsing.text_of(browser.item(k).row.conversation)
+    )
+    assert browser.search("bee", -1, 1, never) == first
+
+
+def test_a_task_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.chdir(root)
+    params = {"word_list": "examples/words.txt", "size": "30"}
+    browser = open_browser("spellingbee", split="test", params=params)
+    app = drive(browser, ["G"])
+    assert "row 29 of 30" in status(app) and "spellingbee" in status(app)
+    assert "spelling" in app.last_lines[1]
+
+
+def test_search_is_cancellable(rows_file: Path) -> None:
+    browser = open_browser(str(rows_file))
+    cancel = threading.Event()
+    assert browser.search("strawberry", -1, 1, cancel) == 3
+    cancel.set()
+    assert browser.search("strawberry", -1, 1, cancel) is None
+
+
+def test_token_toggle(rows_file: Path, tmp_path: Path) -> None:
+    from taskcli.tokenizer import load_tokenizer
+    from tests.tokenizers_data import write_bytes_tokenizer
+
+    app = drive(open_browser(str(rows_file)), ["t"])
+    assert "no tokenizer" in message(app)
+    tokenizer = load_tokenizer(str(write_bytes_tokenizer(tmp_path / "tok")))
+    browser = open_browser(str(rows_file), tokenizer=tokenizer, max_tokens=0)
+    app = drive(browser, ["t"])
+    assert "tokens" in status(app)
+    assert "trained" in app.last_screen and "<|assistant_start|>" in app.last_screen
+    assert "untrained in ⟦ ⟧" in app.last_screen  # NO_COLOR (set for every test): marks
+    assert "tok" in app.last_lines[0]  # the row list counts tokens now
+    cut = drive(open_browser(str(rows_file), tokenizer=tokenizer, max_tokens=5), ["t"])
+    assert "cut off at 5" in cut.last_screen and "✂ cut here" in cut.last_screen
+    default = drive(open_browser(str(rows_file), tokenizer=tokenizer), ["t"])
+    assert "0 cut off" in default.last_screen and "✂" not in default.last_screen
+    back = drive(browser, ["t", "t"])
+    assert "<|assistant_start|>" not in back.last_screen and "answer 0" in back.last_screen
+
+
+def test_source_filter_in_a_mixture(tmp_path: Path) -> None:
+    write_rows(tmp_path / "a.jsonl", 30)
+    write_rows(tmp_path / "b.jsonl", 10, {i: conversation(f"bee {i}") for i in range(10)})
+    spec = write_spec(
+        tmp_path,
+        """\
+        seed: 1
+        tasks:
+          - {task: customjson, path: a.jsonl}
+          - {task: customjson, path: b.jsonl}
+        """,
+    )
+    app = drive(open_browser(str(spec)), ["s"])
+    assert "only tasks[0]" in status(app) and "(30)" in status(app)
+    assert all("question" in line for line in app.last_lines[1:20])
+    app = drive(open_browser(str(spec)), ["s", "s", "G"])
+    assert "only tasks[1]" in status(app) and "(10)" in status(app)
+    assert all("bee" in line for line in app.last_lines[1:11])
+    app = drive(open_browser(str(spec)), ["s", "s", "s"])
+    assert "of 40" in status(app) and "only" not in status(app)
+    assert "one source" in message(drive(open_browser(str(tmp_path / "a.jsonl")), ["s"]))
+
+
+def test_write_the_row(rows_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = drive(open_browser(str(rows_file)), ["j", "j", "j", "w", "enter"])
+    assert "wrote row 3 to row-3.json" in message(app)
+    written = json.loads((tmp_path / "row-3.json").read_text())
+    assert written == {**conversation("Which fruit is a Strawberry?", "a berry"), "index": 3}
+    keys = ["w", *["backspace"] * 20, *typed("out/x.json"), "enter"]
+    failed = message(drive(open_browser(str(rows_file)), keys))
+    assert "cannot write" in failed and "x.json" in failed
+
+
+def test_help_and_quit(rows_file: Path) -> None:
+    app = drive(open_browser(str(rows_file)), ["question_mark"])
+    for _keys, what in KEYS:
+        assert what in app.last_screen
+    closed = drive(open_browser(str(rows_file)), ["question_mark", "x"])
+    assert "Keys" not in closed.last_screen
+
+    async def quit_app() -> bool:
+        app = BrowseApp(open_browser(str(rows_file)))
+        async with app.run_test() as pilot:
+            await pilot.press("q")
+            await pilot.pause()
+            return app.is_running
+
+    assert asyncio.run(quit_app()) is False
+
+
+def test_120_columns_show_more(rows_file: Path) -> None:
+    app = drive(open_browser(str(rows_file)), [], size=(120, 40))
+    assert len(app.last_lines) == 40
+    assert "question 36" in app.last_screen
+    assert "question 36" not in drive(open_browser(str(rows_file)), []).last_screen
+
+
+# -- big files: indexed lazily, memory bounded ---------------------------------------------
+
+
+def test_big_file_opens_without_reading_it_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(browsing, "WHOLE_FILE_BYTES", 1000)
+    monkeypatch.setattr(browsing, "CACHE_ROWS", 64)
+    monkeypatch.setattr(browsing, "SCAN_CHUNK", 4096)
+    path = write_rows(tmp_path / "big.jsonl", 5000, {4990: "{broken"})
+    browser = open_browser(str(path))
+    assert browser.total is None and 64 <= browser.length < 5000  # the first screen only
+    app = drive(browser, [])
+    assert "of 64+" in status(app) or "+ ·" in status(app)
+    app = drive(browser, ["G"])
+    assert "row 4,999 of 5,000" in status(app)
+    app = drive(browser, [":", *typed("4990"), "enter"])
+    assert "invalid-json" in status(app) and "line 4,991" in status(app)
+    for k in range(0, 5000, 7):
+        browser.item(k)
+    assert browser.cached <= 64
+
+
+def test_big_file_search_reads_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(browsing, "WHOLE_FILE_BYTES", 1000)
+    monkeypatch.setattr(browsing, "SCAN_CHUNK", 4096)
+    path = write_rows(tmp_path / "big.jsonl", 3000, {2500: conversation("needle here")})
+    browser = open_browser(str(path))
+    assert not browser.complete
+    assert browser.search("needle", -1, 1, threading.Event()) == 2500
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 20])
+def test_line_index_agrees_with_the_jsonl_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(browsing, "SCAN_CHUNK", chunk)
+    text = b'\xef\xbb\xbf["a"]\r\n\n  \n' + b'{"messages": "' + b"x" * 200 + b'"}\n\n["last"]'
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(text)
+    index = LineIndex(str(path))
+    index.scan_to(1)
+    assert len(index) >= 1
+    index.scan_to(None)
+    expected = read_window(str(path), 0, 100).lines
+    assert [index.read(i) for i in range(len(index))] == expected
+    assert index.complete
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+def test_refuses_when_stdout_is_not_a_terminal(rows_file: Path) -> None:
+    result = CliRunner().invoke(cli_app, ["browse", str(rows_file)])
+    assert result.exit_code == 2
+    assert "browse needs a terminal" in result.output
+    assert f"taskcli show {rows_file}" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_help_lists_the_keys() -> None:
+    result = CliRunner().invoke(cli_app, ["browse", "--help"], terminal_width=100)
+    assert result.exit_code == 0
+    for key in ("k/j", "PgUp/PgDn", "g/G", "u/d", "`:`", "`/`", "n/N", "t text", "s one", "w "):
+        assert key in result.output, key
+
+
+def test_the_command_opens_the_target(rows_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a terminal, the command opens the target and runs the screen on it."""
+    from taskcli import browse, cli
+
+    seen: list[Browser] = []
+    run: Callable[[Browser], None] = seen.append
+    monkeypatch.setattr(browse, "run", run)
+    monkeypatch.setattr(cli, "_is_terminal", lambda: True)
+    result = CliRunner().invoke(cli_app, ["browse", str(rows_file)])
+    assert result.exit_code == 0, result.output
+    assert seen and seen[0].total == 40
+    missing = CliRunner().invoke(cli_app, ["browse", "nope.jsonl"])
+    assert missing.exit_code == 2 and "no such file" in missing.output
+
+
+def test_screenshots_are_current(tmp_path: Path) -> None:
+    import runpy
+
+    root = Path(__file__).resolve().parent.parent
+    script = runpy.run_path(str(root / "scripts" / "render_screenshots.py"))
+    small, large = script["render_browse"](tmp_path)
+    for picture in (small, large):
+        committed = root / "docs" / "images" / picture.name
+        assert picture.read_text() == committed.read_text(), "run scripts/render_screenshots.py"
+    text = small.read_text().replace("&#160;", " ")
+    assert "row 3 of 372" in text and "spellingbee" in text and "assistant" in text
