@@ -218,7 +218,9 @@ def exec_bubblewrap(report, masks, sandbox_uid):
     import shutil
 
     program = os.open(os.path.join(CONFIG["harness"], "program.py"), os.O_RDONLY)
-    for descriptor in (program, report):
+    # This script goes in as a descriptor too: the sandbox's own /tmp hides a checkout under /tmp.
+    script = os.open(CONFIG["script"], os.O_RDONLY)
+    for descriptor in (program, report, script):
         os.set_inheritable(descriptor, True)
     size = str(CONFIG["disk_bytes"])
     arguments = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
@@ -255,7 +257,7 @@ def exec_bubblewrap(report, masks, sandbox_uid):
         f"sandbox_uid={sandbox_uid}",
         f"task_cap={CONFIG['task_cap']}",
     ]
-    command = [sys.executable, "-I", "-S", "-B", "-u", CONFIG["script"], *inside]
+    command = [sys.executable, "-I", "-S", "-B", "-u", f"/proc/self/fd/{script}", *inside]
     bwrap = shutil.which("bwrap") or "bwrap"
     os.execv(bwrap, [bwrap, *arguments, *command])
 

@@ -730,3 +730,21 @@ def test_the_real_humaneval_canonical_solutions_all_pass(tmp_path):
     samples = samples_file(tmp_path / "samples.jsonl", rows)
     document = eval_json("humaneval", samples, "--data-dir", tmp_path / "hub", "--workers", 2)
     assert (document["correct"], document["n"]) == (164, 164), document
+
+
+def test_arc_answers_may_name_questions_by_their_dataset_id(hub, tmp_path):
+    """As other harnesses key them: the row's own `id`, not taskcli's seed-42 position."""
+    data_dir, written = hub
+    rows = written["allenai/ai2_arc"]["ARC-Easy"]["test"]  # in the dataset's own order
+    lines = [
+        json.dumps({"id": row["id"], "completion": row["answerKey"] if i % 2 else "Z"})
+        for i, row in enumerate(rows)
+    ]
+    path = tmp_path / "by-id.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    document = eval_json("arc", path, "--data-dir", data_dir)
+    assert (document["n"], document["correct"]) == (len(rows), len(rows) // 2)
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(lines[0] + "\n" + json.dumps({"index": 1, "completion": "A"}) + "\n")
+    refused = run_eval("arc", mixed, "--data-dir", data_dir)
+    assert refused.exit_code == 1 and "names examples both by 'id'" in refused.output

@@ -9,6 +9,8 @@ A row of `allenai/ai2_arc` (subsets ARC-Easy and ARC-Challenge)::
 
 becomes a multiple-choice prompt (`render_mc`) answered by the label of the right choice. Some rows
 are labelled "1".."4" instead of letters; the labels are kept as they are, in metadata `letters`.
+The row's `id` is kept too, so answers may name a question by it (`taskcli eval arc` takes
+``{"id": "ARC-0001", "completion": "B"}`` as well as an index).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class ARC(MultipleChoiceTask):
     splits = ("train", "validation", "test")
     default_subset = "ARC-Easy"
     default_split = "test"
+    answer_id = "id"
 
     def row_to_conversation(self, row: dict[str, Any]) -> Conversation:
         letters = list(row["choices"]["label"])
@@ -37,4 +40,5 @@ class ARC(MultipleChoiceTask):
                 {"role": "assistant", "content": row["answerKey"]},
             ],
             "letters": letters,
+            "id": row["id"],
         }
