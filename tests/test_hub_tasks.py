@@ -96,6 +96,7 @@ def test_arc_conversations_field_by_field(hub, subset, split):
                 {"role": "assistant", "content": row["answerKey"]},
             ],
             "letters": labels,
+            "id": row["id"],  # answers may name the question by it
         }
 
 
