@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from taskcli import sandbox
+
 Reason = Literal[
     "passed", "assertion", "exception", "timeout", "memory", "output", "exit", "killed", "error"
 ]
@@ -119,15 +121,13 @@ def run_program(
 
     `python` is the interpreter to run it with (default: this one); its installed packages are
     importable. `isolation` is "bubblewrap", "namespaces" or "none" (see `taskcli.sandbox`);
-    by default, what `taskcli.sandbox.probe` found works here. A readable `cancel` descriptor
+    by default, what `probe` found works here. A readable `cancel` descriptor
     kills the program and raises `Cancelled`. Whatever the program does, the result is a
     verdict, never an exception: a sandbox that fails is reason "error". `python_guard=False`
     leaves out the audit hook, so tests can show what the kernel isolation stops on its own.
     """
     python = python or sys.executable
     if isolation is None:
-        from taskcli.sandbox import probe
-
         isolation = probe(python).level
     started = time.monotonic()
     try:
@@ -236,8 +236,6 @@ def run_many(
     KeyboardInterrupt is raised once they are killed: raised at a random point, it could leave
     a lock taken (in `on_done`'s progress bar, say) and hang the exit.
     """
-    from taskcli.sandbox import probe
-
     isolation = probe(python or sys.executable).level
     results: list[ExecutionResult | None] = [None] * len(sources)
     cancel_read, cancel_write = os.pipe()
@@ -293,8 +291,6 @@ def _child_command(
     """Isolated mode (-I) ignores PYTHON* variables and the user's site-packages; -S skips site
     until the child has dropped its privileges (then it adds the installed packages itself); -B
     writes no bytecode; -u keeps the output of a program that gets killed."""
-    from taskcli.sandbox import seccomp_filter
-
     settings = {
         "harness": str(harness),
         "nonce": secrets.token_hex(8),
@@ -307,7 +303,7 @@ def _child_command(
         "file_bytes": limits.max_file_mb * 1024 * 1024,
         "disk_bytes": limits.disk_mb * 1024 * 1024,
         "task_headroom": _TASK_HEADROOM,
-        "seccomp": seccomp_filter().hex() if isolation != "none" else "",
+        "seccomp": sandbox.seccomp_filter().hex() if isolation != "none" else "",
     }
     settings["script"] = str(_CHILD_SCRIPT)
     arguments = [f"{key}={value}" for key, value in settings.items()]
@@ -429,3 +425,37 @@ def _read_start(path: Path, size: int) -> str:
             return file.read(size).decode("utf-8", errors="replace")
     except FileNotFoundError:
         return ""
+
+
+def probe(python: str) -> sandbox.Isolation:
+    """The isolation programs get under `python`: namespaces made by taskcli, else bubblewrap if
+    it is on PATH and works, else none. `TASKCLI_ISOLATION` forces one level.
+
+    taskcli's own namespaces come first although bubblewrap is the field's tool: they build the
+    same sandbox and cost a program about 30 ms less (bwrap is one more program to start, and
+    builds its root from scratch). bubblewrap still isolates where only it may create user
+    namespaces (a setuid bwrap, or a distribution that allows them to bwrap alone). Each level
+    is tried by running a trial program under it, once per interpreter."""
+    return _probe(python, os.environ.get(sandbox.ENV_OVERRIDE), shutil.which("bwrap"))
+
+
+@functools.cache
+def _probe(python: str, override: str | None, bwrap: str | None) -> sandbox.Isolation:
+    refused = sandbox.kernel_can_isolate()
+    if refused is not None:
+        return sandbox.Isolation(sandbox.NONE, refused)
+    if override is not None and override not in sandbox.LEVELS:
+        levels = ", ".join(sandbox.LEVELS)
+        reason = f"{sandbox.ENV_OVERRIDE}={override} is not one of {levels}"
+        return sandbox.Isolation(sandbox.NONE, reason)
+    own, bubblewrap = sandbox.NAMESPACES, sandbox.BUBBLEWRAP
+    candidates = [override] if override else [own, bubblewrap] if bwrap else [own]
+    problems = []
+    for level in candidates:
+        result = run_program("pass\n", Limits(timeout=10.0), python=python, isolation=level)
+        if result.passed:
+            return sandbox.Isolation(level)
+        problems.append(f"{level}: {result.error or result.reason}")
+    return sandbox.Isolation(
+        sandbox.NONE, "the kernel refused namespaces (" + "; ".join(problems) + ")"
+    )

@@ -2,18 +2,16 @@
 
 `taskcli.execution` starts every program through `sandbox_child.py`, which isolates it with
 Linux namespaces when it can: by making the system calls itself, else through bubblewrap
-(`bwrap`) when it is on PATH. This module decides which works (once per interpreter, by running
-a tiny program fully isolated) and builds the seccomp filter, a classic BPF program assembled
+(`bwrap`) when it is on PATH. This module names the levels, says whether the kernel can isolate
+at all, and builds the seccomp filter (`taskcli.execution.probe` tries the levels in turn), a classic BPF program assembled
 here because Python has no binding for it and libseccomp is not always installed: the filter is
 short, and a fixed list of system-call numbers is easy to review.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import platform
-import shutil
 import struct
 import sys
 from dataclasses import dataclass
@@ -122,33 +120,3 @@ def kernel_can_isolate() -> str | None:
     if platform.machine() != "x86_64":
         return f"the seccomp filter is written for x86-64, this is {platform.machine()}"
     return None
-
-
-def probe(python: str) -> Isolation:
-    """The isolation programs get under `python`: namespaces made by taskcli, else bubblewrap if
-    it is on PATH and works, else none. `TASKCLI_ISOLATION` forces one level.
-
-    taskcli's own namespaces come first although bubblewrap is the field's tool: they build the
-    same sandbox and cost a program about 30 ms less (bwrap is one more program to start, and
-    builds its root from scratch). bubblewrap still isolates where only it may create user
-    namespaces (a setuid bwrap, or a distribution that allows them to bwrap alone)."""
-    return _probe(python, os.environ.get(ENV_OVERRIDE), shutil.which("bwrap"))
-
-
-@functools.cache
-def _probe(python: str, override: str | None, bwrap: str | None) -> Isolation:
-    refused = kernel_can_isolate()
-    if refused is not None:
-        return Isolation(NONE, refused)
-    if override is not None and override not in LEVELS:
-        return Isolation(NONE, f"{ENV_OVERRIDE}={override} is not one of {', '.join(LEVELS)}")
-    from taskcli.execution import Limits, run_program
-
-    candidates = [override] if override else [NAMESPACES, BUBBLEWRAP] if bwrap else [NAMESPACES]
-    problems = []
-    for level in candidates:
-        result = run_program("pass\n", Limits(timeout=10.0), python=python, isolation=level)
-        if result.passed:
-            return Isolation(level)
-        problems.append(f"{level}: {result.error or result.reason}")
-    return Isolation(NONE, "the kernel refused namespaces (" + "; ".join(problems) + ")")

@@ -537,7 +537,7 @@ def score_file(
 
     score = Score(opened.name, opened.subset, opened.split, size)
     if task.runs_code:
-        from taskcli.sandbox import probe
+        from taskcli.execution import probe
 
         score.isolation = probe(python or sys.executable)
         score.timeout = timeout

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from taskcli.execution import Limits, run_program
-from taskcli.sandbox import BUBBLEWRAP, NAMESPACES, NONE, Isolation, probe, seccomp_filter
+from taskcli.execution import Limits, probe, run_program
+from taskcli.sandbox import BUBBLEWRAP, NAMESPACES, NONE, Isolation, seccomp_filter
 
 ISOLATION = probe(sys.executable)
 pytestmark = pytest.mark.skipif(
