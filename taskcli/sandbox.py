@@ -3,9 +3,9 @@
 `taskcli.execution` starts every program through `sandbox_child.py`, which isolates it with
 Linux namespaces when it can: by making the system calls itself, else through bubblewrap
 (`bwrap`) when it is on PATH. This module names the levels, says whether the kernel can isolate
-at all, and builds the seccomp filter (`taskcli.execution.probe` tries the levels in turn), a classic BPF program assembled
-here because Python has no binding for it and libseccomp is not always installed: the filter is
-short, and a fixed list of system-call numbers is easy to review.
+at all, and builds the seccomp filter (`taskcli.execution.probe` tries the levels in turn): a
+classic BPF program assembled here because Python has no binding for it and libseccomp is not
+always installed. The filter is short, and a fixed list of system-call numbers is easy to review.
 """
 
 from __future__ import annotations
