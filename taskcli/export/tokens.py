@@ -88,37 +88,40 @@ class EntryTokens:
             conversations(), settings.tokenizer, settings.max_tokens, settings.workers
         ):
             which = np.asarray(read[batch.start : batch.start + len(batch)], dtype=np.int64)
-            records = encode(batch, self.entry.number, wanted[which])
             bound_for = places[which]
             order = self.buckets.run_order(bound_for)
-            self.buckets.add(bound_for[order], records.take(order))
+            records = encode(batch, self.entry.number, wanted[which], order)
+            self.buckets.add(bound_for[order], records)
             self.report(len(batch))
 
 
-def encode(batch: TokenBatch, entry: int, indices: Any) -> Any:
-    """The conversations of `batch` as records (see the module's docstring), one Arrow binary
-    value each."""
+def encode(batch: TokenBatch, entry: int, indices: Any, order: Any) -> Any:
+    """The conversations of `batch`, taken in `order`, as records (see the module's docstring),
+    one Arrow binary value each: one copy of the tokens, their headers between them."""
     import pyarrow as pa
 
     from taskcli.export.columnar import BINARY
 
     offsets = np.asarray(batch.offsets, dtype=np.int64)
-    counts = np.diff(offsets)
     words = np.frombuffer(batch.ids, dtype=np.int32).view(np.uint32) | (
         np.frombuffer(batch.mask, dtype=np.uint8).astype(np.uint32) << 31
     )
-    rows = np.arange(len(counts))
-    starts = HEADER_WORDS * rows + offsets[:-1]  # record r starts after r headers and its tokens
-    out = np.empty(HEADER_WORDS * len(counts) + len(words), dtype=np.uint32)
-    indices = np.asarray(indices, dtype=np.int64)
-    out[starts] = counts
-    out[starts + 1] = entry
-    out[starts + 2] = indices & 0xFFFFFFFF
-    out[starts + 3] = indices >> 32
-    out[np.arange(len(words)) + HEADER_WORDS * (np.repeat(rows, counts) + 1)] = words
-    bounds = np.append(starts, len(out)) * 4
+    counts = np.diff(offsets)[order]
+    indices = np.asarray(indices, dtype=np.int64)[order]
+    headers = np.empty((len(counts), HEADER_WORDS), dtype=np.uint32)
+    headers[:, 0] = counts
+    headers[:, 1] = entry
+    headers[:, 2] = indices & 0xFFFFFFFF
+    headers[:, 3] = indices >> 32
+    pieces = []
+    for k, conversation in enumerate(np.asarray(order).tolist()):
+        pieces.append(headers[k])
+        pieces.append(words[offsets[conversation] : offsets[conversation + 1]])
+    out = np.concatenate(pieces) if pieces else np.empty(0, dtype=np.uint32)
+    bounds = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts + HEADER_WORDS, out=bounds[1:])
     return pa.Array.from_buffers(
-        BINARY, len(counts), [None, pa.py_buffer(bounds), pa.py_buffer(out)]
+        BINARY, len(counts), [None, pa.py_buffer(bounds * 4), pa.py_buffer(out)]
     )
 
 
