@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,25 +131,22 @@ def run_program(
         isolation = probe(python).level
     started = time.monotonic()
     try:
-        return _run(source, limits, python, isolation, cancel, python_guard, started)
+        with _harness() as harness:
+            return _run_in(
+                harness, source, limits, python, isolation, cancel, python_guard, started
+            )
     except OSError as error:  # e.g. the temporary folder could not be made or removed
         return _error_result(f"the sandbox failed: {error}", "", time.monotonic() - started)
 
 
-def _run(
-    source: str,
-    limits: Limits,
-    python: str,
-    isolation: str,
-    cancel: int | None,
-    python_guard: bool,
-    started: float,
-) -> ExecutionResult:
-    # Removed by hand rather than by TemporaryDirectory, whose clean-up raises on a file the
-    # program made immutable (possible without kernel isolation): the verdict must survive it.
+@contextlib.contextmanager
+def _harness() -> Iterator[Path]:
+    """A fresh folder for one program's files, removed by hand rather than by TemporaryDirectory,
+    whose clean-up raises on a file the program made immutable (possible without kernel
+    isolation): the verdict must survive it."""
     harness = Path(tempfile.mkdtemp(prefix="taskcli-sandbox-")).resolve()
     try:
-        return _run_in(harness, source, limits, python, isolation, cancel, python_guard, started)
+        yield harness
     finally:
         shutil.rmtree(harness, ignore_errors=True)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import hubdata
 import pytest
+from terminal import read_to_end
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,14 +123,7 @@ def test_ctrl_c_takes_the_bar_off_a_terminal(tmp_path):
         except OSError:
             break
     os.kill(pid, signal.SIGINT)
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        screen += chunk
+    screen += read_to_end(fd)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 130
     tail = screen.rsplit(b"converting", 1)[1]

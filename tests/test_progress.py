@@ -8,6 +8,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from terminal import read_to_end
 from typer.testing import CliRunner
 
 from taskcli.cli import app
@@ -24,15 +25,7 @@ def on_terminal(*args: str, cwd: Path) -> tuple[int, str]:
     if pid == 0:
         os.chdir(cwd)
         os.execve(sys.executable, [sys.executable, "-m", "taskcli", *args], env)
-    screen = b""
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        screen += chunk
+    screen = read_to_end(fd)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status), screen.decode("utf-8", "replace")
 
