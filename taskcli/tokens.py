@@ -221,22 +221,25 @@ def _render_batch(
     position: int, chunk: list[dict[str, Any]], tokenizer: Tokenizer, max_tokens: int
 ) -> TokenBatch:
     encode, chat_ids = tokenizer.encode, _chat_ids(tokenizer)
-    ids: list[int] = []  # a list takes tiktoken's lists faster than an array; converted once
+    # Each conversation's ids go through a list (it takes tiktoken's lists fastest) into one
+    # packed array: a chunk's ids never live as Python ints together, whose memory the
+    # allocator would hand back and fault in again, chunk after chunk (a tenth of the time).
+    ids: list[int] = []
+    packed = array("i")
     mask = bytearray()
     offsets, lengths = [0], []
     for k, conversation in enumerate(chunk):
-        start = len(ids)
         try:
             _render_into(conversation, encode, chat_ids, ids, mask)
         except InvalidData as error:
             raise InvalidData(f"conversation {position + k}: {error}") from None
-        length = len(ids) - start
+        length = len(ids)
         if max_tokens and length > max_tokens:
-            del ids[start + max_tokens :], mask[start + max_tokens :]
-        offsets.append(len(ids))
+            del ids[max_tokens:], mask[len(packed) + max_tokens :]
+        packed.fromlist(ids)
+        ids.clear()
+        offsets.append(len(packed))
         lengths.append(length)
-    packed = array("i")
-    packed.fromlist(ids)
     return TokenBatch(position, packed, bytes(mask), offsets, lengths)
 
 

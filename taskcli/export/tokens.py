@@ -11,13 +11,15 @@ passes through a Python object on its way, so the rendering is what costs.
 
 from __future__ import annotations
 
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
 from taskcli.export.lines import Progress, check_example
-from taskcli.export.order import Buckets
+from taskcli.export.order import Background, Buckets
 from taskcli.spec import Entry
 from taskcli.tasks.common import Task
 
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 
 HEADER_WORDS = 4  # token count, entry number, index (low, high), as uint32 words
 TRAINED = np.uint32(1 << 31)
+TOP_BYTE = 3 if sys.byteorder == "little" else 0  # where a uint32's top bit is, byte-wise
 
 
 @dataclass(frozen=True)
@@ -47,15 +50,18 @@ def schema() -> Any:
     from (`entry` of the spec, `task`, `subset`, `split`, `index` in the whole task)."""
     import pyarrow as pa
 
+    def tokens_of(name: str, kind: Any) -> Any:  # every row has a list, every list item a value
+        return pa.field(name, pa.list_(pa.field("element", kind, nullable=False)), nullable=False)
+
     return pa.schema(
         [
-            ("ids", pa.list_(pa.int32())),
-            ("mask", pa.list_(pa.int8())),
-            ("entry", pa.int32()),
+            tokens_of("ids", pa.int32()),
+            tokens_of("mask", pa.int8()),
+            pa.field("entry", pa.int32(), nullable=False),
             ("task", pa.string()),
             ("subset", pa.string()),
             ("split", pa.string()),
-            ("index", pa.int64()),
+            pa.field("index", pa.int64(), nullable=False),
         ]
     )
 
@@ -97,47 +103,60 @@ class EntryTokens:
 
 def encode(batch: TokenBatch, entry: int, indices: Any, order: Any) -> Any:
     """The conversations of `batch`, taken in `order`, as records (see the module's docstring),
-    one Arrow binary value each: one copy of the tokens, their headers between them."""
+    one Arrow binary value each. Built with whole-array operations, never a step per
+    conversation: the records are laid out in batch order, then taken in `order`."""
     import pyarrow as pa
 
     from taskcli.export.columnar import BINARY
 
     offsets = np.asarray(batch.offsets, dtype=np.int64)
-    words = np.frombuffer(batch.ids, dtype=np.int32).view(np.uint32) | (
+    counts = np.diff(offsets)
+    starts = offsets[:-1] + HEADER_WORDS * np.arange(len(counts))  # each record's first word
+    slots = (starts[:, None] + np.arange(HEADER_WORDS)).ravel()
+    out = np.empty(len(batch.ids) + len(slots), dtype=np.uint32)
+    is_token = np.ones(len(out), dtype=bool)
+    is_token[slots] = False
+    out[is_token] = np.frombuffer(batch.ids, dtype=np.uint32) | (
         np.frombuffer(batch.mask, dtype=np.uint8).astype(np.uint32) << 31
     )
-    counts = np.diff(offsets)[order]
-    indices = np.asarray(indices, dtype=np.int64)[order]
-    headers = np.empty((len(counts), HEADER_WORDS), dtype=np.uint32)
-    headers[:, 0] = counts
-    headers[:, 1] = entry
-    headers[:, 2] = indices & 0xFFFFFFFF
-    headers[:, 3] = indices >> 32
-    pieces = []
-    for k, conversation in enumerate(np.asarray(order).tolist()):
-        pieces.append(headers[k])
-        pieces.append(words[offsets[conversation] : offsets[conversation + 1]])
-    out = np.concatenate(pieces) if pieces else np.empty(0, dtype=np.uint32)
-    bounds = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts + HEADER_WORDS, out=bounds[1:])
-    return pa.Array.from_buffers(
-        BINARY, len(counts), [None, pa.py_buffer(bounds * 4), pa.py_buffer(out)]
+    indices = np.asarray(indices, dtype=np.int64)
+    out[slots] = np.column_stack(
+        (counts, np.full(len(counts), entry), indices & 0xFFFFFFFF, indices >> 32)
+    ).ravel()
+    bounds = np.append(starts, len(out)) * 4
+    records = pa.Array.from_buffers(
+        BINARY, len(counts), [None, pa.py_buffer(bounds), pa.py_buffer(out)]
     )
+    return records.take(pa.array(order))
 
 
 class TokenParquet:
     """A `write(bytes)` callback for runs of token records, in the final order, that writes
-    them to `stream` as Parquet row groups. `close` writes the footer."""
+    them to `stream` as Parquet row groups. `close` writes the footer.
+
+    Encoding Parquet is most of what writing costs and releases the GIL, so it runs in a
+    thread of its own while the caller takes the next run apart: two cores work on it.
+    """
 
     def __init__(self, stream: BinaryIO, entries: tuple[Entry, ...]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        self.writer = pq.ParquetWriter(stream, schema(), compression="zstd")
+        self.schema = schema()
+        # Statistics of token lists help no reader, and a 0/1 mask compresses better than a
+        # dictionary would encode it: both are left out, a fifth of the writing time.
+        self.writer = pq.ParquetWriter(
+            stream,
+            self.schema,
+            compression="zstd",
+            use_dictionary=["ids.list.element", "task", "subset", "split"],
+            write_statistics=["entry", "task", "subset", "split", "index"],
+        )
         self.entries = {
             name: pa.array([getattr(entry, name) for entry in entries], pa.string())
             for name in ("task", "subset", "split")
         }
+        self.encoding = Background(ThreadPoolExecutor(max_workers=1))
 
     def write(self, data: bytes | memoryview) -> None:
         import pyarrow as pa
@@ -154,19 +173,25 @@ class TokenParquet:
         index = words[first + 2].astype(np.int64) | (words[first + 3].astype(np.int64) << 32)
         tokens = np.ones(len(words), dtype=bool)
         tokens[(first[:, None] + np.arange(HEADER_WORDS)).ravel()] = False
-        token_words = words[tokens]
+        token_words = words[tokens]  # a copy: the id bits are then cleared in place
+        mask = token_words.view(np.uint8)[TOP_BYTE::4] >> 7  # each word's top bit
+        ids = np.bitwise_and(token_words, ~TRAINED, out=token_words).view(np.int32)
         list_offsets = pa.array(np.append(0, np.cumsum(counts)).astype(np.int32))
-        ids = (token_words & ~TRAINED).astype(np.int32)
-        mask = (token_words >> 31).astype(np.int8)
         picked = pa.array(entry)
         columns = [
-            pa.ListArray.from_arrays(list_offsets, pa.array(ids)),
-            pa.ListArray.from_arrays(list_offsets, pa.array(mask)),
+            pa.ListArray.from_arrays(list_offsets, pa.array(ids), type=self.schema[0].type),
+            pa.ListArray.from_arrays(
+                list_offsets, pa.array(mask.view(np.int8)), type=self.schema[1].type
+            ),
             picked,
             *(self.entries[name].take(picked) for name in ("task", "subset", "split")),
             pa.array(index),
         ]
-        self.writer.write_table(pa.Table.from_arrays(columns, schema=schema()))
+        self.encoding.submit(
+            self.writer.write_table, pa.Table.from_arrays(columns, schema=self.schema)
+        )
 
     def close(self) -> None:
+        self.encoding.wait()
+        self.encoding.pool.shutdown()
         self.writer.close()
