@@ -274,6 +274,31 @@ def test_token_export_rows_are_render_of_the_plan_in_its_order(
     assert parts == rows
 
 
+def test_token_export_in_many_runs_is_the_same_rows(
+    tmp_path, token_mixture, tokenizer_folders, monkeypatch
+):
+    """Runs of 3 rows: every run is its own row group, taken apart while the one before is
+    encoded in the writer's thread; the rows and their order must not change."""
+    import pyarrow.parquet as pq
+
+    from taskcli.export import order
+
+    tokenizer = str(tokenizer_folders["nanochat"])
+    args = ["export", str(token_mixture()), "--data-dir", str(tmp_path), "-f", "tokens"]
+    whole, runs = tmp_path / "whole.parquet", tmp_path / "runs.parquet"
+    assert run(*args, "-t", tokenizer, "-o", str(whole)).exit_code == 0
+    monkeypatch.setattr(order, "BUCKET_ROWS", 3)
+    assert run(*args, "-t", tokenizer, "-o", str(runs)).exit_code == 0
+    assert read_parquet(runs) == read_parquet(whole)
+    written = pq.ParquetFile(runs)
+    assert written.metadata.num_row_groups == -(-written.metadata.num_rows // 3) > 3
+    schema = written.schema_arrow
+    for name, kind in (("ids", "int32"), ("mask", "int8")):  # never null, nor any item
+        field = schema.field(name)
+        assert not field.nullable and not field.type.value_field.nullable
+        assert str(field.type.value_type) == kind
+
+
 def test_token_export_is_atomic_reproducible_and_recorded(
     tmp_path, token_mixture, tokenizer_folders
 ):
