@@ -14,6 +14,9 @@ printed beside shows whether other work shared the cores:
 - baseline: what nanochat's SFT does, one conversation at a time through a render written the
   way nanochat's ``render_conversation`` is (a closure appending ids and mask, a deep copy to
   fold a system message, one ``encode_ordinary`` call per message or part);
+- baseline + Parquet: the same loop, its renders written as a user's script would keep them
+  (``ids`` and ``mask`` lists, row groups of 8,192, the export's writer settings), in storage
+  order: what ``export --format tokens`` replaces, which also shuffles;
 - ``taskcli.tokens.render_batches`` with 1 worker (in this process) and with 2 worker processes,
   counting tokens and trained tokens per conversation as token statistics do;
 - ``taskcli.tokens.render_many`` with 2 workers: the same, unpacked into Python lists per
@@ -24,8 +27,9 @@ printed beside shows whether other work shared the cores:
   OUT.parquet``; their wall time includes start-up, the planning and, for the export, putting
   the rows in the mixture's order and writing Parquet.
 
-Every contender sums the token and trained counts into a checksum, which must agree (that the
-ids themselves are the same is what the test suite checks).
+Every contender sums the token and trained counts into a checksum, which must agree (the
+Parquet files are read back for theirs; that the ids themselves are the same is what the test
+suite checks).
 Targets: render_batches and `taskcli stats --tokenizer` on 2 cores at least 1.5x the baseline,
 near-linear scaling from 1 core to 2, peak RSS under 1 GB.
 """
@@ -45,7 +49,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-CONTENDERS = ("read-only", "baseline", "render_batches-1", "render_batches-2", "render_many-2")
+CONTENDERS = (
+    "read-only",
+    "baseline",
+    "baseline + Parquet",
+    "render_batches-1",
+    "render_batches-2",
+    "render_many-2",
+)
 COMMANDS = ("taskcli stats, 1 core", "taskcli stats, 2 cores", "taskcli export tokens")
 
 
@@ -118,7 +129,57 @@ class NanochatStyle:
         return ids[:max_tokens], mask[:max_tokens]
 
 
-def run(contender: str, files: list[Path], spec: str, max_tokens: int) -> dict:
+class ParquetOut:
+    """What a user's script writes the baseline's renders with: ``ids`` and ``mask`` lists, 8,192
+    rows a row group, with the writer settings of ``taskcli export --format tokens``."""
+
+    ROWS = 8192
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.ids: list[list[int]] = []
+        self.masks: list[list[int]] = []
+
+    def __enter__(self) -> ParquetOut:
+        import pyarrow.parquet as pq
+
+        from taskcli.export.tokens import schema
+
+        self.schema = schema().remove(6).remove(5).remove(4).remove(3).remove(2)
+        self.writer = pq.ParquetWriter(
+            self.path,
+            self.schema,
+            compression="zstd",
+            use_dictionary=["ids.list.element"],
+            write_statistics=False,
+        )
+        return self
+
+    def add(self, ids: list[int], mask: list[int]) -> None:
+        self.ids.append(ids)
+        self.masks.append(mask)
+        if len(self.ids) == self.ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        import pyarrow as pa
+
+        if self.ids:
+            columns = [
+                pa.array(self.ids, self.schema[0].type),
+                pa.array(self.masks, self.schema[1].type),
+            ]
+            self.writer.write_table(pa.Table.from_arrays(columns, schema=self.schema))
+            self.ids, self.masks = [], []
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
+        self.writer.close()
+
+
+def run(
+    contender: str, files: list[Path], spec: str, max_tokens: int, output: Path | None = None
+) -> dict:
     """One contender in this process: seconds, conversations, checksum, peak RSS."""
     from taskcli.tokenizer import load_tokenizer
     from taskcli.tokens import render_batches, render_many
@@ -135,6 +196,14 @@ def run(contender: str, files: list[Path], spec: str, max_tokens: int) -> dict:
             ids, mask = renderer.render(conversation, max_tokens)
             count += 1
             checksum += len(ids) + sum(mask)
+    elif contender == "baseline + Parquet":
+        renderer = NanochatStyle(tokenizer)
+        with ParquetOut(output) as out:
+            for conversation in conversations(files):
+                ids, mask = renderer.render(conversation, max_tokens)
+                out.add(ids, mask)
+                count += 1
+        checksum = parquet_checksum(output)  # what was written, read back
     elif contender.startswith("render_batches"):
         workers = int(contender.rsplit("-", 1)[1])
         for batch in render_batches(conversations(files), tokenizer, max_tokens, workers):
@@ -188,12 +257,24 @@ def run_command(name: str, root: Path, spec: str, max_tokens: int) -> dict:
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{command} failed with status {status}")
-    result = {"seconds": seconds, "peak_rss": usage.ru_maxrss * 1024, "checksum": None}
+    result = {"seconds": seconds, "peak_rss": usage.ru_maxrss * 1024}
     if name.startswith("taskcli stats"):
         tokens = json.loads(printed)["tokens"]
         totals = [tokens[key]["mean"] * tokens[key]["count"] for key in ("tokens", "trained")]
         result["checksum"] = round(sum(totals))
+    else:
+        result["checksum"] = parquet_checksum(out)
     return result
+
+
+def parquet_checksum(path: Path) -> int:
+    """Tokens plus trained tokens of a Parquet file with `ids` and `mask`, as `run` sums them."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=["ids", "mask"])
+    mask = pc.list_flatten(table.column("mask")).cast("int64")
+    return len(pc.list_flatten(table.column("ids"))) + pc.sum(mask).as_py()
 
 
 def main() -> None:
@@ -204,9 +285,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs of each; the best counts")
     parser.add_argument("--only", choices=CONTENDERS, help="run one contender in this process")
     parser.add_argument("--files", nargs="*", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.only:
-        print(json.dumps(run(args.only, args.files, args.tokenizer, args.max_tokens)))
+        print(json.dumps(run(args.only, args.files, args.tokenizer, args.max_tokens, args.output)))
         return
 
     from bench_export import build_data
@@ -214,11 +296,14 @@ def main() -> None:
     root = build_data(args.rows)
     files = sorted((root / "HuggingFaceTB" / "smol-smoltalk" / "data").glob("*.parquet"))
     results: dict[str, dict] = {}
+    baseline_out = root / "out" / "baseline-tokens.parquet"
+    baseline_out.parent.mkdir(exist_ok=True)
     for _, contender in itertools.product(range(args.repeat), CONTENDERS):
         done = subprocess.run(
             [
                 *(sys.executable, __file__, "--only", contender, "--tokenizer", args.tokenizer),
-                *("--max-tokens", str(args.max_tokens), "--files", *map(str, files)),
+                *("--max-tokens", str(args.max_tokens), "--output", str(baseline_out)),
+                *("--files", *map(str, files)),
             ],
             capture_output=True,
             text=True,
@@ -233,7 +318,7 @@ def main() -> None:
         rate = result["conversations"] / result["seconds"]
         rss = result["peak_rss"] / 2**20
         print(
-            f"{contender:>16}: {result['conversations']} conversations in "
+            f"{contender:>18}: {result['conversations']} conversations in "
             f"{result['seconds']:.1f} s = {rate:,.0f}/s, CPU {result['cpu_seconds']:.1f} s, "
             f"peak RSS {rss:.0f} MB, load average {result['load']:.1f}"
         )
@@ -250,11 +335,15 @@ def main() -> None:
         for _ in range(args.repeat):
             result = run_command(name, root, args.tokenizer, args.max_tokens)
             best = result if best is None or result["seconds"] < best["seconds"] else best
-        assert best["checksum"] in (None, expected), f"{name} disagrees: {best}"
+        assert best["checksum"] == expected, f"{name} disagrees: {best}"
         rate = rows / best["seconds"]
+        versus = f"{rate / base:.2f}x the baseline"
+        if name.startswith("taskcli export"):
+            writing = results["baseline + Parquet"]
+            versus += f", {rate * writing['seconds'] / rows:.2f}x the baseline + Parquet"
         print(
             f"{name:>24}: {rows} conversations in {best['seconds']:.1f} s = {rate:,.0f}/s "
-            f"({rate / base:.2f}x the baseline), peak RSS {best['peak_rss'] / 2**20:.0f} MB, "
+            f"({versus}), peak RSS {best['peak_rss'] / 2**20:.0f} MB, "
             f"load average {os.getloadavg()[0]:.1f}"
         )
 
