@@ -484,6 +484,47 @@ def test_batches_hold_the_same_tokens_flat(bytes_tok):
     assert [n for batch in batches for n in batch.lengths] == [r.length for r in expected]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_not_measuring_the_cut_keeps_the_same_tokens_and_encodes_less(bytes_tok, workers):
+    from dataclasses import replace
+
+    encoded = []
+
+    def counting(text: str) -> list[int]:
+        encoded.append(len(text))
+        return bytes_tok.encode(text)
+
+    tok = replace(bytes_tok, encode=counting)
+    conversations = varied_conversations(CHUNK_SIZE + 40, seed=8)
+    expected = [render(c, bytes_tok, 40) for c in conversations]
+    assert sum(r.truncated for r in expected) > 50
+    batches = list(render_batches(conversations, tok, 40, workers=1, measure_cut=False))
+    skipped = sum(len(text_of(c)) for c in conversations) - sum(encoded)
+    assert skipped > 0  # whole messages past the cut were never encoded
+    if workers == 2:  # the workers do the same (they count in their own process)
+        batches = list(render_batches(conversations, bytes_tok, 40, workers, measure_cut=False))
+    renderings = [r for batch in batches for r in batch]
+    assert [(r.ids, r.mask) for r in renderings] == [(r.ids, r.mask) for r in expected]
+    for got, whole in zip(renderings, expected, strict=True):
+        assert got.length == whole.length if not whole.truncated else got.length >= 40
+
+
+def test_not_measuring_the_cut_still_checks_what_it_skips(bytes_tok):
+    long = {"role": "user", "content": "x" * 200}
+    broken = [long, {"role": "assistant", "content": [{"type": "text", "text": 7}]}]
+    for messages in (broken, [long, {"role": "user", "content": "again"}]):
+        with pytest.raises(InvalidData, match=r"^conversation 0: "):
+            list(render_batches([{"messages": messages}], bytes_tok, 40, measure_cut=False))
+
+
+def text_of(conversation) -> str:
+    parts = []
+    for message in conversation["messages"]:
+        content = message["content"]
+        parts += [content] if isinstance(content, str) else [p["text"] for p in content]
+    return "".join(parts)
+
+
 def test_a_bad_conversation_in_a_worker_names_its_position(bytes_tok):
     conversations = varied_conversations(600, seed=4)
     conversations[300] = {"messages": [{"role": "assistant", "content": "x"}]}

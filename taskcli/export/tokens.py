@@ -90,8 +90,13 @@ class EntryTokens:
                 yield conversation
 
         settings = self.settings
+        # Nothing past the cut is kept, so nothing past it needs encoding (measure_cut=False).
         for batch in render_batches(
-            conversations(), settings.tokenizer, settings.max_tokens, settings.workers
+            conversations(),
+            settings.tokenizer,
+            settings.max_tokens,
+            settings.workers,
+            measure_cut=False,
         ):
             which = np.asarray(read[batch.start : batch.start + len(batch)], dtype=np.int64)
             bound_for = places[which]
