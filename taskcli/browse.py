@@ -9,6 +9,8 @@ in a worker thread, with progress, and Esc cancels them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import sys
 import threading
@@ -20,6 +22,7 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
@@ -48,6 +51,11 @@ KEYS = (
     ("q", "quit"),
 )
 PROGRESS_EVERY = 0.1  # seconds between progress messages of a search
+SETTLE_POLL = 0.005  # seconds between looks while `BrowseApp.settle` waits
+
+
+class RowsRead(Message):
+    """Rows were read in the background (sent from the reader's threads)."""
 
 
 class RowList(Static):
@@ -125,6 +133,8 @@ class BrowseApp(App[None]):
         self.asking: str | None = None
         self.cancel = threading.Event()
         self.busy = False
+        self.shown: int | None = None  # the target index of the conversation drawn
+        browser.reader.on_read = self._row_read
 
     # -- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -140,7 +150,11 @@ class BrowseApp(App[None]):
         self.show_row()
 
     def row_lines(self, width: int, height: int) -> Text:
-        """The header and the rows from `top`, the cursor's reversed, each cut to `width`."""
+        """The header and the rows from `top`, the cursor's reversed, each cut to `width`.
+
+        Only rows already read are drawn whole; the others show what is known without
+        reading them (index, source) and are asked of the background reader, the cursor's
+        first. Drawing never waits on a read."""
         browser = self.browser
         self._keep_visible(height - 1)
         digits = len(f"{max(browser.length - 1, 0):,}")
@@ -148,24 +162,28 @@ class BrowseApp(App[None]):
         header = f"{'row':>{digits}} {'source':<8} msg {unit:>6} first user line"
         text = Text(header[:width], "bold dim", no_wrap=True, overflow="crop")
         visible = range(self.top, min(self.top + height - 1, browser.length))
-        try:
-            browser.prefetch(visible)
-        except TaskcliError as error:  # the data went bad under us (a file changed): say so
-            return text.append(f"\n{error}", "red")
+        browser.want([self.cursor, *visible] if self.cursor in visible else visible)
         for k in visible:
-            item = browser.item(k)
-            messages = item.row.conversation.get("messages") or []
-            length = self._length(k, item, messages)
-            first = _first_user_line(messages)
-            line = f"{item.row.index:>{digits},} {item.short[:8]:<8} {len(messages):>3} "
-            style = "reverse" if k == self.cursor else ("red" if item.problems else "")
-            shown = Text(f"{line}{length:>6} {first}", style, no_wrap=True)
+            item = browser.peek(k)
+            if item is None:
+                failure = browser.failure(k)
+                start = f"{browser.position(k):>{digits},} {browser.short(k)[:8]:<8} "
+                rest = f"  ! {failure}" if failure else "  … reading"
+                style = "red" if failure else "dim"
+            else:
+                messages = item.row.conversation.get("messages") or []
+                length = self._length(k, messages)
+                first = _first_user_line(messages)
+                start = f"{item.row.index:>{digits},} {item.short[:8]:<8} "
+                rest = f"{len(messages):>3} {length:>6} {first}"
+                style = "red" if item.problems else ""
+            shown = Text(start + rest, "reverse" if k == self.cursor else style, no_wrap=True)
             shown.truncate(max(width, 1), overflow="crop", pad=True)
             text.append("\n")
             text.append_text(shown)
         return text
 
-    def _length(self, k: int, item: Item, messages: list[Any]) -> str:
+    def _length(self, k: int, messages: list[Any]) -> str:
         if self.tokens:
             try:
                 return f"{self.browser.rendering(k).num_tokens:,}"
@@ -189,15 +207,53 @@ class BrowseApp(App[None]):
             pane.update(Text("no rows", "dim"))
             self.query_one("#status", Static).update(Text(f" {browser.label} · no rows"))
             return
-        try:
-            item = browser.item(self.cursor)
-        except TaskcliError as error:
-            pane.update(Text(str(error), "red"))
-            return
-        pane.update(self._view(item))
-        self.query_one("#pane", VerticalScroll).scroll_home(animate=False)
         self.query_one("#rows", RowList).refresh()
-        self.query_one("#status", Static).update(self._status(item))
+        item = browser.peek(self.cursor)
+        self.shown = None if item is None else item.row.index
+        index = browser.position(self.cursor)
+        if item is None:
+            failure = browser.failure(self.cursor)
+            if failure:
+                pane.update(Text(f"cannot read row {index:,}: {failure}", "red"))
+            else:
+                pane.update(Text(f"reading row {index:,}…", "dim"))
+            browser.want([self.cursor])
+        else:
+            pane.update(self._view(item))
+        self.query_one("#pane", VerticalScroll).scroll_home(animate=False)
+        self.query_one("#status", Static).update(self._status(index, item))
+
+    def on_rows_read(self, _message: RowsRead) -> None:
+        """Rows arrived from the background reader: draw them, and the cursor's conversation
+        when it is one of them."""
+        self.query_one("#rows", RowList).refresh()
+        if self.browser.length and self.shown != self.browser.position(self.cursor):
+            if self.browser.peek(self.cursor) is not None or self.browser.failure(self.cursor):
+                self.show_row()
+
+    def _row_read(self) -> None:
+        """Called by the reader's threads: a message to the app's own thread, unless the app
+        is gone already (the reader may finish a row after the screen closed)."""
+        with contextlib.suppress(RuntimeError):
+            self.post_message(RowsRead())
+
+    @property
+    def settled(self) -> bool:
+        """No search and no row read in the background."""
+        return not self.busy and self.browser.reader.idle
+
+    async def settle(self, timeout: float = 30.0) -> bool:
+        """Wait until `settled` and the rows read were handed to the screen (False: not within
+        `timeout` seconds). Tests, the screenshots and the benchmark wait here before they
+        look at the screen; a pilot's `pause()` then draws it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.settled:
+                await asyncio.sleep(SETTLE_POLL)  # the app handles what the readers posted
+                if self.settled:
+                    return True
+            await asyncio.sleep(SETTLE_POLL)
+        return False
 
     def _view(self, item: Item) -> Any:
         if not self.tokens:
@@ -210,16 +266,20 @@ class BrowseApp(App[None]):
         cut = DEFAULT_MAX_TOKENS if browser.max_tokens is None else browser.max_tokens
         return render.token_view(item.row, rendering, browser.tokenizer, cut, self.no_color)
 
-    def _status(self, item: Item) -> Text:
+    def _status(self, index: int, item: Item | None) -> Text:
         browser = self.browser
         total = browser.total
         of = f"{total:,}" if total is not None else f"{browser.length:,}+"
-        text = Text(f" row {item.row.index:,} of {of} · ")
-        if item.problems:
+        text = Text(f" row {index:,} of {of} · ")
+        if item is None:
+            failure = browser.failure(self.cursor)
+            text.append("unreadable" if failure else "reading…", "bold red" if failure else "dim")
+        elif item.problems:
             text.append(" ".join(item.problems), "bold red")
         else:
             text.append("valid", "green")
-        text.append(f" · {item.where}")
+        if item is not None:
+            text.append(f" · {item.where}")
         if browser.source is not None:
             text.append(f" · only {browser.sources[browser.source]} ({browser.length:,})")
         if self.tokens:
@@ -291,7 +351,7 @@ class BrowseApp(App[None]):
         prompt.placeholder = labels[what]
         prompt.value = ""
         if what == "write" and self.browser.length:
-            prompt.value = f"row-{self.browser.item(self.cursor).row.index}.json"
+            prompt.value = f"row-{self.browser.position(self.cursor)}.json"
         self.say(f"{labels[what]}(Enter to go, Esc to cancel)")
         prompt.display = True
         prompt.focus()
@@ -341,7 +401,12 @@ class BrowseApp(App[None]):
     def _write(self, path: str) -> None:
         from taskcli.atomic import atomic_output
 
-        row = self.browser.item(self.cursor).row
+        item = self.browser.peek(self.cursor)
+        if item is None:
+            index = self.browser.position(self.cursor)
+            self.say(f"row {index:,} is not read (yet): nothing written", "red")
+            return
+        row = item.row
         try:
             with atomic_output(path) as out:
                 out.write(orjson.dumps(row.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
@@ -437,7 +502,7 @@ class BrowseApp(App[None]):
         if len(browser.sources) < 2:
             self.say("one source: only a mixture spec's rows can be filtered by source", "red")
             return
-        index = browser.item(self.cursor).row.index
+        index = browser.position(self.cursor)
         following = 0 if browser.source is None else browser.source + 1
         browser.filter_source(following if following < len(browser.sources) else None)
         k = browser.locate(index)

@@ -41,6 +41,7 @@ SEARCH_WINDOW = 1 << 12  # then a window of rows in storage order, each window t
 SEARCH_WINDOW_MAX = 1 << 18  # up to this: a pass over everything decodes each row group a few
 # times only
 SCAN_CHUNK = 1 << 20
+READ_THREADS = 2  # rows read at once in the background: two row groups decode on two cores
 
 
 class LineIndex:
@@ -113,6 +114,62 @@ class LineIndex:
         return self.lines[index], raw
 
 
+class RowReader:
+    """Rows read in background threads, most wanted first, so the screen never waits on them.
+
+    `want` replaces the queue: the row under the cursor first, then the rest of the screen;
+    rows scrolled away before their turn are never read. Up to `threads` rows are read at
+    once (a shuffled mixture's neighbours sit in different row groups, decoded in parallel),
+    by threads that start on demand and end when the queue is empty. `read(index)` does the
+    work and keeps the result; `on_read` is called after each row, from the reading thread.
+    """
+
+    def __init__(self, read: Callable[[int], None], threads: int = READ_THREADS) -> None:
+        self._read = read
+        self._threads = threads
+        self._queue: list[int] = []
+        self._reading: set[int] = set()
+        self._running = 0
+        self._changed = threading.Condition()
+        self.on_read: Callable[[], None] = lambda: None
+
+    def want(self, indices: Sequence[int]) -> None:
+        """Read `indices`, in this order, instead of whatever was queued."""
+        with self._changed:
+            self._queue = [i for i in dict.fromkeys(indices) if i not in self._reading]
+            while self._running < min(self._threads, len(self._queue)):
+                self._running += 1
+                thread = threading.Thread(target=self._work, name="taskcli-rows", daemon=True)
+                thread.start()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing being read."""
+        with self._changed:
+            return not self._queue and not self._reading
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until `idle` (True) or `timeout` seconds pass (False)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._queue and not self._reading, timeout)
+
+    def _work(self) -> None:
+        while True:
+            with self._changed:
+                if not self._queue:
+                    self._running -= 1
+                    return
+                index = self._queue.pop(0)
+                self._reading.add(index)
+            try:
+                self._read(index)
+                self.on_read()
+            finally:
+                with self._changed:
+                    self._reading.discard(index)
+                    self._changed.notify_all()
+
+
 @dataclass(frozen=True)
 class Item:
     """A row as the browser shows it: the `show` row, its source in a few words, and the ids of
@@ -164,7 +221,10 @@ class Browser:
             whole = self._index.size <= WHOLE_FILE_BYTES
             self._index.scan_to(None if whole else CACHE_ROWS)
         self._items: OrderedDict[int, Item] = OrderedDict()
+        self._failed: OrderedDict[int, str] = OrderedDict()  # rows that could not be read: why
+        self._items_lock = threading.Lock()  # the reader's threads fill both
         self._renderings: OrderedDict[int, Rendering] = OrderedDict()
+        self.reader = RowReader(self._read_one)
         self.view: Sequence[int] | None = None  # positions of the filtered source, or None
         self.source: int | None = None
 
@@ -237,32 +297,79 @@ class Browser:
         self.view = np.flatnonzero(owners == source)
 
     def item(self, k: int) -> Item:
-        """Row `k` in view, from the cache or read now."""
+        """Row `k` in view, from the cache or read now (in this thread)."""
         index = self.position(k)
-        cached = self._items.get(index)
+        cached = self.peek(k)
         if cached is not None:
-            self._items.move_to_end(index)
             return cached
         item = self._read([index])[0]
-        self._items[index] = item
-        if len(self._items) > CACHE_ROWS:
-            self._items.popitem(last=False)
+        self._keep([item])
         return item
 
+    def peek(self, k: int) -> Item | None:
+        """Row `k` in view if it was read, without reading it."""
+        index = self.position(k)
+        with self._items_lock:
+            cached = self._items.get(index)
+            if cached is not None:
+                self._items.move_to_end(index)
+            return cached
+
+    def failure(self, k: int) -> str | None:
+        """Why row `k` in view could not be read in the background, if it could not."""
+        with self._items_lock:
+            return self._failed.get(self.position(k))
+
+    def want(self, ks: Sequence[int]) -> None:
+        """Read the rows `ks` in view in the background (`reader`), in this order, unless
+        they were read already: the row under the cursor first, then the rest of the screen."""
+        with self._items_lock:
+            known = self._items.keys() | self._failed.keys()
+        self.reader.want([i for i in map(self.position, ks) if i not in known])
+
     def prefetch(self, ks: range) -> None:
-        """Read the rows `ks` in view that are not cached, together: the rows of a screen cost
-        one read per task, not one per row (a Hub task reads a whole row group each time)."""
-        missing = [self.position(k) for k in ks if self.position(k) not in self._items]
-        if not missing:
-            return
-        for item in self._read(missing):
-            self._items[item.row.index] = item
-        while len(self._items) > CACHE_ROWS:
-            self._items.popitem(last=False)
+        """Read the rows `ks` in view that are not cached, together and now: the rows of a
+        screen cost one read per task, not one per row (a Hub task reads a whole row group
+        each time)."""
+        with self._items_lock:
+            missing = [self.position(k) for k in ks if self.position(k) not in self._items]
+        if missing:
+            self._keep(self._read(missing))
+
+    def _keep(self, items: list[Item]) -> None:
+        with self._items_lock:
+            for item in items:
+                self._items[item.row.index] = item
+                self._failed.pop(item.row.index, None)
+            while len(self._items) > CACHE_ROWS:
+                self._items.popitem(last=False)
+
+    def _read_one(self, index: int) -> None:
+        """The reader's work: row `index` kept, or why it could not be read (one line)."""
+        try:
+            self._keep(self._read([index]))
+        except Exception as error:  # a damaged file is a message on the row, not a crash
+            first = (str(error) or type(error).__name__).splitlines()[0]
+            with self._items_lock:
+                self._failed[index] = first
+                while len(self._failed) > CACHE_ROWS:
+                    self._failed.popitem(last=False)
 
     @property
     def cached(self) -> int:
         return len(self._items)
+
+    def short(self, k: int) -> str:
+        """The source of row `k` in view as the row list shows it, known without reading it:
+        a spec entry's task, a file's line, a task's name."""
+        index = self.position(k)
+        if self._index is not None:
+            return f"L{self._index.lines[index]}"
+        plan = self.target.plan
+        if plan is not None:
+            owners, _ = plan.placement(range(index, index + 1))
+            return plan.spec.entries[int(owners[0])].task
+        return self.target.name
 
     def rendering(self, k: int) -> Rendering:
         """Row `k` as tokens (a tokenizer was given); kept in a cache as small as the rows'."""

@@ -218,6 +218,9 @@ class ParquetRows(Rows):
         files = [DataFile(str(path), os.path.getsize(path)) for path in paths]
         super().__init__([block[3] for block in self._blocks], files, revision)
         self._read: OrderedDict[int, Any] = OrderedDict()
+        self._reading: dict[int, Any] = {}  # Futures of blocks being decoded
+        self._read_lock = threading.Lock()  # guards both
+        self._handles = threading.local()  # each thread's own open files (`_file`)
         self._stream: tuple[int, int, int, Any] | None = None  # file, group, next row, batches
         self._stream_lock = threading.Lock()  # a read-ahead and a scan may read at once
         self._stream_files: dict[int, Any] = {}
@@ -225,17 +228,56 @@ class ParquetRows(Rows):
     def block(self, number: int) -> Any:
         """Block `number`, kept among the most recently used while they fit in
         `BLOCK_CACHE_BYTES`: random reads all over a big split (`taskcli browse` scrolling a
-        mixture) hold a bounded amount of memory, not every row group they ever touched."""
-        table = self._read.get(number)
-        if table is not None:
-            self._read.move_to_end(number)
-            return table
-        table = self._read[number] = self.read_block(number)
-        kept = sum(block.nbytes for block in self._read.values())
-        while kept > BLOCK_CACHE_BYTES and len(self._read) > 1:
-            _, dropped = self._read.popitem(last=False)
-            kept -= dropped.nbytes
+        mixture) hold a bounded amount of memory, not every row group they ever touched.
+
+        Threads may ask at once (`taskcli browse` reads rows in two): different blocks are
+        decoded in parallel, and a block already being decoded is waited for, not decoded
+        again."""
+        from concurrent.futures import Future
+
+        with self._read_lock:
+            table = self._read.get(number)
+            if table is not None:
+                self._read.move_to_end(number)
+                return table
+            pending = self._reading.get(number)
+            mine = pending is None
+            if pending is None:
+                pending = self._reading[number] = Future()
+        if not mine:
+            return pending.result()  # the decoding thread's block, or its error
+        try:
+            table = self.read_block(number)
+        except BaseException as error:
+            with self._read_lock:
+                del self._reading[number]
+            pending.set_exception(error)
+            raise
+        with self._read_lock:
+            del self._reading[number]
+            self._read[number] = table
+            kept = sum(block.nbytes for block in self._read.values())
+            while kept > BLOCK_CACHE_BYTES and len(self._read) > 1:
+                _, dropped = self._read.popitem(last=False)
+                kept -= dropped.nbytes
+        pending.set_result(table)
         return table
+
+    def _file(self, file_number: int) -> Any:
+        """This thread's handle on the file: one `ParquetFile` read by two threads at once
+        fails, and separate handles decode in parallel (pyarrow releases the GIL), two row
+        groups on two cores in about the time of one. The footer parsed at opening is shared."""
+        import pyarrow.parquet as pq
+
+        if threading.current_thread() is threading.main_thread():
+            return self._files[file_number]
+        handles = self._handles.__dict__.setdefault("files", {})
+        parquet = handles.get(file_number)
+        if parquet is None:
+            opened = self._files[file_number]
+            parquet = pq.ParquetFile(self.files[file_number].path, metadata=opened.metadata)
+            handles[file_number] = parquet
+        return parquet
 
     def read_block(self, number: int) -> Any:
         """The block, its strings checked to be UTF-8: a damaged file is `InvalidData` here,
@@ -245,7 +287,7 @@ class ParquetRows(Rows):
         file_number, group, first, count, size = self._blocks[number]
         try:
             if count == size:
-                block = self._files[file_number].read_row_group(group)
+                block = self._file(file_number).read_row_group(group)
             else:
                 block = self._slice(file_number, group, first, count)
             block.validate(full=True)

@@ -69,12 +69,9 @@ def drive(browser: Browser, keys: list[str], size: tuple[int, int] = (80, 24)) -
 
 
 async def wait_idle(app: BrowseApp, pilot: Any) -> None:
-    if not app.busy:
-        return
-    for _ in range(500):
-        await asyncio.sleep(0.01)
-        if not app.busy:
-            break
+    """Until no search runs and every row asked for was read and drawn."""
+    await pilot.pause()
+    assert await app.settle(timeout=10)
     await pilot.pause()
 
 
