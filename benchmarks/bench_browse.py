@@ -31,17 +31,28 @@ CHILD = """
 import asyncio, json, resource, sys, time
 started = time.perf_counter()
 from taskcli.browse import BrowseApp
+from taskcli import browsing
 from taskcli.browsing import open_browser
 
-async def shown(app, pilot, k):
-    # Until the conversation of row k in view is drawn in the pane (not its placeholder).
+async def shown(app, k):
+    # Until the conversation of row k in view is in the pane (not its placeholder); the
+    # screen paints it within a frame. Not `pilot.pause()`: it waits for the whole process
+    # to be idle, background reads included.
     index = app.browser.position(k)
     while app.shown != index:
         if app.browser.failure(k):
             raise SystemExit(app.browser.failure(k))
         await asyncio.sleep(0.002)
-    await pilot.pause()
     return time.perf_counter()
+
+async def press(app, *keys):
+    # Keys as the terminal sends them, without `pilot.press`, which waits for the process
+    # to be idle (up to a second), background reads included.
+    for key in keys:
+        await asyncio.sleep(0.01)
+        last = time.perf_counter()  # the figure counts from the last key
+        app.simulate_key(key)
+    return last
 
 async def filled(app, pilot):
     # Until every row asked for was read and drawn.
@@ -50,36 +61,36 @@ async def filled(app, pilot):
     return time.perf_counter()
 
 async def main():
+    browsing.READ_THREADS = int(sys.argv[3])
     browser = open_browser(sys.argv[1], data_dir=sys.argv[2])
     opened = time.perf_counter()
     app = BrowseApp(browser)
     async with app.run_test(size=(80, 24)) as pilot:
-        first = await shown(app, pilot, 0)
+        first = await shown(app, 0)
         visible = await filled(app, pilot)
-        pressed = time.perf_counter()
-        await pilot.press("end")
-        while app.busy:  # a file is read to its end in a worker
+        pressed = await press(app, "end")
+        while app.busy or not browser.complete:  # a file is read to its end in a worker
             await asyncio.sleep(0.01)
-        end = await shown(app, pilot, browser.length - 1)
+        end = await shown(app, browser.length - 1)
         last = app.query_one("#status").render().plain
-        await filled(app, pilot)
-        pressed_jump = time.perf_counter()
-        await pilot.press("colon", *str(browser.length // 2), "enter")
-        jump = await shown(app, pilot, browser.length // 2)
-        await pilot.press("home")
+        end_filled = await filled(app, pilot)
+        pressed_jump = await press(app, "colon", *str(browser.length // 2), "enter")
+        jump = await shown(app, browser.length // 2)
+        jump_filled = await filled(app, pilot)
+        await press(app, "home")
         await filled(app, pilot)
         moving = time.perf_counter()
-        for step in range(1000):  # as fast as a held-down key: a redraw every 20 rows
+        for step in range(1000):  # faster than a held-down key: a frame every 20 rows
             app.action_move(1)
             if step % 20 == 0:
-                await pilot.pause()
-        await pilot.pause()
+                await asyncio.sleep(1 / 60)
         keys = time.perf_counter() - moving
-        await shown(app, pilot, app.cursor)
+        await shown(app, app.cursor)
         scrolled = await filled(app, pilot) - moving
     print(json.dumps({
         "open": opened - started, "first_screen": first - started,
         "visible": visible - started, "end": end - pressed, "jump": jump - pressed_jump,
+        "end_filled": end_filled - pressed, "jump_filled": jump_filled - pressed_jump,
         "keys_1000": keys, "scroll_1000": scrolled, "rows": browser.length,
         "status": last, "cached": browser.cached,
         "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
@@ -104,9 +115,9 @@ def big_file(rows: int) -> Path:
     return path
 
 
-def run_child(target: Path, data_dir: Path, env: dict[str, str]) -> dict:
+def run_child(target: Path, data_dir: Path, env: dict[str, str], threads: int) -> dict:
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(target), str(data_dir)],
+        [sys.executable, "-c", CHILD, str(target), str(data_dir), str(threads)],
         env=env,
         capture_output=True,
         text=True,
@@ -122,7 +133,9 @@ def print_figures(figures: dict) -> None:
     print(f"first screen drawn            {figures['first_screen']:6.2f} s   (list, row 0 shown)")
     print(f"every visible row filled      {figures['visible']:6.2f} s")
     print(f"End: the last row shown       {figures['end']:6.2f} s   ({figures['status'].strip()})")
+    print(f"  and its screen filled       {figures['end_filled']:6.2f} s")
     print(f"':' jump to the middle        {figures['jump']:6.2f} s")
+    print(f"  and its screen filled       {figures['jump_filled']:6.2f} s")
     print(f"1000 rows down: keys handled  {figures['keys_1000']:6.2f} s")
     print(f"  and the screen filled       {figures['scroll_1000']:6.2f} s")
     print(f"peak RSS                      {figures['peak_rss'] / 1e6:6.0f} MB")
@@ -135,6 +148,10 @@ def main() -> None:
     parser.add_argument(
         "--file-rows", type=int, default=400_000, help="Conversations in the JSONL file."
     )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="Threads reading rows (READ_THREADS)."
+    )
+    parser.add_argument("--mixture-only", action="store_true", help="Skip the JSONL file.")
     args = parser.parse_args()
     root = build_data(args.rows)
     _, mixture, rows = write_specs(root, args.rows)
@@ -146,11 +163,13 @@ def main() -> None:
         "HF_DATASETS_OFFLINE": "1",
         "TASKCLI_CACHE_DIR": str(root / "cache"),
     }
-    figures = run_child(mixture, root, env)
+    figures = run_child(mixture, root, env, args.threads)
     print(f"mixture: {rows:,} rows ({figures['rows']:,} in the browser)")
     print_figures(figures)
+    if args.mixture_only:
+        return
     path = big_file(args.file_rows)
-    figures = run_child(path, root, env)
+    figures = run_child(path, root, env, args.threads)
     print(f"\nJSONL file: {path.stat().st_size / 1e9:.2f} GB, {figures['rows']:,} rows")
     print_figures(figures)
 

@@ -227,9 +227,11 @@ class BrowseApp(App[None]):
         """Rows arrived from the background reader: draw them, and the cursor's conversation
         when it is one of them."""
         self.query_one("#rows", RowList).refresh()
-        if self.browser.length and self.shown != self.browser.position(self.cursor):
-            if self.browser.peek(self.cursor) is not None or self.browser.failure(self.cursor):
-                self.show_row()
+        browser = self.browser
+        if not browser.length or self.shown == browser.position(self.cursor):
+            return
+        if browser.peek(self.cursor) is not None or browser.failure(self.cursor):
+            self.show_row()
 
     def _row_read(self) -> None:
         """Called by the reader's threads: a message to the app's own thread, unless the app

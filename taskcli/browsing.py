@@ -124,9 +124,9 @@ class RowReader:
     work and keeps the result; `on_read` is called after each row, from the reading thread.
     """
 
-    def __init__(self, read: Callable[[int], None], threads: int = READ_THREADS) -> None:
+    def __init__(self, read: Callable[[int], None], threads: int | None = None) -> None:
         self._read = read
-        self._threads = threads
+        self._threads = threads or READ_THREADS
         self._queue: list[int] = []
         self._reading: set[int] = set()
         self._running = 0
