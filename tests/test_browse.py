@@ -310,6 +310,106 @@ def test_120_columns_show_more(rows_file: Path) -> None:
     assert "question 36" not in drive(open_browser(str(rows_file)), []).last_screen
 
 
+# -- rows read in the background ----------------------------------------------------------
+
+
+class Gated(Browser):
+    """Reads wait for `gate`; `order` is the order rows were asked of the data."""
+
+    def __init__(self, target: Any) -> None:
+        super().__init__(target)
+        self.gate = threading.Event()
+        self.order: list[int] = []
+
+    def _read(self, indices: list[int]) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            self.order.extend(indices)
+            assert self.gate.wait(10)
+        return super()._read(indices)
+
+
+def test_rows_show_a_placeholder_until_they_are_read(rows_file: Path) -> None:
+    browser = Gated(open_browser(str(rows_file)).target)
+
+    async def run() -> tuple[list[str], list[str]]:
+        app = BrowseApp(browser)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            waiting = screen_lines(app)
+            assert not app.settled
+            browser.gate.set()
+            await wait_idle(app, pilot)
+            return waiting, screen_lines(app)
+
+    waiting, done = asyncio.run(run())
+    assert waiting[1].startswith(" 0 L1") and "reading" in waiting[1]  # index, source: known
+    assert all("reading" in line for line in waiting[1:20])
+    assert "question" not in "\n".join(waiting)
+    assert waiting[0].endswith("│reading row 0…")  # the conversation pane
+    assert waiting[-2].startswith(" row 0 of 40 · reading… · /tmp")  # no verdict yet
+    assert "question 0" in done[1] and "question 19" in done[20] and "answer 0" in "\n".join(done)
+    assert "reading" not in "\n".join(done)
+    assert done[-2].startswith(" row 0 of 40 · valid · line 1")
+
+
+def test_the_selected_row_is_read_first_and_rows_scrolled_away_are_not_read(
+    rows_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(browsing, "READ_THREADS", 1)
+    browser = Gated(open_browser(str(rows_file)).target)
+
+    async def run() -> str:
+        app = BrowseApp(browser)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()  # row 0 is being read, rows 1-21 wait their turn
+            await pilot.press("colon", *"30", "enter")
+            assert "reading row 30…" in screen_text(app)
+            browser.gate.set()
+            await wait_idle(app, pilot)
+            return screen_text(app)
+
+    screen = asyncio.run(run())
+    assert browser.order[:2] == [0, 30]  # the row under the cursor before the rest
+    assert sorted(browser.order[2:]) == list(range(10, 30))  # the screen around it, no more
+    assert "question 30" in screen and "answer 30" in screen
+
+
+def test_the_reader_reads_what_is_wanted_now_in_that_order() -> None:
+    started, gate, read = threading.Event(), threading.Event(), []
+
+    def slow(index: int) -> None:
+        started.set()
+        gate.wait(10)
+        read.append(index)
+
+    reader = browsing.RowReader(slow, threads=1)
+    assert reader.idle
+    reader.want([1, 2, 3])
+    assert started.wait(10) and not reader.idle
+    reader.want([7, 2, 7, 1])  # 1 is already being read: not again
+    gate.set()
+    assert reader.wait(10) and reader.idle
+    assert read == [1, 7, 2]
+
+
+def test_a_damaged_parquet_file_is_a_message_on_the_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests import hubdata
+
+    hubdata.write_smoltalk(tmp_path, rows_per_split=40, rows_per_group=10)
+    browser = open_browser("smoltalk", split="test", data_dir=tmp_path)
+    for path in tmp_path.rglob("*.parquet"):
+        path.write_bytes(b"PAR1 damaged after opening")  # the footers were read; rows are gone
+    app = drive(browser, ["j"])
+    assert app.is_running is False  # the screen closed normally, no exception
+    rows = app.last_lines[1:21]
+    assert all("smoltalk   ! cannot read row" in line for line in rows)
+    assert app.last_lines[0].endswith("│cannot read row 1: cannot read row group 0")
+    assert status(app).startswith(" row 1 of 40 · unreadable")
+    assert "Traceback" not in app.last_screen
+
+
 # -- big files: indexed lazily, memory bounded ---------------------------------------------
 
 
