@@ -58,6 +58,10 @@ class RowsRead(Message):
     """Rows were read in the background (sent from the reader's threads)."""
 
 
+class DuplicatesChecked(Message):
+    """The duplicate scan went further (sent from its thread)."""
+
+
 class RowList(Static):
     """The rows around the cursor, one line each: index, source, messages, length, first user
     line. Only the rows on screen are read."""
@@ -147,6 +151,7 @@ class BrowseApp(App[None]):
         yield Input(id="prompt")
 
     def on_mount(self) -> None:
+        self.browser.scan_duplicates(self._duplicates_checked)
         self.show_row()
 
     def row_lines(self, width: int, height: int) -> Text:
@@ -176,7 +181,7 @@ class BrowseApp(App[None]):
                 first = _first_user_line(messages)
                 start = f"{item.row.index:>{digits},} {item.short[:8]:<8} "
                 rest = f"{len(messages):>3} {length:>6} {first}"
-                style = "red" if item.problems else ""
+                style = "red" if browser.rules(item)[0] else ""
             shown = Text(start + rest, "reverse" if k == self.cursor else style, no_wrap=True)
             shown.truncate(max(width, 1), overflow="crop", pad=True)
             text.append("\n")
@@ -233,6 +238,18 @@ class BrowseApp(App[None]):
         if browser.peek(self.cursor) is not None or browser.failure(self.cursor):
             self.show_row()
 
+    def on_duplicates_checked(self, _message: DuplicatesChecked) -> None:
+        """The duplicate scan went further: the status line may know more now."""
+        self.query_one("#rows", RowList).refresh()
+        item = self.browser.peek(self.cursor) if self.browser.length else None
+        if item is not None:
+            index = self.browser.position(self.cursor)
+            self.query_one("#status", Static).update(self._status(index, item))
+
+    def _duplicates_checked(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            self.post_message(DuplicatesChecked())
+
     def _row_read(self) -> None:
         """Called by the reader's threads: a message to the app's own thread, unless the app
         is gone already (the reader may finish a row after the screen closed)."""
@@ -276,12 +293,18 @@ class BrowseApp(App[None]):
         if item is None:
             failure = browser.failure(self.cursor)
             text.append("unreadable" if failure else "reading…", "bold red" if failure else "dim")
-        elif item.problems:
-            text.append(" ".join(item.problems), "bold red")
         else:
-            text.append("valid", "green")
-        if item is not None:
+            rules, known = browser.rules(item)
+            if rules:
+                text.append(" ".join(rules), "bold red")
+            if not known:  # the duplicate scan has not reached it: not "valid" yet
+                text.append(" " if rules else "")
+                text.append("checking duplicates…", "dim")
+            elif not rules:
+                text.append("valid", "green")
             text.append(f" · {item.where}")
+            if "duplicate" in rules and browser.duplicates is not None:
+                text.append(f", repeats line {browser.duplicates.first_of(item.row.line):,}")
         if browser.source is not None:
             text.append(f" · only {browser.sources[browser.source]} ({browser.length:,})")
         if self.tokens:

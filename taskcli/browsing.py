@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from taskcli.conversation import check_record, flatten_content
+from taskcli.conversation import ERROR, RULES, check_record, flatten_content
 from taskcli.jsonl import BOM, STDIN, normalise
 from taskcli.showing import WHOLE_FILE_BYTES, Row
 from taskcli.targets import FILE, Target, classify, open_target, refuse_for_file
@@ -42,6 +42,7 @@ SEARCH_WINDOW_MAX = 1 << 18  # up to this: a pass over everything decodes each r
 # times only
 SCAN_CHUNK = 1 << 20
 READ_THREADS = 2  # rows read at once in the background: two row groups decode on two cores
+DUPLICATE_PROGRESS_LINES = 1 << 14  # lines between progress calls of the duplicate scan
 
 
 class LineIndex:
@@ -112,6 +113,61 @@ class LineIndex:
         if self.lines[index] == 1 and raw.startswith(BOM):
             raw = raw[3:]
         return self.lines[index], raw
+
+
+class DuplicateScan:
+    """Which lines of a plain file repeat an earlier line: validate's `duplicate` rule
+    (`file_rules.line_repeats`), found by one pass over the file in a background thread.
+
+    Memory is the rule's, a hash per distinct line, plus 16 bytes per repeated line; never the
+    rows. `checked` is how many physical lines the pass has looked at: a line beyond it is
+    neither a duplicate nor unique yet. `on_progress` is called from the thread now and then,
+    and once at the end.
+    """
+
+    def __init__(self, path: str, on_progress: Callable[[], None]) -> None:
+        self.path = path
+        self.on_progress = on_progress
+        self.checked = 0
+        self.done = False
+        self.error: str | None = None
+        self._lines = array("Q")  # repeated lines, ascending
+        self._firsts = array("Q")  # the line each repeats
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, name="taskcli-duplicates", daemon=True).start()
+
+    def first_of(self, line: int) -> int | None:
+        """The earlier line that physical `line` repeats, or None (unique, or not known yet)."""
+        from bisect import bisect_left
+
+        found = bisect_left(self._lines, line)
+        if found < len(self._lines) and self._lines[found] == line:
+            return self._firsts[found]
+        return None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        from taskcli.file_rules import line_repeats
+        from taskcli.jsonl import open_lines
+
+        try:
+            with open_lines(self.path) as lines:
+                for number, first in line_repeats(lines):
+                    if first is not None:
+                        self._firsts.append(first)  # first: `first_of` may look meanwhile
+                        self._lines.append(number)
+                    self.checked = number
+                    if number % DUPLICATE_PROGRESS_LINES == 0:
+                        if self._stop.is_set():
+                            return
+                        self.on_progress()
+            self.checked = 1 << 62  # blank lines at the end hold no conversation
+        except Exception as error:  # an unreadable file: duplicates stay unknown, said once
+            self.error = (str(error) or type(error).__name__).splitlines()[0]
+        self.done = True
+        self.on_progress()
 
 
 class RowReader:
@@ -225,6 +281,7 @@ class Browser:
         self._items_lock = threading.Lock()  # the reader's threads fill both
         self._renderings: OrderedDict[int, Rendering] = OrderedDict()
         self.reader = RowReader(self._read_one)
+        self.duplicates: DuplicateScan | None = None
         self.view: Sequence[int] | None = None  # positions of the filtered source, or None
         self.source: int | None = None
 
@@ -358,6 +415,25 @@ class Browser:
     @property
     def cached(self) -> int:
         return len(self._items)
+
+    def scan_duplicates(self, on_progress: Callable[[], None]) -> None:
+        """Start looking for repeated conversations in a plain file (`DuplicateScan`), once;
+        a later call only changes who hears of its progress."""
+        if self._index is None:
+            return
+        if self.duplicates is None:
+            self.duplicates = DuplicateScan(self._index.path, on_progress)
+        self.duplicates.on_progress = on_progress
+
+    def rules(self, item: Item) -> tuple[tuple[str, ...], bool]:
+        """The rule ids `validate` would report for the row, with the file's own (`duplicate`)
+        when the scan has reached it, and whether it has (False: there may be more)."""
+        scan, line = self.duplicates, item.row.line
+        if scan is None or line is None or any(RULES[rule][0] == ERROR for rule in item.problems):
+            return item.problems, True  # a line with errors is never called a duplicate
+        if scan.first_of(line) is not None:
+            return (*item.problems, "duplicate"), True
+        return item.problems, line <= scan.checked
 
     def short(self, k: int) -> str:
         """The source of row `k` in view as the row list shows it, known without reading it:

@@ -69,9 +69,15 @@ def drive(browser: Browser, keys: list[str], size: tuple[int, int] = (80, 24)) -
 
 
 async def wait_idle(app: BrowseApp, pilot: Any) -> None:
-    """Until no search runs and every row asked for was read and drawn."""
+    """Until no search runs, every row asked for was read and drawn, and a file's duplicate
+    scan is over."""
     await pilot.pause()
     assert await app.settle(timeout=10)
+    scan = app.browser.duplicates
+    for _ in range(1000):
+        if scan is None or scan.done:
+            break
+        await asyncio.sleep(0.01)
     await pilot.pause()
 
 
@@ -408,6 +414,107 @@ def test_a_damaged_parquet_file_is_a_message_on_the_row(
     assert app.last_lines[0].endswith("│cannot read row 1: cannot read row group 0")
     assert status(app).startswith(" row 1 of 40 · unreadable")
     assert "Traceback" not in app.last_screen
+
+
+# -- the file's own rules: duplicates -------------------------------------------------------
+
+
+def test_line_repeats_agrees_with_the_duplicate_rule(tmp_path: Path) -> None:
+    from taskcli.file_rules import check_file, line_repeats
+    from taskcli.jsonl import open_lines
+
+    one, two = json.dumps(conversation("a")), json.dumps(conversation("b"))
+    lines = [
+        "\ufeff" + one,  # the BOM is not part of the conversation
+        two,
+        "",
+        one + "\r",  # CRLF: the same conversation
+        "  " + two,
+        "{broken",
+        "{broken",  # repeated errors are errors, not duplicates
+        json.dumps(conversation("c")),
+        one,
+    ]
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = check_file(str(path))
+    errors = {p.line for p in report.errors}
+    expected = {
+        p.line: int(p.message.rsplit(" ", 1)[1]) for p in report.warnings if p.rule == "duplicate"
+    }
+    with open_lines(str(path)) as read:
+        repeats = {line: first for line, first in line_repeats(read) if first is not None}
+    assert expected == {4: 1, 5: 2, 9: 1}
+    assert {line: first for line, first in repeats.items() if line not in errors} == expected
+
+
+def test_status_line_names_duplicates_once_the_scan_reaches_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_rows(
+        tmp_path / "d.jsonl",
+        10,
+        {7: conversation("question 2", "answer 2"), 8: "{broken", 9: "{broken"},
+    )
+    gate = threading.Event()
+
+    class Held(browsing.DuplicateScan):
+        def _run(self) -> None:
+            assert gate.wait(10)
+            super()._run()
+
+    monkeypatch.setattr(browsing, "DuplicateScan", Held)
+
+    async def run() -> list[str]:
+        app = BrowseApp(open_browser(str(path)))
+        statuses = []
+        async with app.run_test(size=(100, 24)) as pilot:
+            await pilot.press("colon", *"7", "enter")
+            await pilot.pause()
+            statuses.append(screen_lines(app)[-2])  # the scan is held back
+            gate.set()
+            await wait_idle(app, pilot)
+            statuses.append(screen_lines(app)[-2])
+            for row in ("2", "9"):
+                await pilot.press("colon", row, "enter")
+                await wait_idle(app, pilot)
+                statuses.append(screen_lines(app)[-2])
+        return statuses
+
+    held, seven, two, nine = asyncio.run(run())
+    assert held.startswith(" row 7 of 10 · checking duplicates… · line 8 ·")
+    assert "valid" not in held and "duplicate " not in held
+    assert seven.startswith(" row 7 of 10 · duplicate · line 8, repeats line 3 ·")
+    assert two.startswith(" row 2 of 10 · valid · line 3 ·")  # the first is not a duplicate
+    assert nine.startswith(" row 9 of 10 · invalid-json · line 10 ·")  # errors, no duplicate
+
+
+def test_the_duplicate_scan_says_what_is_not_known_yet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(browsing, "DUPLICATE_PROGRESS_LINES", 1)
+    path = write_rows(tmp_path / "d.jsonl", 6, {4: conversation("question 1", "answer 1")})
+    browser = open_browser(str(path))
+    reached, go_on = threading.Event(), threading.Event()
+
+    def progress() -> None:  # the scan waits here after its first line
+        reached.set()
+        assert go_on.wait(10)
+
+    browser.scan_duplicates(progress)
+    assert reached.wait(10)
+    rows = [browser.item(k) for k in range(6)]
+    assert browser.rules(rows[0]) == ((), True)  # line 1 was looked at
+    assert browser.rules(rows[4]) == ((), False)  # not yet: neither unique nor repeated
+    browser.duplicates.on_progress = lambda: None  # type: ignore[union-attr]
+    go_on.set()
+    for _ in range(1000):
+        if browser.duplicates.done:  # type: ignore[union-attr]
+            break
+        time.sleep(0.01)
+    assert browser.rules(rows[4]) == (("duplicate",), True)
+    assert browser.rules(rows[5]) == ((), True)
+    assert browser.duplicates.error is None  # type: ignore[union-attr]
 
 
 # -- big files: indexed lazily, memory bounded ---------------------------------------------
