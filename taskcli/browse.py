@@ -3,8 +3,10 @@
 The only module that imports Textual, and only `taskcli browse` imports it. The rows come from
 `taskcli.browsing.Browser` (on demand, a bounded cache), each conversation is drawn by the same
 `taskcli.render` functions as `show` (panels, tool parts, tokens), and the status line names the
-rule ids `validate` would report for the row. Searching and reading a big file to its end run
-in a worker thread, with progress, and Esc cancels them.
+rule ids `validate` would report for the row. Rows are read by the browser's background
+threads and arrive as `RowsRead` messages: until then the list and the pane say the row is
+being read, and no key waits for a read. Searching and reading a big file to its end run in a
+worker thread, with progress, and Esc cancels them.
 """
 
 from __future__ import annotations

@@ -10,7 +10,12 @@ screen, however far one scrolls. A plain JSONL file is never read whole to open 
 are indexed only as far as someone has looked (8 bytes per conversation), so the first screen of
 a 1.5 GB file is there at once; a ``.gz`` file or standard input cannot be seeked, so it is read
 through the `customjson` task instead. A file's rows are shown even when broken: their rule ids
-(``invalid-json`` included) are what the status line is for.
+(``invalid-json`` included) are what the status line is for, with the file's own ``duplicate``
+found by a background scan (`DuplicateScan`).
+
+The screen asks for rows with `want` and draws them with `peek`: `RowReader` reads them in
+background threads, the row under the cursor first, so a screen whose rows fall in a dozen
+parquet row groups is drawn at once and filled as they decode, two at a time.
 """
 
 from __future__ import annotations
