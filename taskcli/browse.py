@@ -479,9 +479,12 @@ class BrowseApp(App[None]):
         self._start(search, found)
 
     def _start(self, work: Any, then: Any) -> None:
-        """Run `work` in a thread; `then` gets its result on the app's own thread."""
+        """Run `work` in a thread; `then` gets its result on the app's own thread. The
+        duplicate scan waits meanwhile: a search or `End` on a big file reads the same file,
+        and someone is waiting for it."""
         self.busy = True
         self.cancel.clear()
+        self._hold_scan(True)
 
         def run() -> None:
             try:
@@ -495,11 +498,18 @@ class BrowseApp(App[None]):
 
     def _done(self, then: Any, result: Any) -> None:
         self.busy = False
+        self._hold_scan(False)
         then(result)
 
     def _failed(self, error: Exception) -> None:
         self.busy = False
+        self._hold_scan(False)
         self.say(str(error), "red")
+
+    def _hold_scan(self, hold: bool) -> None:
+        scan = self.browser.duplicates
+        if scan is not None:
+            (scan.hold.set if hold else scan.hold.clear)()
 
     def _progress(self, message: str) -> None:
         self.call_from_thread(self.say, message)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -48,6 +49,8 @@ SEARCH_WINDOW_MAX = 1 << 18  # up to this: a pass over everything decodes each r
 SCAN_CHUNK = 1 << 20
 READ_THREADS = 2  # rows read at once in the background: two row groups decode on two cores
 DUPLICATE_PROGRESS_LINES = 1 << 14  # lines between progress calls of the duplicate scan
+DUPLICATE_YIELD_LINES = 1 << 10  # lines between looks whether the scan must give way
+HOLD_POLL = 0.02  # seconds between looks while the duplicate scan gives way
 
 
 class LineIndex:
@@ -128,17 +131,25 @@ class DuplicateScan:
     rows. `checked` is how many physical lines the pass has looked at: a line beyond it is
     neither a duplicate nor unique yet. `on_progress` is called from the thread now and then,
     and once at the end.
+
+    The scan gives way: it waits while `idle()` is False (rows the screen wants are being
+    read) or `hold` is set (a search or `End` reads the same file). Its Python loop would
+    otherwise hold the GIL against their every step, and the screen's rows matter more.
     """
 
-    def __init__(self, path: str, on_progress: Callable[[], None]) -> None:
+    def __init__(
+        self, path: str, on_progress: Callable[[], None], idle: Callable[[], bool]
+    ) -> None:
         self.path = path
         self.on_progress = on_progress
+        self.idle = idle
         self.checked = 0
         self.done = False
         self.error: str | None = None
         self._lines = array("Q")  # repeated lines, ascending
         self._firsts = array("Q")  # the line each repeats
         self._stop = threading.Event()
+        self.hold = threading.Event()  # set: wait (the screen reads the same file meanwhile)
         threading.Thread(target=self._run, name="taskcli-duplicates", daemon=True).start()
 
     def first_of(self, line: int) -> int | None:
@@ -164,9 +175,12 @@ class DuplicateScan:
                         self._firsts.append(first)  # first: `first_of` may look meanwhile
                         self._lines.append(number)
                     self.checked = number
-                    if number % DUPLICATE_PROGRESS_LINES == 0:
+                    if number % DUPLICATE_YIELD_LINES == 0:
+                        while (self.hold.is_set() or not self.idle()) and not self._stop.is_set():
+                            time.sleep(HOLD_POLL)
                         if self._stop.is_set():
                             return
+                    if number % DUPLICATE_PROGRESS_LINES == 0:
                         self.on_progress()
             self.checked = 1 << 62  # blank lines at the end hold no conversation
         except Exception as error:  # an unreadable file: duplicates stay unknown, said once
@@ -427,7 +441,7 @@ class Browser:
         if self._index is None:
             return
         if self.duplicates is None:
-            self.duplicates = DuplicateScan(self._index.path, on_progress)
+            self.duplicates = DuplicateScan(self._index.path, on_progress, lambda: self.reader.idle)
         self.duplicates.on_progress = on_progress
 
     def rules(self, item: Item) -> tuple[tuple[str, ...], bool]:

@@ -517,6 +517,29 @@ def test_the_duplicate_scan_says_what_is_not_known_yet(
     assert browser.duplicates.error is None  # type: ignore[union-attr]
 
 
+def test_the_duplicate_scan_gives_way_to_the_rows_on_screen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(browsing, "DUPLICATE_YIELD_LINES", 1)
+    monkeypatch.setattr(browsing, "HOLD_POLL", 0.001)
+    path = write_rows(tmp_path / "d.jsonl", 50)
+    reading = threading.Event()
+    reading.set()
+    scan = browsing.DuplicateScan(str(path), lambda: None, lambda: not reading.is_set())
+    time.sleep(0.1)
+    assert scan.checked == 1 and not scan.done  # waits after its first line
+    scan.hold.set()
+    reading.clear()
+    time.sleep(0.1)
+    assert scan.checked == 1  # held by the screen (a search reads the file)
+    scan.hold.clear()
+    for _ in range(1000):
+        if scan.done:
+            break
+        time.sleep(0.01)
+    assert scan.done and scan.checked > 50 and scan.first_of(50) is None
+
+
 # -- big files: indexed lazily, memory bounded ---------------------------------------------
 
 
