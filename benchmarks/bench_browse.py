@@ -65,6 +65,11 @@ async def filled(app, pilot):
     assert await app.settle(timeout=120)
     return time.perf_counter()
 
+def arrow_peak():
+    # The most Arrow ever held at once (decoded row groups), if pyarrow was loaded at all.
+    pyarrow = sys.modules.get("pyarrow")
+    return pyarrow.default_memory_pool().max_memory() if pyarrow else 0
+
 async def main():
     browsing.READ_THREADS = int(sys.argv[3])
     browser = open_browser(sys.argv[1], data_dir=sys.argv[2])
@@ -103,6 +108,7 @@ async def main():
         "keys_1000": keys, "scroll_1000": scrolled, "rows": browser.length,
         "status": last, "cached": browser.cached, "duplicates": scanned,
         "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "arrow_peak": arrow_peak(),
     }))
 
 asyncio.run(main())
@@ -150,6 +156,7 @@ def print_figures(figures: dict) -> None:
     if figures["duplicates"] is not None:
         print(f"duplicate scan over           {figures['duplicates']:6.2f} s   (from the start)")
     print(f"peak RSS                      {figures['peak_rss'] / 1e6:6.0f} MB")
+    print(f"  of which Arrow at most      {figures['arrow_peak'] / 1e6:6.0f} MB")
     print(f"rows in the cache             {figures['cached']:6,}")
 
 
