@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from taskcli.conversation import ERROR, RULES, check_record, flatten_content
-from taskcli.jsonl import BOM, STDIN, normalise
+from taskcli.jsonl import BOM, is_regular, normalise
 from taskcli.showing import WHOLE_FILE_BYTES, Row
 from taskcli.targets import FILE, Target, classify, open_target, refuse_for_file
 
@@ -647,5 +647,6 @@ def open_browser(
 
 
 def _seekable(path: str) -> bool:
-    """A plain file, which can be indexed and read at any line (not stdin, not ``.gz``)."""
-    return path != STDIN and not path.endswith(".gz")
+    """A plain file, which can be indexed and read at any line, and read again by the duplicate
+    scan (not stdin, a FIFO or a device, not ``.gz``)."""
+    return is_regular(path) and not path.endswith(".gz")

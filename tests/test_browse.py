@@ -540,6 +540,27 @@ def test_the_duplicate_scan_gives_way_to_the_rows_on_screen(
     assert scan.done and scan.checked > 50 and scan.first_of(50) is None
 
 
+def test_a_fifo_is_read_once_as_a_stream(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "rows.fifo"
+    os.mkfifo(fifo)
+    lines = "".join(json.dumps(conversation(f"question {i}")) + "\n" for i in range(5))
+
+    def write() -> None:
+        with open(fifo, "w") as out:
+            out.write(lines)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    browser = open_browser(str(fifo))
+    writer.join(10)
+    assert browser.total == 5 and browser.duplicates is None
+    app = drive(browser, ["G"])
+    assert "row 4 of 5" in status(app) and "question 4" in app.last_screen
+    assert browser.duplicates is None  # no second reading of a stream
+
+
 # -- big files: indexed lazily, memory bounded ---------------------------------------------
 
 
