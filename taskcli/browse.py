@@ -192,10 +192,12 @@ class BrowseApp(App[None]):
 
     def _length(self, k: int, messages: list[Any]) -> str:
         if self.tokens:
-            try:
-                return f"{self.browser.rendering(k).num_tokens:,}"
-            except TaskcliError:  # a conversation nanochat could not render has no count
+            rendered = self.browser.peek_rendering(k)
+            if rendered is None:  # being rendered in the background
+                return "…"
+            if isinstance(rendered, TaskcliError):  # nanochat could not render it: no count
                 return "?"
+            return f"{rendered.num_tokens:,}"
         chars = sum(len(render_text(m)) for m in messages if isinstance(m, dict))
         return f"{chars:,}"
 
@@ -216,17 +218,22 @@ class BrowseApp(App[None]):
             return
         self.query_one("#rows", RowList).refresh()
         item = browser.peek(self.cursor)
-        self.shown = None if item is None else item.row.index
         index = browser.position(self.cursor)
-        if item is None:
-            failure = browser.failure(self.cursor)
-            if failure:
-                pane.update(Text(f"cannot read row {index:,}: {failure}", "red"))
-            else:
-                pane.update(Text(f"reading row {index:,}…", "dim"))
-            browser.want([self.cursor])
+        ready = item is not None
+        if ready and self.tokens and browser.peek_rendering(self.cursor) is None:
+            ready = False
+        self.shown = index if ready else None
+        failure = browser.failure(self.cursor)
+        if failure:
+            pane.update(Text(f"cannot read row {index:,}: {failure}", "red"))
+        elif item is None:
+            pane.update(Text(f"reading row {index:,}…", "dim"))
+        elif not ready:
+            pane.update(Text(f"rendering row {index:,} into tokens…", "dim"))
         else:
             pane.update(self._view(item))
+        if not ready:
+            browser.want([self.cursor])
         self.query_one("#pane", VerticalScroll).scroll_home(animate=False)
         self.query_one("#status", Static).update(self._status(index, item))
 
@@ -237,7 +244,10 @@ class BrowseApp(App[None]):
         browser = self.browser
         if not browser.length or self.shown == browser.position(self.cursor):
             return
-        if browser.peek(self.cursor) is not None or browser.failure(self.cursor):
+        if browser.failure(self.cursor) or (
+            browser.peek(self.cursor) is not None
+            and (not self.tokens or browser.peek_rendering(self.cursor) is not None)
+        ):
             self.show_row()
 
     def on_duplicates_checked(self, _message: DuplicatesChecked) -> None:
@@ -280,10 +290,9 @@ class BrowseApp(App[None]):
         if not self.tokens:
             return render.conversation_view(item.row)
         browser = self.browser
-        try:
-            rendering = browser.rendering(self.cursor)
-        except TaskcliError as error:  # a conversation nanochat could not render
-            return Text(f"cannot render this row into tokens: {error}", "red")
+        rendering = browser.peek_rendering(self.cursor)  # `show_row` saw it there
+        if isinstance(rendering, TaskcliError) or rendering is None:
+            return Text(f"cannot render this row into tokens: {rendering}", "red")
         cut = DEFAULT_MAX_TOKENS if browser.max_tokens is None else browser.max_tokens
         return render.token_view(item.row, rendering, browser.tokenizer, cut, self.no_color)
 
@@ -528,7 +537,7 @@ class BrowseApp(App[None]):
         if self.browser.tokenizer is None:
             self.say("no tokenizer: start with --tokenizer SPEC to see tokens", "red")
             return
-        self.tokens = not self.tokens
+        self.tokens = self.browser.tokens = not self.tokens
         self.say("tokens: trained in green" if self.tokens else "text")
         self.show_row()
 

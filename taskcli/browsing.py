@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from taskcli.conversation import ERROR, RULES, check_record, flatten_content
+from taskcli.errors import TaskcliError
 from taskcli.jsonl import BOM, is_regular, normalise
 from taskcli.showing import WHOLE_FILE_BYTES, Row
 from taskcli.targets import FILE, Target, classify, open_target, refuse_for_file
@@ -298,7 +299,9 @@ class Browser:
         self._items: OrderedDict[int, Item] = OrderedDict()
         self._failed: OrderedDict[int, str] = OrderedDict()  # rows that could not be read: why
         self._items_lock = threading.Lock()  # the reader's threads fill both
-        self._renderings: OrderedDict[int, Rendering] = OrderedDict()
+        # Rows as tokens (a tokenizer was given), or why nanochat could not render them.
+        self._renderings: OrderedDict[int, Rendering | TaskcliError] = OrderedDict()
+        self.tokens = False  # the screen shows tokens: the reader renders its rows too
         self.reader = RowReader(self._read_one)
         self.duplicates: DuplicateScan | None = None
         self.view: Sequence[int] | None = None  # positions of the filtered source, or None
@@ -400,7 +403,10 @@ class Browser:
         """Read the rows `ks` in view in the background (`reader`), in this order, unless
         they were read already: the row under the cursor first, then the rest of the screen."""
         with self._items_lock:
-            known = self._items.keys() | self._failed.keys()
+            known = self._items.keys()
+            if self.tokens and self.tokenizer is not None:
+                known = known & self._renderings.keys()
+            known = known | self._failed.keys()
         self.reader.want([i for i in map(self.position, ks) if i not in known])
 
     def prefetch(self, ks: range) -> None:
@@ -421,9 +427,16 @@ class Browser:
                 self._items.popitem(last=False)
 
     def _read_one(self, index: int) -> None:
-        """The reader's work: row `index` kept, or why it could not be read (one line)."""
+        """The reader's work: row `index` kept (and rendered into tokens when the screen shows
+        them), or why it could not be read (one line)."""
+        with self._items_lock:
+            item = self._items.get(index)
         try:
-            self._keep(self._read([index]))
+            if item is None:
+                item = self._read([index])[0]
+                self._keep([item])
+            if self.tokens and self.tokenizer is not None:
+                self._render(item)
         except Exception as error:  # a damaged file is a message on the row, not a crash
             first = (str(error) or type(error).__name__).splitlines()[0]
             with self._items_lock:
@@ -467,19 +480,36 @@ class Browser:
         return self.target.name
 
     def rendering(self, k: int) -> Rendering:
-        """Row `k` as tokens (a tokenizer was given); kept in a cache as small as the rows'."""
+        """Row `k` as tokens (a tokenizer was given), rendered now unless it was; a row
+        nanochat cannot render raises its `TaskcliError`."""
+        rendered = self.peek_rendering(k)
+        if rendered is None:
+            rendered = self._render(self.item(k))
+        if isinstance(rendered, TaskcliError):
+            raise rendered
+        return rendered
+
+    def peek_rendering(self, k: int) -> Rendering | TaskcliError | None:
+        """Row `k` as tokens, or why it cannot be, if the reader rendered it already."""
+        with self._items_lock:
+            return self._renderings.get(self.position(k))
+
+    def _render(self, item: Item) -> Rendering | TaskcliError:
+        """`item` as tokens, kept in a cache as small as the rows'."""
         from taskcli import tokens
 
         assert self.tokenizer is not None
-        index = self.position(k)
-        cached = self._renderings.get(index)
-        if cached is None:
-            cut = tokens.DEFAULT_MAX_TOKENS if self.max_tokens is None else self.max_tokens
-            cached = tokens.render(self.item(k).row.conversation, self.tokenizer, cut)
-            self._renderings[index] = cached
+        cut = tokens.DEFAULT_MAX_TOKENS if self.max_tokens is None else self.max_tokens
+        rendered: Rendering | TaskcliError
+        try:
+            rendered = tokens.render(item.row.conversation, self.tokenizer, cut)
+        except TaskcliError as error:  # a conversation nanochat could not render
+            rendered = error
+        with self._items_lock:
+            self._renderings[item.row.index] = rendered
             if len(self._renderings) > CACHE_ROWS // 4:
                 self._renderings.popitem(last=False)
-        return cached
+        return rendered
 
     def _read(self, indices: list[int]) -> list[Item]:
         """Rows at target `indices`, read together (one open, one task batch)."""

@@ -258,6 +258,38 @@ def test_token_toggle(rows_file: Path, tmp_path: Path) -> None:
     assert "<|assistant_start|>" not in back.last_screen and "answer 0" in back.last_screen
 
 
+def test_tokens_are_rendered_in_the_background(rows_file: Path, tmp_path: Path) -> None:
+    from taskcli.tokenizer import load_tokenizer
+    from tests.tokenizers_data import write_bytes_tokenizer
+
+    tokenizer = load_tokenizer(str(write_bytes_tokenizer(tmp_path / "tok")))
+    gate, threads = threading.Event(), set()
+
+    class Slow(Browser):
+        def _render(self, item: Any) -> Any:
+            threads.add(threading.current_thread() is threading.main_thread())
+            assert gate.wait(10)
+            return super()._render(item)
+
+    browser = Slow(open_browser(str(rows_file)).target, tokenizer=tokenizer)
+
+    async def run() -> tuple[list[str], list[str]]:
+        app = BrowseApp(browser)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_idle(app, pilot)
+            await pilot.press("t")
+            waiting = screen_lines(app)
+            gate.set()
+            await wait_idle(app, pilot)
+            return waiting, screen_lines(app)
+
+    waiting, done = asyncio.run(run())
+    assert waiting[0].endswith("│rendering row 0 into tokens…")
+    assert "tok" in waiting[0] and waiting[1].startswith(" 0 L1         2      … question 0")
+    assert "<|assistant_start|>" in "\n".join(done) and "…" not in done[1]
+    assert threads == {False}  # never on the screen's thread
+
+
 def test_source_filter_in_a_mixture(tmp_path: Path) -> None:
     write_rows(tmp_path / "a.jsonl", 30)
     write_rows(tmp_path / "b.jsonl", 10, {i: conversation(f"bee {i}") for i in range(10)})
