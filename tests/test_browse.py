@@ -558,6 +558,10 @@ def test_the_duplicate_scan_gives_way_to_the_rows_on_screen(
     reading = threading.Event()
     reading.set()
     scan = browsing.DuplicateScan(str(path), lambda: None, lambda: not reading.is_set())
+    for _ in range(1000):
+        if scan.checked:
+            break
+        time.sleep(0.01)
     time.sleep(0.1)
     assert scan.checked == 1 and not scan.done  # waits after its first line
     scan.hold.set()
