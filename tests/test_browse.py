@@ -400,6 +400,8 @@ def test_the_selected_row_is_read_first_and_rows_scrolled_away_are_not_read(
         app = BrowseApp(browser)
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.pause()  # row 0 is being read, rows 1-21 wait their turn
+            while not browser.order:
+                await asyncio.sleep(0.01)
             await pilot.press("colon", *"30", "enter")
             assert "reading row 30…" in screen_text(app)
             browser.gate.set()
