@@ -122,6 +122,8 @@ def render_browse(out_dir: Path) -> list[Path]:
         async with app.run_test(size=size) as pilot:
             await pilot.press(*BROWSE_KEYS)
             await pilot.pause()
+            await app.settle()  # the rows read in the background are on the screen
+            await pilot.pause()
             return app.export_screenshot(title="taskcli browse")
 
     paths = []

@@ -3,12 +3,16 @@
 The only module that imports Textual, and only `taskcli browse` imports it. The rows come from
 `taskcli.browsing.Browser` (on demand, a bounded cache), each conversation is drawn by the same
 `taskcli.render` functions as `show` (panels, tool parts, tokens), and the status line names the
-rule ids `validate` would report for the row. Searching and reading a big file to its end run
-in a worker thread, with progress, and Esc cancels them.
+rule ids `validate` would report for the row. Rows are read by the browser's background
+threads and arrive as `RowsRead` messages: until then the list and the pane say the row is
+being read, and no key waits for a read. Searching and reading a big file to its end run in a
+worker thread, with progress, and Esc cancels them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import sys
 import threading
@@ -20,6 +24,7 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
@@ -48,6 +53,15 @@ KEYS = (
     ("q", "quit"),
 )
 PROGRESS_EVERY = 0.1  # seconds between progress messages of a search
+SETTLE_POLL = 0.005  # seconds between looks while `BrowseApp.settle` waits
+
+
+class RowsRead(Message):
+    """Rows were read in the background (sent from the reader's threads)."""
+
+
+class DuplicatesChecked(Message):
+    """The duplicate scan went further (sent from its thread)."""
 
 
 class RowList(Static):
@@ -125,6 +139,8 @@ class BrowseApp(App[None]):
         self.asking: str | None = None
         self.cancel = threading.Event()
         self.busy = False
+        self.shown: int | None = None  # the target index of the conversation drawn
+        browser.reader.on_read = self._row_read
 
     # -- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -137,10 +153,15 @@ class BrowseApp(App[None]):
         yield Input(id="prompt")
 
     def on_mount(self) -> None:
+        self.browser.scan_duplicates(self._duplicates_checked)
         self.show_row()
 
     def row_lines(self, width: int, height: int) -> Text:
-        """The header and the rows from `top`, the cursor's reversed, each cut to `width`."""
+        """The header and the rows from `top`, the cursor's reversed, each cut to `width`.
+
+        Only rows already read are drawn whole; the others show what is known without
+        reading them (index, source) and are asked of the background reader, the cursor's
+        first. Drawing never waits on a read."""
         browser = self.browser
         self._keep_visible(height - 1)
         digits = len(f"{max(browser.length - 1, 0):,}")
@@ -148,29 +169,35 @@ class BrowseApp(App[None]):
         header = f"{'row':>{digits}} {'source':<8} msg {unit:>6} first user line"
         text = Text(header[:width], "bold dim", no_wrap=True, overflow="crop")
         visible = range(self.top, min(self.top + height - 1, browser.length))
-        try:
-            browser.prefetch(visible)
-        except TaskcliError as error:  # the data went bad under us (a file changed): say so
-            return text.append(f"\n{error}", "red")
+        browser.want([self.cursor, *visible] if self.cursor in visible else visible)
         for k in visible:
-            item = browser.item(k)
-            messages = item.row.conversation.get("messages") or []
-            length = self._length(k, item, messages)
-            first = _first_user_line(messages)
-            line = f"{item.row.index:>{digits},} {item.short[:8]:<8} {len(messages):>3} "
-            style = "reverse" if k == self.cursor else ("red" if item.problems else "")
-            shown = Text(f"{line}{length:>6} {first}", style, no_wrap=True)
+            item = browser.peek(k)
+            if item is None:
+                failure = browser.failure(k)
+                start = f"{browser.position(k):>{digits},} {browser.short(k)[:8]:<8} "
+                rest = f"  ! {failure}" if failure else "  … reading"
+                style = "red" if failure else "dim"
+            else:
+                messages = item.row.conversation.get("messages") or []
+                length = self._length(k, messages)
+                first = _first_user_line(messages)
+                start = f"{item.row.index:>{digits},} {item.short[:8]:<8} "
+                rest = f"{len(messages):>3} {length:>6} {first}"
+                style = "red" if browser.rules(item)[0] else ""
+            shown = Text(start + rest, "reverse" if k == self.cursor else style, no_wrap=True)
             shown.truncate(max(width, 1), overflow="crop", pad=True)
             text.append("\n")
             text.append_text(shown)
         return text
 
-    def _length(self, k: int, item: Item, messages: list[Any]) -> str:
+    def _length(self, k: int, messages: list[Any]) -> str:
         if self.tokens:
-            try:
-                return f"{self.browser.rendering(k).num_tokens:,}"
-            except TaskcliError:  # a conversation nanochat could not render has no count
+            rendered = self.browser.peek_rendering(k)
+            if rendered is None:  # being rendered in the background
+                return "…"
+            if isinstance(rendered, TaskcliError):  # nanochat could not render it: no count
                 return "?"
+            return f"{rendered.num_tokens:,}"
         chars = sum(len(render_text(m)) for m in messages if isinstance(m, dict))
         return f"{chars:,}"
 
@@ -189,37 +216,106 @@ class BrowseApp(App[None]):
             pane.update(Text("no rows", "dim"))
             self.query_one("#status", Static).update(Text(f" {browser.label} · no rows"))
             return
-        try:
-            item = browser.item(self.cursor)
-        except TaskcliError as error:
-            pane.update(Text(str(error), "red"))
-            return
-        pane.update(self._view(item))
-        self.query_one("#pane", VerticalScroll).scroll_home(animate=False)
         self.query_one("#rows", RowList).refresh()
-        self.query_one("#status", Static).update(self._status(item))
+        item = browser.peek(self.cursor)
+        index = browser.position(self.cursor)
+        ready = item is not None
+        if ready and self.tokens and browser.peek_rendering(self.cursor) is None:
+            ready = False
+        self.shown = index if ready else None
+        failure = browser.failure(self.cursor)
+        if failure:
+            pane.update(Text(f"cannot read row {index:,}: {failure}", "red"))
+        elif item is None:
+            pane.update(Text(f"reading row {index:,}…", "dim"))
+        elif not ready:
+            pane.update(Text(f"rendering row {index:,} into tokens…", "dim"))
+        else:
+            pane.update(self._view(item))
+        if not ready:
+            browser.want([self.cursor])
+        self.query_one("#pane", VerticalScroll).scroll_home(animate=False)
+        self.query_one("#status", Static).update(self._status(index, item))
+
+    def on_rows_read(self, _message: RowsRead) -> None:
+        """Rows arrived from the background reader: draw them, and the cursor's conversation
+        when it is one of them."""
+        self.query_one("#rows", RowList).refresh()
+        browser = self.browser
+        if not browser.length or self.shown == browser.position(self.cursor):
+            return
+        if browser.failure(self.cursor) or (
+            browser.peek(self.cursor) is not None
+            and (not self.tokens or browser.peek_rendering(self.cursor) is not None)
+        ):
+            self.show_row()
+
+    def on_duplicates_checked(self, _message: DuplicatesChecked) -> None:
+        """The duplicate scan went further: the status line may know more now."""
+        self.query_one("#rows", RowList).refresh()
+        item = self.browser.peek(self.cursor) if self.browser.length else None
+        if item is not None:
+            index = self.browser.position(self.cursor)
+            self.query_one("#status", Static).update(self._status(index, item))
+
+    def _duplicates_checked(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            self.post_message(DuplicatesChecked())
+
+    def _row_read(self) -> None:
+        """Called by the reader's threads: a message to the app's own thread, unless the app
+        is gone already (the reader may finish a row after the screen closed)."""
+        with contextlib.suppress(RuntimeError):
+            self.post_message(RowsRead())
+
+    @property
+    def settled(self) -> bool:
+        """No search and no row read in the background."""
+        return not self.busy and self.browser.reader.idle
+
+    async def settle(self, timeout: float = 30.0) -> bool:
+        """Wait until `settled` and the rows read were handed to the screen (False: not within
+        `timeout` seconds). Tests, the screenshots and the benchmark wait here before they
+        look at the screen; a pilot's `pause()` then draws it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.settled:
+                await asyncio.sleep(SETTLE_POLL)  # the app handles what the readers posted
+                if self.settled:
+                    return True
+            await asyncio.sleep(SETTLE_POLL)
+        return False
 
     def _view(self, item: Item) -> Any:
         if not self.tokens:
             return render.conversation_view(item.row)
         browser = self.browser
-        try:
-            rendering = browser.rendering(self.cursor)
-        except TaskcliError as error:  # a conversation nanochat could not render
-            return Text(f"cannot render this row into tokens: {error}", "red")
+        rendering = browser.peek_rendering(self.cursor)  # `show_row` saw it there
+        if isinstance(rendering, TaskcliError) or rendering is None:
+            return Text(f"cannot render this row into tokens: {rendering}", "red")
         cut = DEFAULT_MAX_TOKENS if browser.max_tokens is None else browser.max_tokens
         return render.token_view(item.row, rendering, browser.tokenizer, cut, self.no_color)
 
-    def _status(self, item: Item) -> Text:
+    def _status(self, index: int, item: Item | None) -> Text:
         browser = self.browser
         total = browser.total
         of = f"{total:,}" if total is not None else f"{browser.length:,}+"
-        text = Text(f" row {item.row.index:,} of {of} · ")
-        if item.problems:
-            text.append(" ".join(item.problems), "bold red")
+        text = Text(f" row {index:,} of {of} · ")
+        if item is None:
+            failure = browser.failure(self.cursor)
+            text.append("unreadable" if failure else "reading…", "bold red" if failure else "dim")
         else:
-            text.append("valid", "green")
-        text.append(f" · {item.where}")
+            rules, known = browser.rules(item)
+            if rules:
+                text.append(" ".join(rules), "bold red")
+            if not known:  # the duplicate scan has not reached it: not "valid" yet
+                text.append(" " if rules else "")
+                text.append("checking duplicates…", "dim")
+            elif not rules:
+                text.append("valid", "green")
+            text.append(f" · {item.where}")
+            if "duplicate" in rules and browser.duplicates is not None:
+                text.append(f", repeats line {browser.duplicates.first_of(item.row.line):,}")
         if browser.source is not None:
             text.append(f" · only {browser.sources[browser.source]} ({browser.length:,})")
         if self.tokens:
@@ -291,7 +387,7 @@ class BrowseApp(App[None]):
         prompt.placeholder = labels[what]
         prompt.value = ""
         if what == "write" and self.browser.length:
-            prompt.value = f"row-{self.browser.item(self.cursor).row.index}.json"
+            prompt.value = f"row-{self.browser.position(self.cursor)}.json"
         self.say(f"{labels[what]}(Enter to go, Esc to cancel)")
         prompt.display = True
         prompt.focus()
@@ -341,7 +437,12 @@ class BrowseApp(App[None]):
     def _write(self, path: str) -> None:
         from taskcli.atomic import atomic_output
 
-        row = self.browser.item(self.cursor).row
+        item = self.browser.peek(self.cursor)
+        if item is None:
+            index = self.browser.position(self.cursor)
+            self.say(f"row {index:,} is not read (yet): nothing written", "red")
+            return
+        row = item.row
         try:
             with atomic_output(path) as out:
                 out.write(orjson.dumps(row.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
@@ -387,9 +488,12 @@ class BrowseApp(App[None]):
         self._start(search, found)
 
     def _start(self, work: Any, then: Any) -> None:
-        """Run `work` in a thread; `then` gets its result on the app's own thread."""
+        """Run `work` in a thread; `then` gets its result on the app's own thread. The
+        duplicate scan waits meanwhile: a search or `End` on a big file reads the same file,
+        and someone is waiting for it."""
         self.busy = True
         self.cancel.clear()
+        self._hold_scan(True)
 
         def run() -> None:
             try:
@@ -403,11 +507,18 @@ class BrowseApp(App[None]):
 
     def _done(self, then: Any, result: Any) -> None:
         self.busy = False
+        self._hold_scan(False)
         then(result)
 
     def _failed(self, error: Exception) -> None:
         self.busy = False
+        self._hold_scan(False)
         self.say(str(error), "red")
+
+    def _hold_scan(self, hold: bool) -> None:
+        scan = self.browser.duplicates
+        if scan is not None:
+            (scan.hold.set if hold else scan.hold.clear)()
 
     def _progress(self, message: str) -> None:
         self.call_from_thread(self.say, message)
@@ -426,7 +537,7 @@ class BrowseApp(App[None]):
         if self.browser.tokenizer is None:
             self.say("no tokenizer: start with --tokenizer SPEC to see tokens", "red")
             return
-        self.tokens = not self.tokens
+        self.tokens = self.browser.tokens = not self.tokens
         self.say("tokens: trained in green" if self.tokens else "text")
         self.show_row()
 
@@ -437,7 +548,7 @@ class BrowseApp(App[None]):
         if len(browser.sources) < 2:
             self.say("one source: only a mixture spec's rows can be filtered by source", "red")
             return
-        index = browser.item(self.cursor).row.index
+        index = browser.position(self.cursor)
         following = 0 if browser.source is None else browser.source + 1
         browser.filter_source(following if following < len(browser.sources) else None)
         k = browser.locate(index)

@@ -10,13 +10,19 @@ screen, however far one scrolls. A plain JSONL file is never read whole to open 
 are indexed only as far as someone has looked (8 bytes per conversation), so the first screen of
 a 1.5 GB file is there at once; a ``.gz`` file or standard input cannot be seeked, so it is read
 through the `customjson` task instead. A file's rows are shown even when broken: their rule ids
-(``invalid-json`` included) are what the status line is for.
+(``invalid-json`` included) are what the status line is for, with the file's own ``duplicate``
+found by a background scan (`DuplicateScan`).
+
+The screen asks for rows with `want` and draws them with `peek`: `RowReader` reads them in
+background threads, the row under the cursor first, so a screen whose rows fall in a dozen
+parquet row groups is drawn at once and filled as they decode, two at a time.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -25,8 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from taskcli.conversation import check_record, flatten_content
-from taskcli.jsonl import BOM, STDIN, normalise
+from taskcli.conversation import ERROR, RULES, check_record, flatten_content
+from taskcli.errors import TaskcliError
+from taskcli.jsonl import BOM, is_regular, normalise
 from taskcli.showing import WHOLE_FILE_BYTES, Row
 from taskcli.targets import FILE, Target, classify, open_target, refuse_for_file
 
@@ -41,6 +48,10 @@ SEARCH_WINDOW = 1 << 12  # then a window of rows in storage order, each window t
 SEARCH_WINDOW_MAX = 1 << 18  # up to this: a pass over everything decodes each row group a few
 # times only
 SCAN_CHUNK = 1 << 20
+READ_THREADS = 2  # rows read at once in the background: two row groups decode on two cores
+DUPLICATE_PROGRESS_LINES = 1 << 14  # lines between progress calls of the duplicate scan
+DUPLICATE_YIELD_LINES = 1 << 10  # lines between looks whether the scan must give way
+HOLD_POLL = 0.02  # seconds between looks while the duplicate scan gives way
 
 
 class LineIndex:
@@ -113,6 +124,128 @@ class LineIndex:
         return self.lines[index], raw
 
 
+class DuplicateScan:
+    """Which lines of a plain file repeat an earlier line: validate's `duplicate` rule
+    (`file_rules.line_repeats`), found by one pass over the file in a background thread.
+
+    Memory is the rule's, a hash per distinct line, plus 16 bytes per repeated line; never the
+    rows. `checked` is how many physical lines the pass has looked at: a line beyond it is
+    neither a duplicate nor unique yet. `on_progress` is called from the thread now and then,
+    and once at the end.
+
+    The scan gives way: it waits while `idle()` is False (rows the screen wants are being
+    read) or `hold` is set (a search or `End` reads the same file). Its Python loop would
+    otherwise hold the GIL against their every step, and the screen's rows matter more.
+    """
+
+    def __init__(
+        self, path: str, on_progress: Callable[[], None], idle: Callable[[], bool]
+    ) -> None:
+        self.path = path
+        self.on_progress = on_progress
+        self.idle = idle
+        self.checked = 0
+        self.done = False
+        self.error: str | None = None
+        self._lines = array("Q")  # repeated lines, ascending
+        self._firsts = array("Q")  # the line each repeats
+        self._stop = threading.Event()
+        self.hold = threading.Event()  # set: wait (the screen reads the same file meanwhile)
+        threading.Thread(target=self._run, name="taskcli-duplicates", daemon=True).start()
+
+    def first_of(self, line: int) -> int | None:
+        """The earlier line that physical `line` repeats, or None (unique, or not known yet)."""
+        from bisect import bisect_left
+
+        found = bisect_left(self._lines, line)
+        if found < len(self._lines) and self._lines[found] == line:
+            return self._firsts[found]
+        return None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        from taskcli.file_rules import line_repeats
+        from taskcli.jsonl import open_lines
+
+        try:
+            with open_lines(self.path) as lines:
+                for number, first in line_repeats(lines):
+                    if first is not None:
+                        self._firsts.append(first)  # first: `first_of` may look meanwhile
+                        self._lines.append(number)
+                    self.checked = number
+                    if number % DUPLICATE_YIELD_LINES == 0:
+                        while (self.hold.is_set() or not self.idle()) and not self._stop.is_set():
+                            time.sleep(HOLD_POLL)
+                        if self._stop.is_set():
+                            return
+                    if number % DUPLICATE_PROGRESS_LINES == 0:
+                        self.on_progress()
+            self.checked = 1 << 62  # blank lines at the end hold no conversation
+        except Exception as error:  # an unreadable file: duplicates stay unknown, said once
+            self.error = (str(error) or type(error).__name__).splitlines()[0]
+        self.done = True
+        self.on_progress()
+
+
+class RowReader:
+    """Rows read in background threads, most wanted first, so the screen never waits on them.
+
+    `want` replaces the queue: the row under the cursor first, then the rest of the screen;
+    rows scrolled away before their turn are never read. Up to `threads` rows are read at
+    once (a shuffled mixture's neighbours sit in different row groups, decoded in parallel),
+    by threads that start on demand and end when the queue is empty. `read(index)` does the
+    work and keeps the result; `on_read` is called after each row, from the reading thread.
+    """
+
+    def __init__(self, read: Callable[[int], None], threads: int | None = None) -> None:
+        self._read = read
+        self._threads = threads or READ_THREADS
+        self._queue: list[int] = []
+        self._reading: set[int] = set()
+        self._running = 0
+        self._changed = threading.Condition()
+        self.on_read: Callable[[], None] = lambda: None
+
+    def want(self, indices: Sequence[int]) -> None:
+        """Read `indices`, in this order, instead of whatever was queued."""
+        with self._changed:
+            self._queue = [i for i in dict.fromkeys(indices) if i not in self._reading]
+            while self._running < min(self._threads, len(self._queue)):
+                self._running += 1
+                thread = threading.Thread(target=self._work, name="taskcli-rows", daemon=True)
+                thread.start()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing being read."""
+        with self._changed:
+            return not self._queue and not self._reading
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until `idle` (True) or `timeout` seconds pass (False)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._queue and not self._reading, timeout)
+
+    def _work(self) -> None:
+        while True:
+            with self._changed:
+                if not self._queue:
+                    self._running -= 1
+                    return
+                index = self._queue.pop(0)
+                self._reading.add(index)
+            try:
+                self._read(index)
+                self.on_read()
+            finally:
+                with self._changed:
+                    self._reading.discard(index)
+                    self._changed.notify_all()
+
+
 @dataclass(frozen=True)
 class Item:
     """A row as the browser shows it: the `show` row, its source in a few words, and the ids of
@@ -164,7 +297,13 @@ class Browser:
             whole = self._index.size <= WHOLE_FILE_BYTES
             self._index.scan_to(None if whole else CACHE_ROWS)
         self._items: OrderedDict[int, Item] = OrderedDict()
-        self._renderings: OrderedDict[int, Rendering] = OrderedDict()
+        self._failed: OrderedDict[int, str] = OrderedDict()  # rows that could not be read: why
+        self._items_lock = threading.Lock()  # the reader's threads fill both
+        # Rows as tokens (a tokenizer was given), or why nanochat could not render them.
+        self._renderings: OrderedDict[int, Rendering | TaskcliError] = OrderedDict()
+        self.tokens = False  # the screen shows tokens: the reader renders its rows too
+        self.reader = RowReader(self._read_one)
+        self.duplicates: DuplicateScan | None = None
         self.view: Sequence[int] | None = None  # positions of the filtered source, or None
         self.source: int | None = None
 
@@ -237,47 +376,140 @@ class Browser:
         self.view = np.flatnonzero(owners == source)
 
     def item(self, k: int) -> Item:
-        """Row `k` in view, from the cache or read now."""
+        """Row `k` in view, from the cache or read now (in this thread)."""
         index = self.position(k)
-        cached = self._items.get(index)
+        cached = self.peek(k)
         if cached is not None:
-            self._items.move_to_end(index)
             return cached
         item = self._read([index])[0]
-        self._items[index] = item
-        if len(self._items) > CACHE_ROWS:
-            self._items.popitem(last=False)
+        self._keep([item])
         return item
 
+    def peek(self, k: int) -> Item | None:
+        """Row `k` in view if it was read, without reading it."""
+        index = self.position(k)
+        with self._items_lock:
+            cached = self._items.get(index)
+            if cached is not None:
+                self._items.move_to_end(index)
+            return cached
+
+    def failure(self, k: int) -> str | None:
+        """Why row `k` in view could not be read in the background, if it could not."""
+        with self._items_lock:
+            return self._failed.get(self.position(k))
+
+    def want(self, ks: Sequence[int]) -> None:
+        """Read the rows `ks` in view in the background (`reader`), in this order, unless
+        they were read already: the row under the cursor first, then the rest of the screen."""
+        with self._items_lock:
+            known = self._items.keys()
+            if self.tokens and self.tokenizer is not None:
+                known = known & self._renderings.keys()
+            known = known | self._failed.keys()
+        self.reader.want([i for i in map(self.position, ks) if i not in known])
+
     def prefetch(self, ks: range) -> None:
-        """Read the rows `ks` in view that are not cached, together: the rows of a screen cost
-        one read per task, not one per row (a Hub task reads a whole row group each time)."""
-        missing = [self.position(k) for k in ks if self.position(k) not in self._items]
-        if not missing:
-            return
-        for item in self._read(missing):
-            self._items[item.row.index] = item
-        while len(self._items) > CACHE_ROWS:
-            self._items.popitem(last=False)
+        """Read the rows `ks` in view that are not cached, together and now: the rows of a
+        screen cost one read per task, not one per row (a Hub task reads a whole row group
+        each time)."""
+        with self._items_lock:
+            missing = [self.position(k) for k in ks if self.position(k) not in self._items]
+        if missing:
+            self._keep(self._read(missing))
+
+    def _keep(self, items: list[Item]) -> None:
+        with self._items_lock:
+            for item in items:
+                self._items[item.row.index] = item
+                self._failed.pop(item.row.index, None)
+            while len(self._items) > CACHE_ROWS:
+                self._items.popitem(last=False)
+
+    def _read_one(self, index: int) -> None:
+        """The reader's work: row `index` kept (and rendered into tokens when the screen shows
+        them), or why it could not be read (one line)."""
+        with self._items_lock:
+            item = self._items.get(index)
+        try:
+            if item is None:
+                item = self._read([index])[0]
+                self._keep([item])
+            if self.tokens and self.tokenizer is not None:
+                self._render(item)
+        except Exception as error:  # a damaged file is a message on the row, not a crash
+            first = (str(error) or type(error).__name__).splitlines()[0]
+            with self._items_lock:
+                self._failed[index] = first
+                while len(self._failed) > CACHE_ROWS:
+                    self._failed.popitem(last=False)
 
     @property
     def cached(self) -> int:
         return len(self._items)
 
+    def scan_duplicates(self, on_progress: Callable[[], None]) -> None:
+        """Start looking for repeated conversations in a plain file (`DuplicateScan`), once;
+        a later call only changes who hears of its progress."""
+        if self._index is None:
+            return
+        if self.duplicates is None:
+            self.duplicates = DuplicateScan(self._index.path, on_progress, lambda: self.reader.idle)
+        self.duplicates.on_progress = on_progress
+
+    def rules(self, item: Item) -> tuple[tuple[str, ...], bool]:
+        """The rule ids `validate` would report for the row, with the file's own (`duplicate`)
+        when the scan has reached it, and whether it has (False: there may be more)."""
+        scan, line = self.duplicates, item.row.line
+        if scan is None or line is None or any(RULES[rule][0] == ERROR for rule in item.problems):
+            return item.problems, True  # a line with errors is never called a duplicate
+        if scan.first_of(line) is not None:
+            return (*item.problems, "duplicate"), True
+        return item.problems, line <= scan.checked
+
+    def short(self, k: int) -> str:
+        """The source of row `k` in view as the row list shows it, known without reading it:
+        a spec entry's task, a file's line, a task's name."""
+        index = self.position(k)
+        if self._index is not None:
+            return f"L{self._index.lines[index]}"
+        plan = self.target.plan
+        if plan is not None:
+            owners, _ = plan.placement(range(index, index + 1))
+            return plan.spec.entries[int(owners[0])].task
+        return self.target.name
+
     def rendering(self, k: int) -> Rendering:
-        """Row `k` as tokens (a tokenizer was given); kept in a cache as small as the rows'."""
+        """Row `k` as tokens (a tokenizer was given), rendered now unless it was; a row
+        nanochat cannot render raises its `TaskcliError`."""
+        rendered = self.peek_rendering(k)
+        if rendered is None:
+            rendered = self._render(self.item(k))
+        if isinstance(rendered, TaskcliError):
+            raise rendered
+        return rendered
+
+    def peek_rendering(self, k: int) -> Rendering | TaskcliError | None:
+        """Row `k` as tokens, or why it cannot be, if the reader rendered it already."""
+        with self._items_lock:
+            return self._renderings.get(self.position(k))
+
+    def _render(self, item: Item) -> Rendering | TaskcliError:
+        """`item` as tokens, kept in a cache as small as the rows'."""
         from taskcli import tokens
 
         assert self.tokenizer is not None
-        index = self.position(k)
-        cached = self._renderings.get(index)
-        if cached is None:
-            cut = tokens.DEFAULT_MAX_TOKENS if self.max_tokens is None else self.max_tokens
-            cached = tokens.render(self.item(k).row.conversation, self.tokenizer, cut)
-            self._renderings[index] = cached
+        cut = tokens.DEFAULT_MAX_TOKENS if self.max_tokens is None else self.max_tokens
+        rendered: Rendering | TaskcliError
+        try:
+            rendered = tokens.render(item.row.conversation, self.tokenizer, cut)
+        except TaskcliError as error:  # a conversation nanochat could not render
+            rendered = error
+        with self._items_lock:
+            self._renderings[item.row.index] = rendered
             if len(self._renderings) > CACHE_ROWS // 4:
                 self._renderings.popitem(last=False)
-        return cached
+        return rendered
 
     def _read(self, indices: list[int]) -> list[Item]:
         """Rows at target `indices`, read together (one open, one task batch)."""
@@ -445,5 +677,6 @@ def open_browser(
 
 
 def _seekable(path: str) -> bool:
-    """A plain file, which can be indexed and read at any line (not stdin, not ``.gz``)."""
-    return path != STDIN and not path.endswith(".gz")
+    """A plain file, which can be indexed and read at any line, and read again by the duplicate
+    scan (not stdin, a FIFO or a device, not ``.gz``)."""
+    return is_regular(path) and not path.endswith(".gz")

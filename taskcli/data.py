@@ -46,6 +46,8 @@ SCAN_ROWS = 2048  # rows of a block converted to Python at a time by `Rows.scan`
 READ_AHEAD_BLOCKS = 2  # blocks `Rows.read_ahead` decodes before a scan starts
 MAX_README_BYTES = 8 << 20  # a dataset card; the largest on the Hub are a few hundred kB
 BLOCK_CACHE_BYTES = 256 << 20  # decoded parquet row groups kept for random reads
+WHOLE_GROUP_BYTES = 64 << 20  # a row group up to this size (its footer says) is decoded whole
+# for random reads, even when it holds more than BLOCK_ROWS rows
 
 
 @dataclass(frozen=True)
@@ -193,7 +195,10 @@ class ParquetRows(Rows):
     written as one row group of 200,000 rows would otherwise be decoded whole (1.7 GB for an
     export that holds 200 MB with small groups). Slices come from a stream over the row group
     (`ParquetFile.iter_batches`), which decodes page by page; reading the slices in order, as a
-    scan does, continues that stream instead of starting again.
+    scan does, continues that stream instead of starting again. Random reads (`block`) decode
+    a row group of up to `WHOLE_GROUP_BYTES` whole and keep it as one, whatever its rows: a
+    stream would decode the slices before the one wanted first, and only one stream runs at a
+    time.
     """
 
     def __init__(self, paths: Sequence[Path], revision: str | None = None) -> None:
@@ -203,21 +208,27 @@ class ParquetRows(Rows):
         self._files = []
         # (file number, row group, first row in the group, rows, rows in the group) per block
         self._blocks: list[tuple[int, int, int, int, int]] = []
+        self._whole: list[bool] = []  # per block: `block` decodes its row group whole
         for path in paths:
             try:
                 parquet = pq.ParquetFile(path)
                 metadata = parquet.metadata
-                groups = [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)]
+                groups = [metadata.row_group(g) for g in range(metadata.num_row_groups)]
             except (OSError, pa.ArrowException, ValueError) as error:
                 raise InvalidData(f"{path} is not a readable parquet file: {error}") from None
-            for group, size in enumerate(groups):
+            for group, info in enumerate(groups):
+                size, whole = info.num_rows, info.total_byte_size <= WHOLE_GROUP_BYTES
                 for first in range(0, size, BLOCK_ROWS):
                     count = min(BLOCK_ROWS, size - first)
+                    self._whole.append(whole)
                     self._blocks.append((len(self._files), group, first, count, size))
             self._files.append(parquet)
         files = [DataFile(str(path), os.path.getsize(path)) for path in paths]
         super().__init__([block[3] for block in self._blocks], files, revision)
         self._read: OrderedDict[int, Any] = OrderedDict()
+        self._reading: dict[int, Any] = {}  # Futures of blocks being decoded
+        self._read_lock = threading.Lock()  # guards both
+        self._handles = threading.local()  # each thread's own open files (`_file`)
         self._stream: tuple[int, int, int, Any] | None = None  # file, group, next row, batches
         self._stream_lock = threading.Lock()  # a read-ahead and a scan may read at once
         self._stream_files: dict[int, Any] = {}
@@ -225,27 +236,78 @@ class ParquetRows(Rows):
     def block(self, number: int) -> Any:
         """Block `number`, kept among the most recently used while they fit in
         `BLOCK_CACHE_BYTES`: random reads all over a big split (`taskcli browse` scrolling a
-        mixture) hold a bounded amount of memory, not every row group they ever touched."""
-        table = self._read.get(number)
-        if table is not None:
-            self._read.move_to_end(number)
-            return table
-        table = self._read[number] = self.read_block(number)
-        kept = sum(block.nbytes for block in self._read.values())
-        while kept > BLOCK_CACHE_BYTES and len(self._read) > 1:
-            _, dropped = self._read.popitem(last=False)
-            kept -= dropped.nbytes
+        mixture) hold a bounded amount of memory, not every row group they ever touched.
+
+        Threads may ask at once (`taskcli browse` reads rows in two): different blocks are
+        decoded in parallel, and a block already being decoded is waited for, not decoded
+        again."""
+        _, _, first, count, _ = self._blocks[number]
+        if not self._whole[number]:
+            return self._unit(number, whole=False)
+        table = self._unit(number - first // BLOCK_ROWS, whole=True)  # under its first block
+        return table if table.num_rows == count else table.slice(first, count)
+
+    def _unit(self, unit: int, whole: bool) -> Any:
+        """Block `unit`, or its whole row group, from the cache or decoded now."""
+        from concurrent.futures import Future
+
+        with self._read_lock:
+            table = self._read.get(unit)
+            if table is not None:
+                self._read.move_to_end(unit)
+                return table
+            pending = self._reading.get(unit)
+            mine = pending is None
+            if pending is None:
+                pending = self._reading[unit] = Future()
+        if not mine:
+            return pending.result()  # the decoding thread's block, or its error
+        try:
+            table = self._decode(unit, whole)
+        except BaseException as error:
+            with self._read_lock:
+                del self._reading[unit]
+            pending.set_exception(error)
+            raise
+        with self._read_lock:
+            del self._reading[unit]
+            self._read[unit] = table
+            kept = sum(block.nbytes for block in self._read.values())
+            while kept > BLOCK_CACHE_BYTES and len(self._read) > 1:
+                _, dropped = self._read.popitem(last=False)
+                kept -= dropped.nbytes
+        pending.set_result(table)
         return table
+
+    def _file(self, file_number: int) -> Any:
+        """This thread's handle on the file: one `ParquetFile` read by two threads at once
+        fails, and separate handles decode in parallel (pyarrow releases the GIL), two row
+        groups on two cores in about the time of one. The footer parsed at opening is shared."""
+        import pyarrow.parquet as pq
+
+        if threading.current_thread() is threading.main_thread():
+            return self._files[file_number]
+        handles = self._handles.__dict__.setdefault("files", {})
+        parquet = handles.get(file_number)
+        if parquet is None:
+            opened = self._files[file_number]
+            parquet = pq.ParquetFile(self.files[file_number].path, metadata=opened.metadata)
+            handles[file_number] = parquet
+        return parquet
 
     def read_block(self, number: int) -> Any:
         """The block, its strings checked to be UTF-8: a damaged file is `InvalidData` here,
         never a UnicodeDecodeError where its rows are used."""
+        return self._decode(number, whole=False)
+
+    def _decode(self, number: int, whole: bool) -> Any:
+        """Block `number`, or (`whole`) all of its row group."""
         import pyarrow as pa
 
         file_number, group, first, count, size = self._blocks[number]
         try:
-            if count == size:
-                block = self._files[file_number].read_row_group(group)
+            if whole or count == size:
+                block = self._file(file_number).read_row_group(group)
             else:
                 block = self._slice(file_number, group, first, count)
             block.validate(full=True)

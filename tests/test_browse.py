@@ -69,12 +69,15 @@ def drive(browser: Browser, keys: list[str], size: tuple[int, int] = (80, 24)) -
 
 
 async def wait_idle(app: BrowseApp, pilot: Any) -> None:
-    if not app.busy:
-        return
-    for _ in range(500):
-        await asyncio.sleep(0.01)
-        if not app.busy:
+    """Until no search runs, every row asked for was read and drawn, and a file's duplicate
+    scan is over."""
+    await pilot.pause()
+    assert await app.settle(timeout=10)
+    scan = app.browser.duplicates
+    for _ in range(1000):
+        if scan is None or scan.done:
             break
+        await asyncio.sleep(0.01)
     await pilot.pause()
 
 
@@ -255,6 +258,38 @@ def test_token_toggle(rows_file: Path, tmp_path: Path) -> None:
     assert "<|assistant_start|>" not in back.last_screen and "answer 0" in back.last_screen
 
 
+def test_tokens_are_rendered_in_the_background(rows_file: Path, tmp_path: Path) -> None:
+    from taskcli.tokenizer import load_tokenizer
+    from tests.tokenizers_data import write_bytes_tokenizer
+
+    tokenizer = load_tokenizer(str(write_bytes_tokenizer(tmp_path / "tok")))
+    gate, threads = threading.Event(), set()
+
+    class Slow(Browser):
+        def _render(self, item: Any) -> Any:
+            threads.add(threading.current_thread() is threading.main_thread())
+            assert gate.wait(10)
+            return super()._render(item)
+
+    browser = Slow(open_browser(str(rows_file)).target, tokenizer=tokenizer)
+
+    async def run() -> tuple[list[str], list[str]]:
+        app = BrowseApp(browser)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_idle(app, pilot)
+            await pilot.press("t")
+            waiting = screen_lines(app)
+            gate.set()
+            await wait_idle(app, pilot)
+            return waiting, screen_lines(app)
+
+    waiting, done = asyncio.run(run())
+    assert waiting[0].endswith("│rendering row 0 into tokens…")
+    assert "tok" in waiting[0] and waiting[1].startswith(" 0 L1         2      … question 0")
+    assert "<|assistant_start|>" in "\n".join(done) and "…" not in done[1]
+    assert threads == {False}  # never on the screen's thread
+
+
 def test_source_filter_in_a_mixture(tmp_path: Path) -> None:
     write_rows(tmp_path / "a.jsonl", 30)
     write_rows(tmp_path / "b.jsonl", 10, {i: conversation(f"bee {i}") for i in range(10)})
@@ -311,6 +346,257 @@ def test_120_columns_show_more(rows_file: Path) -> None:
     assert len(app.last_lines) == 40
     assert "question 36" in app.last_screen
     assert "question 36" not in drive(open_browser(str(rows_file)), []).last_screen
+
+
+# -- rows read in the background ----------------------------------------------------------
+
+
+class Gated(Browser):
+    """Reads wait for `gate`; `order` is the order rows were asked of the data."""
+
+    def __init__(self, target: Any) -> None:
+        super().__init__(target)
+        self.gate = threading.Event()
+        self.order: list[int] = []
+
+    def _read(self, indices: list[int]) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            self.order.extend(indices)
+            assert self.gate.wait(10)
+        return super()._read(indices)
+
+
+def test_rows_show_a_placeholder_until_they_are_read(rows_file: Path) -> None:
+    browser = Gated(open_browser(str(rows_file)).target)
+
+    async def run() -> tuple[list[str], list[str]]:
+        app = BrowseApp(browser)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            waiting = screen_lines(app)
+            assert not app.settled
+            browser.gate.set()
+            await wait_idle(app, pilot)
+            return waiting, screen_lines(app)
+
+    waiting, done = asyncio.run(run())
+    assert waiting[1].startswith(" 0 L1") and "reading" in waiting[1]  # index, source: known
+    assert all("reading" in line for line in waiting[1:20])
+    assert "question" not in "\n".join(waiting)
+    assert waiting[0].endswith("│reading row 0…")  # the conversation pane
+    assert waiting[-2].startswith(" row 0 of 40 · reading… · /tmp")  # no verdict yet
+    assert "question 0" in done[1] and "question 19" in done[20] and "answer 0" in "\n".join(done)
+    assert "reading" not in "\n".join(done)
+    assert done[-2].startswith(" row 0 of 40 · valid · line 1")
+
+
+def test_the_selected_row_is_read_first_and_rows_scrolled_away_are_not_read(
+    rows_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(browsing, "READ_THREADS", 1)
+    browser = Gated(open_browser(str(rows_file)).target)
+
+    async def run() -> str:
+        app = BrowseApp(browser)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()  # row 0 is being read, rows 1-21 wait their turn
+            while not browser.order:
+                await asyncio.sleep(0.01)
+            await pilot.press("colon", *"30", "enter")
+            assert "reading row 30…" in screen_text(app)
+            browser.gate.set()
+            await wait_idle(app, pilot)
+            return screen_text(app)
+
+    screen = asyncio.run(run())
+    assert browser.order[:2] == [0, 30]  # the row under the cursor before the rest
+    assert sorted(browser.order[2:]) == list(range(10, 30))  # the screen around it, no more
+    assert "question 30" in screen and "answer 30" in screen
+
+
+def test_the_reader_reads_what_is_wanted_now_in_that_order() -> None:
+    started, gate, read = threading.Event(), threading.Event(), []
+
+    def slow(index: int) -> None:
+        started.set()
+        gate.wait(10)
+        read.append(index)
+
+    reader = browsing.RowReader(slow, threads=1)
+    assert reader.idle
+    reader.want([1, 2, 3])
+    assert started.wait(10) and not reader.idle
+    reader.want([7, 2, 7, 1])  # 1 is already being read: not again
+    gate.set()
+    assert reader.wait(10) and reader.idle
+    assert read == [1, 7, 2]
+
+
+def test_a_damaged_parquet_file_is_a_message_on_the_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests import hubdata
+
+    hubdata.write_smoltalk(tmp_path, rows_per_split=40, rows_per_group=10)
+    browser = open_browser("smoltalk", split="test", data_dir=tmp_path)
+    for path in tmp_path.rglob("*.parquet"):
+        path.write_bytes(b"PAR1 damaged after opening")  # the footers were read; rows are gone
+    app = drive(browser, ["j"])
+    assert app.is_running is False  # the screen closed normally, no exception
+    rows = app.last_lines[1:21]
+    assert all("smoltalk   ! cannot read row" in line for line in rows)
+    assert app.last_lines[0].endswith("│cannot read row 1: cannot read row group 0")
+    assert status(app).startswith(" row 1 of 40 · unreadable")
+    assert "Traceback" not in app.last_screen
+
+
+# -- the file's own rules: duplicates -------------------------------------------------------
+
+
+def test_line_repeats_agrees_with_the_duplicate_rule(tmp_path: Path) -> None:
+    from taskcli.file_rules import check_file, line_repeats
+    from taskcli.jsonl import open_lines
+
+    one, two = json.dumps(conversation("a")), json.dumps(conversation("b"))
+    lines = [
+        "\ufeff" + one,  # the BOM is not part of the conversation
+        two,
+        "",
+        one + "\r",  # CRLF: the same conversation
+        "  " + two,
+        "{broken",
+        "{broken",  # repeated errors are errors, not duplicates
+        json.dumps(conversation("c")),
+        one,
+    ]
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = check_file(str(path))
+    errors = {p.line for p in report.errors}
+    expected = {
+        p.line: int(p.message.rsplit(" ", 1)[1]) for p in report.warnings if p.rule == "duplicate"
+    }
+    with open_lines(str(path)) as read:
+        repeats = {line: first for line, first in line_repeats(read) if first is not None}
+    assert expected == {4: 1, 5: 2, 9: 1}
+    assert {line: first for line, first in repeats.items() if line not in errors} == expected
+
+
+def test_status_line_names_duplicates_once_the_scan_reaches_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_rows(
+        tmp_path / "d.jsonl",
+        10,
+        {7: conversation("question 2", "answer 2"), 8: "{broken", 9: "{broken"},
+    )
+    gate = threading.Event()
+
+    class Held(browsing.DuplicateScan):
+        def _run(self) -> None:
+            assert gate.wait(10)
+            super()._run()
+
+    monkeypatch.setattr(browsing, "DuplicateScan", Held)
+
+    async def run() -> list[str]:
+        app = BrowseApp(open_browser(str(path)))
+        statuses = []
+        async with app.run_test(size=(100, 24)) as pilot:
+            await pilot.press("colon", *"7", "enter")
+            await pilot.pause()
+            statuses.append(screen_lines(app)[-2])  # the scan is held back
+            gate.set()
+            await wait_idle(app, pilot)
+            statuses.append(screen_lines(app)[-2])
+            for row in ("2", "9"):
+                await pilot.press("colon", row, "enter")
+                await wait_idle(app, pilot)
+                statuses.append(screen_lines(app)[-2])
+        return statuses
+
+    held, seven, two, nine = asyncio.run(run())
+    assert held.startswith(" row 7 of 10 · checking duplicates… · line 8 ·")
+    assert "valid" not in held and "duplicate " not in held
+    assert seven.startswith(" row 7 of 10 · duplicate · line 8, repeats line 3 ·")
+    assert two.startswith(" row 2 of 10 · valid · line 3 ·")  # the first is not a duplicate
+    assert nine.startswith(" row 9 of 10 · invalid-json · line 10 ·")  # errors, no duplicate
+
+
+def test_the_duplicate_scan_says_what_is_not_known_yet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(browsing, "DUPLICATE_PROGRESS_LINES", 1)
+    path = write_rows(tmp_path / "d.jsonl", 6, {4: conversation("question 1", "answer 1")})
+    browser = open_browser(str(path))
+    reached, go_on = threading.Event(), threading.Event()
+
+    def progress() -> None:  # the scan waits here after its first line
+        reached.set()
+        assert go_on.wait(10)
+
+    browser.scan_duplicates(progress)
+    assert reached.wait(10)
+    rows = [browser.item(k) for k in range(6)]
+    assert browser.rules(rows[0]) == ((), True)  # line 1 was looked at
+    assert browser.rules(rows[4]) == ((), False)  # not yet: neither unique nor repeated
+    browser.duplicates.on_progress = lambda: None  # type: ignore[union-attr]
+    go_on.set()
+    for _ in range(1000):
+        if browser.duplicates.done:  # type: ignore[union-attr]
+            break
+        time.sleep(0.01)
+    assert browser.rules(rows[4]) == (("duplicate",), True)
+    assert browser.rules(rows[5]) == ((), True)
+    assert browser.duplicates.error is None  # type: ignore[union-attr]
+
+
+def test_the_duplicate_scan_gives_way_to_the_rows_on_screen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(browsing, "DUPLICATE_YIELD_LINES", 1)
+    monkeypatch.setattr(browsing, "HOLD_POLL", 0.001)
+    path = write_rows(tmp_path / "d.jsonl", 50)
+    reading = threading.Event()
+    reading.set()
+    scan = browsing.DuplicateScan(str(path), lambda: None, lambda: not reading.is_set())
+    for _ in range(1000):
+        if scan.checked:
+            break
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert scan.checked == 1 and not scan.done  # waits after its first line
+    scan.hold.set()
+    reading.clear()
+    time.sleep(0.1)
+    assert scan.checked == 1  # held by the screen (a search reads the file)
+    scan.hold.clear()
+    for _ in range(1000):
+        if scan.done:
+            break
+        time.sleep(0.01)
+    assert scan.done and scan.checked > 50 and scan.first_of(50) is None
+
+
+def test_a_fifo_is_read_once_as_a_stream(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "rows.fifo"
+    os.mkfifo(fifo)
+    lines = "".join(json.dumps(conversation(f"question {i}")) + "\n" for i in range(5))
+
+    def write() -> None:
+        with open(fifo, "w") as out:
+            out.write(lines)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    browser = open_browser(str(fifo))
+    writer.join(10)
+    assert browser.total == 5 and browser.duplicates is None
+    app = drive(browser, ["G"])
+    assert "row 4 of 5" in status(app) and "question 4" in app.last_screen
+    assert browser.duplicates is None  # no second reading of a stream
 
 
 # -- big files: indexed lazily, memory bounded ---------------------------------------------

@@ -153,6 +153,56 @@ def test_row_groups_kept_for_random_reads_are_bounded(tmp_path, monkeypatch):
     assert list(rows._read)[-1] == wanted[-3] // 10
 
 
+def test_random_reads_decode_a_moderate_row_group_whole_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "BLOCK_ROWS", 8)
+    path = numbers_file(tmp_path / "n.parquet", list(range(100)), 50)
+    rows = ParquetRows([path])
+    assert len(rows.starts) - 1 == 14  # 7 blocks of at most 8 rows per group
+    decoded = []
+    decode = ParquetRows._decode
+    monkeypatch.setattr(
+        ParquetRows,
+        "_decode",
+        lambda self, n, whole: decoded.append((n, whole)) or decode(self, n, whole),
+    )
+    assert rows.take([49, 3, 20, 77]) == [{"n": n} for n in (49, 3, 20, 77)]
+    assert decoded == [(0, True), (7, True)]  # each group once, under its first block
+    assert rows.block(2).column("n").to_pylist() == list(range(16, 24))
+    monkeypatch.setattr(data, "WHOLE_GROUP_BYTES", 0)
+    assert ParquetRows([path]).take([20]) == [{"n": 20}]
+    assert decoded[-1] == (2, False)  # a big group (by its footer): the slice is streamed
+
+
+def test_threads_read_blocks_at_once_each_block_once(tmp_path, monkeypatch):
+    import threading
+
+    path = numbers_file(tmp_path / "n.parquet", list(range(100)), 10)
+    rows = ParquetRows([path])
+    decoded = []
+    decode = ParquetRows._decode
+    started = threading.Barrier(4)
+
+    def slow(self, n, whole):
+        decoded.append(n)
+        time.sleep(0.05)  # long enough for the other threads to ask for the same block
+        return decode(self, n, whole)
+
+    monkeypatch.setattr(ParquetRows, "_decode", slow)
+    seen = {}
+
+    def read(i):
+        started.wait()
+        seen[i] = rows.take([i, i + 50])
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in (1, 2, 3, 4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == {i: [{"n": i}, {"n": i + 50}] for i in (1, 2, 3, 4)}
+    assert sorted(decoded) == [0, 5]  # four threads, two blocks, each decoded once
+
+
 def test_a_scan_takes_up_the_blocks_read_ahead_and_reads_each_block_once(tmp_path, monkeypatch):
     path = numbers_file(tmp_path / "n.parquet", list(range(100)), 10)
     rows = ParquetRows([path])
