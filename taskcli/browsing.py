@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from taskcli.conversation import ERROR, RULES, check_record, flatten_content
+from taskcli.conversation import ERROR, RULES, check_record, flatten_content, messages_of
 from taskcli.errors import TaskcliError
 from taskcli.jsonl import BOM, is_regular, normalise
 from taskcli.showing import WHOLE_FILE_BYTES, Row
@@ -52,6 +52,7 @@ READ_THREADS = 2  # rows read at once in the background: two row groups decode o
 DUPLICATE_PROGRESS_LINES = 1 << 14  # lines between progress calls of the duplicate scan
 DUPLICATE_YIELD_LINES = 1 << 10  # lines between looks whether the scan must give way
 HOLD_POLL = 0.02  # seconds between looks while the duplicate scan gives way
+SHAPE_LOOKUP = 1024  # conversations looked through for the file's first shape
 
 
 class LineIndex:
@@ -114,14 +115,21 @@ class LineIndex:
             start = stop + 1
         self.scanned = base + len(block)
 
-    def read(self, index: int) -> tuple[int, bytes]:
-        """(physical line, raw bytes) of conversation `index`, already indexed."""
+    def read(self, index: int) -> tuple[int, bytes, tuple[str, ...]]:
+        """(physical line, raw bytes, the line's own rules) of conversation `index`, already
+        indexed. The rules are validate's about how the line is written, not what it holds:
+        ``bom`` (line 1 starts with a byte order mark) and ``crlf`` (it ends with CR LF)."""
         with open(self.path, "rb") as file:
             file.seek(self.offsets[index])
-            raw = file.readline().rstrip(b"\n").rstrip(b"\r")
+            raw = file.readline().rstrip(b"\n")
+        rules = []
         if self.lines[index] == 1 and raw.startswith(BOM):
             raw = raw[3:]
-        return self.lines[index], raw
+            rules.append("bom")
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+            rules.append("crlf")
+        return self.lines[index], raw, tuple(rules)
 
 
 class DuplicateScan:
@@ -257,6 +265,14 @@ class Item:
     short: str = ""  # the source in the row list: a task's name, a file's line
 
 
+def _shape(record: Any) -> str | None:
+    """``array`` or ``object``: the two shapes of a conversation line (`messages_of`), else None."""
+    _, problem = messages_of(record)
+    if problem is not None:
+        return None
+    return "array" if type(record) is list else "object"
+
+
 def _problems(record: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(problem.rule for problem in check_record(record)))
 
@@ -304,6 +320,7 @@ class Browser:
         self.tokens = False  # the screen shows tokens: the reader renders its rows too
         self.reader = RowReader(self._read_one)
         self.duplicates: DuplicateScan | None = None
+        self._shape_of_first: str | None = None  # "" when none was found
         self.view: Sequence[int] | None = None  # positions of the filtered source, or None
         self.source: int | None = None
 
@@ -527,16 +544,40 @@ class Browser:
             for i, c in zip(indices, conversations, strict=True)
         ]
 
-    def _file_item(self, index: int, line: int, raw: bytes) -> Item:
+    def _file_item(self, index: int, line: int, raw: bytes, written: tuple[str, ...]) -> Item:
+        """A file's row with every rule validate holds its line to: what the record breaks,
+        how the line is `written`, and ``mixed-shapes`` when its shape is not the first
+        conversation's (validate names only the first such line; every one breaks the rule)."""
         try:
             record = orjson.loads(raw)
         except orjson.JSONDecodeError:
             text = raw.decode("utf-8", "replace")
             row = Row(index, {"line": text}, line=line)
-            return Item(row, f"line {line:,}", ("invalid-json",), f"L{line}")
+            return Item(row, f"line {line:,}", ("invalid-json", *written), f"L{line}")
         conversation = normalise(record) if isinstance(record, list | dict) else {"line": record}
         row = Row(index, conversation, line=line)
-        return Item(row, f"line {line:,}", _problems(record), f"L{line}")
+        rules = [*_problems(record), *written]
+        shape = _shape(record)
+        if shape is not None and shape != self._first_shape():
+            rules.append("mixed-shapes")
+        return Item(row, f"line {line:,}", tuple(rules), f"L{line}")
+
+    def _first_shape(self) -> str | None:
+        """The shape (array or object) of the file's first conversation with one, which the
+        others must share; looked for among the first `SHAPE_LOOKUP` conversations only."""
+        if self._shape_of_first is None:
+            assert self._index is not None
+            found = ""
+            for index in range(min(len(self._index), SHAPE_LOOKUP)):
+                _, raw, _ = self._index.read(index)
+                try:
+                    found = _shape(orjson.loads(raw)) or ""
+                except orjson.JSONDecodeError:
+                    continue
+                if found:
+                    break
+            self._shape_of_first = found
+        return self._shape_of_first or None
 
     def _spec_items(self, plan: Any, indices: list[int]) -> list[Item]:
         """Rows of a spec: placed in one step, then read task by task (a batch each)."""

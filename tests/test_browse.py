@@ -644,8 +644,32 @@ def test_line_index_agrees_with_the_jsonl_reader(
     assert len(index) >= 1
     index.scan_to(None)
     expected = read_window(str(path), 0, 100).lines
-    assert [index.read(i) for i in range(len(index))] == expected
+    assert [index.read(i)[:2] for i in range(len(index))] == expected
+    assert [index.read(i)[2] for i in range(len(index))] == [("bom", "crlf"), (), ()]
     assert index.complete
+
+
+def test_a_files_rows_name_how_their_lines_are_written(tmp_path: Path) -> None:
+    """validate's rules about the lines themselves: a byte order mark, CRLF endings, and a
+    shape other than the first conversation's (every such line; validate lists the first)."""
+    array = json.dumps(conversation("a")["messages"])
+    path = tmp_path / "written.jsonl"
+    lines = ["\ufeff{broken", array, json.dumps(conversation("b")) + "\r", array + "\r", array]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    browser = open_browser(str(path))
+    assert [browser.item(k).problems for k in range(5)] == [
+        ("invalid-json", "bom"),
+        (),
+        ("crlf", "mixed-shapes"),
+        ("crlf",),
+        (),
+    ]
+    from taskcli.file_rules import check_file
+
+    said = {(p.rule, p.line) for p in check_file(str(path)).warnings}
+    assert {("bom", 1), ("crlf", 3), ("mixed-shapes", 3)} <= said
+    app = drive(browser, [":", "2", "enter"], size=(100, 24))
+    assert status(app).startswith(" row 2 of 5 · crlf mixed-shapes · line 3 ·")
 
 
 # -- the command ---------------------------------------------------------------------------
