@@ -421,9 +421,26 @@ class BrowseApp(App[None]):
         if index < 0:
             self.say("a row index is 0 or more", "red")
             return
-        if not browser.complete and browser.view is None:
-            browser.extend(index + 1)
+        if not browser.complete and browser.view is None and index >= browser.length:
+            size = browser.file_size or 1
+            self._start(  # indexing that far reads the file: in the background, like End
+                lambda: browser.extend(
+                    index + 1,
+                    lambda done: self._progress(f"reading to row {index:,}… {done / size:.0%}"),
+                    self.cancel,
+                ),
+                lambda _: self._land(index),
+            )
+            return
+        self._land(index)
+
+    def _land(self, index: int) -> None:
+        """Go to target row `index`, or say why there is no such row in view."""
+        browser = self.browser
         total = browser.total
+        if browser.view is None and index >= browser.length and not browser.complete:
+            self.say(f"stopped before row {index:,}: {browser.length:,} rows read so far", "red")
+            return
         if browser.view is None and index >= browser.length:
             self.say(f"no row {index:,}: the target has {browser.length:,} rows", "red")
             return

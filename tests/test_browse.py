@@ -622,6 +622,29 @@ def test_big_file_opens_without_reading_it_whole(
     assert browser.cached <= 64
 
 
+def test_a_far_jump_in_a_big_file_reads_on_in_the_background(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(browsing, "WHOLE_FILE_BYTES", 1000)
+    monkeypatch.setattr(browsing, "SCAN_CHUNK", 4096)
+    path = write_rows(tmp_path / "big.jsonl", 5000)
+    read_in: list[str] = []
+    extend = browsing.Browser.extend
+
+    def recorded(self, *args: Any, **kwargs: Any) -> None:
+        read_in.append(threading.current_thread().name)
+        extend(self, *args, **kwargs)
+
+    monkeypatch.setattr(browsing.Browser, "extend", recorded)
+    browser = open_browser(str(path))
+    app = drive(browser, [":", *typed("3000"), "enter"])
+    assert "row 3,000 of" in status(app) and "question 3000" in app.last_screen
+    assert read_in and threading.main_thread().name not in read_in  # never on the UI thread
+    assert not browser.complete  # read as far as row 3,000, not to the end
+    app = drive(open_browser(str(path)), [":", *typed("7000"), "enter"])
+    assert "no row 7,000: the target has 5,000 rows" in message(app)
+
+
 def test_big_file_search_reads_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(browsing, "WHOLE_FILE_BYTES", 1000)
     monkeypatch.setattr(browsing, "SCAN_CHUNK", 4096)
