@@ -38,6 +38,7 @@ from taskcli.showing import WHOLE_FILE_BYTES, Row
 from taskcli.targets import FILE, Target, classify, open_target, refuse_for_file
 
 if TYPE_CHECKING:
+    from taskcli.tasks.common import Task
     from taskcli.tokenizer import Tokenizer
     from taskcli.tokens import Rendering
 
@@ -321,6 +322,7 @@ class Browser:
         self.reader = RowReader(self._read_one)
         self.duplicates: DuplicateScan | None = None
         self._shape_of_first: str | None = None  # "" when none was found
+        self._task_locks: dict[int, threading.Lock] = {}  # tasks read one thread at a time
         self.view: Sequence[int] | None = None  # positions of the filtered source, or None
         self.source: int | None = None
 
@@ -537,12 +539,22 @@ class Browser:
             return self._spec_items(plan, indices)
         task = self.target.task
         physical = [task.physical_index(i) for i in indices]
-        conversations = task.get_examples(physical)
+        conversations = self._examples(task, physical)
         where = self.label
         return [
             Item(Row(i, c), where, _problems(c), self.target.name)
             for i, c in zip(indices, conversations, strict=True)
         ]
+
+    def _examples(self, task: Task, indices: list[int]) -> list[dict[str, Any]]:
+        """`task.get_examples`, by one thread at a time unless the task says it may be read in
+        several (`Task.reads_in_threads`): the reader's threads share the task."""
+        if task.reads_in_threads:
+            return task.get_examples(indices)
+        with self._items_lock:
+            lock = self._task_locks.setdefault(id(task), threading.Lock())
+        with lock:
+            return task.get_examples(indices)
 
     def _file_item(self, index: int, line: int, raw: bytes, written: tuple[str, ...]) -> Item:
         """A file's row with every rule validate holds its line to: what the record breaks,
@@ -590,7 +602,7 @@ class Browser:
         for owner, example in placed:
             wanted.setdefault(owner, []).append(example)
         read = {
-            owner: iter(plan.tasks[owner].get_examples(examples))
+            owner: iter(self._examples(plan.tasks[owner], examples))
             for owner, examples in wanted.items()
         }
         items = []

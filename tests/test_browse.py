@@ -229,6 +229,34 @@ def test_a_task_target(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "spelling" in app.last_lines[1]
 
 
+def test_a_task_that_keeps_state_is_read_by_one_thread_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from taskcli.tasks.spellingbee import SpellingBee
+
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    monkeypatch.setattr(SpellingBee, "reads_in_threads", False)  # as a plugin task would be
+    inside, most, guard = 0, 0, threading.Lock()
+    get_examples = SpellingBee.get_examples
+
+    def one_at_a_time(self, indices):
+        nonlocal inside, most
+        with guard:
+            inside += 1
+            most = max(most, inside)
+        time.sleep(0.01)
+        try:
+            return get_examples(self, indices)
+        finally:
+            with guard:
+                inside -= 1
+
+    monkeypatch.setattr(SpellingBee, "get_examples", one_at_a_time)
+    browser = open_browser("spellingbee", params={"word_list": "examples/words.txt", "size": "60"})
+    app = drive(browser, ["pagedown", "pagedown"])
+    assert "of 60 · valid" in status(app) and most == 1
+
+
 def test_search_is_cancellable(rows_file: Path) -> None:
     browser = open_browser(str(rows_file))
     cancel = threading.Event()

@@ -95,6 +95,10 @@ class Task:
     # The metadata key of each example's own id in its dataset ("HumanEval/0"), when answers may
     # name examples by it as other harnesses do, instead of by taskcli's index.
     answer_id: ClassVar[str | None] = None
+    # True when `get_examples` may run in several threads at once (`taskcli browse` reads rows
+    # in two); a task that keeps state between reads (a plugin, say) leaves it False and is
+    # read by one thread at a time.
+    reads_in_threads: ClassVar[bool] = False
 
     def __init__(self, start: int = 0, stop: int | None = None, step: int = 1) -> None:
         check_slice(start, stop, step)

@@ -42,6 +42,7 @@ class CustomJSON(Task):
     # Every line passed `check_messages` when the file was loaded (any error fails the load),
     # and a file changed since is refused: an export need not check the rows again.
     checks_messages = True
+    reads_in_threads = True  # the file is indexed when loaded; each read opens it anew
     params = (
         Param(
             "path",

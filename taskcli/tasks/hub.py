@@ -38,6 +38,7 @@ class HubTask(Task):
     # The Hub config to read when the task has no subsets of its own.
     config: ClassVar[str] = "default"
     uses_data_dir: ClassVar[bool] = True
+    reads_in_threads = True  # its rows decode with a file handle per thread (`ParquetRows`)
 
     def __init__(
         self,

@@ -76,6 +76,7 @@ class _WordListTask(Task):
     eval_type: ClassVar[str | None] = "generative"
     splits: ClassVar[tuple[str, ...]] = ("train", "test")
     default_split: ClassVar[str | None] = "train"
+    reads_in_threads = True  # each thread draws with a generator of its own (`rng`)
     params: ClassVar[tuple[Param, ...]] = (
         Param("size", int, 1000, "How many examples to generate."),
         Param(
