@@ -30,8 +30,9 @@ printed beside shows whether other work shared the cores:
 Every contender sums the token and trained counts into a checksum, which must agree (the
 Parquet files are read back for theirs; that the ids themselves are the same is what the test
 suite checks).
-Targets: render_batches and `taskcli stats --tokenizer` on 2 cores at least 1.5x the baseline,
-near-linear scaling from 1 core to 2, peak RSS under 1 GB.
+Targets: render_batches, `taskcli stats --tokenizer` and `taskcli export --format tokens` on 2
+cores at least 1.5x the baseline, near-linear scaling from 1 core to 2, peak RSS under 1 GB. The
+load average printed beside a two-core contender includes its own processes.
 """
 
 from __future__ import annotations
