@@ -17,6 +17,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
@@ -363,14 +364,19 @@ class BrowseApp(App[None]):
         if browser.complete:
             self.go(browser.length - 1)
             return
-        size = browser.file_size or 1
+        self._read_on(None, "reading to the end", lambda: self.go(browser.length - 1))
+
+    def _read_on(self, count: int | None, doing: str, then: Callable[[], None]) -> None:
+        """Index a plain file until `count` rows are known (None: to its end) in the
+        background, with progress and Esc to stop, then call `then` on the app's thread."""
+        size = self.browser.file_size or 1
         self._start(
-            lambda: browser.extend(
-                None,
-                lambda done: self._progress(f"reading to the end… {done / size:.0%} (Esc stops)"),
+            lambda: self.browser.extend(
+                count,
+                lambda done: self._progress(f"{doing}… {done / size:.0%} (Esc stops)"),
                 self.cancel,
             ),
-            lambda _: self.go(browser.length - 1),
+            lambda _: then(),
         )
 
     def action_scroll_pane(self, direction: int) -> None:
@@ -422,15 +428,7 @@ class BrowseApp(App[None]):
             self.say("a row index is 0 or more", "red")
             return
         if not browser.complete and browser.view is None and index >= browser.length:
-            size = browser.file_size or 1
-            self._start(  # indexing that far reads the file: in the background, like End
-                lambda: browser.extend(
-                    index + 1,
-                    lambda done: self._progress(f"reading to row {index:,}… {done / size:.0%}"),
-                    self.cancel,
-                ),
-                lambda _: self._land(index),
-            )
+            self._read_on(index + 1, f"reading to row {index:,}", lambda: self._land(index))
             return
         self._land(index)
 
