@@ -36,9 +36,9 @@ from bench_export import SMOLTALK_ROWS, build_data, write_specs  # noqa: E402
 CHILD = """
 import asyncio, json, resource, sys, time
 started = time.perf_counter()
-from taskcli.browse import BrowseApp
-from taskcli import browsing
-from taskcli.browsing import open_browser
+from taskcli.ui.browse import BrowseApp
+from taskcli import browse as browsing
+from taskcli.browse import open_browser
 
 async def shown(app, k):
     # Until the conversation of row k in view is in the pane (not its placeholder); the

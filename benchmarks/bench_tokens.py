@@ -17,9 +17,9 @@ printed beside shows whether other work shared the cores:
 - baseline + Parquet: the same loop, its renders written as a user's script would keep them
   (``ids`` and ``mask`` lists, row groups of 8,192, the export's writer settings), in storage
   order: what ``export --format tokens`` replaces, which also shuffles;
-- ``taskcli.tokens.render_batches`` with 1 worker (in this process) and with 2 worker processes,
-  counting tokens and trained tokens per conversation as token statistics do;
-- ``taskcli.tokens.render_many`` with 2 workers: the same, unpacked into Python lists per
+- ``taskcli.training.render.render_batches`` with 1 worker (in this process) and with 2 worker
+  processes, counting tokens and trained tokens per conversation as token statistics do;
+- ``taskcli.training.render.render_many`` with 2 workers: the same, unpacked into Python lists per
   conversation (what ``show --tokens`` and tests use; exports should take the batches);
 - read only: the parquet reading alone, the floor under every contender;
 - the commands themselves, as a user runs them on the same copy: ``taskcli stats smoltalk.yaml
@@ -182,8 +182,8 @@ def run(
     contender: str, files: list[Path], spec: str, max_tokens: int, output: Path | None = None
 ) -> dict:
     """One contender in this process: seconds, conversations, checksum, peak RSS."""
-    from taskcli.tokenizer import load_tokenizer
-    from taskcli.tokens import render_batches, render_many
+    from taskcli.training.render import render_batches, render_many
+    from taskcli.training.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(spec)
     count = checksum = 0

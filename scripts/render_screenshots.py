@@ -3,7 +3,7 @@
     python scripts/render_screenshots.py             # writes docs/images/*.svg
     python scripts/render_screenshots.py -o /tmp/img
 
-Each picture is the CLI itself, run through `typer.testing.CliRunner` while `taskcli.render`'s
+Each picture is the CLI itself, run through `typer.testing.CliRunner` while `taskcli.ui.render`'s
 console is swapped for a recording one, then saved with Rich's ``save_svg``. So the pictures are
 the real rendering code's output, and rerunning this script after a change redraws them. The
 `browse` screen is run headless by Textual's pilot at 80×24 and 120×40 and saved with its own
@@ -24,8 +24,8 @@ from pathlib import Path
 from rich.console import Console
 from typer.testing import CliRunner
 
-from taskcli import render as drawing
 from taskcli.cli import app
+from taskcli.ui import render as drawing
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -48,7 +48,7 @@ tasks:
 
 @contextlib.contextmanager
 def recording_console() -> Iterator[Console]:
-    """`taskcli.render.console` replaced by a colourful, recording, fixed-width console."""
+    """`taskcli.ui.render.console` replaced by a colourful, recording, fixed-width console."""
     recorder = Console(
         record=True,
         width=WIDTH,
@@ -114,8 +114,8 @@ def render_browse(out_dir: Path) -> list[Path]:
     """Write browse-80x24.svg and browse-120x40.svg into `out_dir` and return their paths."""
     import asyncio
 
-    from taskcli.browse import BrowseApp
-    from taskcli.browsing import open_browser
+    from taskcli.browse import open_browser
+    from taskcli.ui.browse import BrowseApp
 
     async def picture(size: tuple[int, int]) -> str:
         app = BrowseApp(open_browser(BROWSE_TARGET))

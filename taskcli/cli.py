@@ -46,7 +46,7 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except TaskcliError as error:
-            from taskcli.render import print_error
+            from taskcli.ui.render import print_error
 
             print_error(str(error), _hint(error))
             raise typer.Exit(error.exit_code) from None
@@ -63,7 +63,7 @@ class _Group(TyperGroup):
             error.show()
             code = error.exit_code
         except ClickException as error:
-            from taskcli.render import print_error
+            from taskcli.ui.render import print_error
 
             command = error.ctx.command_path if getattr(error, "ctx", None) else "taskcli"
             print_error(error.format_message(), f"`{command} --help` lists what it takes.")
@@ -101,31 +101,31 @@ app = typer.Typer(
 
 def _complete_targets(incomplete: str) -> list[str]:
     """Task names (read from the registry, without loading any data) and paths for a TARGET."""
-    from taskcli.completion import targets
+    from taskcli.ui.completion import targets
 
     return targets(incomplete)
 
 
 def _complete_tasks(incomplete: str) -> list[str]:
-    from taskcli.completion import task_names
+    from taskcli.ui.completion import task_names
 
     return task_names(incomplete)
 
 
 def _complete_subsets(ctx: typer.Context, incomplete: str) -> list[str]:
-    from taskcli.completion import subsets
+    from taskcli.ui.completion import subsets
 
     return subsets(_given_target(ctx), incomplete)
 
 
 def _complete_splits(ctx: typer.Context, incomplete: str) -> list[str]:
-    from taskcli.completion import splits
+    from taskcli.ui.completion import splits
 
     return splits(_given_target(ctx), ctx.params.get("subset"), incomplete)
 
 
 def _complete_params(ctx: typer.Context, incomplete: str) -> list[str]:
-    from taskcli.completion import params
+    from taskcli.ui.completion import params
 
     return params(_given_target(ctx), incomplete)
 
@@ -219,8 +219,8 @@ MaxTokensOption = Annotated[
 
 def _note_shadowed(target: str) -> None:
     """Say so when a task name is also a file here: the rule read the task."""
-    from taskcli import render
     from taskcli.targets import shadowed_file
+    from taskcli.ui import render
 
     note = shadowed_file(target)
     if note:
@@ -265,8 +265,8 @@ def list_tasks(
 
     Example: [bold]taskcli list gsm8k[/]
     """
-    from taskcli import render
-    from taskcli.registry import all_tasks, describe, get_task_class
+    from taskcli.tasks.registry import all_tasks, describe, get_task_class
+    from taskcli.ui import render
 
     if task is not None:
         entry = describe(get_task_class(task))
@@ -328,10 +328,10 @@ def show(
 
     Example: [bold]taskcli show smoltalk --split test --index 0[/]
     """
-    from taskcli import render
     from taskcli.errors import UsageError
-    from taskcli.jsonl import line_limit
-    from taskcli.showing import show_rows
+    from taskcli.files.jsonl import line_limit
+    from taskcli.show import show_rows
+    from taskcli.ui import render
 
     if (tokens or ids) and tokenizer is None:
         raise UsageError(
@@ -345,7 +345,7 @@ def show(
             target, subset, split, parse_params(param), index=index, count=count, data_dir=data_dir
         )
     if loaded is not None:
-        from taskcli import tokens as training_view
+        from taskcli.training import render as training_view
 
         cut = training_view.DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
         renderings = [
@@ -398,12 +398,12 @@ def browse(
             hint=f"`taskcli show {target} --index I --count N` prints rows for scripts and pipes.",
         )
     try:
-        from taskcli import browse as screen
+        from taskcli.ui import browse as screen
     except ImportError:
         raise UsageError(
             "browse needs Textual: pip install 'taskcli[browse]'.",
         ) from None
-    from taskcli.browsing import open_browser
+    from taskcli.browse import open_browser
 
     _note_shadowed(target)
     browser = open_browser(
@@ -465,7 +465,7 @@ def validate(
 
     Example: [bold]taskcli validate data.jsonl --rejects bad.jsonl --output-valid clean.jsonl[/]
     """
-    from taskcli import render
+    from taskcli.ui import render
     from taskcli.validate import check_targets, validate_files
 
     check_targets(files)
@@ -552,14 +552,14 @@ def export(
 
     Example: [bold]taskcli export examples/mixture.yaml -o train.jsonl --format nanochat[/]
     """
-    from taskcli import render
-    from taskcli.atomic import check_output, is_special
     from taskcli.errors import UsageError
     from taskcli.export import export, manifest_location
     from taskcli.export.formats import choose_output
-    from taskcli.jsonl import line_limit
-    from taskcli.plan import parse_shard, selected_rows
+    from taskcli.files.atomic import check_output, is_special
+    from taskcli.files.jsonl import line_limit
+    from taskcli.mixing.plan import parse_shard, selected_rows
     from taskcli.targets import as_plan, open_target
+    from taskcli.ui import render
 
     if output is None and not dry_run:
         raise UsageError("no output file was given.", hint="add -o OUT (or -o - for stdout).")
@@ -622,10 +622,10 @@ def stats(
 
     Example: [bold]taskcli stats smoltalk --split test --tokenizer tiktoken:cl100k_base[/]
     """
-    from taskcli import render
-    from taskcli.jsonl import line_limit
+    from taskcli.files.jsonl import line_limit
     from taskcli.stats import compute_stats
     from taskcli.targets import FILE, open_target
+    from taskcli.ui import render
 
     loaded = _load_tokenizer(tokenizer)
     _note_shadowed(target)
@@ -656,7 +656,7 @@ def _token_settings(spec: str | None, max_tokens: int | None):
             hint="give --tokenizer SPEC (or set TASKCLI_TOKENIZER), e.g. tiktoken:cl100k_base.",
         )
     from taskcli.export.tokens import TokenSettings
-    from taskcli.tokens import DEFAULT_MAX_TOKENS, default_workers
+    from taskcli.training.render import DEFAULT_MAX_TOKENS, default_workers
 
     cut = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
     return TokenSettings(_load_tokenizer(spec), cut, default_workers())
@@ -666,7 +666,7 @@ def _load_tokenizer(spec: str | None):
     """The tokenizer a --tokenizer option names, or None; its libraries load only then."""
     if spec is None:
         return None
-    from taskcli.tokenizer import load_tokenizer
+    from taskcli.training.tokenizer import load_tokenizer
 
     return load_tokenizer(spec)
 
@@ -683,9 +683,9 @@ def rules(
 
     Example: [bold]taskcli rules roles-not-alternating[/]
     """
-    from taskcli import render
     from taskcli.conversation import RULES
     from taskcli.errors import UsageError, suggest
+    from taskcli.ui import render
 
     if rule is not None and rule not in RULES:
         raise UsageError(
@@ -753,7 +753,8 @@ def eval_answers(
 
     Example: [bold]taskcli eval mmlu answers.jsonl --split test --details verdicts.jsonl[/]
     """
-    from taskcli import render, scoring
+    from taskcli import eval as scoring
+    from taskcli.ui import render
 
     opened = scoring.open_for_eval(
         task, answers, subset, split, parse_params(param), data_dir=data_dir
@@ -802,7 +803,7 @@ def _stop(signum: int, frame: object) -> None:
     import os
     import threading
 
-    from taskcli.render import stop_progress
+    from taskcli.ui.render import stop_progress
 
     stop_progress()
     watchdog = threading.Timer(GRACE[signum], os._exit, (128 + signum,))

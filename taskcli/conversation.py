@@ -28,7 +28,7 @@ ROLES = ("system", "user", "assistant")
 PART_TYPES = ("text", "python", "python_output")
 
 # nanochat's chat tokens, in the order a freshly trained nanochat tokenizer numbers them
-# (`taskcli.tokenizer` renders with them).
+# (`taskcli.training.tokenizer` renders with them).
 CHAT_TOKENS = (
     "<|bos|>",
     "<|user_start|>",

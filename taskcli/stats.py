@@ -36,8 +36,8 @@ from taskcli.targets import FILE, Target
 from taskcli.tasks.common import Task
 
 if TYPE_CHECKING:
-    from taskcli.tokenizer import Tokenizer
-    from taskcli.tokens import TokenBatch
+    from taskcli.training.render import TokenBatch
+    from taskcli.training.tokenizer import Tokenizer
 
 PERCENTILE_METHOD = "nearest-rank"
 CHUNK_ROWS = 4096
@@ -316,7 +316,7 @@ def _tallies(
                 pass
             yield source.name, tally, source.repeat, None
             continue
-        from taskcli.tokens import default_workers, render_batches
+        from taskcli.training.render import default_workers, render_batches
 
         tokens = _TokenTally()
         conversations = (conversation for chunk in chunks for conversation in chunk)
@@ -341,8 +341,8 @@ def _tallied(
 def _file_tally(path: str, label: str, on_bytes: Callable[[int], None] | None) -> _Tally:
     """A file's conversations counted as its lines are checked (by the rules `validate` uses);
     a file with errors fails as the `customjson` task would."""
-    from taskcli.file_rules import check_file
-    from taskcli.jsonl import normalise
+    from taskcli.files.jsonl import normalise
+    from taskcli.files.rules import check_file
     from taskcli.tasks.customjson import invalid_file
 
     tally = _Tally(label)
@@ -402,7 +402,7 @@ def compute_stats(
     one per core), for the token figures.
     """
     if tokenizer is not None and max_tokens is None:
-        from taskcli.tokens import DEFAULT_MAX_TOKENS
+        from taskcli.training.render import DEFAULT_MAX_TOKENS
 
         max_tokens = DEFAULT_MAX_TOKENS
     whole = _Tally(target.label)

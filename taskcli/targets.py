@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taskcli.errors import UsageError
-from taskcli.jsonl import STDIN, display_name
+from taskcli.files.jsonl import STDIN, display_name
 
 if TYPE_CHECKING:
-    from taskcli.plan import Plan
-    from taskcli.spec import Entry, Spec
+    from taskcli.mixing.plan import Plan
+    from taskcli.mixing.spec import Entry, Spec
     from taskcli.tasks.common import Task
 
 TASK, FILE, SPEC = "task", "file", "spec"
@@ -53,7 +53,7 @@ def classify(text: str) -> tuple[str, str]:
         return SPEC, text
     if folded.endswith(FILE_SUFFIXES) or "/" in text or os.sep in text:
         return FILE, text
-    from taskcli import registry  # only now: a file's name says what it is without it
+    from taskcli.tasks import registry  # only now: a file's name says what it is without it
 
     name = registry.canonical_name(text)
     if name is not None:
@@ -108,7 +108,7 @@ class Target:
     @cached_property
     def sources(self) -> tuple[Source, ...]:
         """The named tasks that make up the target; a file is read and checked here."""
-        from taskcli import registry
+        from taskcli.tasks import registry
 
         if self.opened is not None:
             return self.opened
@@ -154,13 +154,13 @@ def open_target(
 ) -> Target:
     """The target `text` names (see the module's rule), opened: a task built, a spec's plan
     built, a file checked to exist (it is read when its `sources` are first used)."""
-    from taskcli import registry
+    from taskcli.tasks import registry
 
     kind, name = classify(text)
     if kind == SPEC:
         refuse_options_for_spec(text, subset, split, params)
-        from taskcli.plan import build_plan
-        from taskcli.spec import load_spec
+        from taskcli.mixing.plan import build_plan
+        from taskcli.mixing.spec import load_spec
 
         return spec_target(text, build_plan(load_spec(text), data_dir))
     if kind == FILE:
@@ -210,7 +210,7 @@ def _require_file(path: str) -> None:
 def one_entry_spec(target: Target) -> Spec:
     """A task or file target as a spec of one entry in sequence mode, so `export` writes a
     single file or task through any format, with the manifest a spec export has."""
-    from taskcli.spec import Entry, Spec
+    from taskcli.mixing.spec import Entry, Spec
 
     params = dict(target.params or {})
     if target.kind == FILE and target.text != STDIN:
@@ -224,6 +224,6 @@ def as_plan(target: Target) -> Plan:
     (nothing is read twice)."""
     if target.plan is not None:
         return target.plan
-    from taskcli.plan import plan_over
+    from taskcli.mixing.plan import plan_over
 
     return plan_over(one_entry_spec(target), (target.task,))

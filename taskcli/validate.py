@@ -1,7 +1,7 @@
 """`taskcli validate`: JSONL files checked against every rule, with the clean and the rejected
 lines written out on request.
 
-The rules live in `taskcli.conversation` (one conversation) and `taskcli.file_rules` (a file's
+The rules live in `taskcli.conversation` (one conversation) and `taskcli.files.rules` (a file's
 lines); this module checks several files in turn and writes the outputs.
 """
 
@@ -14,10 +14,11 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from taskcli.atomic import atomic_output, check_output, is_special
 from taskcli.conversation import Problem
 from taskcli.errors import UsageError
-from taskcli.file_rules import (
+from taskcli.files.atomic import atomic_output, check_output, is_special
+from taskcli.files.jsonl import STDIN, check_readable, display_name, line_limit, normalise
+from taskcli.files.rules import (
     KEEP_PER_RULE,
     FileReport,
     OnReject,
@@ -25,7 +26,6 @@ from taskcli.file_rules import (
     check_file,
     problem_json,
 )
-from taskcli.jsonl import STDIN, check_readable, display_name, line_limit, normalise
 
 
 def validate_files(

@@ -1,4 +1,4 @@
-"""`taskcli.atomic`: outputs appear whole or not at all, and big ones reach the disk early."""
+"""`taskcli.files.atomic`: outputs appear whole or not at all, and big ones reach the disk early."""
 
 import gzip
 import threading
@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from taskcli import atomic
-from taskcli.atomic import atomic_output
+from taskcli.files import atomic
+from taskcli.files.atomic import atomic_output
 
 
 @pytest.fixture

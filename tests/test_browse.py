@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from taskcli import browsing
-from taskcli.browse import KEYS, BrowseApp
-from taskcli.browsing import Browser, LineIndex, open_browser
+from taskcli import browse as browsing
+from taskcli.browse import Browser, LineIndex, open_browser
 from taskcli.cli import app as cli_app
-from taskcli.jsonl import read_window
+from taskcli.files.jsonl import read_window
+from taskcli.ui.browse import KEYS, BrowseApp
 from tests.screen import screen_lines, screen_text
 from tests.specfiles import write_spec
 
@@ -266,7 +266,7 @@ def test_search_is_cancellable(rows_file: Path) -> None:
 
 
 def test_token_toggle(rows_file: Path, tmp_path: Path) -> None:
-    from taskcli.tokenizer import load_tokenizer
+    from taskcli.training.tokenizer import load_tokenizer
     from tests.tokenizers_data import write_bytes_tokenizer
 
     app = drive(open_browser(str(rows_file)), ["t"])
@@ -287,7 +287,7 @@ def test_token_toggle(rows_file: Path, tmp_path: Path) -> None:
 
 
 def test_tokens_are_rendered_in_the_background(rows_file: Path, tmp_path: Path) -> None:
-    from taskcli.tokenizer import load_tokenizer
+    from taskcli.training.tokenizer import load_tokenizer
     from tests.tokenizers_data import write_bytes_tokenizer
 
     tokenizer = load_tokenizer(str(write_bytes_tokenizer(tmp_path / "tok")))
@@ -482,8 +482,8 @@ def test_a_damaged_parquet_file_is_a_message_on_the_row(
 
 
 def test_line_repeats_agrees_with_the_duplicate_rule(tmp_path: Path) -> None:
-    from taskcli.file_rules import check_file, line_repeats
-    from taskcli.jsonl import open_lines
+    from taskcli.files.jsonl import open_lines
+    from taskcli.files.rules import check_file, line_repeats
 
     one, two = json.dumps(conversation("a")), json.dumps(conversation("b"))
     lines = [
@@ -715,7 +715,7 @@ def test_a_files_rows_name_how_their_lines_are_written(tmp_path: Path) -> None:
         ("crlf",),
         (),
     ]
-    from taskcli.file_rules import check_file
+    from taskcli.files.rules import check_file
 
     said = {(p.rule, p.line) for p in check_file(str(path)).warnings}
     assert {("bom", 1), ("crlf", 3), ("mixed-shapes", 3)} <= said
@@ -743,7 +743,8 @@ def test_help_lists_the_keys() -> None:
 
 def test_the_command_opens_the_target(rows_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With a terminal, the command opens the target and runs the screen on it."""
-    from taskcli import browse, cli
+    from taskcli import cli
+    from taskcli.ui import browse
 
     seen: list[Browser] = []
     run: Callable[[Browser], None] = seen.append

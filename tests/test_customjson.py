@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 from taskcli.cli import app
 from taskcli.conversation import check_messages
 from taskcli.errors import InvalidData, UsageError
-from taskcli.registry import all_tasks, create_task, describe
 from taskcli.targets import open_target
 from taskcli.tasks import TaskMixture
 from taskcli.tasks.customjson import CustomJSON
+from taskcli.tasks.registry import all_tasks, create_task, describe
 
 ROOT = Path(__file__).resolve().parent.parent
 IDENTITY = ROOT / "examples" / "identity.jsonl"

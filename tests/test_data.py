@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from taskcli import data
-from taskcli.data import ParquetRows, matching_files, open_rows, readme_configs, split_patterns
 from taskcli.errors import DataUnavailable, InvalidData
+from taskcli.hub import data
+from taskcli.hub.data import ParquetRows, matching_files, open_rows, readme_configs, split_patterns
 
 
 def card(tmp_path, front_matter: str):
@@ -139,12 +139,12 @@ def test_only_the_row_groups_asked_for_are_read(tmp_path):
 
 
 def test_row_groups_kept_for_random_reads_are_bounded(tmp_path, monkeypatch):
-    import taskcli.data
+    import taskcli.hub.data
 
     path = numbers_file(tmp_path / "n.parquet", list(range(1000)), 10)
     rows = ParquetRows([path])
     group_bytes = rows.block(0).nbytes
-    monkeypatch.setattr(taskcli.data, "BLOCK_CACHE_BYTES", 3 * group_bytes)
+    monkeypatch.setattr(taskcli.hub.data, "BLOCK_CACHE_BYTES", 3 * group_bytes)
     wanted = list(range(5, 1000, 37))
     assert rows.take(wanted) == [{"n": i} for i in wanted]  # read again when dropped
     assert len(rows._read) == 3

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from taskcli import download
 from taskcli.cli import app
-from taskcli.download import cache_name, cached_download, default_cache_dir, download_file
 from taskcli.errors import DataUnavailable
+from taskcli.files import download
+from taskcli.files.download import cache_name, cached_download, default_cache_dir, download_file
 from taskcli.tasks.spellingbee import SpellingBee
 
 runner = CliRunner()
@@ -130,7 +130,9 @@ def test_body_without_content_length_is_read_to_the_end(server, tmp_path):
 
 def test_concurrent_processes_download_once(server, tmp_path):
     url = server.url("/slow.txt")
-    script = "import sys; from taskcli.download import cached_download as c; print(c(sys.argv[1]))"
+    script = (
+        "import sys; from taskcli.files.download import cached_download as c; print(c(sys.argv[1]))"
+    )
     env = {**os.environ, "TASKCLI_CACHE_DIR": str(tmp_path)}
     processes = [
         subprocess.Popen(

@@ -9,10 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from typer.testing import CliRunner
 
-from taskcli import download
 from taskcli.cli import app
-from taskcli.download import cache_name, cached_download
 from taskcli.errors import DataUnavailable
+from taskcli.files import download
+from taskcli.files.download import cache_name, cached_download
 from taskcli.tasks.spellingbee import check_word_list
 
 runner = CliRunner()

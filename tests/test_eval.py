@@ -21,9 +21,9 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from taskcli import render
 from taskcli.cli import app
-from taskcli.scoring import wilson_interval
+from taskcli.eval import wilson_interval
+from taskcli.ui import render
 
 runner = CliRunner()
 
@@ -645,7 +645,7 @@ def samples_file(path, rows, completion=None):
 
 def sandbox_processes():
     """Live processes running this checkout's sandbox script."""
-    from taskcli.execution import _CHILD_SCRIPT
+    from taskcli.sandbox.execution import _CHILD_SCRIPT
 
     found = []
     for entry in Path("/proc").glob("[0-9]*"):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from taskcli.execution import (
+from taskcli.sandbox.execution import (
     MIN_TIMEOUT,
     ExecutionResult,
     Limits,

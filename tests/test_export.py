@@ -23,17 +23,18 @@ from rich.console import Console
 from specfiles import write_spec
 from typer.testing import CliRunner
 
-from taskcli import __version__, registry
+from taskcli import __version__
+from taskcli.tasks import registry
 from taskcli.cli import app
-from taskcli.data import TableRows
 from taskcli.errors import DataUnavailable
 from taskcli.export import FORMATS, columnar, export, order
 from taskcli.export.lines import APPEND_NEWLINE
-from taskcli.plan import build_plan, selected_rows
-from taskcli.render import progress_bar
-from taskcli.spec import load_spec
+from taskcli.hub.data import TableRows
+from taskcli.mixing.plan import build_plan, selected_rows
+from taskcli.mixing.spec import load_spec
 from taskcli.tasks import Param, Task
 from taskcli.tasks.common import SCAN_CHUNK
+from taskcli.ui.render import progress_bar
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

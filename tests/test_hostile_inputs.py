@@ -11,12 +11,12 @@ import pytest
 from specfiles import write_spec
 from typer.testing import CliRunner
 
-from taskcli import data
 from taskcli.cli import app
-from taskcli.data import ParquetRows
 from taskcli.export import export
-from taskcli.plan import build_plan
-from taskcli.spec import load_spec
+from taskcli.hub import data
+from taskcli.hub.data import ParquetRows
+from taskcli.mixing.plan import build_plan
+from taskcli.mixing.spec import load_spec
 
 runner = CliRunner()
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(

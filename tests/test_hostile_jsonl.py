@@ -13,7 +13,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from taskcli.cli import app
-from taskcli.file_rules import KEEP_PER_RULE, check_lines
+from taskcli.files.rules import KEEP_PER_RULE, check_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = b'[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]\n'
@@ -188,7 +188,7 @@ def test_json_output_lists_every_problem_from_the_spool(tmp_path):
 
 
 def test_the_duplicate_table_costs_a_few_bytes_per_distinct_line():
-    from taskcli.file_rules import FirstSeen
+    from taskcli.files.rules import FirstSeen
 
     seen = FirstSeen()
     for number in range(100_000):
@@ -201,8 +201,8 @@ def test_an_over_long_answer_line_is_reported_not_parsed(tmp_path):
     import pytest
 
     from taskcli.errors import InvalidData
-    from taskcli.jsonl import line_limit
-    from taskcli.scoring import check_answers
+    from taskcli.eval import check_answers
+    from taskcli.files.jsonl import line_limit
 
     answers = tmp_path / "answers.jsonl"
     answers.write_bytes(b'{"index": 0, "completion": "' + b"x" * 5000 + b'"}\n')
@@ -225,7 +225,7 @@ def test_the_streamed_json_is_laid_out_as_one_indented_document(tmp_path):
 
 
 def test_spooled_problems_are_printed_whole_across_read_pieces(tmp_path, monkeypatch):
-    from taskcli.file_rules import ProblemLog
+    from taskcli.files.rules import ProblemLog
 
     monkeypatch.setattr(ProblemLog, "json_text", _small_pieces(ProblemLog.json_text))
     data = tmp_path / "accents.jsonl"

@@ -692,7 +692,7 @@ def test_task_modules_import_no_heavy_library():
     code = (
         "import sys\n"
         "import taskcli.tasks.arc, taskcli.tasks.mmlu, taskcli.tasks.gsm8k\n"
-        "import taskcli.tasks.humaneval, taskcli.tasks.smoltalk, taskcli.data\n"
+        "import taskcli.tasks.humaneval, taskcli.tasks.smoltalk, taskcli.hub.data\n"
         "print([m for m in ('datasets', 'pyarrow', 'numpy', 'yaml') if m in sys.modules])\n"
     )
     done = subprocess.run(

@@ -42,7 +42,7 @@ def sandboxed_children(parent: int) -> list[int]:
 
 def test_ctrl_c_during_eval_exits_130_within_a_second(data_dir, tmp_path):
     """The programs sleep far longer than the command may take to stop: the command does not
-    wait for them (killing them is the sandbox's job, `taskcli.execution`)."""
+    wait for them (killing them is the sandbox's job, `taskcli.sandbox.execution`)."""
     sleeper = "import time\ntime.sleep(8)\n"
     answers = tmp_path / "answers.jsonl"
     answers.write_text(

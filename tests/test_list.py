@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from taskcli.cli import app
-from taskcli.registry import all_tasks, describe
+from taskcli.tasks.registry import all_tasks, describe
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()

@@ -8,9 +8,9 @@ from rich.console import Console
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from taskcli import render
 from taskcli.cli import app
 from taskcli.conversation import RULES
+from taskcli.ui import render
 
 runner = CliRunner()
 BOX = "╭╮╰╯│"

@@ -1,4 +1,4 @@
-"""What taskcli writes never destroys what it points at (`taskcli.atomic`).
+"""What taskcli writes never destroys what it points at (`taskcli.files.atomic`).
 
 Devices are stood in for by device nodes made in a temporary folder (`mknod`, as root) or by a
 FIFO or a terminal (pty), never by the machine's own ``/dev/null``: a bug here would replace it.
@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from specfiles import write_spec
 
-from taskcli import atomic
 from taskcli.export import export, writing
-from taskcli.plan import build_plan
-from taskcli.spec import load_spec
+from taskcli.files import atomic
+from taskcli.mixing.plan import build_plan
+from taskcli.mixing.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = '[{"role": "user", "content": "Hi %d"}, {"role": "assistant", "content": "Hello"}]\n'
@@ -224,7 +224,7 @@ def test_temp_files_of_a_killed_run_are_removed_by_the_next_run(tmp_path):
             sys.executable,
             "-c",
             "import sys, time\n"
-            "from taskcli.atomic import scratch_folder, staged_output\n"
+            "from taskcli.files.atomic import scratch_folder, staged_output\n"
             "with staged_output(sys.argv[1]) as s, scratch_folder(sys.argv[1]):\n"
             "    s.file.write(b'x' * 100000); s.file.flush(); print('ready', flush=True)\n"
             "    time.sleep(60)\n",

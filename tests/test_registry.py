@@ -9,9 +9,9 @@ import textwrap
 import pytest
 from typer.testing import CliRunner
 
-from taskcli import registry
 from taskcli.cli import app
 from taskcli.errors import UsageError
+from taskcli.tasks import registry
 
 runner = CliRunner()
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from taskcli.execution import Limits, probe, run_program
-from taskcli.sandbox import BUBBLEWRAP, NAMESPACES, NONE, Isolation, seccomp_filter
+from taskcli.sandbox.execution import Limits, probe, run_program
+from taskcli.sandbox.isolation import BUBBLEWRAP, NAMESPACES, NONE, Isolation, seccomp_filter
 
 ISOLATION = probe(sys.executable)
 pytestmark = pytest.mark.skipif(
@@ -459,7 +459,7 @@ def test_an_unprivileged_user_gets_a_user_namespace(tmp_path, isolation, pid):
         f"open({str(probe_file)!r}, 'w')\n"
     )
     driver = (
-        "from taskcli.execution import run_program\n"
+        "from taskcli.sandbox.execution import run_program\n"
         f"r = run_program({program!r}, python='/usr/bin/python3', isolation={isolation!r},"
         " python_guard=False)\n"
         "print(r.reason, r.exception, r.stdout, r.error)\n"

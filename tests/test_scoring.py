@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from taskcli import scoring
+from taskcli import eval as scoring
 from taskcli.errors import InvalidData, UsageError
 from taskcli.targets import TASK, Source, Target
 from taskcli.tasks import Task

@@ -4,11 +4,10 @@ import pytest
 from specfiles import write_spec
 from typer.testing import CliRunner
 
-from taskcli import registry
 from taskcli.cli import app
 from taskcli.errors import UsageError
-from taskcli.spec import Entry, load_spec
-from taskcli.tasks import Param, Task
+from taskcli.mixing.spec import Entry, load_spec
+from taskcli.tasks import Param, Task, registry
 
 runner = CliRunner()
 

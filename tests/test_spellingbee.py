@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from taskcli.cli import app
 from taskcli.conversation import check_messages
 from taskcli.errors import InvalidData, UsageError
-from taskcli.registry import describe
+from taskcli.tasks.registry import describe
 from taskcli.tasks.spellingbee import WORD_LIST_URL, SimpleSpelling, SpellingBee
 
 runner = CliRunner()

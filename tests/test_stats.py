@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from taskcli.cli import app
 from taskcli.errors import InvalidData, UsageError
-from taskcli.render import bar
 from taskcli.stats import compute_stats, histogram, percentile, summarize
 from taskcli.targets import SPEC, TASK, Source, Target
 from taskcli.tasks import Task
+from taskcli.ui.render import bar
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent

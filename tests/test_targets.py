@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from taskcli import showing
+from taskcli import show as showing
 from taskcli.cli import app
 from taskcli.errors import UsageError
 from taskcli.targets import FILE, SPEC, TASK, classify
@@ -298,8 +298,8 @@ def test_dry_run_at_80_columns_shows_each_entrys_file_whole(tmp_path, local_spec
 
 def test_library_export_follows_the_file_name(tmp_path, local_spec):
     from taskcli.export import export
-    from taskcli.plan import build_plan
-    from taskcli.spec import load_spec
+    from taskcli.mixing.plan import build_plan
+    from taskcli.mixing.spec import load_spec
 
     plan = build_plan(load_spec(local_spec))
     manifest = export(plan, tmp_path / "x.parquet", fmt="nanochat")

@@ -18,8 +18,8 @@ import time
 import pytest
 
 from taskcli.errors import DataUnavailable, InvalidData, UsageError
-from taskcli.tokenizer import CHAT_TOKENS, load_tokenizer, spec_from
-from taskcli.tokens import CHUNK_SIZE, render, render_batches, render_many
+from taskcli.training.render import CHUNK_SIZE, render, render_batches, render_many
+from taskcli.training.tokenizer import CHAT_TOKENS, load_tokenizer, spec_from
 
 BOS, US, UE, AS, AE, PS, PE, OS_, OE = range(256, 265)
 
@@ -318,9 +318,9 @@ def write(path, data: bytes):
 
 
 def test_a_huge_file_is_not_read(tmp_path, monkeypatch):
-    import taskcli.tokenizer
+    import taskcli.training.tokenizer
 
-    monkeypatch.setattr(taskcli.tokenizer, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(taskcli.training.tokenizer, "MAX_FILE_BYTES", 1000)
     (tmp_path / "tokenizer.json").write_bytes(b" " * 1001)
     with pytest.raises(InvalidData, match="too large to be a tokenizer"):
         load_tokenizer(str(tmp_path))
@@ -407,7 +407,7 @@ def test_an_encoding_pickled_by_name_loads_offline(tmp_path, monkeypatch):
 
 def test_loading_imports_no_tokenizer_library_until_used():
     code = (
-        "import sys, taskcli.tokens, taskcli.tokenizer\n"
+        "import sys, taskcli.training.render, taskcli.training.tokenizer\n"
         "print(sorted(m for m in ('tiktoken', 'tokenizers', 'rich') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -12,10 +12,10 @@ from rich.console import Console
 from specfiles import write_spec
 from typer.testing import CliRunner
 
-from taskcli import render as render_module
 from taskcli.cli import app
-from taskcli.tokenizer import load_tokenizer
-from taskcli.tokens import render
+from taskcli.training.render import render
+from taskcli.training.tokenizer import load_tokenizer
+from taskcli.ui import render as render_module
 
 runner = CliRunner()
 BOS, US, UE, AS, AE = range(256, 261)
@@ -240,8 +240,8 @@ def read_parquet(path: Path) -> list[dict]:
 def test_token_export_rows_are_render_of_the_plan_in_its_order(
     tmp_path, token_mixture, tokenizer_folders, mode
 ):
-    from taskcli.plan import build_plan
-    from taskcli.spec import load_spec
+    from taskcli.mixing.plan import build_plan
+    from taskcli.mixing.spec import load_spec
 
     spec = token_mixture(mode)
     tokenizer = str(tokenizer_folders["nanochat"])

@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 from taskcli.cli import app
 from taskcli.conversation import RULES
 from taskcli.errors import UsageError
-from taskcli.file_rules import FirstSeen, check_file, check_lines
-from taskcli.jsonl import read_lines
+from taskcli.files.jsonl import read_lines
+from taskcli.files.rules import FirstSeen, check_file, check_lines
 from taskcli.tasks.customjson import CustomJSON
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ import pickle
 import random
 from pathlib import Path
 
-from taskcli.tokenizer import CHAT_TOKENS
+from taskcli.training.tokenizer import CHAT_TOKENS
 
 # The split pattern nanochat trains with: GPT-4's, with numbers in groups of at most two.
 SPLIT_PATTERN = (

@@ -1,13 +1,13 @@
 """`taskcli export`: a mixture spec turned into a training file, exactly and with a record.
 
     from taskcli.export import export
-    from taskcli.plan import build_plan
-    from taskcli.spec import load_spec
+    from taskcli.mixing.plan import build_plan
+    from taskcli.mixing.spec import load_spec
 
     plan = build_plan(load_spec("mixture.yaml"), data_dir="data")
     manifest = export(plan, "train.jsonl", fmt="nanochat")
 
-The row order is exactly the plan's mixture (`taskcli.plan`). One module per job:
+The row order is exactly the plan's mixture (`taskcli.mixing.plan`). One module per job:
 
 - `formats`: the export formats, one `ExportFormat` object each, in one table;
 - `lines`: an entry's examples checked and turned into JSON lines, row by row or in bulk;

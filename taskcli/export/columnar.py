@@ -28,7 +28,7 @@ from taskcli.conversation import ROLES
 from taskcli.export.formats import Layout, source_of
 
 if TYPE_CHECKING:
-    from taskcli.spec import Entry
+    from taskcli.mixing.spec import Entry
 
 BINARY = pa.large_binary()  # 64-bit offsets: a chunk of lines may pass 2 GB
 SYSTEM, USER, ASSISTANT = range(3)  # the positions of the roles in `ROLES`

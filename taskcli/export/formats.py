@@ -18,7 +18,7 @@ from taskcli.conversation import ROLES, flatten_content, fold_system
 from taskcli.errors import UsageError
 
 if TYPE_CHECKING:
-    from taskcli.spec import Entry
+    from taskcli.mixing.spec import Entry
 
 SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
 JSONL_FILES = ("jsonl", "jsonl.gz")

@@ -19,7 +19,7 @@ from taskcli.conversation import check_messages, first_error
 from taskcli.errors import InvalidData
 from taskcli.export.formats import ExportFormat
 from taskcli.export.order import Buckets, Pending
-from taskcli.spec import Entry
+from taskcli.mixing.spec import Entry
 from taskcli.tasks.common import Task
 
 ARROW_ROWS = 2048  # rows written from Arrow at a time: small enough to stay in the CPU caches

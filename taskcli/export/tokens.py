@@ -2,7 +2,8 @@
 trains on, written as Parquet.
 
 It goes through the same two passes as every export (`taskcli.export.writing.write_rows`):
-`EntryTokens` renders an entry's examples in worker processes (`taskcli.tokens.render_batches`)
+`EntryTokens` renders an entry's examples in worker processes
+(`taskcli.training.render.render_batches`)
 and buckets each as a binary record, a 16-byte header (token count, entry, index) then one
 uint32 per token whose top bit says whether it is trained; `TokenParquet` takes the records back
 in the final order and writes each run as a row group with the columns of `SCHEMA`. No token
@@ -20,12 +21,12 @@ import numpy as np
 
 from taskcli.export.lines import Progress, check_example
 from taskcli.export.order import Background, Buckets
-from taskcli.spec import Entry
+from taskcli.mixing.spec import Entry
 from taskcli.tasks.common import Task
 
 if TYPE_CHECKING:
-    from taskcli.tokenizer import Tokenizer
-    from taskcli.tokens import TokenBatch
+    from taskcli.training.render import TokenBatch
+    from taskcli.training.tokenizer import Tokenizer
 
 HEADER_WORDS = 4  # token count, entry number, index (low, high), as uint32 words
 TRAINED = np.uint32(1 << 31)
@@ -78,7 +79,7 @@ class EntryTokens:
 
     def add(self, wanted: Any, places: Any) -> None:
         """Render the examples `wanted` of the task and bucket them, bound for `places`."""
-        from taskcli.tokens import render_batches
+        from taskcli.training.render import render_batches
 
         wanted_list = wanted.tolist()
         read: list[int] = []  # which of `wanted` each rendered conversation is, in order

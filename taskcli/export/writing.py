@@ -1,6 +1,6 @@
 """Writing a plan's rows to a file or standard output, and the manifest that records it.
 
-A file appears only once complete (`taskcli.atomic.staged_output`), together with its manifest
+A file appears only once complete (`taskcli.files.atomic.staged_output`), together with its manifest
 ``OUT.manifest.json``: the resolved spec, the row counts, the data files and the output's sha256,
 so "what exactly did my model train on?" has an answer. Both are staged before either is put in
 place, so a failure leaves neither, and never a manifest describing another file. A device or a
@@ -20,13 +20,19 @@ from typing import Any, BinaryIO
 import orjson
 
 from taskcli import __version__
-from taskcli.atomic import OutputError, check_output, is_special, scratch_folder, staged_output
 from taskcli.errors import UsageError
 from taskcli.export.formats import PARQUET, ExportFormat, choose_output, get_format
 from taskcli.export.lines import EntryLines, Progress
 from taskcli.export.order import scratch_buckets
 from taskcli.export.tokens import EntryTokens, TokenSettings
-from taskcli.plan import Plan, selected_rows
+from taskcli.files.atomic import (
+    OutputError,
+    check_output,
+    is_special,
+    scratch_folder,
+    staged_output,
+)
+from taskcli.mixing.plan import Plan, selected_rows
 
 
 def write_rows(

@@ -224,7 +224,7 @@ class Task:
 
     @property
     def data_files(self) -> list[Any]:
-        """The dataset files the examples are read from (paths, or `taskcli.data.DataFile`s),
+        """The dataset files the examples are read from (paths, or `taskcli.hub.data.DataFile`s),
         for the record an export keeps. Files named by `is_path` parameters count already."""
         return []
 

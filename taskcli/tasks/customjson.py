@@ -7,8 +7,8 @@ Each line is a JSON array of messages (nanochat's CustomJSON shape) or an object
     {"messages": [{"role": "user", "content": "Hi"}, ...], "source": "identity"}
 
 Either way example i is ``{"messages": [...], **metadata}``. The file is read and checked by
-`taskcli.jsonl` and `taskcli.file_rules`, exactly as `taskcli validate` reads and checks it, so
-the two never disagree: any error fails the load, naming the first few as
+`taskcli.files.jsonl` and `taskcli.files.rules`, exactly as `taskcli validate` reads and checks it,
+so the two never disagree: any error fails the load, naming the first few as
 ``file:line: [rule] message``; warnings do not.
 
 Only the byte offset of each conversation is kept (8 bytes each) and an example is parsed again
@@ -24,11 +24,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskcli.errors import InvalidData, UsageError
-from taskcli.jsonl import STDIN, decode, display_name, is_regular
+from taskcli.files.jsonl import STDIN, decode, display_name, is_regular
 from taskcli.tasks.common import Conversation, Param, Task
 
 if TYPE_CHECKING:
-    from taskcli.file_rules import FileReport
+    from taskcli.files.rules import FileReport
 
 SHOWN_ERRORS = 5
 
@@ -77,8 +77,8 @@ class CustomJSON(Task):
     def _load(self) -> None:
         import orjson
 
-        from taskcli.file_rules import check_file
-        from taskcli.jsonl import normalise
+        from taskcli.files.jsonl import normalise
+        from taskcli.files.rules import check_file
 
         offsets, kept = self._offsets, self._kept
 
@@ -122,7 +122,7 @@ class CustomJSON(Task):
 def invalid_file(report: FileReport) -> InvalidData:
     """The error for a file with errors: what is wrong, its first few problems, and the command
     that lists them all. A file that is mostly not JSON says so first, in one line."""
-    from taskcli.file_rules import format_problem
+    from taskcli.files.rules import format_problem
 
     path = report.path
     shown = "\n".join("  " + format_problem(path, p) for p in report.errors[:SHOWN_ERRORS])

@@ -14,7 +14,7 @@ metadata and says how one row becomes a conversation::
             return {"messages": [{"role": "user", "content": row["riddle"]},
                                  {"role": "assistant", "content": row["answer"]}]}
 
-Rows come from `taskcli.data` (a local copy under the data dir, else the Hub) and are read in
+Rows come from `taskcli.hub.data` (a local copy under the data dir, else the Hub) and are read in
 bulk: `get_examples` reads each row group it needs once.
 """
 
@@ -24,8 +24,8 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
-from taskcli.data import DataFile, open_rows
 from taskcli.errors import InvalidData
+from taskcli.hub.data import DataFile, open_rows
 from taskcli.tasks.common import Conversation, Task
 
 SHUFFLE_SEED = 42

@@ -11,7 +11,7 @@ A row of `openai/openai_humaneval` (one split, `test`)::
 The user asks with the prompt; the reference answer is the prompt followed by the solution.
 Metadata keeps `task_id`, `entry_point` and `test`, which `build_program` needs to turn a model's
 completion into a program that runs the tests; `evaluate` runs it in the sandbox of
-`taskcli.execution`.
+`taskcli.sandbox.execution`.
 """
 
 from __future__ import annotations
@@ -106,6 +106,6 @@ class HumanEval(HubTask):
 
     def evaluate(self, conversation: Conversation, response: str) -> bool:
         """Whether the program built from the response passes the tests, run in the sandbox."""
-        from taskcli.execution import Limits, run_program
+        from taskcli.sandbox.execution import Limits, run_program
 
         return run_program(build_program(conversation, response), Limits()).passed

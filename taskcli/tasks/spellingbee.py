@@ -13,7 +13,7 @@ SimpleSpelling is the plain drill: "Spell the word: apple" -> "apple:a,p,p,l,e".
 
 Example i is built from ``random.Random(i)`` (train) or ``random.Random(i + 10_000_000)`` (test),
 so any index can be rebuilt on its own and the two splits never share a seed. The word list is
-a local path or a URL (downloaded once into the cache, see `taskcli.download`).
+a local path or a URL (downloaded once into the cache, see `taskcli.files.download`).
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def read_word_list(source: str) -> list[str]:
     size, so that loading it stays within a few hundred megabytes.
     """
     if source.startswith(("http://", "https://")):
-        from taskcli.download import cached_download
+        from taskcli.files.download import cached_download
 
         try:
             path = cached_download(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskcli.errors import TaskcliError, UsageError
-from taskcli.spec import Spec
+from taskcli.mixing.spec import Spec
 from taskcli.tasks.common import Task, TaskMixture, TaskSequence
 
 

@@ -1,10 +1,10 @@
 """Which isolation the kernel offers for running programs, and the seccomp filter they run under.
 
-`taskcli.execution` starts every program through `sandbox_child.py`, which isolates it with
+`taskcli.sandbox.execution` starts every program through `child.py`, which isolates it with
 Linux namespaces when it can: by making the system calls itself, else through bubblewrap
 (`bwrap`) when it is on PATH. This module names the levels, says whether the kernel can isolate
-at all, and builds the seccomp filter (`taskcli.execution.probe` tries the levels in turn): a
-classic BPF program assembled here because Python has no binding for it and libseccomp is not
+at all, and builds the seccomp filter (`taskcli.sandbox.execution.probe` tries the levels in
+turn): a classic BPF program assembled here because Python has no binding for it and libseccomp is not
 always installed. The filter is short, and a fixed list of system-call numbers is easy to review.
 """
 
@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 
 BUBBLEWRAP = "bubblewrap"  # namespaces set up by bwrap, when it is on PATH
-NAMESPACES = "namespaces"  # namespaces set up by sandbox_child.py itself
+NAMESPACES = "namespaces"  # namespaces set up by child.py itself
 NONE = "none"  # the Python guard only
 LEVELS = (BUBBLEWRAP, NAMESPACES, NONE)
 ENV_OVERRIDE = "TASKCLI_ISOLATION"  # one of LEVELS, to force it (e.g. "none" to compare)

@@ -7,7 +7,7 @@ the candidates that start with it (ignoring case).
 
 from __future__ import annotations
 
-from taskcli import registry
+from taskcli.tasks import registry
 from taskcli.tasks.common import Task
 
 

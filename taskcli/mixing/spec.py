@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taskcli import registry
 from taskcli.errors import UsageError, suggest
+from taskcli.tasks import registry
 from taskcli.tasks.common import Task, check_slice
 
 MODES = ("mixture", "sequence")
@@ -144,7 +144,7 @@ def load_spec(path: str | Path) -> Spec:
 def _read_yaml(path: Path) -> Any:
     import yaml
 
-    from taskcli import safe_yaml
+    from taskcli.files import safe_yaml
 
     try:
         with path.open("rb") as file:

@@ -23,12 +23,12 @@ if TYPE_CHECKING:
     from rich.measure import Measurement
     from rich.table import Table
 
-    from taskcli.file_rules import FileReport
-    from taskcli.scoring import Score
-    from taskcli.showing import Row, Shown
+    from taskcli.eval import Score
+    from taskcli.files.rules import FileReport
+    from taskcli.show import Row, Shown
     from taskcli.stats import SourceStats, Stats, Summary, TokenStats
-    from taskcli.tokenizer import Tokenizer
-    from taskcli.tokens import Rendering
+    from taskcli.training.render import Rendering
+    from taskcli.training.tokenizer import Tokenizer
 
 console = Console()
 error_console = Console(stderr=True)
@@ -399,7 +399,7 @@ def print_validation(reports: list[FileReport], *, strict: bool, per_rule: int) 
     Each rule shows its first `per_rule` occurrences as ``file:line: [rule] message (at path)``;
     the counts are always complete, and a hint says how to see what was left out.
     """
-    from taskcli.file_rules import format_problem
+    from taskcli.files.rules import format_problem
 
     left_out = False
     for report in reports:

@@ -6,8 +6,8 @@ Used for the SpellingBee word list (a few megabytes from GitHub)::
 
 The cache folder is ``$TASKCLI_CACHE_DIR``, else ``$XDG_CACHE_HOME/taskcli``, else
 ``~/.cache/taskcli``. A download holds a file lock, so concurrent processes fetch the file once;
-it streams to a temporary name and is renamed only when complete (`taskcli.atomic`) and checked,
-so a cut connection, an oversized or endless body, or an error page never leaves a file that
+it streams to a temporary name and is renamed only when complete (`taskcli.files.atomic`) and
+checked, so a cut connection, an oversized or endless body, or an error page never leaves a file that
 later runs would trust.
 """
 
@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 from filelock import FileLock
 
 from taskcli import __version__
-from taskcli.atomic import staged_output
 from taskcli.errors import DataUnavailable
+from taskcli.files.atomic import staged_output
 
 TIMEOUT_SECONDS = 10.0  # per connect / read; a stalled server fails quickly instead of hanging
 TOTAL_SECONDS = 300.0  # the whole download: a server trickling bytes cannot keep it going forever

@@ -447,7 +447,7 @@ def readme_configs(readme: Path) -> dict[str, dict[str, list[str]]]:
     A config's ``data_files`` is a pattern, a list of patterns (both meaning split "train"), a
     list of ``{split, path}`` entries whose path is a pattern or a list, or a split -> path map.
     The card comes with the download, so it is read as untrusted: its size capped, its YAML
-    read by `taskcli.safe_yaml`, every pattern kept inside the dataset's folder; anything
+    read by `taskcli.files.safe_yaml`, every pattern kept inside the dataset's folder; anything
     malformed is `InvalidData` naming the file.
     """
     try:
@@ -470,7 +470,7 @@ def readme_configs(readme: Path) -> dict[str, dict[str, list[str]]]:
     end = text.find("\n---", 3)
     import yaml
 
-    from taskcli import safe_yaml
+    from taskcli.files import safe_yaml
 
     try:
         front = safe_yaml.load(text[3 : end if end != -1 else len(text)]) or {}

@@ -7,7 +7,7 @@ exactly as `taskcli show` numbers it::
     {"index": 17, "completion": "Half of 84 is 42. #### 42"}
 
 Each answer is judged by its task's own rule (`Task.evaluate`), except code: HumanEval answers
-are turned into programs and run in parallel in the sandbox (`taskcli.execution`)::
+are turned into programs and run in parallel in the sandbox (`taskcli.sandbox.execution`)::
 
     opened = open_for_eval("mmlu", "answers.jsonl", data_dir="hub")
     score = score_file(opened, "answers.jsonl")
@@ -32,13 +32,13 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from taskcli.atomic import atomic_output, check_output
 from taskcli.conversation import type_name
 from taskcli.errors import InvalidData, UsageError
-from taskcli.jsonl import LongLine, read_lines
-from taskcli.registry import all_tasks, canonical_name, get_task_class
+from taskcli.files.atomic import atomic_output, check_output
+from taskcli.files.jsonl import LongLine, read_lines
 from taskcli.targets import FILE, Target, open_target
 from taskcli.tasks.common import Conversation, Task
+from taskcli.tasks.registry import all_tasks, canonical_name, get_task_class
 
 Z_95 = 1.959963984540054  # the standard normal's 97.5th percentile
 MAX_REPORTED_PROBLEMS = 10
@@ -301,7 +301,7 @@ def _judge_code(
     on_done: Callable[[], None],
 ) -> list[Outcome]:
     """Run every answer's program in the sandbox, `workers` at a time."""
-    from taskcli.execution import Limits, run_many
+    from taskcli.sandbox.execution import Limits, run_many
 
     runnable = [i for i, answer in enumerate(answers) if answer.error is None]
     programs = [task.build_program(conversations[i], answers[i].completion) for i in runnable]
@@ -335,7 +335,7 @@ class Score:
     by_subject: dict[str, list[int]] = field(default_factory=dict)  # subject -> [n, correct]
     failures: Counter[str] = field(default_factory=Counter)  # code: failed programs by reason
     exceptions: Counter[str] = field(default_factory=Counter)  # code: ... and by exception type
-    isolation: Any = None  # code: the `taskcli.sandbox.Isolation` the programs ran under
+    isolation: Any = None  # code: the `taskcli.sandbox.isolation.Isolation` the programs ran under
     timeout: float | None = None  # code: seconds each program had
 
     def add(self, verdict: Verdict) -> None:
@@ -507,7 +507,7 @@ def score_file(
     `workers` (default: the number of cores), `timeout` (seconds per program) and `python` (the
     interpreter whose installed packages programs may import; default: this one) apply to code.
     """
-    from taskcli.execution import MIN_TIMEOUT
+    from taskcli.sandbox.execution import MIN_TIMEOUT
 
     if workers is not None and workers < 1:
         raise UsageError(f"workers must be at least 1, got {workers}.")
@@ -537,7 +537,7 @@ def score_file(
 
     score = Score(opened.name, opened.subset, opened.split, size)
     if task.runs_code:
-        from taskcli.execution import probe
+        from taskcli.sandbox.execution import probe
 
         score.isolation = probe(python or sys.executable)
         score.timeout = timeout

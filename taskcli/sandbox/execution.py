@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from taskcli import sandbox
+from taskcli.sandbox import isolation as sandbox
 
 Reason = Literal[
     "passed", "assertion", "exception", "timeout", "memory", "output", "exit", "killed", "error"
@@ -46,7 +46,7 @@ _TASK_HEADROOM = 64
 
 # Only this much of the supervisor's report is read; a longer one is garbled.
 _REPORT_BYTES = 4096
-_CHILD_SCRIPT = Path(__file__).with_name("sandbox_child.py")
+_CHILD_SCRIPT = Path(__file__).with_name("child.py")
 MIN_TIMEOUT = 1.0
 """Seconds: below this an isolated interpreter may not even start on a busy machine."""
 
@@ -120,8 +120,8 @@ def run_program(
     """Runs `source` in a fresh sandboxed child process and says whether it ran to its end.
 
     `python` is the interpreter to run it with (default: this one); its installed packages are
-    importable. `isolation` is "bubblewrap", "namespaces" or "none" (see `taskcli.sandbox`);
-    by default, what `probe` found works here. A readable `cancel` descriptor
+    importable. `isolation` is "bubblewrap", "namespaces" or "none" (see
+    `taskcli.sandbox.isolation`); by default, what `probe` found works here. A readable `cancel` descriptor
     kills the program and raises `Cancelled`. Whatever the program does, the result is a
     verdict, never an exception: a sandbox that fails is reason "error". `python_guard=False`
     leaves out the audit hook, so tests can show what the kernel isolation stops on its own.

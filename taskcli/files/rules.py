@@ -2,7 +2,7 @@
 
 `taskcli.conversation.check_messages` judges one conversation; this module adds what only a
 file has: its encoding, JSON syntax, line shape, line endings, duplicates and emptiness. Lines
-come from `taskcli.jsonl`, a line over the length limit as a `LongLine` that is reported
+come from `taskcli.files.jsonl`, a line over the length limit as a `LongLine` that is reported
 (``line-too-long``) without being parsed; conversations are not kept. Memory holds the count of
 each rule, the first `KEEP_PER_RULE` problems of each (all of them go to a temporary file when
 asked, for ``validate --json``), and 16-32 bytes per distinct valid line for duplicates.
@@ -23,7 +23,7 @@ from typing import IO, Any
 import orjson
 
 from taskcli.conversation import Problem, check_messages, messages_of
-from taskcli.jsonl import BOM, LongLine, display_name, open_lines, open_lines_counted
+from taskcli.files.jsonl import BOM, LongLine, display_name, open_lines, open_lines_counted
 
 KEEP_PER_RULE = 100  # problems of one rule kept in memory; every one is counted
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from taskcli.conversation import fold_system
 from taskcli.errors import InvalidData, UsageError
-from taskcli.tokenizer import CHAT_TOKENS, Tokenizer
+from taskcli.training.tokenizer import CHAT_TOKENS, Tokenizer
 
 DEFAULT_MAX_TOKENS = 2048  # nanochat's SFT cut
 CHUNK_SIZE = 256  # conversations per task sent to a worker process

@@ -4,7 +4,7 @@
     [row.index for row in shown.rows], shown.total, shown.note
 
 A conversation file of up to 32 MiB is read and checked whole, like the `customjson` task reads
-it. A bigger one is read only as far as the last row asked for (`taskcli.jsonl.read_window`),
+it. A bigger one is read only as far as the last row asked for (`taskcli.files.jsonl.read_window`),
 and its remaining lines are counted at memory speed instead of parsed, so ``--index 5`` on a
 multi-gigabyte file answers at once; only the rows shown are then checked against the
 conversation rules, and `taskcli validate` checks the rest. A mixture spec shows rows of its
@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from taskcli.errors import InvalidData, UsageError
-from taskcli.jsonl import STDIN, display_name
+from taskcli.files.jsonl import STDIN, display_name
 from taskcli.targets import FILE, SPEC, classify, open_target, refuse_for_file
 
 WHOLE_FILE_BYTES = 32 << 20  # files up to this size are read whole
 
 if TYPE_CHECKING:
-    from taskcli.tokens import Rendering
+    from taskcli.training.render import Rendering
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def _file_rows(path: str, index: int, count: int) -> Shown:
     import orjson
 
     from taskcli.conversation import check_record, first_error
-    from taskcli.jsonl import count_lines, normalise, read_window
+    from taskcli.files.jsonl import count_lines, normalise, read_window
 
     label = display_name(path)
     window = read_window(path, index, index + count)

@@ -1,6 +1,6 @@
 """The child side of the sandbox: run as a script, never imported by taskcli.
 
-`taskcli.execution` starts ``python -I -S -B -u sandbox_child.py KEY=VALUE...`` for each program
+`taskcli.sandbox.execution` starts ``python -I -S -B -u child.py KEY=VALUE...`` for each program
 (plain arguments rather than JSON: importing json would cost every program ~10 ms).
 Two processes take part, so that the one running untrusted code never holds the verdict:
 

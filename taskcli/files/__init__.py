@@ -1,0 +1,1 @@
+"""Reading and writing files: conversation files, their rules, atomic outputs, YAML, downloads."""

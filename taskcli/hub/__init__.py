@@ -1,0 +1,1 @@
+"""Hugging Face datasets: local copies, the Hub, offline mode."""

@@ -1,0 +1,1 @@
+"""Mixture specs and the plans made from them."""

@@ -1,0 +1,1 @@
+"""Running model-written programs: the runner, the kernel isolation, the child script."""

@@ -1,0 +1,1 @@
+"""Everything people see: Rich drawing, the browse screen, shell completion."""
