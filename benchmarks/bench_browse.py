@@ -36,7 +36,7 @@ from bench_export import SMOLTALK_ROWS, build_data, write_specs  # noqa: E402
 CHILD = """
 import asyncio, json, resource, sys, time
 started = time.perf_counter()
-from taskcli.ui.browse import BrowseApp
+from taskcli.ui.browse.app import BrowseApp
 from taskcli import browse as browsing
 from taskcli.browse import open_browser
 

@@ -3,12 +3,12 @@
     python scripts/render_screenshots.py             # writes docs/images/*.svg
     python scripts/render_screenshots.py -o /tmp/img
 
-Each picture is the CLI itself, run through `typer.testing.CliRunner` while `taskcli.ui.render`'s
-console is swapped for a recording one, then saved with Rich's ``save_svg``. So the pictures are
-the real rendering code's output, and rerunning this script after a change redraws them. The
-`browse` screen is run headless by Textual's pilot at 80×24 and 120×40 and saved with its own
-screenshot export. Only
-bundled data is used (`examples/`), so it runs offline and gives the same pictures every time.
+Each picture is the CLI itself, run through `typer.testing.CliRunner` while `taskcli.ui.console`'s
+console is swapped for a recording one, then saved with Rich's ``save_svg``. So the pictures are the
+real drawing code's output, and rerunning this script after a change redraws them. The `browse`
+screen is run headless by Textual's pilot at 80×24 and 120×40 and saved with its own screenshot
+export. Only bundled data is used (`examples/`), so it runs offline and gives the same pictures
+every time.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from taskcli.cli import app
-from taskcli.ui import render as drawing
+from taskcli.ui import console
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -48,7 +48,7 @@ tasks:
 
 @contextlib.contextmanager
 def recording_console() -> Iterator[Console]:
-    """`taskcli.ui.render.console` replaced by a colourful, recording, fixed-width console."""
+    """`taskcli.ui.console.stdout` replaced by a colourful, recording, fixed-width console."""
     recorder = Console(
         record=True,
         width=WIDTH,
@@ -57,12 +57,12 @@ def recording_console() -> Iterator[Console]:
         color_system="truecolor",
         no_color=False,
     )
-    original = drawing.console
-    drawing.console = recorder
+    original = console.stdout
+    console.stdout = recorder
     try:
         yield recorder
     finally:
-        drawing.console = original
+        console.stdout = original
 
 
 def run(console: Console, args: list[str], shown: str) -> None:
@@ -115,7 +115,7 @@ def render_browse(out_dir: Path) -> list[Path]:
     import asyncio
 
     from taskcli.browse import open_browser
-    from taskcli.ui.browse import BrowseApp
+    from taskcli.ui.browse.app import BrowseApp
 
     async def picture(size: tuple[int, int]) -> str:
         app = BrowseApp(open_browser(BROWSE_TARGET))

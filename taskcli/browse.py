@@ -4,8 +4,8 @@
     browser.length, browser.item(412_000).row.source, browser.item(0).problems
     browser.search("strawberry", start=-1, step=1, cancel=threading.Event())
 
-Nothing here draws or imports Textual: the screen (`taskcli.ui.browse`) asks for the rows it shows
-and nothing more, so a million-row mixture costs its order (8 bytes a row) plus the rows on
+Nothing here draws or imports Textual: the screen (`taskcli.ui.browse.app`) asks for the rows it
+shows and nothing more, so a million-row mixture costs its order (8 bytes a row) plus the rows on
 screen, however far one scrolls. A plain JSONL file is never read whole to open it: its lines
 are indexed only as far as someone has looked (8 bytes per conversation), so the first screen of
 a 1.5 GB file is there at once; a ``.gz`` file or standard input cannot be seeked, so it is read

@@ -46,7 +46,7 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except TaskcliError as error:
-            from taskcli.ui.render import print_error
+            from taskcli.ui.console import print_error
 
             print_error(str(error), _hint(error))
             raise typer.Exit(error.exit_code) from None
@@ -63,7 +63,7 @@ class _Group(TyperGroup):
             error.show()
             code = error.exit_code
         except ClickException as error:
-            from taskcli.ui.render import print_error
+            from taskcli.ui.console import print_error
 
             command = error.ctx.command_path if getattr(error, "ctx", None) else "taskcli"
             print_error(error.format_message(), f"`{command} --help` lists what it takes.")
@@ -220,11 +220,11 @@ MaxTokensOption = Annotated[
 def _note_shadowed(target: str) -> None:
     """Say so when a task name is also a file here: the rule read the task."""
     from taskcli.targets import shadowed_file
-    from taskcli.ui import render
+    from taskcli.ui import console
 
     note = shadowed_file(target)
     if note:
-        render.print_note(note)
+        console.print_note(note)
 
 
 def _version(value: bool) -> None:
@@ -266,20 +266,20 @@ def list_tasks(
     Example: [bold]taskcli list gsm8k[/]
     """
     from taskcli.tasks.registry import all_tasks, describe, get_task_class
-    from taskcli.ui import render
+    from taskcli.ui import console, reports
 
     if task is not None:
         entry = describe(get_task_class(task))
         if json_output:
-            render.print_json(entry)
+            console.print_json(entry)
         else:
-            render.print_task_details(entry)
+            reports.print_task_details(entry)
         return
     entries = [describe(cls) for cls in all_tasks().values()]
     if json_output:
-        render.print_json(entries)
+        console.print_json(entries)
     else:
-        render.print_task_table(entries)
+        reports.print_task_table(entries)
 
 
 def parse_params(pairs: list[str] | None) -> dict[str, str]:
@@ -331,7 +331,7 @@ def show(
     from taskcli.errors import UsageError
     from taskcli.files.jsonl import line_limit
     from taskcli.show import show_rows
-    from taskcli.ui import render
+    from taskcli.ui import console, conversation_view, token_view
 
     if (tokens or ids) and tokenizer is None:
         raise UsageError(
@@ -352,15 +352,15 @@ def show(
             (row, training_view.render(row.conversation, loaded, cut)) for row in shown.rows
         ]
         if json_output:
-            render.print_jsonl(row.token_json(rendering) for row, rendering in renderings)
+            console.print_jsonl(row.token_json(rendering) for row, rendering in renderings)
         else:
-            render.print_tokens(shown, renderings, loaded, max_tokens=cut, show_ids=ids)
+            token_view.print_tokens(shown, renderings, loaded, max_tokens=cut, show_ids=ids)
     elif json_output:
-        render.print_jsonl(row.to_json() for row in shown.rows)
+        console.print_jsonl(row.to_json() for row in shown.rows)
     else:
-        render.print_conversations(shown)
+        conversation_view.print_conversations(shown)
     if shown.note:
-        render.print_note(shown.note)
+        console.print_note(shown.note)
 
 
 def _is_terminal() -> bool:
@@ -398,7 +398,7 @@ def browse(
             hint=f"`taskcli show {target} --index I --count N` prints rows for scripts and pipes.",
         )
     try:
-        from taskcli.ui import browse as screen
+        from taskcli.ui.browse import app as screen
     except ImportError:
         raise UsageError(
             "browse needs Textual: pip install 'taskcli[browse]'.",
@@ -465,12 +465,12 @@ def validate(
 
     Example: [bold]taskcli validate data.jsonl --rejects bad.jsonl --output-valid clean.jsonl[/]
     """
-    from taskcli.ui import render
+    from taskcli.ui import console, reports
     from taskcli.validate import check_targets, validate_files
 
     check_targets(files)
-    with render.byte_bar(_sizes(files), "checking") as on_bytes:
-        reports = validate_files(
+    with console.byte_bar(_sizes(files), "checking") as on_bytes:
+        file_reports = validate_files(
             files,
             allow_system=not no_system,
             output_valid=output_valid,
@@ -480,11 +480,11 @@ def validate(
             spool=json_output,
             max_line_bytes=max_line_bytes,
         )
-    passed = all(report.passes(strict=strict) for report in reports)
+    passed = all(report.passes(strict=strict) for report in file_reports)
     if json_output:
-        render.print_validation_json(reports, strict=strict)
+        reports.print_validation_json(file_reports, strict=strict)
     else:
-        render.print_validation(reports, strict=strict, per_rule=max_errors)
+        reports.print_validation(file_reports, strict=strict, per_rule=max_errors)
     raise typer.Exit(0 if passed else 1)
 
 
@@ -559,7 +559,7 @@ def export(
     from taskcli.files.jsonl import line_limit
     from taskcli.mixing.plan import parse_shard, selected_rows
     from taskcli.targets import as_plan, open_target
-    from taskcli.ui import render
+    from taskcli.ui import console, reports
 
     if output is None and not dry_run:
         raise UsageError("no output file was given.", hint="add -o OUT (or -o - for stdout).")
@@ -570,18 +570,18 @@ def export(
     settings = _token_settings(tokenizer, max_tokens) if fmt == "tokens" and not dry_run else None
     shard_range = parse_shard(shard) if shard is not None else None
     _note_shadowed(target)
-    with render.status("planning"), line_limit(max_line_bytes):  # customjson files: capped
+    with console.status("planning"), line_limit(max_line_bytes):  # customjson files: capped
         opened = open_target(target, subset, split, parse_params(param), data_dir=data_dir)
         plan = as_plan(opened)
     if dry_run:
         summary = plan.summary(limit, shard_range)
         if json_output:
-            render.print_json(summary)
+            console.print_json(summary)
         else:
-            render.print_plan(summary)
+            reports.print_plan(summary)
         return
     total = len(selected_rows(plan.total, limit, shard_range))
-    with render.export_bar(total) as bar:
+    with console.export_bar(total) as bar:
         manifest = export(
             plan,
             output,
@@ -595,11 +595,11 @@ def export(
     if manifest is None:
         return
     if json_output:
-        render.print_json(manifest)
+        console.print_json(manifest)
     else:
         where = manifest_location(output)
         note = "no manifest: not a regular file" if where is None else f"manifest: {where}"
-        render.print_note(f"wrote {manifest['rows']:,} rows to {output} ({note})")
+        console.print_note(f"wrote {manifest['rows']:,} rows to {output} ({note})")
 
 
 @app.command()
@@ -625,25 +625,25 @@ def stats(
     from taskcli.files.jsonl import line_limit
     from taskcli.stats import compute_stats
     from taskcli.targets import FILE, open_target
-    from taskcli.ui import render
+    from taskcli.ui import console, reports
 
     loaded = _load_tokenizer(tokenizer)
     _note_shadowed(target)
     with line_limit(max_line_bytes):
         opened = open_target(target, subset, split, parse_params(param), data_dir=data_dir)
         if opened.kind == FILE and loaded is None:
-            with render.byte_bar(_sizes([target]), "reading") as on_bytes:
+            with console.byte_bar(_sizes([target]), "reading") as on_bytes:
                 result = compute_stats(opened, on_bytes=on_bytes)
         else:
             rows = sum(len(source.task) for source in opened.sources)
-            with render.progress_bar(rows, label="reading") as progress:
+            with console.progress_bar(rows, label="reading") as progress:
                 result = compute_stats(
                     opened, on_progress=progress, tokenizer=loaded, max_tokens=max_tokens
                 )
     if json_output:
-        render.print_json(result.to_json())
+        console.print_json(result.to_json())
     else:
-        render.console.print(render.render_stats(result, show_sources=opened.is_spec))
+        console.stdout.print(reports.stats_report(result, show_sources=opened.is_spec))
 
 
 def _token_settings(spec: str | None, max_tokens: int | None):
@@ -685,7 +685,7 @@ def rules(
     """
     from taskcli.conversation import RULES
     from taskcli.errors import UsageError, suggest
-    from taskcli.ui import render
+    from taskcli.ui import console, reports
 
     if rule is not None and rule not in RULES:
         raise UsageError(
@@ -698,9 +698,9 @@ def rules(
         for name, (severity, summary) in chosen.items()
     ]
     if json_output:
-        render.print_json(entries)
+        console.print_json(entries)
     else:
-        render.print_rules(entries)
+        reports.print_rules(entries)
 
 
 @app.command("eval")
@@ -754,12 +754,12 @@ def eval_answers(
     Example: [bold]taskcli eval mmlu answers.jsonl --split test --details verdicts.jsonl[/]
     """
     from taskcli import eval as scoring
-    from taskcli.ui import render
+    from taskcli.ui import console, reports
 
     opened = scoring.open_for_eval(
         task, answers, subset, split, parse_params(param), data_dir=data_dir
     )
-    with render.count_bar(f"scoring {opened.label}") as progress:
+    with console.count_bar(f"scoring {opened.label}") as progress:
         result = scoring.score_file(
             opened,
             answers,
@@ -771,10 +771,10 @@ def eval_answers(
         )
     if json_output:
         for warning in result.warnings:
-            render.print_warning(warning)
-        render.print_json(result.to_dict())
+            console.print_warning(warning)
+        console.print_json(result.to_dict())
     else:
-        render.console.print(render.render_score(result))
+        console.stdout.print(reports.score_report(result))
 
 
 def _reflow(doc: str) -> str:
@@ -803,7 +803,7 @@ def _stop(signum: int, frame: object) -> None:
     import os
     import threading
 
-    from taskcli.ui.render import stop_progress
+    from taskcli.ui.console import stop_progress
 
     stop_progress()
     watchdog = threading.Timer(GRACE[signum], os._exit, (128 + signum,))

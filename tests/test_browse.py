@@ -18,7 +18,8 @@ from taskcli import browse as browsing
 from taskcli.browse import Browser, LineIndex, open_browser
 from taskcli.cli import app as cli_app
 from taskcli.files.jsonl import read_window
-from taskcli.ui.browse import KEYS, BrowseApp
+from taskcli.ui.browse.app import BrowseApp
+from taskcli.ui.browse.help_screen import KEYS
 from tests.screen import screen_lines, screen_text
 from tests.specfiles import write_spec
 
@@ -744,7 +745,7 @@ def test_help_lists_the_keys() -> None:
 def test_the_command_opens_the_target(rows_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With a terminal, the command opens the target and runs the screen on it."""
     from taskcli import cli
-    from taskcli.ui import browse
+    from taskcli.ui.browse import app as browse
 
     seen: list[Browser] = []
     run: Callable[[Browser], None] = seen.append

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from taskcli.cli import app
 from taskcli.eval import wilson_interval
-from taskcli.ui import render
+from taskcli.ui import console
 
 runner = CliRunner()
 
@@ -362,7 +362,7 @@ def test_progress_bar_goes_to_stderr_when_it_is_a_terminal(hub, tmp_path, monkey
     answers = humaneval_answers(rows)
     path = write_answers(tmp_path / "answers.jsonl", [answers["circle_area"]])
     terminal = io.StringIO()
-    monkeypatch.setattr(render, "error_console", Console(file=terminal, force_terminal=True))
+    monkeypatch.setattr(console, "stderr", Console(file=terminal, force_terminal=True))
     result = run_eval("humaneval", path, "--data-dir", data_dir, "--json")
     assert result.exit_code == 0, result.output
     assert "scoring humaneval / test" in terminal.getvalue()

@@ -24,7 +24,6 @@ from specfiles import write_spec
 from typer.testing import CliRunner
 
 from taskcli import __version__
-from taskcli.tasks import registry
 from taskcli.cli import app
 from taskcli.errors import DataUnavailable
 from taskcli.export import FORMATS, columnar, export, order
@@ -32,9 +31,9 @@ from taskcli.export.lines import APPEND_NEWLINE
 from taskcli.hub.data import TableRows
 from taskcli.mixing.plan import build_plan, selected_rows
 from taskcli.mixing.spec import load_spec
-from taskcli.tasks import Param, Task
+from taskcli.tasks import Param, Task, registry
 from taskcli.tasks.common import SCAN_CHUNK
-from taskcli.ui.render import progress_bar
+from taskcli.ui.console import progress_bar
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

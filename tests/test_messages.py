@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from taskcli.cli import app
 from taskcli.conversation import RULES
-from taskcli.ui import render
+from taskcli.ui import console
 
 runner = CliRunner()
 BOX = "╭╮╰╯│"
@@ -23,13 +23,13 @@ def invoke(*args, **kwargs):
 def printed_error(message, hint, *, terminal, width=60):
     """What `print_error` writes to a console of `width` columns."""
     stream = io.StringIO()
-    console = Console(file=stream, force_terminal=terminal, width=width, color_system=None)
-    original = render.error_console
-    render.error_console = console
+    recorder = Console(file=stream, force_terminal=terminal, width=width, color_system=None)
+    original = console.stderr
+    console.stderr = recorder
     try:
-        render.print_error(message, hint)
+        console.print_error(message, hint)
     finally:
-        render.error_console = original
+        console.stderr = original
     return stream.getvalue()
 
 

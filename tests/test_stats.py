@@ -19,7 +19,7 @@ from taskcli.errors import InvalidData, UsageError
 from taskcli.stats import compute_stats, histogram, percentile, summarize
 from taskcli.targets import SPEC, TASK, Source, Target
 from taskcli.tasks import Task
-from taskcli.ui.render import bar
+from taskcli.ui.reports import bar
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent

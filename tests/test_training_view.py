@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from taskcli.cli import app
 from taskcli.training.render import render
 from taskcli.training.tokenizer import load_tokenizer
-from taskcli.ui import render as render_module
+from taskcli.ui import console
 
 runner = CliRunner()
 BOS, US, UE, AS, AE = range(256, 261)
@@ -85,7 +85,7 @@ def test_show_tokens_cut_at_max_tokens(chats, bytes_spec):
 
 
 def at_80_columns(monkeypatch):
-    monkeypatch.setattr(render_module, "console", Console(width=80))
+    monkeypatch.setattr(console, "stdout", Console(width=80))
 
 
 def test_show_tokens_for_people_marks_trained_runs_badges_and_the_cut(

@@ -7,8 +7,8 @@ Used for the SpellingBee word list (a few megabytes from GitHub)::
 The cache folder is ``$TASKCLI_CACHE_DIR``, else ``$XDG_CACHE_HOME/taskcli``, else
 ``~/.cache/taskcli``. A download holds a file lock, so concurrent processes fetch the file once;
 it streams to a temporary name and is renamed only when complete (`taskcli.files.atomic`) and
-checked, so a cut connection, an oversized or endless body, or an error page never leaves a file that
-later runs would trust.
+checked, so a cut connection, an oversized or endless body, or an error page never leaves a file
+that later runs would trust.
 """
 
 from __future__ import annotations

@@ -121,8 +121,8 @@ def run_program(
 
     `python` is the interpreter to run it with (default: this one); its installed packages are
     importable. `isolation` is "bubblewrap", "namespaces" or "none" (see
-    `taskcli.sandbox.isolation`); by default, what `probe` found works here. A readable `cancel` descriptor
-    kills the program and raises `Cancelled`. Whatever the program does, the result is a
+    `taskcli.sandbox.isolation`); by default, what `probe` found works here. A readable `cancel`
+    descriptor kills the program and raises `Cancelled`. Whatever the program does, the result is a
     verdict, never an exception: a sandbox that fails is reason "error". `python_guard=False`
     leaves out the audit hook, so tests can show what the kernel isolation stops on its own.
     """

@@ -1,11 +1,11 @@
 """Which isolation the kernel offers for running programs, and the seccomp filter they run under.
 
-`taskcli.sandbox.execution` starts every program through `child.py`, which isolates it with
-Linux namespaces when it can: by making the system calls itself, else through bubblewrap
-(`bwrap`) when it is on PATH. This module names the levels, says whether the kernel can isolate
-at all, and builds the seccomp filter (`taskcli.sandbox.execution.probe` tries the levels in
-turn): a classic BPF program assembled here because Python has no binding for it and libseccomp is not
-always installed. The filter is short, and a fixed list of system-call numbers is easy to review.
+`taskcli.sandbox.execution` starts every program through `child.py`, which isolates it with Linux
+namespaces when it can: by making the system calls itself, else through bubblewrap (`bwrap`) when it
+is on PATH. This module names the levels, says whether the kernel can isolate at all, and builds the
+seccomp filter (`taskcli.sandbox.execution.probe` tries the levels in turn): a classic BPF program
+assembled here because Python has no binding for it and libseccomp is not always installed. The
+filter is short, and a fixed list of system-call numbers is easy to review.
 """
 
 from __future__ import annotations

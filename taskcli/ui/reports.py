@@ -1,20 +1,11 @@
-"""Everything taskcli draws: Rich panels, tables and bars for people, compact JSON for scripts.
-
-The one module that draws with Rich. Library modules return data (a `Stats`, a `Score`, a plan
-summary, validation reports); the functions here turn it into output. Results go to stdout,
-messages and progress bars to stderr, so ``--json`` output can be piped. Rich honours
-``NO_COLOR`` and drops colour when stdout is not a terminal. Rich modules that only some commands
-need are imported inside the functions that use them: every command starts faster.
-"""
+"""The commands' reports drawn with Rich: the task list, rules, validation, the export plan,
+statistics with bar charts, and scores. Each takes the library's data and draws nothing else."""
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.markup import escape
 from rich.text import Text
@@ -25,63 +16,9 @@ if TYPE_CHECKING:
 
     from taskcli.eval import Score
     from taskcli.files.rules import FileReport
-    from taskcli.show import Row, Shown
     from taskcli.stats import SourceStats, Stats, Summary, TokenStats
-    from taskcli.training.render import Rendering
-    from taskcli.training.tokenizer import Tokenizer
 
-console = Console()
-error_console = Console(stderr=True)
-
-ROLE_STYLES = {"system": "magenta", "user": "cyan", "assistant": "green"}
-PART_STYLES = {"python": "bold yellow", "python_output": "yellow"}
-
-
-def print_error(message: str, hint: str | None = None) -> None:
-    """``Error: message`` and ``Hint: hint`` on stderr.
-
-    On a terminal, lines are wrapped at words to its width, never inside a `command` (a span in
-    backticks) or a long path; anywhere else (a log file, a pipe) each line is written whole.
-    """
-    width = error_console.width if error_console.is_terminal else None
-    if hint:
-        hint = hint[0].upper() + hint[1:]  # a sentence of advice
-    for label, text, style in (("Error:", message, "bold red"), ("Hint:", hint, "bold yellow")):
-        if not text:
-            continue
-        for number, line in enumerate(wrap_message(text, width, len(label) + 1)):
-            head = (label, style) if number == 0 else " " * len(label)
-            error_console.print(Text.assemble(head, " ", line), highlight=False, soft_wrap=True)
-
-
-def wrap_message(text: str, width: int | None, indent: int) -> list[str]:
-    """The lines of `text`, each wrapped to `width` less `indent` (None: not wrapped), keeping
-    every backtick span and every long word whole."""
-    import re
-    import textwrap
-
-    if width is None:
-        return text.splitlines() or [""]
-    glue = "\x00"
-    protected = re.sub(r"`[^`]*`", lambda m: m.group(0).replace(" ", glue), text)
-    lines: list[str] = []
-    for paragraph in protected.splitlines() or [""]:
-        lead = paragraph[: len(paragraph) - len(paragraph.lstrip(" "))]
-        wrapped = textwrap.wrap(
-            paragraph,
-            width=max(20, width - indent),
-            subsequent_indent=lead + "  " if lead else "",
-            break_long_words=False,
-            break_on_hyphens=False,
-            drop_whitespace=True,
-        )
-        lines += [line.replace(glue, " ") for line in wrapped or [""]]
-    return lines
-
-
-def print_json(value: Any) -> None:
-    """One JSON document on stdout, indented for people who read it too."""
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+from taskcli.ui import console
 
 
 def print_validation_json(reports: list[FileReport], *, strict: bool) -> None:
@@ -96,25 +33,6 @@ def print_validation_json(reports: list[FileReport], *, strict: bool) -> None:
         for chunk in report.json_chunks(strict=strict):
             write(chunk)
     write("\n  ]\n}\n")
-
-
-def print_jsonl(rows: Iterable[Any]) -> None:
-    """One compact JSON document per line on stdout."""
-    write = sys.stdout.write
-    for row in rows:
-        write(orjson.dumps(row).decode() + "\n")
-
-
-def print_note(message: str) -> None:
-    """A line about the work (what was written, why fewer rows were shown) on stderr, whole."""
-    error_console.print(Text(message), highlight=False, soft_wrap=True)
-
-
-def print_warning(message: str) -> None:
-    """A warning about the result (it may not mean what it seems) on stderr, whole."""
-    error_console.print(
-        Text(f"warning: {message}", style="yellow"), highlight=False, soft_wrap=True
-    )
 
 
 def _marked(names: list[str], default: str | None) -> list[str]:
@@ -182,14 +100,14 @@ def print_task_table(entries: list[dict[str, Any]]) -> None:
             _splits_summary(entry),
             entry["description"],
         )
-    console.print(table)
+    console.stdout.print(table)
 
 
 def print_task_details(entry: dict[str, Any]) -> None:
     """One task in full: its source, every subset with its splits, and every parameter."""
     from rich.table import Table
 
-    console.print(Text.assemble((entry["name"], "bold cyan"), "  ", entry["description"]))
+    console.stdout.print(Text.assemble((entry["name"], "bold cyan"), "  ", entry["description"]))
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column(overflow="fold")
@@ -208,8 +126,8 @@ def print_task_details(entry: dict[str, Any]) -> None:
         facts.add_row(
             f"-p {param['name']}=", f"{param['help']} ({param['type']}, {default}{choices})"
         )
-    console.print(facts)
-    console.print(Text("* marks the default.", style="dim"))
+    console.stdout.print(facts)
+    console.stdout.print(Text("* marks the default.", style="dim"))
 
 
 def print_rules(entries: list[dict[str, str]]) -> None:
@@ -224,169 +142,7 @@ def print_rules(entries: list[dict[str, str]]) -> None:
     for entry in entries:
         style = "red" if entry["severity"] == "error" else "yellow"
         table.add_row(entry["rule"], Text(entry["severity"], style), entry["summary"])
-    console.print(table)
-
-
-def _content(content: str | list[dict[str, str]]) -> RenderableType:
-    """A message's content; tool calls and their output stand out from the text around them."""
-    if isinstance(content, str):
-        return Text(content)
-    pieces: list[RenderableType] = []
-    for part in content:
-        kind = part.get("type", "?")
-        if kind in PART_STYLES:
-            label = "python ▶" if kind == "python" else "output ◀"
-            pieces.append(
-                Text.assemble((f"{label} ", "dim"), (part.get("text", ""), PART_STYLES[kind]))
-            )
-        else:
-            pieces.append(Text(part.get("text", "")))
-    return Group(*pieces)
-
-
-METADATA_WIDTH = 120
-
-
-def _metadata(conversation: dict[str, Any]) -> Text | None:
-    """The conversation's other keys, one short line each: a multi-line value (HumanEval's
-    test code) shows its first line and how many lines there are; ``--json`` shows it all."""
-    fields = {k: v for k, v in conversation.items() if k != "messages"}
-    if not fields:
-        return None
-    text = Text()
-    for key, value in fields.items():
-        shown = value if isinstance(value, str) else orjson.dumps(value).decode()
-        lines = shown.strip().splitlines() or [""]
-        shown = lines[0] + (f" … ({len(lines)} lines)" if len(lines) > 1 else "")
-        if len(shown) > METADATA_WIDTH:
-            shown = shown[: METADATA_WIDTH - 1] + "…"
-        if text:
-            text.append("\n")
-        text.append(f"{key}: ", style="bold dim")
-        text.append(shown, style="dim")
-    return text
-
-
-def _header(shown: Shown, row: Row) -> str:
-    """What a conversation's rule says: the target, the row, and where the row comes from."""
-    label = escape(shown.label)
-    if row.source is not None:
-        return f"[bold]{label}[/]  ·  row {row.index} of {shown.total} (0-based)"
-    if shown.total is not None:
-        return f"[bold]{label}[/]  ·  example {row.index} of {shown.total} (0-based)"
-    lines = f" of {shown.lines:,}" if shown.lines is not None else ""
-    return f"[bold]{label}[/]  ·  example {row.index} (0-based)  ·  line {row.line:,}{lines}"
-
-
-def print_conversations(shown: Shown) -> None:
-    """Each conversation under a header naming the target, the row, the total and the source."""
-    for row in shown.rows:
-        console.rule(_header(shown, row))
-        console.print(conversation_view(row))
-
-
-def _source_line(row: Row) -> Text:
-    return Text(f"from {row.entry}, example {row.source['index']} of its task", "bold dim")
-
-
-def conversation_view(row: Row) -> RenderableType:
-    """One conversation as `show` draws it: its source, its other keys, a panel per message
-    (`taskcli browse` draws its conversation pane with this too)."""
-    from rich.panel import Panel
-
-    pieces: list[RenderableType] = []
-    if row.source is not None:
-        pieces.append(_source_line(row))
-    metadata = _metadata(row.conversation)
-    if metadata is not None:
-        pieces.append(metadata)
-    for message in row.conversation.get("messages", []):
-        role = message.get("role", "?")
-        style = ROLE_STYLES.get(role, "red")
-        pieces.append(
-            Panel(
-                _content(message.get("content", "")),
-                title=f"[bold {style}]{escape(str(role))}[/]",
-                title_align="left",
-                border_style=style,
-            )
-        )
-    return Group(*pieces)
-
-
-# Tokens alternate between two backgrounds so their boundaries show; without colour they are
-# separated by a dot, and untrained runs are bracketed.
-TRAINED_STYLES = ("green on grey15", "green on grey27")
-UNTRAINED_STYLES = ("bright_black on grey11", "bright_black on grey19")
-
-
-def print_tokens(
-    shown: Shown,
-    renderings: list[tuple[Row, Rendering]],
-    tokenizer: Tokenizer,
-    *,
-    max_tokens: int,
-    show_ids: bool = False,
-) -> None:
-    """Each conversation as the tokens the model trains on, under a header of counts."""
-    plain = console.no_color or console.color_system is None
-    for row, rendering in renderings:
-        console.rule(_header(shown, row))
-        console.print(token_view(row, rendering, tokenizer, max_tokens, plain, show_ids))
-
-
-def token_view(
-    row: Row,
-    rendering: Rendering,
-    tokenizer: Tokenizer,
-    max_tokens: int,
-    plain: bool,
-    show_ids: bool = False,
-) -> RenderableType:
-    """One conversation as the tokens the model trains on, under a line of counts; `plain`
-    marks untrained runs and token boundaries with characters instead of colour."""
-    legend = "untrained in ⟦ ⟧, tokens split by ·" if plain else "trained in green"
-    pieces: list[RenderableType] = []
-    if row.source is not None:
-        pieces.append(_source_line(row))
-    cut = f" at {max_tokens:,}" if rendering.truncated else ""
-    pieces.append(
-        Text(
-            f"{rendering.num_tokens:,} tokens · {rendering.num_trained:,} trained · "
-            f"{rendering.tokens_cut:,} cut off{cut}  ({legend})"
-        )
-    )
-    pieces.append(_token_text(rendering, tokenizer, plain, show_ids))
-    if rendering.truncated:
-        dropped = f"✂ cut here: {rendering.tokens_cut:,} more tokens never trained on"
-        pieces.append(Text(dropped, "bold red"))
-    return Group(*pieces)
-
-
-def _token_text(rendering: Rendering, tokenizer: Tokenizer, plain: bool, show_ids: bool) -> Text:
-    specials = set(tokenizer.special_ids.values())
-    text = Text()
-    previous = None
-    for position, (token, trained) in enumerate(zip(rendering.ids, rendering.mask, strict=True)):
-        shown = tokenizer.token_text(token)
-        if plain:
-            if previous is not None and trained != previous:
-                text.append("⟧" if previous == 0 else "⟦")
-            elif previous is not None:
-                text.append("·")
-            if previous is None and not trained:
-                text.append("⟦")
-        previous = trained
-        styles = TRAINED_STYLES if trained else UNTRAINED_STYLES
-        if token in specials:
-            text.append(shown, style="bold reverse green" if trained else "bold reverse")
-        else:
-            text.append(shown.replace("\n", "↵\n"), style=styles[position % 2])
-        if show_ids:
-            text.append(f":{token}", style="dim")
-    if plain and previous == 0:
-        text.append("⟧")
-    return text
+    console.stdout.print(table)
 
 
 def _plural(count: int, noun: str) -> str:
@@ -415,10 +171,12 @@ def print_validation(reports: list[FileReport], *, strict: bool, per_rule: int) 
             (_plural(len(report.warnings), "warning"), "yellow" if report.warnings else ""),
             ("  valid" if passed else "  invalid", "bold green" if passed else "bold red"),
         )
-        console.print(summary, highlight=False, soft_wrap=True)
+        console.stdout.print(summary, highlight=False, soft_wrap=True)
         not_json = report.not_json()
         if not_json:
-            console.print(Text("  " + not_json, style="bold red"), highlight=False, soft_wrap=True)
+            console.stdout.print(
+                Text("  " + not_json, style="bold red"), highlight=False, soft_wrap=True
+            )
         for problems, kind, style in (
             (report.errors, "error", "red"),
             (report.warnings, "warning", "yellow"),
@@ -428,32 +186,32 @@ def print_validation(reports: list[FileReport], *, strict: bool, per_rule: int) 
                 groups.setdefault(problem.rule, []).append(problem)
             for rule, group in groups.items():
                 count = problems.counts[rule]  # every occurrence, not only those kept
-                console.print(
+                console.stdout.print(
                     Text.assemble("  ", (rule, f"bold {style}"), f": {_plural(count, kind)}"),
                     highlight=False,
                     soft_wrap=True,
                 )
                 for problem in group[:per_rule]:
-                    console.print(
+                    console.stdout.print(
                         Text("    " + format_problem(report.path, problem)),
                         highlight=False,
                         soft_wrap=True,
                     )
                 if count > per_rule:
                     left_out = True
-                    console.print(
+                    console.stdout.print(
                         Text(f"    … and {count - per_rule:,} more", style="dim"),
                         highlight=False,
                         soft_wrap=True,
                     )
     if len(reports) > 1:
         failed = sum(not report.passes(strict=strict) for report in reports)
-        console.print(
+        console.stdout.print(
             f"{_plural(len(reports), 'file')}: {len(reports) - failed:,} valid, {failed:,} invalid",
             highlight=False,
         )
     if left_out:
-        console.print(
+        console.stdout.print(
             Text(
                 "Not every occurrence is shown: raise --max-errors, or use --json to list all "
                 "(--rejects PATH saves the invalid lines with their reasons).",
@@ -462,9 +220,6 @@ def print_validation(reports: list[FileReport], *, strict: bool, per_rule: int) 
             highlight=False,
             soft_wrap=True,
         )
-
-
-# --- export ---------------------------------------------------------------------------------
 
 
 def print_plan(summary: dict[str, Any]) -> None:
@@ -497,26 +252,26 @@ def print_plan(summary: dict[str, Any]) -> None:
         )
     table.add_section()
     table.add_row("total", "", "", "", "", "", f"{summary['total']:,}", "100.0%")
-    console.print(table)
+    console.stdout.print(table)
     for item in summary["entries"]:
         if item["params"]:
             params = " ".join(f"{key}={value}" for key, value in item["params"].items())
-            console.print(
+            console.stdout.print(
                 Text.assemble((f"tasks[{item['entry']}] ", "bold"), params),
                 highlight=False,
                 soft_wrap=True,
             )
     selected = summary["selected"]
     if selected["rows"] != summary["total"]:
-        console.print(
+        console.stdout.print(
             f"would write rows {selected['start']:,} to {selected['stop']:,} of the final order "
             f"({selected['rows']:,} rows)"
         )
 
 
-# --- stats ---------------------------------------------------------------------------------
-
 BAR_WIDTH = 40
+
+
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 
 
@@ -662,7 +417,7 @@ def _sources_table(sources: list[SourceStats]) -> Table:
     return table
 
 
-def render_stats(stats: Stats, *, show_sources: bool = False) -> RenderableType:
+def stats_report(stats: Stats, *, show_sources: bool = False) -> RenderableType:
     """The stats as Rich tables with bar charts; `show_sources` adds the share per source."""
     from taskcli.stats import PERCENTILE_METHOD
 
@@ -709,10 +464,7 @@ def render_stats(stats: Stats, *, show_sources: bool = False) -> RenderableType:
     return Group(*pieces)
 
 
-# --- eval -----------------------------------------------------------------------------------
-
-
-def render_score(score: Score) -> RenderableType:
+def score_report(score: Score) -> RenderableType:
     """The score for people: accuracy with its count and interval, failures, subjects."""
     from rich.table import Table
 
@@ -744,155 +496,3 @@ def render_score(score: Score) -> RenderableType:
             table.add_row(subject, str(correct), str(n), f"{correct / n:.1%}")
         pieces.append(table)
     return Group(*pieces)
-
-
-# --- progress ------------------------------------------------------------------------------
-
-
-_active: list[Any] = []  # the bars and spinners on screen now
-
-
-@contextlib.contextmanager
-def _tracked(display: Any) -> Iterator[Any]:
-    """`display` (a Rich Progress or Status) entered, and known to `stop_progress` meanwhile."""
-    with display as shown:
-        _active.append(display)
-        try:
-            yield shown
-        finally:
-            _active.remove(display)
-
-
-def stop_progress() -> None:
-    """Take every bar and spinner off the screen now (Ctrl-C), before the command unwinds."""
-    for display in list(_active):
-        display.stop()
-
-
-@contextlib.contextmanager
-def progress_bar(
-    total: int, console: Any = None, label: str = "exporting"
-) -> Iterator[Callable[[int], None] | None]:
-    """A rows / rows-per-second / ETA bar on stderr when it is a terminal; otherwise None."""
-    console = console or error_console
-    if not console.is_terminal:  # decided before rich.progress is imported: a pipe pays nothing
-        yield None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("rows"),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-    )
-    with _tracked(Progress(*columns, console=console, transient=True)) as bar:
-        task_id = bar.add_task("export", total=total, rate="")
-
-        def advance(rows: int) -> None:
-            bar.advance(task_id, rows)
-            speed = bar.tasks[0].speed
-            bar.update(task_id, rate=f"{speed:,.0f} rows/s" if speed else "")
-
-        yield advance
-
-
-@contextlib.contextmanager
-def byte_bar(total: int | None, label: str) -> Iterator[Callable[[int], None] | None]:
-    """A bytes / MB-per-second / ETA bar on stderr when it is a terminal, for a pass over files
-    whose size is known; otherwise None (nothing is drawn on a pipe or in a log)."""
-    if not error_console.is_terminal or not total:
-        yield None
-        return
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    columns = (
-        TextColumn(label),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-    )
-    with _tracked(Progress(*columns, console=error_console, transient=True)) as bar:
-        task_id = bar.add_task(label, total=total)
-        yield lambda count: bar.advance(task_id, count)
-
-
-class ExportBar:
-    """The export's progress: a phase name (planning, shuffling, converting, ordering,
-    flushing), and the rows converted while that is what takes the time."""
-
-    def __init__(self, progress: Any, task_id: Any) -> None:
-        self.progress, self.task_id = progress, task_id
-
-    def advance(self, rows: int) -> None:
-        self.progress.advance(self.task_id, rows)
-
-    def phase(self, name: str) -> None:
-        self.progress.update(self.task_id, description=name)
-
-
-@contextlib.contextmanager
-def export_bar(total: int) -> Iterator[ExportBar | None]:
-    """An `ExportBar` on stderr when it is a terminal; otherwise None."""
-    if not error_console.is_terminal:
-        yield None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description:<10}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("rows"),
-        TimeRemainingColumn(),
-    )
-    with _tracked(Progress(*columns, console=error_console, transient=True)) as bar:
-        yield ExportBar(bar, bar.add_task("starting", total=total))
-
-
-@contextlib.contextmanager
-def status(label: str) -> Iterator[None]:
-    """A spinner with `label` on stderr while a step without a count runs (terminal only)."""
-    if not error_console.is_terminal:
-        yield
-        return
-    with _tracked(error_console.status(label)):
-        yield
-
-
-@contextlib.contextmanager
-def count_bar(label: str) -> Iterator[Callable[[int, int], None]]:
-    """A ``done / total`` bar on stderr when it is a terminal; the callback takes both counts,
-    because the total is known only once the work has started (`taskcli eval`)."""
-    if not error_console.is_terminal:
-        yield lambda done, total: None
-        return
-    from rich.progress import Progress
-
-    with _tracked(Progress(console=error_console, transient=True)) as bar:
-        task_id = bar.add_task(label, total=None)
-        yield lambda done, total: bar.update(task_id, completed=done, total=total)

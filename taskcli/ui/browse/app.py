@@ -1,12 +1,12 @@
 """`taskcli browse`: one screen to move through any target, row by row, as `show` draws it.
 
-The only module that imports Textual, and only `taskcli browse` imports it. The rows come from
-`taskcli.browse.Browser` (on demand, a bounded cache), each conversation is drawn by the same
-`taskcli.ui.render` functions as `show` (panels, tool parts, tokens), and the status line names the
-rule ids `validate` would report for the row. Rows are read by the browser's background
-threads and arrive as `RowsRead` messages: until then the list and the pane say the row is
-being read, and no key waits for a read. Searching and reading a big file to its end run in a
-worker thread, with progress, and Esc cancels them.
+Textual is imported here and in the help screen only, and only `taskcli browse` imports them. The
+rows come from `taskcli.browse.Browser` (on demand, a bounded cache), each conversation is drawn by
+the same `taskcli.ui.conversation_view` and `taskcli.ui.token_view` functions as `show` (panels,
+tool parts, tokens), and the status line names the rule ids `validate` would report for the row.
+Rows are read by the browser's background threads and arrive as `RowsRead` messages: until then the
+list and the pane say the row is being read, and no key waits for a read. Searching and reading a
+big file to its end run in a worker thread, with progress, and Esc cancels them.
 """
 
 from __future__ import annotations
@@ -26,33 +26,16 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from taskcli.errors import TaskcliError
 from taskcli.training.render import DEFAULT_MAX_TOKENS
-from taskcli.ui import render
+from taskcli.ui import conversation_view, token_view
+from taskcli.ui.browse.help_screen import HelpScreen
 
 if TYPE_CHECKING:
-    from textual import events
-
     from taskcli.browse import Browser, Item
 
-# What `?` shows; `taskcli browse --help` lists the same keys (tests/test_browse.py checks).
-KEYS = (
-    ("↑ ↓  k j", "previous / next row"),
-    ("PgUp PgDn", "a screen of rows up / down"),
-    ("Home End  g G", "first / last row"),
-    ("u d", "scroll the conversation up / down"),
-    (":", "jump to a row index"),
-    ("/", "search every row's text (Esc cancels)"),
-    ("n N", "next / previous match"),
-    ("t", "text or tokens (needs --tokenizer)"),
-    ("s", "show one source of a mixture, the next, then all"),
-    ("w", "write the row as JSON to a file"),
-    ("?", "this help"),
-    ("q", "quit"),
-)
 PROGRESS_EVERY = 0.1  # seconds between progress messages of a search
 SETTLE_POLL = 0.005  # seconds between looks while `BrowseApp.settle` waits
 
@@ -72,27 +55,6 @@ class RowList(Static):
     def render(self) -> Text:
         app: BrowseApp = self.app  # type: ignore[assignment]
         return app.row_lines(self.size.width, self.size.height)
-
-
-class HelpScreen(ModalScreen[None]):
-    """The keys, until any key is pressed."""
-
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    #help { width: auto; max-width: 76; height: auto; border: round $accent; padding: 0 1; }
-    """
-
-    def compose(self) -> ComposeResult:
-        text = Text("Keys\n", "bold")
-        for keys, what in KEYS:
-            text.append(f"{keys:<15}", "bold")
-            text.append(f"{what}\n")
-        text.append("any key closes this", "dim")
-        yield Static(text, id="help")
-
-    def on_key(self, event: events.Key) -> None:
-        event.stop()
-        self.dismiss()
 
 
 class BrowseApp(App[None]):
@@ -289,13 +251,13 @@ class BrowseApp(App[None]):
 
     def _view(self, item: Item) -> Any:
         if not self.tokens:
-            return render.conversation_view(item.row)
+            return conversation_view.conversation_view(item.row)
         browser = self.browser
         rendering = browser.peek_rendering(self.cursor)  # `show_row` saw it there
         if isinstance(rendering, TaskcliError) or rendering is None:
             return Text(f"cannot render this row into tokens: {rendering}", "red")
         cut = DEFAULT_MAX_TOKENS if browser.max_tokens is None else browser.max_tokens
-        return render.token_view(item.row, rendering, browser.tokenizer, cut, self.no_color)
+        return token_view.token_view(item.row, rendering, browser.tokenizer, cut, self.no_color)
 
     def _status(self, index: int, item: Item | None) -> Text:
         browser = self.browser

@@ -1,0 +1,93 @@
+"""A conversation as the tokens the model trains on: trained and untrained runs told apart by
+colour, or by brackets and dots where there is none."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from taskcli.show import Row, Shown
+    from taskcli.training.render import Rendering
+    from taskcli.training.tokenizer import Tokenizer
+
+from taskcli.ui import console
+from taskcli.ui.conversation_view import header, source_line
+
+# Tokens alternate between two backgrounds so their boundaries show; without colour they are
+# separated by a dot, and untrained runs are bracketed.
+TRAINED_STYLES = ("green on grey15", "green on grey27")
+
+
+UNTRAINED_STYLES = ("bright_black on grey11", "bright_black on grey19")
+
+
+def print_tokens(
+    shown: Shown,
+    renderings: list[tuple[Row, Rendering]],
+    tokenizer: Tokenizer,
+    *,
+    max_tokens: int,
+    show_ids: bool = False,
+) -> None:
+    """Each conversation as the tokens the model trains on, under a header of counts."""
+    plain = console.stdout.no_color or console.stdout.color_system is None
+    for row, rendering in renderings:
+        console.stdout.rule(header(shown, row))
+        console.stdout.print(token_view(row, rendering, tokenizer, max_tokens, plain, show_ids))
+
+
+def token_view(
+    row: Row,
+    rendering: Rendering,
+    tokenizer: Tokenizer,
+    max_tokens: int,
+    plain: bool,
+    show_ids: bool = False,
+) -> RenderableType:
+    """One conversation as the tokens the model trains on, under a line of counts; `plain`
+    marks untrained runs and token boundaries with characters instead of colour."""
+    legend = "untrained in ⟦ ⟧, tokens split by ·" if plain else "trained in green"
+    pieces: list[RenderableType] = []
+    if row.source is not None:
+        pieces.append(source_line(row))
+    cut = f" at {max_tokens:,}" if rendering.truncated else ""
+    pieces.append(
+        Text(
+            f"{rendering.num_tokens:,} tokens · {rendering.num_trained:,} trained · "
+            f"{rendering.tokens_cut:,} cut off{cut}  ({legend})"
+        )
+    )
+    pieces.append(_token_text(rendering, tokenizer, plain, show_ids))
+    if rendering.truncated:
+        dropped = f"✂ cut here: {rendering.tokens_cut:,} more tokens never trained on"
+        pieces.append(Text(dropped, "bold red"))
+    return Group(*pieces)
+
+
+def _token_text(rendering: Rendering, tokenizer: Tokenizer, plain: bool, show_ids: bool) -> Text:
+    specials = set(tokenizer.special_ids.values())
+    text = Text()
+    previous = None
+    for position, (token, trained) in enumerate(zip(rendering.ids, rendering.mask, strict=True)):
+        shown = tokenizer.token_text(token)
+        if plain:
+            if previous is not None and trained != previous:
+                text.append("⟧" if previous == 0 else "⟦")
+            elif previous is not None:
+                text.append("·")
+            if previous is None and not trained:
+                text.append("⟦")
+        previous = trained
+        styles = TRAINED_STYLES if trained else UNTRAINED_STYLES
+        if token in specials:
+            text.append(shown, style="bold reverse green" if trained else "bold reverse")
+        else:
+            text.append(shown.replace("\n", "↵\n"), style=styles[position % 2])
+        if show_ids:
+            text.append(f":{token}", style="dim")
+    if plain and previous == 0:
+        text.append("⟧")
+    return text
