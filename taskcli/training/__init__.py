@@ -1,0 +1,1 @@
+"""The training view: tokenizers, conversations rendered into ids and loss mask, packing."""
