@@ -654,13 +654,16 @@ def _verdict(summary: PackSummary) -> str:
         if 0 < settings.num_iterations <= first
         else "its consumed count reached the mixture's size"
     )
-    end = (
-        f"{summary.optimizer_steps} optimizer steps of {settings.micro_batches_per_step} "
-        f"micro-batches: rank {finisher} sets last_step with micro-batch {first} ({why})"
-    )
+    steps = _count(summary.optimizer_steps, "optimizer step", "optimizer steps")
+    each = _count(settings.micro_batches_per_step, "micro-batch", "micro-batches")
+    end = f"{steps} ({each} each): rank {finisher} sets last_step with micro-batch {first} ({why})"
     if empty is None:
         return f"the run ends after {end}; every trained micro-batch has a valid target"
     return f"NaN loss from micro-batch {empty[0]} ({reason}); the run still ends after {end}"
+
+
+def _count(number: int, singular: str, plural: str) -> str:
+    return f"{number} {singular if number == 1 else plural}"
 
 
 def _fraction(part: float, whole: float) -> float:
