@@ -38,6 +38,7 @@ import numpy as np
 
 from taskcli.errors import UsageError
 
+# The loader replayed, as exports' manifests and the docs name it.
 NANOCHAT_LOADER = "nanochat scripts/chat_sft.py sft_data_generator_bos_bestfit @ 92d63d4"
 DEFAULT_BUFFER_SIZE = 100
 DEFAULT_EVAL_TOKENS = 40 * 524_288
