@@ -10,7 +10,7 @@ annotations``): Typer reads them at every start, and evaluating strings would co
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from typer.core import TyperGroup
@@ -18,6 +18,9 @@ from typer.core import TyperGroup
 from taskcli import __version__
 from taskcli.errors import TaskcliError
 from taskcli.export.formats import formats_help
+
+if TYPE_CHECKING:
+    from taskcli.targets import Target
 
 # The flags that set the parameters library errors name (`TaskcliError.params`).
 FLAGS = {
@@ -217,14 +220,22 @@ MaxTokensOption = Annotated[
 ]
 
 
-def _note_shadowed(target: str) -> None:
-    """Say so when a task name is also a file here: the rule read the task."""
-    from taskcli.targets import shadowed_file
+def _open(
+    target: str,
+    subset: str | None,
+    split: str | None,
+    param: list[str] | None,
+    data_dir: str | None,
+) -> "Target":
+    """The target opened once (`taskcli.targets.open_target`), saying so when a task name is
+    also a file here: the rule read the task."""
+    from taskcli.targets import open_target
     from taskcli.ui import console
 
-    note = shadowed_file(target)
-    if note:
-        console.print_note(note)
+    opened = open_target(target, subset, split, parse_params(param), data_dir=data_dir)
+    if opened.shadowed:
+        console.print_note(opened.shadowed)
+    return opened
 
 
 def _version(value: bool) -> None:
@@ -329,7 +340,7 @@ def show(
     Example: [bold]taskcli show smoltalk --split test --index 0[/]
     """
     from taskcli.errors import UsageError
-    from taskcli.files.jsonl import line_limit
+    from taskcli.files.reader import line_limit
     from taskcli.show import show_rows
     from taskcli.ui import console, conversation_view, token_view
 
@@ -339,11 +350,9 @@ def show(
             "--tokenizer tiktoken:cl100k_base)."
         )
     loaded = _load_tokenizer(tokenizer) if tokens or ids else None
-    _note_shadowed(target)
     with line_limit(max_line_bytes):
-        shown = show_rows(
-            target, subset, split, parse_params(param), index=index, count=count, data_dir=data_dir
-        )
+        opened = _open(target, subset, split, param, data_dir)
+        shown = show_rows(opened, index=index, count=count)
     if loaded is not None:
         from taskcli.training import render as training_view
 
@@ -405,16 +414,8 @@ def browse(
         ) from None
     from taskcli.browse import open_browser
 
-    _note_shadowed(target)
-    browser = open_browser(
-        target,
-        subset,
-        split,
-        parse_params(param),
-        data_dir=data_dir,
-        tokenizer=_load_tokenizer(tokenizer),
-        max_tokens=max_tokens,
-    )
+    opened = _open(target, subset, split, param, data_dir)
+    browser = open_browser(opened, tokenizer=_load_tokenizer(tokenizer), max_tokens=max_tokens)
     screen.run(browser)
 
 
@@ -556,9 +557,9 @@ def export(
     from taskcli.export import export, manifest_location
     from taskcli.export.formats import choose_output
     from taskcli.files.atomic import check_output, is_special
-    from taskcli.files.jsonl import line_limit
+    from taskcli.files.reader import line_limit
     from taskcli.mixing.plan import parse_shard, selected_rows
-    from taskcli.targets import as_plan, open_target
+    from taskcli.targets import as_plan
     from taskcli.ui import console, reports
 
     if output is None and not dry_run:
@@ -569,9 +570,8 @@ def export(
         fmt = choose_output(output, fmt, stream=is_special(output))[0].name
     settings = _token_settings(tokenizer, max_tokens) if fmt == "tokens" and not dry_run else None
     shard_range = parse_shard(shard) if shard is not None else None
-    _note_shadowed(target)
     with console.status("planning"), line_limit(max_line_bytes):  # customjson files: capped
-        opened = open_target(target, subset, split, parse_params(param), data_dir=data_dir)
+        opened = _open(target, subset, split, param, data_dir)
         plan = as_plan(opened)
     if dry_run:
         summary = plan.summary(limit, shard_range)
@@ -622,15 +622,14 @@ def stats(
 
     Example: [bold]taskcli stats smoltalk --split test --tokenizer tiktoken:cl100k_base[/]
     """
-    from taskcli.files.jsonl import line_limit
+    from taskcli.files.reader import line_limit
     from taskcli.stats import compute_stats
-    from taskcli.targets import FILE, open_target
+    from taskcli.targets import FILE
     from taskcli.ui import console, reports
 
     loaded = _load_tokenizer(tokenizer)
-    _note_shadowed(target)
     with line_limit(max_line_bytes):
-        opened = open_target(target, subset, split, parse_params(param), data_dir=data_dir)
+        opened = _open(target, subset, split, param, data_dir)
         if opened.kind == FILE and loaded is None:
             with console.byte_bar(_sizes([target]), "reading") as on_bytes:
                 result = compute_stats(opened, on_bytes=on_bytes)

@@ -35,7 +35,7 @@ import orjson
 from taskcli.conversation import type_name
 from taskcli.errors import InvalidData, UsageError
 from taskcli.files.atomic import atomic_output, check_output
-from taskcli.files.jsonl import LongLine, read_lines
+from taskcli.files.reader import LongLine, read_lines
 from taskcli.targets import FILE, Target, open_target
 from taskcli.tasks.common import Conversation, Task
 from taskcli.tasks.registry import all_tasks, canonical_name, get_task_class

@@ -1,11 +1,12 @@
 """`taskcli show`: a few conversations of any target, with where each one comes from.
 
-    shown = show_rows("examples/identity.jsonl", index=2, count=3)
+    shown = show_rows(open_target("examples/identity.jsonl"), index=2, count=3)
     [row.index for row in shown.rows], shown.total, shown.note
 
 A conversation file of up to 32 MiB is read and checked whole, like the `customjson` task reads
-it. A bigger one is read only as far as the last row asked for (`taskcli.files.jsonl.read_window`),
-and its remaining lines are counted at memory speed instead of parsed, so ``--index 5`` on a
+it. A bigger one is read only as far as the last row asked for
+(`taskcli.files.reader.read_window`), and its remaining lines are counted at memory speed
+instead of parsed, so ``--index 5`` on a
 multi-gigabyte file answers at once; only the rows shown are then checked against the
 conversation rules, and `taskcli validate` checks the rest. A mixture spec shows rows of its
 final order, each with its source (entry, task, subset, split, index), exactly as the `full`
@@ -16,43 +17,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from taskcli.errors import InvalidData, UsageError
-from taskcli.files.jsonl import STDIN, display_name
-from taskcli.targets import FILE, SPEC, classify, open_target, refuse_for_file
-
-WHOLE_FILE_BYTES = 32 << 20  # files up to this size are read whole
-
-if TYPE_CHECKING:
-    from taskcli.training.render import Rendering
-
-
-@dataclass(frozen=True)
-class Row:
-    """One conversation shown: its index in the target, and where it comes from."""
-
-    index: int
-    conversation: dict[str, Any]
-    line: int | None = None  # the physical line of a file
-    source: dict[str, Any] | None = None  # a spec row's entry, task, subset, split and index
-    entry: str | None = None  # a spec row's entry label, for headers
-
-    def to_json(self) -> dict[str, Any]:
-        """The row as ``show --json`` prints it: the conversation plus ``index`` (and
-        ``source`` for a spec), keys `taskcli validate` accepts as metadata."""
-        row = {**self.conversation, "index": self.index}
-        if self.source is not None:
-            row["source"] = self.source
-        return row
-
-    def token_json(self, rendering: Rendering) -> dict[str, Any]:
-        """The row as ``show --tokens --json`` prints it: ids, mask and counts, its index (and
-        source, for a spec)."""
-        row = rendering.row(self.index)
-        if self.source is not None:
-            row["source"] = self.source
-        return row
+from taskcli.files.reader import STDIN, WHOLE_FILE_BYTES, display_name
+from taskcli.targets import FILE, Row, Target
 
 
 @dataclass(frozen=True)
@@ -76,40 +44,23 @@ class Shown:
         )
 
 
-def show_rows(
-    text: str,
-    subset: str | None = None,
-    split: str | None = None,
-    params: dict[str, Any] | None = None,
-    *,
-    index: int = 0,
-    count: int = 1,
-    data_dir: str | os.PathLike[str] | None = None,
-) -> Shown:
-    """Rows ``index .. index+count-1`` of the target `text` names (`taskcli.targets`)."""
+def show_rows(target: Target, *, index: int = 0, count: int = 1) -> Shown:
+    """Rows ``index .. index+count-1`` of an opened target (`taskcli.targets.open_target`)."""
     if index < 0:
         raise UsageError(f"index must be 0 or more, got {index}.")
-    kind, _ = classify(text)
-    if kind == FILE:
-        refuse_for_file(text, subset, split, params)
-        if not _small(text):
-            return _file_rows(text, index, count)
-    target = open_target(text, subset, split, params, data_dir=data_dir)
-    if kind == SPEC:
-        return _spec_rows(target, index, count)
-    task = target.task
-    total = len(task)
+    if target.kind == FILE and not is_small(target.text):
+        return _file_rows(target.text, index, count)
+    total = target.total
     _check_index(target.label, index, total)
-    conversations = task.batch(index, index + count)
-    rows = [Row(index + i, c) for i, c in enumerate(conversations)]
+    rows = target.rows(range(index, min(index + count, total)))
     return Shown(target.label, rows, count, total)
 
 
-def _small(path: str) -> bool:
+def is_small(path: str) -> bool:
     """Whether a file is read and checked whole, as the `customjson` task reads it: it costs
     little, and then the total is exact and a broken line anywhere is reported."""
     try:
-        return path != STDIN and os.path.getsize(path) <= WHOLE_FILE_BYTES
+        return path == STDIN or os.path.getsize(path) <= WHOLE_FILE_BYTES
     except OSError:
         return True  # the task's own error says what is wrong with it
 
@@ -129,7 +80,7 @@ def _file_rows(path: str, index: int, count: int) -> Shown:
     import orjson
 
     from taskcli.conversation import check_record, first_error
-    from taskcli.files.jsonl import count_lines, normalise, read_window
+    from taskcli.files.reader import count_lines, normalise, read_window
 
     label = display_name(path)
     window = read_window(path, index, index + count)
@@ -157,19 +108,3 @@ def _bad_line(label: str, line: int, what: str) -> InvalidData:
     return InvalidData(
         f"{label}:{line}: {what}", hint=f"`taskcli validate {again}` lists every problem."
     )
-
-
-def _spec_rows(target: Any, index: int, count: int) -> Shown:
-    from taskcli.export.formats import source_of
-
-    plan = target.plan
-    _check_index(target.label, index, plan.total)
-    positions = range(index, min(index + count, plan.total))
-    owners, indices = plan.placement(positions)
-    rows = []
-    for position, owner, example in zip(positions, owners.tolist(), indices.tolist(), strict=True):
-        entry, task = plan.spec.entries[owner], plan.tasks[owner]
-        source = {"entry": entry.number, **source_of(entry, example)}
-        conversation = task.get_example(example)
-        rows.append(Row(position, conversation, source=source, entry=entry.label))
-    return Shown(target.label, rows, count, plan.total)

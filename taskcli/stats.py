@@ -341,7 +341,7 @@ def _tallied(
 def _file_tally(path: str, label: str, on_bytes: Callable[[int], None] | None) -> _Tally:
     """A file's conversations counted as its lines are checked (by the rules `validate` uses);
     a file with errors fails as the `customjson` task would."""
-    from taskcli.files.jsonl import normalise
+    from taskcli.files.reader import normalise
     from taskcli.files.rules import check_file
     from taskcli.tasks.customjson import invalid_file
 

@@ -17,7 +17,7 @@ import orjson
 from taskcli.conversation import Problem
 from taskcli.errors import UsageError
 from taskcli.files.atomic import atomic_output, check_output, is_special
-from taskcli.files.jsonl import STDIN, check_readable, display_name, line_limit, normalise
+from taskcli.files.reader import STDIN, check_readable, display_name, line_limit, normalise
 from taskcli.files.rules import (
     KEEP_PER_RULE,
     FileReport,

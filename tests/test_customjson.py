@@ -160,8 +160,8 @@ def test_offsets_not_conversations_are_kept(tmp_path):
         tmp_path / "data.jsonl", *(orjson.dumps(conversation(i)) + b"\n" for i in range(50))
     )
     task = CustomJSON(path=path)
-    assert task._kept is None and len(task._offsets) == 50
-    assert task._offsets.itemsize == 8
+    assert task._kept is None and len(task._index) == 50
+    assert task._index.offsets.itemsize == 8
 
 
 # --- through the CLI -----------------------------------------------------------------------

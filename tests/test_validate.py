@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from taskcli.cli import app
 from taskcli.conversation import RULES
 from taskcli.errors import UsageError
-from taskcli.files.jsonl import read_lines
+from taskcli.files.reader import read_lines
 from taskcli.files.rules import FirstSeen, check_file, check_lines
 from taskcli.tasks.customjson import CustomJSON
 

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from taskcli.conversation import ROLES
-from taskcli.export.formats import Layout, source_of
+from taskcli.export.formats import Layout
 
 if TYPE_CHECKING:
     from taskcli.mixing.spec import Entry
@@ -79,10 +79,10 @@ def message_heads(layout: Layout) -> pa.Array:
 def source_tails(entry: Entry, indices: Any) -> pa.Array:
     """How each line of a `Layout.with_source` format ends: ``],"source":{...,"index":N...}}``.
 
-    Cut from `source_of` as orjson writes it, so it cannot differ from the row-by-row lines. The
+    Cut from `Entry.origin` as orjson writes it, so it cannot differ from the row-by-row lines. The
     first ``,"index":0`` is the real one: inside a JSON string a quote is always escaped.
     """
-    before, _, after = orjson.dumps(source_of(entry, 0)).partition(b',"index":0')
+    before, _, after = orjson.dumps(entry.origin(0)).partition(b',"index":0')
     numbers = pa.array(indices, pa.int64()).cast(pa.string()).cast(BINARY)
     return pc.binary_join_element_wise(
         pa.scalar(b'],"source":' + before + b',"index":', BINARY),

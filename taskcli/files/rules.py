@@ -2,7 +2,7 @@
 
 `taskcli.conversation.check_messages` judges one conversation; this module adds what only a
 file has: its encoding, JSON syntax, line shape, line endings, duplicates and emptiness. Lines
-come from `taskcli.files.jsonl`, a line over the length limit as a `LongLine` that is reported
+come from `taskcli.files.reader`, a line over the length limit as a `LongLine` that is reported
 (``line-too-long``) without being parsed; conversations are not kept. Memory holds the count of
 each rule, the first `KEEP_PER_RULE` problems of each (all of them go to a temporary file when
 asked, for ``validate --json``), and 16-32 bytes per distinct valid line for duplicates.
@@ -23,7 +23,16 @@ from typing import IO, Any
 import orjson
 
 from taskcli.conversation import Problem, check_messages, messages_of
-from taskcli.files.jsonl import BOM, LongLine, display_name, open_lines, open_lines_counted
+from taskcli.files.reader import (
+    LongLine,
+    display_name,
+    holds_conversation,
+    is_blank,
+    open_lines,
+    open_lines_counted,
+    shape_of,
+    written,
+)
 
 KEEP_PER_RULE = 100  # problems of one rule kept in memory; every one is counted
 
@@ -260,11 +269,8 @@ def line_repeats(lines: Iterable[bytes]) -> Iterator[tuple[int, int | None]]:
     """
     first_line = FirstSeen().first_line
     for number, line in enumerate(lines, 1):
-        if type(line) is LongLine:
-            continue
-        raw = line[3:] if number == 1 and line.startswith(BOM) else line
-        if raw and not raw.isspace():
-            yield number, first_line(_duplicate_key(raw), number)
+        if type(line) is not LongLine and holds_conversation(number, line):
+            yield number, first_line(_duplicate_key(written(number, line)[0]), number)
 
 
 def _duplicate_key(raw: bytes) -> bytes:
@@ -293,9 +299,48 @@ def _syntax_problem(raw: bytes, error: orjson.JSONDecodeError, line: int, shift:
     return Problem("invalid-json", f"invalid JSON: {reason} at column {error.colno}", None, line)
 
 
+NOT_PARSED = object()  # the record of a line that is not JSON
+
+
+def line_problems(
+    number: int, raw: bytes, *, shift: int = 0, allow_system: bool = True
+) -> tuple[Any, list[Problem]]:
+    """``(record, problems)``: what line `number` breaks by itself (its JSON, its shape, the
+    conversation rules), given its content `raw` (`taskcli.files.reader.written`), which starts
+    `shift` bytes into the line. The record is `NOT_PARSED` when the line is not JSON.
+
+    The one place a line is judged: `check_lines` judges every line with it, and `browse` the
+    rows it shows (`row_rules`)."""
+    try:
+        record = _loads(raw)
+    except _DecodeError as error:
+        return NOT_PARSED, [_syntax_problem(raw, error, number, shift)]
+    messages, shape_problem = messages_of(record)
+    if shape_problem is not None:
+        return record, [shape_problem]
+    return record, check_messages(messages, allow_system=allow_system)
+
+
+def row_rules(
+    number: int, raw: bytes, how_written: tuple[str, ...], first_shape: str | None
+) -> tuple[Any, tuple[str, ...]]:
+    """``(record, rule ids)``: every rule `validate` holds line `number` to, for one row on its
+    own: `line_problems`, how the line is written (``bom``, ``crlf``), and ``mixed-shapes``
+    when its shape is not `first_shape`, the file's first conversation's. (`validate` names
+    only the first line of a file that breaks ``bom``, ``crlf`` or ``mixed-shapes``; every such
+    line breaks it.)"""
+    shift = 3 if "bom" in how_written else 0
+    record, problems = line_problems(number, raw, shift=shift)
+    rules = [*dict.fromkeys(problem.rule for problem in problems), *how_written]
+    shape = shape_of(record)
+    if shape is not None and first_shape is not None and shape != first_shape:
+        rules.append("mixed-shapes")
+    return record, tuple(rules)
+
+
 class _LineChecker:
-    """One pass over a file's lines: each line checked on its own, plus what spans lines
-    (line endings, the two shapes, duplicates), gathered into `report`."""
+    """One pass over a file's lines: each line checked on its own (`line_problems`), plus what
+    spans lines (line endings, the two shapes, duplicates), gathered into `report`."""
 
     def __init__(
         self,
@@ -308,7 +353,7 @@ class _LineChecker:
         self.on_valid, self.on_reject = on_valid, on_reject
         self.first_line = FirstSeen().first_line
         self.conversations = self.crlf_lines = self.first_crlf = 0
-        self.first_is_array: bool | None = None  # the shape of the first conversation
+        self.first_shape: str | None = None  # the shape of the first conversation
         self.first_shape_line = 0
         self.mixed = False
 
@@ -325,24 +370,22 @@ class _LineChecker:
             )
             self._sort([problem], number, line)
             return
-        raw = line
-        if raw[-1:] == b"\r":
-            self.crlf_lines += 1
-            self.first_crlf = self.first_crlf or number
-        if number == 1 and raw.startswith(BOM):
-            self.report.warnings.append(
-                Problem("bom", "the file starts with a UTF-8 byte order mark", None, 1)
-            )
-            raw, offset = raw[3:], offset + 3
-        if not raw or raw.isspace():
+        raw, shift = line, 0
+        if number == 1 or line[-1:] == b"\r":  # the lines `written` may change (a hot loop)
+            raw, how = written(number, line)
+            if "crlf" in how:
+                self.crlf_lines += 1
+                self.first_crlf = self.first_crlf or number
+            if "bom" in how:
+                self.report.warnings.append(
+                    Problem("bom", "the file starts with a UTF-8 byte order mark", None, 1)
+                )
+                shift = 3
+        if is_blank(raw):
             return
         self.conversations += 1
-        try:
-            record = _loads(raw)
-        except _DecodeError as error:
-            problems = [_syntax_problem(raw, error, number, len(line) - len(raw))]
-        else:
-            problems = self._record_problems(record, number)
+        record, problems = line_problems(number, raw, shift=shift, allow_system=self.allow_system)
+        self._see_shape(record, number)
         if problems and self._sort(problems, number, line):
             return
         first = self.first_line(_duplicate_key(raw), number)
@@ -351,20 +394,20 @@ class _LineChecker:
                 Problem("duplicate", f"the same conversation as line {first}", None, number)
             )
         if self.on_valid is not None:
-            self.on_valid(number, offset, record)
+            self.on_valid(number, offset + shift, record)
 
-    def _record_problems(self, record: Any, number: int) -> list[Problem]:
-        messages, shape_problem = messages_of(record)
-        if shape_problem is not None:
-            return [shape_problem]
-        is_array = type(record) is list
-        if is_array is not self.first_is_array and not self.mixed:
-            if self.first_is_array is None:
-                self.first_is_array, self.first_shape_line = is_array, number
-            else:
-                self.mixed = True
-                self.report.warnings.append(_mixed_shapes(is_array, number, self.first_shape_line))
-        return check_messages(messages, allow_system=self.allow_system)
+    def _see_shape(self, record: Any, number: int) -> None:
+        """The ``mixed-shapes`` rule: every conversation has the first one's shape."""
+        if self.mixed:
+            return
+        shape = shape_of(record)
+        if shape is None or shape == self.first_shape:
+            return
+        if self.first_shape is None:
+            self.first_shape, self.first_shape_line = shape, number
+        else:
+            self.mixed = True
+            self.report.warnings.append(_mixed_shapes(shape, number, self.first_shape_line))
 
     def _sort(self, problems: list[Problem], number: int, line: bytes) -> bool:
         """File the problems of line `number` as errors and warnings; True if any is an error."""
@@ -426,11 +469,12 @@ def check_lines(
     return report
 
 
-def _mixed_shapes(is_array: bool, line: int, first_line: int) -> Problem:
-    shapes = ("an object with 'messages'", "an array of messages")
+def _mixed_shapes(shape: str, line: int, first_line: int) -> Problem:
+    shapes = {"object": "an object with 'messages'", "array": "an array of messages"}
+    first = "object" if shape == "array" else "array"
     return Problem(
         "mixed-shapes",
-        f"this line is {shapes[is_array]} but line {first_line} is {shapes[not is_array]}; "
+        f"this line is {shapes[shape]} but line {first_line} is {shapes[first]}; "
         "one shape per file is less surprising",
         None,
         line,

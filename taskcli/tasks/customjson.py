@@ -7,24 +7,24 @@ Each line is a JSON array of messages (nanochat's CustomJSON shape) or an object
     {"messages": [{"role": "user", "content": "Hi"}, ...], "source": "identity"}
 
 Either way example i is ``{"messages": [...], **metadata}``. The file is read and checked by
-`taskcli.files.jsonl` and `taskcli.files.rules`, exactly as `taskcli validate` reads and checks it,
+`taskcli.files.reader` and `taskcli.files.rules`, exactly as `taskcli validate` reads and checks it,
 so the two never disagree: any error fails the load, naming the first few as
 ``file:line: [rule] message``; warnings do not.
 
-Only the byte offset of each conversation is kept (8 bytes each) and an example is parsed again
-when asked for, so a multi-gigabyte file costs megabytes. A ``.gz`` file (or standard input,
-``-``, a FIFO) cannot be seeked, so its conversations are kept in memory as compact JSON instead.
+Only the file's line index is kept (`taskcli.files.reader.LineIndex`, 16 bytes a conversation) and
+an example is parsed again when asked for, so a multi-gigabyte file costs megabytes. A ``.gz`` file
+(or standard input, ``-``, a FIFO) cannot be seeked, so its conversations are kept in memory as
+compact JSON instead.
 """
 
 from __future__ import annotations
 
 import os
-from array import array
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskcli.errors import InvalidData, UsageError
-from taskcli.files.jsonl import STDIN, decode, display_name, is_regular
+from taskcli.files.reader import STDIN, LineIndex, decode, display_name, is_regular
 from taskcli.tasks.common import Conversation, Param, Task
 
 if TYPE_CHECKING:
@@ -67,50 +67,45 @@ class CustomJSON(Task):
             )
         super().__init__(start=start, stop=stop, step=step)
         self.path = os.fspath(path)
-        self._offsets = array("Q")
         # A FIFO or a device is read once, as a stream: opening it again would wait for a
         # writer that is gone, or read other bytes.
         seekable = is_regular(self.path) and not self.path.endswith(".gz")
+        self._index = LineIndex(self.path) if seekable else None
         self._kept: list[bytes] | None = None if seekable else []
         self._load()
 
     def _load(self) -> None:
         import orjson
 
-        from taskcli.files.jsonl import normalise
+        from taskcli.files.reader import normalise
         from taskcli.files.rules import check_file
 
-        offsets, kept = self._offsets, self._kept
+        index, kept = self._index, self._kept
 
         def remember(line: int, offset: int, record: Any) -> None:
-            if kept is None:
-                offsets.append(offset)
+            if index is not None:
+                index.add(line, offset)
             else:
                 kept.append(orjson.dumps(normalise(record)))
 
         report = check_file(self.path, on_valid=remember)
         if report.errors:
             raise invalid_file(report)
-        if kept is None:
+        if index is not None:
             self._stamp = _stamp(self.path)
 
     def num_examples(self) -> int:
-        return len(self._offsets) if self._kept is None else len(self._kept)
+        return len(self._index) if self._index is not None else len(self._kept)
 
     def get_example(self, index: int) -> Conversation:
         return self.get_examples([index])[0]
 
     def get_examples(self, indices: Sequence[int]) -> list[Conversation]:
-        if self._kept is not None:
+        if self._index is None:
             return [decode(self._kept[i]) for i in indices]
         if _stamp(self.path) != self._stamp:
             raise InvalidData(f"{self.path} changed after it was loaded; load it again.")
-        conversations = []
-        with open(self.path, "rb") as file:
-            for i in indices:
-                file.seek(self._offsets[i])
-                conversations.append(decode(file.readline()))
-        return conversations
+        return [decode(raw) for _, raw, _ in self._index.read_many(indices)]
 
     def __repr__(self) -> str:
         return (

@@ -64,7 +64,7 @@ def _metadata(conversation: dict[str, Any]) -> Text | None:
 def header(shown: Shown, row: Row) -> str:
     """What a conversation's rule says: the target, the row, and where the row comes from."""
     label = escape(shown.label)
-    if row.source is not None:
+    if row.origin is not None:
         return f"[bold]{label}[/]  ·  row {row.index} of {shown.total} (0-based)"
     if shown.total is not None:
         return f"[bold]{label}[/]  ·  example {row.index} of {shown.total} (0-based)"
@@ -80,7 +80,7 @@ def print_conversations(shown: Shown) -> None:
 
 
 def source_line(row: Row) -> Text:
-    return Text(f"from {row.entry}, example {row.source['index']} of its task", "bold dim")
+    return Text(f"from {row.entry}, example {row.origin['index']} of its task", "bold dim")
 
 
 def conversation_view(row: Row) -> RenderableType:
@@ -89,7 +89,7 @@ def conversation_view(row: Row) -> RenderableType:
     from rich.panel import Panel
 
     pieces: list[RenderableType] = []
-    if row.source is not None:
+    if row.origin is not None:
         pieces.append(source_line(row))
     metadata = _metadata(row.conversation)
     if metadata is not None:

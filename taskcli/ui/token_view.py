@@ -51,7 +51,7 @@ def token_view(
     marks untrained runs and token boundaries with characters instead of colour."""
     legend = "untrained in ⟦ ⟧, tokens split by ·" if plain else "trained in green"
     pieces: list[RenderableType] = []
-    if row.source is not None:
+    if row.origin is not None:
         pieces.append(source_line(row))
     cut = f" at {max_tokens:,}" if rendering.truncated else ""
     pieces.append(

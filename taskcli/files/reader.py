@@ -1,4 +1,4 @@
-"""Reading JSONL files of conversations: open, split into lines, decode, normalise.
+"""The one reader of conversation files: open, split into lines, index, decode, normalise.
 
 A file holds one conversation per line, either a JSON array of messages (nanochat's CustomJSON
 shape) or an object with a ``"messages"`` array and any other keys (the Hugging Face / OpenAI
@@ -7,10 +7,14 @@ shape)::
     [{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": "nanobot."}]
     {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hi!"}]}
 
-The one home of reading such files: `taskcli validate`, the `customjson` task and the file
-targets of `show` and `stats` all read through here. A file is read in large binary chunks and
-split into lines here, so line numbers count every physical line (1-based, blank lines included)
-and a bad byte is reported where it is instead of stopping a decoder.
+Every command reads files through here: `validate` and `stats` stream their lines
+(`open_lines`, checked by `taskcli.files.rules`), `show` and `browse` index a big file only as far
+as they look (`LineIndex`), and the `customjson` task keeps the index of a file it checked whole.
+A file is read in large binary chunks and split into lines here (`read_lines`), so line numbers
+count every physical line (1-based, blank lines included) and a bad byte is reported where it is
+instead of stopping a decoder. What a line says about how it is written (`written`: a byte order
+mark, a CRLF ending) and the shape of a record (`shape_of`) are observed here too; the rules
+about them live in `taskcli.files.rules`.
 
 The normal form, which ``validate --output-valid`` writes and the `customjson` task returns, is
 an object ``{"messages": [...], **other top-level keys}``: one compact UTF-8 line, LF-terminated,
@@ -25,7 +29,9 @@ import io
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterator
+import threading
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from itertools import repeat
@@ -42,6 +48,9 @@ CHUNK_SIZE = 1 << 17  # fits in L2 cache; larger chunks read no faster
 # times a line's size in memory, and a conversation is rarely over a megabyte.
 DEFAULT_MAX_LINE_BYTES = 16 << 20
 LONG_LINE_HEAD = 200  # bytes of an over-long line kept, to show what it was
+SCAN_PROGRESS_LINES = 1 << 12  # lines between a scan's looks at its progress and cancel
+SHAPE_LOOKUP = 1024  # conversations looked through for a file's first shape
+WHOLE_FILE_BYTES = 32 << 20  # `show` and `browse` read a file up to this size whole
 _max_line_bytes: ContextVar[int] = ContextVar("max_line_bytes", default=DEFAULT_MAX_LINE_BYTES)
 
 
@@ -83,6 +92,26 @@ def line_limit(limit: int | None) -> Iterator[None]:
 def display_name(path: str) -> str:
     """How reports name a file: standard input is ``<stdin>``."""
     return "<stdin>" if path == STDIN else path
+
+
+def written(number: int, line: bytes) -> tuple[bytes, tuple[str, ...]]:
+    """Line `number` without its byte order mark (line 1 only) and CR ending, and which of the
+    two it had, by their rule ids: ``bom`` and ``crlf``."""
+    rules: tuple[str, ...] = ()
+    if number == 1 and line.startswith(BOM):
+        line, rules = line[3:], ("bom",)
+    if line[-1:] == b"\r":
+        line, rules = line[:-1], (*rules, "crlf")
+    return line, rules
+
+
+def shape_of(record: Any) -> str | None:
+    """``array`` or ``object``: the two shapes a conversation line may have, else None."""
+    if type(record) is list:
+        return "array"
+    if type(record) is dict and "messages" in record:
+        return "object"
+    return None
 
 
 def normalise(record: Any) -> dict[str, Any]:
@@ -244,6 +273,18 @@ def is_blank(line: bytes) -> bool:
     return not line or line.isspace()
 
 
+def holds_conversation(number: int, line: bytes) -> bool:
+    """Whether physical line `number` holds a conversation: blank lines do not, nor does a
+    first line that is only a byte order mark. Lines that do are the rows of a file."""
+    return not (is_blank(line) or (number == 1 and is_blank(line.removeprefix(BOM))))
+
+
+def length_of(line: bytes) -> int:
+    """The bytes a line of `read_lines` takes in the file, less its LF (a `LongLine` is only its
+    head)."""
+    return line.length if type(line) is LongLine else len(line)
+
+
 @dataclass
 class Window:
     """Conversations ``start .. stop-1`` of a file (conversations are its non-blank lines).
@@ -261,22 +302,110 @@ class Window:
 
 
 def read_window(path: str, start: int, stop: int) -> Window:
-    """Read a file only as far as conversation ``stop - 1``: `show FILE --index I` on a huge
-    file costs what the lines before I cost, not the whole file."""
+    """Read a file (any: a stream, ``.gz``) only as far as conversation ``stop - 1``: `show FILE
+    --index I` on a huge file costs what the lines before I cost, not the whole file."""
     window: list[tuple[int, bytes]] = []
     seen = offset = number = 0
     with open_lines(path) as lines:
         for number, line in enumerate(lines, 1):
-            offset += len(line) + 1
-            content = line[3:] if number == 1 and line.startswith(BOM) else line
-            if is_blank(content):
+            offset += length_of(line) + 1
+            if not holds_conversation(number, line):
                 continue
             if seen >= start:
-                window.append((number, content.rstrip(b"\r")))
+                window.append((number, written(number, line)[0]))
             seen += 1
             if seen >= stop:
                 return Window(window, seen, False, offset, number)
     return Window(window, seen, True, offset, number)
+
+
+class LineIndex:
+    """The byte offsets of a plain file's conversations, found only as far as asked.
+
+    Blank lines hold no conversation and are skipped, as everywhere else; each conversation's
+    1-based physical line is kept too, so a row can say where it is in the file. 16 bytes per
+    conversation: a multi-gigabyte file costs megabytes. `add` builds it during a pass that reads
+    the file anyway (the `customjson` task's check); `scan_to` reads on by itself (`show`,
+    `browse`). Reading a line opens the file anew, so several threads may read at once.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.offsets = array("Q")
+        self.lines = array("Q")
+        self.scanned = 0  # bytes looked at
+        self.physical = 0  # physical lines seen
+        self.complete = False
+        self.size = os.path.getsize(path)
+        self._lock = threading.Lock()
+        self._first_shape: str | None = None  # "" when none was found
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def add(self, number: int, offset: int) -> None:
+        """Conversation on physical line `number`, at byte `offset`, found by the caller."""
+        self.offsets.append(offset)
+        self.lines.append(number)
+
+    def scan_to(
+        self,
+        count: int | None,
+        on_bytes: Callable[[int], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """Index until `count` conversations are known (None: the whole file), or `cancel`;
+        `on_bytes` sees how far the scan has read."""
+        with self._lock, open_binary(self.path) as file:
+            file.seek(self.scanned)
+            number, offset = self.physical, self.scanned
+            for line in read_lines(file, self.path, CHUNK_SIZE):
+                if holds_conversation(number + 1, line):
+                    if count is not None and len(self.offsets) >= count:
+                        break
+                    self.add(number + 1, offset)
+                number += 1
+                offset += length_of(line) + 1
+                if number % SCAN_PROGRESS_LINES == 0:
+                    if on_bytes is not None:
+                        on_bytes(offset)
+                    if cancel is not None and cancel.is_set():
+                        break
+            self.physical, self.scanned = number, offset
+            self.complete = self.scanned >= self.size
+            if on_bytes is not None:
+                on_bytes(self.scanned)
+
+    def read(self, index: int) -> tuple[int, bytes, tuple[str, ...]]:
+        """(physical line, content, how it is `written`) of conversation `index`, indexed
+        already."""
+        return self.read_many([index])[0]
+
+    def read_many(self, indices: Iterable[int]) -> list[tuple[int, bytes, tuple[str, ...]]]:
+        """`read` of each of `indices`, through one open file."""
+        lines = []
+        with open_binary(self.path) as file:
+            for index in indices:
+                file.seek(self.offsets[index])
+                number = self.lines[index]
+                lines.append((number, *written(number, file.readline().rstrip(b"\n"))))
+        return lines
+
+    def first_shape(self) -> str | None:
+        """The shape (`shape_of`) of the file's first conversation that has one, which the
+        others must share (the ``mixed-shapes`` rule), looked for among the first
+        `SHAPE_LOOKUP` indexed conversations; None when there is none."""
+        if self._first_shape is None:
+            found = ""
+            for index in range(min(len(self), SHAPE_LOOKUP)):
+                try:
+                    found = shape_of(orjson.loads(self.read(index)[1])) or ""
+                except orjson.JSONDecodeError:
+                    continue
+                if found:
+                    break
+            self._first_shape = found
+        return self._first_shape or None
 
 
 COUNT_CHUNK = 1 << 20
