@@ -331,9 +331,9 @@ def site_packages(python: str) -> tuple[str, ...]:
 
         return tuple(site.getsitepackages())
     ask = "import site; print(*site.getsitepackages(), sep='\\n')"
-    try:
+    try:  # without -S: only site knows a venv's own folders
         found = subprocess.run(
-            [python, "-I", "-S", "-c", ask], capture_output=True, text=True, timeout=30
+            [python, "-I", "-c", ask], capture_output=True, text=True, timeout=30
         )
     except (OSError, subprocess.TimeoutExpired):
         return ()
