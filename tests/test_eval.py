@@ -8,9 +8,11 @@ import os
 import pty
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -21,8 +23,9 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from taskcli import render
+from taskcli import render, scoring
 from taskcli.cli import app
+from taskcli.execution import probe
 from taskcli.scoring import wilson_interval
 
 runner = CliRunner()
@@ -634,6 +637,55 @@ def test_without_kernel_isolation_every_run_says_so(hub, tmp_path, monkeypatch):
     assert "without kernel isolation (turned off by TASKCLI_ISOLATION=none)" in said(result)
     human = run_eval("humaneval", path, "--data-dir", data_dir)
     assert "only the Python guard protected this machine" in " ".join(human.stdout.split())
+
+
+def test_answers_import_the_packages_of_a_venv_under_tmp(hub, tmp_path):
+    # /tmp is the sandbox's own; the venv's folders must be carried into it
+    data_dir, rows = humaneval_rows(hub)
+    folder = Path(tempfile.mkdtemp(prefix="taskcli-venv-", dir="/tmp"))
+    try:
+        venv = folder / "venv"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+        ask = "import site; print(site.getsitepackages()[0])"
+        site = subprocess.check_output([venv / "bin" / "python", "-c", ask], text=True).strip()
+        area = "import math\n\ndef area(r):\n    return round(math.pi * r * r, 2)\n"
+        Path(site, "placed.py").write_text(area)
+        answer = "import placed\n\ndef circle_area(radius):\n    return placed.area(radius)\n"
+        path = write_answers(tmp_path / "answers.jsonl", [(index_of(rows, "circle_area"), answer)])
+        python = venv / "bin" / "python"
+        result = run_eval("humaneval", path, "--data-dir", data_dir, "--python", python)
+    finally:
+        shutil.rmtree(folder)
+    assert result.exit_code == 0, result.output
+    assert "accuracy 100.0% (1/1 correct)" in result.stdout
+    assert result.stderr == ""
+
+
+def test_a_folder_the_sandbox_hides_is_said_once_before_scoring(hub, tmp_path, hidden_folder):
+    if probe(sys.executable).level == "none":
+        pytest.skip("without kernel isolation programs see every folder")
+    data_dir, rows = humaneval_rows(hub)
+    circle = row_of(rows, "circle_area")
+    answers = [(index_of(rows, "circle_area"), circle["prompt"] + circle["canonical_solution"])]
+    path = write_answers(tmp_path / "answers.jsonl", answers)
+    warning = (
+        f"warning: the sandbox hides a folder of the interpreter's sys.path ({hidden_folder}), "
+        "so answers that import from it will fail: see docs/sandbox.md"
+    )
+    for mode in ([], ["--json"]):
+        result = run_eval("humaneval", path, "--data-dir", data_dir, *mode)
+        assert result.exit_code == 0, result.output
+        assert result.stderr.splitlines() == [warning]
+        assert "1/1 correct" in result.stdout or json.loads(result.stdout)["correct"] == 1
+    # before the first answer is scored
+    events = []
+    scoring.score_file(
+        scoring.open_for_eval("humaneval", path, data_dir=data_dir),
+        path,
+        on_progress=lambda done, total: events.append("scored"),
+        on_warning=events.append,
+    )
+    assert events == [warning.removeprefix("warning: "), "scored"]
 
 
 def write_generated_humaneval(data_dir, count):
