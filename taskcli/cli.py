@@ -767,6 +767,7 @@ def eval_answers(
             python=python,
             details_path=details,
             on_progress=progress,
+            on_warning=console.print_warning,
         )
     if json_output:
         for warning in result.warnings:
