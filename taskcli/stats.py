@@ -341,15 +341,14 @@ def _tallied(
 def _file_tally(path: str, label: str, on_bytes: Callable[[int], None] | None) -> _Tally:
     """A file's conversations counted as its lines are checked (by the rules `validate` uses);
     a file with errors fails as the `customjson` task would."""
-    from taskcli.files.reader import normalise
     from taskcli.files.rules import check_file
     from taskcli.tasks.customjson import invalid_file
 
     tally = _Tally(label)
     pending: list[dict[str, Any]] = []
 
-    def count(line: int, offset: int, record: Any) -> None:
-        pending.append(normalise(record))
+    def count(line: int, offset: int, conversation: Any) -> None:
+        pending.append(conversation)
         if len(pending) == CHUNK_ROWS:
             tally.add_all(pending)
             pending.clear()

@@ -17,7 +17,7 @@ import orjson
 from taskcli.conversation import Problem
 from taskcli.errors import UsageError
 from taskcli.files.atomic import atomic_output, check_output, is_special
-from taskcli.files.reader import STDIN, check_readable, display_name, line_limit, normalise
+from taskcli.files.reader import STDIN, check_readable, display_name, line_limit
 from taskcli.files.rules import (
     KEEP_PER_RULE,
     FileReport,
@@ -96,8 +96,8 @@ def check_targets(texts: Sequence[str]) -> None:
 
 
 def _valid_writer(out: BinaryIO) -> OnValid:
-    def write(line: int, offset: int, record: Any) -> None:
-        out.write(orjson.dumps(normalise(record), option=orjson.OPT_APPEND_NEWLINE))
+    def write(line: int, offset: int, conversation: Any) -> None:
+        out.write(orjson.dumps(conversation, option=orjson.OPT_APPEND_NEWLINE))
 
     return write
 

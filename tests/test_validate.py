@@ -48,6 +48,8 @@ EXPECTED_LINES = {
     "bad-content": [2, 3, 4],
     "bad-part": [2, 3],
     "nul-character": [2],
+    "bad-tool-call": [2, 3],
+    "mixed-formats": [2],
     "empty-file": [1],
     "bom": [1],
     "crlf": [2],

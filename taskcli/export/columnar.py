@@ -59,6 +59,8 @@ RULE_COVERAGE: dict[str, str] = {
     "no-exchange": CHECKED,
     "bad-content": CHECKED,  # a null content; other types are not string columns
     "nul-character": CHECKED,
+    "bad-tool-call": NOT_A_ROW_RULE,  # OpenAI records are read from files, not Arrow columns
+    "mixed-formats": NOT_A_ROW_RULE,  # a file's records, not a task's rows
     "missing-role": ROW_BY_ROW,  # a message struct without a role field
     "missing-content": ROW_BY_ROW,  # a message struct without a content field
     "bad-part": ROW_BY_ROW,  # parts are never recognised

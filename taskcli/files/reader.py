@@ -40,6 +40,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from taskcli.errors import InvalidData, UsageError
+from taskcli.files.formats import conversation_of
 
 STDIN = "-"
 BOM = b"\xef\xbb\xbf"
@@ -106,22 +107,28 @@ def written(number: int, line: bytes) -> tuple[bytes, tuple[str, ...]]:
 
 
 def shape_of(record: Any) -> str | None:
-    """``array`` or ``object``: the two shapes a conversation line may have, else None."""
+    """``array``, ``object`` or ``conversations``: the shapes a conversation record may have (a
+    nanochat array, an object with 'messages', a ShareGPT object), else None. A file keeps to
+    its first record's shape (`taskcli.files.rules` has the rules)."""
     if type(record) is list:
         return "array"
-    if type(record) is dict and "messages" in record:
-        return "object"
+    if type(record) is dict:
+        if "messages" in record:
+            return "object"
+        if "conversations" in record:
+            return "conversations"
     return None
 
 
-def normalise(record: Any) -> dict[str, Any]:
-    """A valid record in the normal form ``{"messages": [...], **other top-level keys}``."""
-    return {"messages": record} if type(record) is list else record
+def normalise(record: Any, forced: str | None = None) -> dict[str, Any]:
+    """A valid record as its conversation in the normal form ``{"messages": [...], **other
+    top-level keys}``, read in its own format (`taskcli.files.formats`) or a `forced` one."""
+    return conversation_of(record, forced)
 
 
-def decode(line: bytes) -> dict[str, Any]:
+def decode(line: bytes, forced: str | None = None) -> dict[str, Any]:
     """A line already found valid, as its conversation in the normal form."""
-    return normalise(orjson.loads(line))
+    return conversation_of(orjson.loads(line), forced)
 
 
 def read_lines(

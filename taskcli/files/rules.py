@@ -22,7 +22,8 @@ from typing import IO, Any
 
 import orjson
 
-from taskcli.conversation import Problem, check_messages, messages_of
+from taskcli.conversation import Problem
+from taskcli.files.formats import Reading, overall, read
 from taskcli.files.reader import (
     LongLine,
     display_name,
@@ -38,7 +39,7 @@ KEEP_PER_RULE = 100  # problems of one rule kept in memory; every one is counted
 
 NOT_JSON_RULES = ("invalid-json", "invalid-utf8")
 _loads, _DecodeError = orjson.loads, orjson.JSONDecodeError  # looked up once, used per line
-# Called for each line without errors: (line number, byte offset of its JSON, parsed record).
+# Called for each line without errors: (line number, byte offset of its JSON, conversation).
 OnValid = Callable[[int, int, Any], None]
 # Called for each line with errors: (line number, the line's bytes, its errors).
 OnReject = Callable[[int, bytes, list[Problem]], None]
@@ -146,6 +147,7 @@ class FileReport:
     rejected: int = 0  # lines with at least one error
     errors: ProblemLog = field(default_factory=ProblemLog)
     warnings: ProblemLog = field(default_factory=ProblemLog)
+    format: str | None = None  # the format its valid records were read in (`formats.overall`)
 
     def passes(self, *, strict: bool = False) -> bool:
         """No errors (and, when `strict`, no warnings either)."""
@@ -303,38 +305,54 @@ NOT_PARSED = object()  # the record of a line that is not JSON
 
 
 def line_problems(
-    number: int, raw: bytes, *, shift: int = 0, allow_system: bool = True
-) -> tuple[Any, list[Problem]]:
-    """``(record, problems)``: what line `number` breaks by itself (its JSON, its shape, the
-    conversation rules), given its content `raw` (`taskcli.files.reader.written`), which starts
-    `shift` bytes into the line. The record is `NOT_PARSED` when the line is not JSON.
+    number: int,
+    raw: bytes,
+    *,
+    shift: int = 0,
+    allow_system: bool = True,
+    forced: str | None = None,
+) -> tuple[Any, Reading]:
+    """``(record, reading)``: line `number` read as a conversation in its own format, or the
+    `forced` one (`taskcli.files.formats.read`), with what it breaks by itself (its JSON, its
+    shape, the conversation rules), given its content `raw` (`taskcli.files.reader.written`),
+    which starts `shift` bytes into the line. The record is `NOT_PARSED` when the line is not
+    JSON.
 
     The one place a line is judged: `check_lines` judges every line with it, and `browse` the
     rows it shows (`row_rules`)."""
     try:
         record = _loads(raw)
     except _DecodeError as error:
-        return NOT_PARSED, [_syntax_problem(raw, error, number, shift)]
-    messages, shape_problem = messages_of(record)
-    if shape_problem is not None:
-        return record, [shape_problem]
-    return record, check_messages(messages, allow_system=allow_system)
+        return NOT_PARSED, Reading(None, [_syntax_problem(raw, error, number, shift)])
+    return record, read(record, forced, allow_system=allow_system)
+
+
+def shape_rule(shape: str | None, first_shape: str | None) -> str | None:
+    """The rule a record of `shape` breaks in a file whose first record has `first_shape`:
+    ``mixed-formats`` between ShareGPT and the others, ``mixed-shapes`` between arrays and
+    objects of messages, else None."""
+    if shape is None or first_shape is None or shape == first_shape:
+        return None
+    return "mixed-formats" if "conversations" in (shape, first_shape) else "mixed-shapes"
 
 
 def row_rules(
-    number: int, raw: bytes, how_written: tuple[str, ...], first_shape: str | None
+    number: int,
+    raw: bytes,
+    how_written: tuple[str, ...],
+    first_shape: str | None,
+    forced: str | None = None,
 ) -> tuple[Any, tuple[str, ...]]:
     """``(record, rule ids)``: every rule `validate` holds line `number` to, for one row on its
-    own: `line_problems`, how the line is written (``bom``, ``crlf``), and ``mixed-shapes``
-    when its shape is not `first_shape`, the file's first conversation's. (`validate` names
-    only the first line of a file that breaks ``bom``, ``crlf`` or ``mixed-shapes``; every such
-    line breaks it.)"""
+    own: `line_problems`, how the line is written (``bom``, ``crlf``), and `shape_rule` against
+    `first_shape`, the file's first conversation's. (`validate` names only the first line of a
+    file that breaks ``bom``, ``crlf`` or ``mixed-shapes``; every such line breaks it.)"""
     shift = 3 if "bom" in how_written else 0
-    record, problems = line_problems(number, raw, shift=shift)
-    rules = [*dict.fromkeys(problem.rule for problem in problems), *how_written]
-    shape = shape_of(record)
-    if shape is not None and first_shape is not None and shape != first_shape:
-        rules.append("mixed-shapes")
+    record, reading = line_problems(number, raw, shift=shift, forced=forced)
+    rules = [*dict.fromkeys(problem.rule for problem in reading.problems), *how_written]
+    broken = None if forced else shape_rule(shape_of(record), first_shape)
+    if broken is not None:
+        rules.append(broken)
     return record, tuple(rules)
 
 
@@ -348,8 +366,9 @@ class _LineChecker:
         allow_system: bool,
         on_valid: OnValid | None,
         on_reject: OnReject | None,
+        forced: str | None = None,
     ) -> None:
-        self.report, self.allow_system = report, allow_system
+        self.report, self.allow_system, self.forced = report, allow_system, forced
         self.on_valid, self.on_reject = on_valid, on_reject
         self.first_line = FirstSeen().first_line
         self.conversations = self.crlf_lines = self.first_crlf = 0
@@ -384,30 +403,41 @@ class _LineChecker:
         if is_blank(raw):
             return
         self.conversations += 1
-        record, problems = line_problems(number, raw, shift=shift, allow_system=self.allow_system)
-        self._see_shape(record, number)
+        record, reading = line_problems(
+            number, raw, shift=shift, allow_system=self.allow_system, forced=self.forced
+        )
+        problems = reading.problems
+        mixed = None if self.forced else self._see_shape(record, number)
+        if mixed is not None:
+            problems = [mixed, *problems]
         if problems and self._sort(problems, number, line):
             return
+        self.report.format = overall(self.report.format, reading.fmt)
         first = self.first_line(_duplicate_key(raw), number)
         if first is not None:
             self.report.warnings.append(
                 Problem("duplicate", f"the same conversation as line {first}", None, number)
             )
         if self.on_valid is not None:
-            self.on_valid(number, offset + shift, record)
+            self.on_valid(number, offset + shift, reading.conversation)
 
-    def _see_shape(self, record: Any, number: int) -> None:
-        """The ``mixed-shapes`` rule: every conversation has the first one's shape."""
-        if self.mixed:
-            return
+    def _see_shape(self, record: Any, number: int) -> Problem | None:
+        """The rules about the file's shapes (`shape_rule`): a record in another format than
+        the first one's is an error, returned; the first record in the other shape of
+        messages is a warning, filed once."""
         shape = shape_of(record)
         if shape is None or shape == self.first_shape:
-            return
+            return None
         if self.first_shape is None:
             self.first_shape, self.first_shape_line = shape, number
-        else:
+            return None
+        broken = shape_rule(shape, self.first_shape)
+        if broken == "mixed-formats":
+            return _mixed_formats(shape, number, self.first_shape, self.first_shape_line)
+        if not self.mixed:
             self.mixed = True
             self.report.warnings.append(_mixed_shapes(shape, number, self.first_shape_line))
+        return None
 
     def _sort(self, problems: list[Problem], number: int, line: bytes) -> bool:
         """File the problems of line `number` as errors and warnings; True if any is an error."""
@@ -454,19 +484,33 @@ def check_lines(
     on_reject: OnReject | None = None,
     keep: int = KEEP_PER_RULE,
     spool: bool = False,
+    forced: str | None = None,
 ) -> FileReport:
-    """Check every line of a JSONL file; `path` only names the file in the report.
+    """Check every line of a JSONL file; `path` only names the file in the report, `forced` is
+    the format every line is read in (``--input-format``; None: each its own).
 
     The report keeps the first `keep` problems of each rule and counts all; `spool` also keeps
     every problem on disk (`ProblemLog`)."""
     report = FileReport(path, errors=ProblemLog(keep, spool), warnings=ProblemLog(keep, spool))
-    checker = _LineChecker(report, allow_system, on_valid, on_reject)
+    checker = _LineChecker(report, allow_system, on_valid, on_reject, forced)
+    report.format = forced
     offset = number = 0
     for number, line in enumerate(lines, 1):
         checker.check(number, line, offset)
         offset += len(line) + 1
     checker.finish(number)
     return report
+
+
+def _mixed_formats(shape: str, line: int, first_shape: str, first_line: int) -> Problem:
+    names = {"conversations": "sharegpt", "object": "messages", "array": "nanochat"}
+    return Problem(
+        "mixed-formats",
+        f"this record is {names[shape]} but line {first_line} is {names[first_shape]}; "
+        "give --input-format to read every record as one format",
+        None,
+        line,
+    )
 
 
 def _mixed_shapes(shape: str, line: int, first_line: int) -> Problem:
@@ -490,6 +534,7 @@ def check_file(
     on_bytes: Callable[[int], None] | None = None,
     keep: int = KEEP_PER_RULE,
     spool: bool = False,
+    forced: str | None = None,
 ) -> FileReport:
     """Check a JSONL file (``-`` for standard input) in one pass, keeping no conversations.
 
@@ -508,4 +553,5 @@ def check_file(
             on_reject=on_reject,
             keep=keep,
             spool=spool,
+            forced=forced,
         )

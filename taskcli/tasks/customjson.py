@@ -77,16 +77,15 @@ class CustomJSON(Task):
     def _load(self) -> None:
         import orjson
 
-        from taskcli.files.reader import normalise
         from taskcli.files.rules import check_file
 
         index, kept = self._index, self._kept
 
-        def remember(line: int, offset: int, record: Any) -> None:
+        def remember(line: int, offset: int, conversation: Any) -> None:
             if index is not None:
                 index.add(line, offset)
             else:
-                kept.append(orjson.dumps(normalise(record)))
+                kept.append(orjson.dumps(conversation))
 
         report = check_file(self.path, on_valid=remember)
         if report.errors:
