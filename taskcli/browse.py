@@ -32,10 +32,19 @@ import orjson
 
 from taskcli.conversation import ERROR, RULES, check_record, flatten_content
 from taskcli.errors import TaskcliError
-from taskcli.files.reader import WHOLE_FILE_BYTES, LineIndex, is_regular, normalise
+from taskcli.files.reader import (
+    LINES,
+    PARQUET,
+    SHARDS,
+    WHOLE_FILE_BYTES,
+    LineIndex,
+    container_of,
+    is_regular,
+)
 from taskcli.targets import FILE, Row, Target
 
 if TYPE_CHECKING:
+    from taskcli.files.parquet import ParquetConversations
     from taskcli.tasks.common import Task
     from taskcli.training.render import Rendering
     from taskcli.training.tokenizer import Tokenizer
@@ -223,7 +232,14 @@ class Browser:
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
         self._index: LineIndex | None = None
-        if target.kind == FILE and _seekable(target.text):
+        self._parquet: ParquetConversations | None = None  # a Parquet file's rows, unchecked
+        self._forced = (target.params or {}).get("input_format")
+        if target.kind == FILE and container_of(target.text) in (PARQUET, SHARDS):
+            from taskcli.files.parquet import open_parquet
+
+            self._parquet = open_parquet(target.text, target.split)
+            self._forced = self._forced or self._parquet.forced_format
+        elif target.kind == FILE and container_of(target.text) == LINES and _seekable(target.text):
             self._index = LineIndex(target.text)
             whole = self._index.size <= WHOLE_FILE_BYTES
             self._index.scan_to(None if whole else CACHE_ROWS)
@@ -250,6 +266,8 @@ class Browser:
         """Rows in the target, or None while a plain file is not indexed to its end."""
         if self._index is not None:
             return len(self._index) if self._index.complete else None
+        if self._parquet is not None:
+            return len(self._parquet)
         return self.target.total
 
     @property
@@ -402,6 +420,8 @@ class Browser:
         index = self.position(k)
         if self._index is not None:
             return f"L{self._index.lines[index]}"
+        if self._parquet is not None:
+            return f"R{index}"
         return self.target.source_name(index)
 
     def rendering(self, k: int) -> Rendering:
@@ -441,6 +461,9 @@ class Browser:
         if self._index is not None:
             lines = self._index.read_many(indices)
             return [self._file_item(i, *line) for i, line in zip(indices, lines, strict=True)]
+        if self._parquet is not None:
+            records = self._parquet.records(indices)
+            return [self._row_item(i, record) for i, record in zip(indices, records, strict=True)]
         items = []
         for row in self.target.rows(indices, read=self._examples):
             where, short = self.label, self.target.name
@@ -464,14 +487,23 @@ class Browser:
         from taskcli.files.rules import NOT_PARSED, row_rules
 
         assert self._index is not None
-        record, rules = row_rules(line, raw, written, self._index.first_shape())
+        first = self._index.first_shape()
+        record, reading, rules = row_rules(line, raw, written, first, self._forced)
         if record is NOT_PARSED:
             conversation = {"line": raw.decode("utf-8", "replace")}
-        elif isinstance(record, list | dict):
-            conversation = normalise(record)
         else:
-            conversation = {"line": record}
+            conversation = reading.conversation or {"line": record}
         return Item(Row(index, conversation, line=line), f"line {line:,}", rules, f"L{line}")
+
+    def _row_item(self, index: int, record: Any) -> Item:
+        """A Parquet file's row with the rules validate holds it to."""
+        from taskcli.files.formats import read
+        from taskcli.files.rules import record_rules
+
+        reading = read(record, self._forced)
+        rules = record_rules(record, reading, None, self._forced)
+        conversation = reading.conversation or {"row": record}
+        return Item(Row(index, conversation), f"row {index:,}", rules, f"R{index}")
 
     # -- search -------------------------------------------------------------------------
     def search(
@@ -549,6 +581,10 @@ class Browser:
             for i, (index, line) in enumerate(zip(indices, lines, strict=True)):
                 yield i, self._file_item(index, *line).row.conversation
             return
+        if self._parquet is not None:
+            for i, record in self._parquet.scan(indices):
+                yield i, self._row_item(indices[i], record).row.conversation
+            return
         yield from self.target.scan(indices)
 
 
@@ -556,15 +592,19 @@ def open_browser(
     target: Target, *, tokenizer: Tokenizer | None = None, max_tokens: int | None = None
 ) -> Browser:
     """A browser over an opened target (`taskcli.targets.open_target`). A plain file is indexed
-    here, whole when `show` would read it whole and otherwise only as far as the first screen;
-    its broken lines are rows like any other, shown with their rule ids. A ``.gz`` file or
-    standard input is read by the `customjson` task, which refuses a file with errors."""
+    here, whole when `show` would read it whole and otherwise only as far as the first screen,
+    and a Parquet file's rows are read at random; their broken rows are rows like any other,
+    shown with their rule ids. A ``.gz`` file, a ``.json`` document or standard input is read by
+    the `customjson` task, which refuses a file with errors."""
     if target.kind == FILE and not _seekable(target.text):
         target.sources  # noqa: B018 - reads and checks the file now
     return Browser(target, tokenizer=tokenizer, max_tokens=max_tokens)
 
 
 def _seekable(path: str) -> bool:
-    """A plain file, which can be indexed and read at any line, and read again by the duplicate
-    scan (not stdin, a FIFO or a device, not ``.gz``)."""
-    return is_regular(path) and not path.endswith(".gz")
+    """A plain file of JSON lines, which can be indexed and read at any line, and read again by
+    the duplicate scan (not stdin, a FIFO or a device, not ``.gz``), or Parquet."""
+    container = container_of(path)
+    if container in (PARQUET, SHARDS):
+        return True
+    return container == LINES and is_regular(path) and not path.endswith(".gz")

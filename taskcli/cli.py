@@ -35,6 +35,7 @@ FLAGS = {
     "details_path": "--details",
     "output_valid": "--output-valid",
     "rejects": "--rejects",
+    "input_format": "--input-format",
 }
 
 
@@ -142,9 +143,9 @@ TargetArgument = Annotated[
     str,
     typer.Argument(
         metavar="TARGET",
-        help="A task name (any case), a conversation file (.jsonl, .json, .gz; '-' reads "
-        "stdin) or a mixture spec (.yaml). A task name wins over a file of the same name: "
-        "write ./NAME for the file.",
+        help="A task name (any case), a conversation file (.jsonl, .json, .gz, .parquet, a "
+        "folder of Parquet shards; '-' reads stdin) or a mixture spec (.yaml). A task name wins "
+        "over a file of the same name: write ./NAME for the file.",
         autocompletion=_complete_targets,
     ),
 ]
@@ -163,8 +164,18 @@ SplitOption = Annotated[
     str | None,
     typer.Option(
         "--split",
-        help="The dataset split; the task's default if not given.",
+        help="The dataset split; the task's default if not given. For a folder of Parquet "
+        "shards, the shards of that split (train-00000-of-00003.parquet is 'train').",
         autocompletion=_complete_splits,
+    ),
+]
+InputFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--input-format",
+        metavar="FORMAT",
+        help="Read a conversation file's records as messages, nanochat, openai or sharegpt; "
+        "by default each record is read in its own format, detected.",
     ),
 ]
 ParamOption = Annotated[
@@ -226,13 +237,21 @@ def _open(
     split: str | None,
     param: list[str] | None,
     data_dir: str | None,
+    input_format: str | None = None,
 ) -> "Target":
     """The target opened once (`taskcli.targets.open_target`), saying so when a task name is
     also a file here: the rule read the task."""
     from taskcli.targets import open_target
     from taskcli.ui import console
 
-    opened = open_target(target, subset, split, parse_params(param), data_dir=data_dir)
+    opened = open_target(
+        target,
+        subset,
+        split,
+        parse_params(param),
+        data_dir=data_dir,
+        input_format=input_format.casefold() if input_format else None,
+    )
     if opened.shadowed:
         console.print_note(opened.shadowed)
     return opened
@@ -307,6 +326,7 @@ def parse_params(pairs: list[str] | None) -> dict[str, str]:
 @app.command()
 def show(
     target: TargetArgument,
+    input_format: InputFormatOption = None,
     subset: SubsetOption = None,
     split: SplitOption = None,
     index: Annotated[
@@ -351,7 +371,7 @@ def show(
         )
     loaded = _load_tokenizer(tokenizer) if tokens or ids else None
     with line_limit(max_line_bytes):
-        opened = _open(target, subset, split, param, data_dir)
+        opened = _open(target, subset, split, param, data_dir, input_format)
         shown = show_rows(opened, index=index, count=count)
     if loaded is not None:
         from taskcli.training import render as training_view
@@ -379,6 +399,7 @@ def _is_terminal() -> bool:
 @app.command()
 def browse(
     target: TargetArgument,
+    input_format: InputFormatOption = None,
     subset: SubsetOption = None,
     split: SplitOption = None,
     param: ParamOption = None,
@@ -414,7 +435,7 @@ def browse(
         ) from None
     from taskcli.browse import open_browser
 
-    opened = _open(target, subset, split, param, data_dir)
+    opened = _open(target, subset, split, param, data_dir, input_format)
     browser = open_browser(opened, tokenizer=_load_tokenizer(tokenizer), max_tokens=max_tokens)
     screen.run(browser)
 
@@ -458,6 +479,13 @@ def validate(
         ),
     ] = None,
     max_line_bytes: MaxLineOption = None,
+    input_format: InputFormatOption = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            "--split", help="For a folder of Parquet shards: the split whose shards to check."
+        ),
+    ] = None,
 ) -> None:
     """Check conversation files line by line: every broken rule, with file:line, in one pass.
 
@@ -480,6 +508,8 @@ def validate(
             keep_per_rule=max(max_errors, 1),
             spool=json_output,
             max_line_bytes=max_line_bytes,
+            input_format=input_format.casefold() if input_format else None,
+            split=split,
         )
     passed = all(report.passes(strict=strict) for report in file_reports)
     if json_output:
@@ -504,6 +534,7 @@ def _sizes(paths: list[str]) -> int | None:
 @app.command()
 def export(
     target: TargetArgument,
+    input_format: InputFormatOption = None,
     output: Annotated[
         str | None,
         typer.Option(
@@ -571,7 +602,7 @@ def export(
     settings = _token_settings(tokenizer, max_tokens) if fmt == "tokens" and not dry_run else None
     shard_range = parse_shard(shard) if shard is not None else None
     with console.status("planning"), line_limit(max_line_bytes):  # customjson files: capped
-        opened = _open(target, subset, split, param, data_dir)
+        opened = _open(target, subset, split, param, data_dir, input_format)
         plan = as_plan(opened)
     if dry_run:
         summary = plan.summary(limit, shard_range)
@@ -605,6 +636,7 @@ def export(
 @app.command()
 def stats(
     target: TargetArgument,
+    input_format: InputFormatOption = None,
     subset: SubsetOption = None,
     split: SplitOption = None,
     param: ParamOption = None,
@@ -629,7 +661,7 @@ def stats(
 
     loaded = _load_tokenizer(tokenizer)
     with line_limit(max_line_bytes):
-        opened = _open(target, subset, split, param, data_dir)
+        opened = _open(target, subset, split, param, data_dir, input_format)
         if opened.kind == FILE and loaded is None:
             with console.byte_bar(_sizes([target]), "reading") as on_bytes:
                 result = compute_stats(opened, on_bytes=on_bytes)

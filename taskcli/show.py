@@ -17,9 +17,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from taskcli.errors import InvalidData, UsageError
-from taskcli.files.reader import STDIN, WHOLE_FILE_BYTES, display_name
+from taskcli.files.reader import (
+    PARQUET,
+    SHARDS,
+    STDIN,
+    WHOLE_FILE_BYTES,
+    container_of,
+    display_name,
+)
 from taskcli.targets import FILE, Row, Target
 
 
@@ -32,6 +40,7 @@ class Shown:
     requested: int
     total: int | None  # conversations in the target, when known
     lines: int | None = None  # physical lines of a file whose conversations were not all read
+    format: str | None = None  # a file's format, as its records were read
 
     @property
     def note(self) -> str | None:
@@ -49,16 +58,23 @@ def show_rows(target: Target, *, index: int = 0, count: int = 1) -> Shown:
     if index < 0:
         raise UsageError(f"index must be 0 or more, got {index}.")
     if target.kind == FILE and not is_small(target.text):
-        return _file_rows(target.text, index, count)
+        forced = (target.params or {}).get("input_format")
+        if container_of(target.text) in (PARQUET, SHARDS):
+            return _parquet_rows(target, index, count, forced)
+        return _file_rows(target.text, index, count, forced)
     total = target.total
     _check_index(target.label, index, total)
     rows = target.rows(range(index, min(index + count, total)))
-    return Shown(target.label, rows, count, total)
+    fmt = target.task.format if target.kind == FILE else None
+    return Shown(target.label, rows, count, total, format=fmt)
 
 
 def is_small(path: str) -> bool:
     """Whether a file is read and checked whole, as the `customjson` task reads it: it costs
-    little, and then the total is exact and a broken line anywhere is reported."""
+    little, and then the total is exact and a broken line anywhere is reported. A Parquet file
+    or folder is never read whole: its rows are read at random, its total is in its footers."""
+    if container_of(path) in (PARQUET, SHARDS):
+        return False
     try:
         return path == STDIN or os.path.getsize(path) <= WHOLE_FILE_BYTES
     except OSError:
@@ -76,35 +92,64 @@ def _check_index(label: str, index: int, total: int) -> None:
     )
 
 
-def _file_rows(path: str, index: int, count: int) -> Shown:
+def _file_rows(path: str, index: int, count: int, forced: str | None) -> Shown:
     import orjson
 
-    from taskcli.conversation import check_record, first_error
-    from taskcli.files.reader import count_lines, normalise, read_window
+    from taskcli.files.reader import count_lines, read_window
 
     label = display_name(path)
     window = read_window(path, index, index + count)
     if window.complete:
         _check_index(label, index, window.seen)
-    rows = []
+    rows, fmt = [], forced
     for line, raw in window.lines:
         try:
             record = orjson.loads(raw)
         except orjson.JSONDecodeError as error:
             raise _bad_line(label, line, f"[invalid-json] invalid JSON: {error.msg}") from None
-        problem = first_error(check_record(record))
-        if problem is not None:
-            where = f" (at {problem.path})" if problem.path else ""
-            raise _bad_line(label, line, f"[{problem.rule}] {problem.message}{where}")
-        rows.append(Row(index + len(rows), normalise(record), line=line))
+        conversation, fmt = _checked(record, forced, fmt, label, line)
+        rows.append(Row(index + len(rows), conversation, line=line))
     lines = None
     if not window.complete and path != STDIN and not path.endswith(".gz"):
         lines = window.physical + count_lines(path, window.offset)
-    return Shown(label, rows, count, window.seen if window.complete else None, lines)
+    total = window.seen if window.complete else None
+    return Shown(label, rows, count, total, lines, format=fmt)
 
 
-def _bad_line(label: str, line: int, what: str) -> InvalidData:
+def _parquet_rows(target: Target, index: int, count: int, forced: str | None) -> Shown:
+    """Rows of a Parquet file or folder, read at random: the row groups that hold them."""
+    from taskcli.files.parquet import open_parquet
+
+    conversations = open_parquet(target.text, target.split)
+    forced = forced or conversations.forced_format
+    total = len(conversations)
+    _check_index(target.label, index, total)
+    rows, fmt = [], forced
+    positions = range(index, min(index + count, total))
+    for position, record in zip(positions, conversations.records(positions), strict=True):
+        conversation, fmt = _checked(record, forced, fmt, target.label, f"row {position}")
+        rows.append(Row(position, conversation))
+    return Shown(target.label, rows, count, total, format=fmt)
+
+
+def _checked(
+    record: Any, forced: str | None, seen: str | None, label: str, where: int | str
+) -> tuple[dict[str, Any], str | None]:
+    """A record shown as its conversation, checked against the conversation rules first (the
+    first error is the command's error), and the file's format with it (`formats.overall`)."""
+    from taskcli.conversation import first_error
+    from taskcli.files.formats import overall, read
+
+    reading = read(record, forced)
+    problem = first_error(reading.problems)  # a record that is no conversation has one
+    if problem is not None:
+        at = f" (at {problem.path})" if problem.path else ""
+        raise _bad_line(label, where, f"[{problem.rule}] {problem.message}{at}")
+    return reading.conversation or {}, overall(seen, reading.fmt)
+
+
+def _bad_line(label: str, where: int | str, what: str) -> InvalidData:
     again = "-" if label == display_name(STDIN) else label
     return InvalidData(
-        f"{label}:{line}: {what}", hint=f"`taskcli validate {again}` lists every problem."
+        f"{label}:{where}: {what}", hint=f"`taskcli validate {again}` lists every problem."
     )

@@ -6,7 +6,8 @@ Every command that reads conversations takes one TARGET argument, read by one ru
 
 1. ``-`` is standard input, read as a conversation file;
 2. a name ending in ``.yaml`` or ``.yml`` is a mixture spec;
-3. a name ending in ``.jsonl``, ``.json`` or ``.gz``, or holding a ``/``, is a conversation file;
+3. a name ending in ``.jsonl``, ``.json``, ``.gz`` or ``.parquet``, or holding a ``/``, is a
+   conversation file (a folder of Parquet shards too);
 4. a registered task name, in any case (``GSM8K`` is ``gsm8k``), is that task;
 5. any other name that exists is a conversation file.
 
@@ -46,11 +47,11 @@ ReadExamples = Callable[["Task", list[int]], list["Conversation"]]
 
 TASK, FILE, SPEC = "task", "file", "spec"
 SPEC_SUFFIXES = (".yaml", ".yml")
-FILE_SUFFIXES = (".jsonl", ".json", ".gz")
+FILE_SUFFIXES = (".jsonl", ".json", ".gz", ".parquet")
 RULE = (
-    "a target is a task name (any case), a conversation file (.jsonl, .json, .gz, any path "
-    "with a '/', '-' for stdin) or a mixture spec (.yaml); a task name wins over a file of "
-    "the same name: write ./NAME for the file."
+    "a target is a task name (any case), a conversation file (.jsonl, .json, .gz, .parquet, a "
+    "folder of Parquet shards, any path with a '/', '-' for stdin) or a mixture spec (.yaml); "
+    "a task name wins over a file of the same name: write ./NAME for the file."
 )
 
 
@@ -143,7 +144,7 @@ class Target:
 
         if self.opened is not None:
             return self.opened
-        task = registry.resolve("customjson", params={"path": self.text}).create()
+        task = registry.resolve("customjson", split=self.split, params=self.params).create()
         return (Source(self.label, task),)
 
     @property
@@ -258,12 +259,20 @@ def open_target(
     params: dict[str, Any] | None = None,
     *,
     data_dir: str | os.PathLike[str] | None = None,
+    input_format: str | None = None,
 ) -> Target:
     """The target `text` names (see the module's rule), opened: a task built, a spec's plan
-    built, a file checked to exist (it is read when its `sources` are first used)."""
+    built, a file checked to exist (it is read when its `sources` are first used), read in
+    `input_format` when one is given (a file's records are each read in their own otherwise)."""
     from taskcli.tasks import registry
 
     kind, name = classify(text)
+    if input_format is not None and kind != FILE:
+        raise UsageError(
+            f"an input format is for conversation files; {text} is a "
+            f"{'mixture spec' if kind == SPEC else 'registered task'}.",
+            params=("input_format",),
+        )
     if kind == SPEC:
         refuse_options_for_spec(text, subset, split, params)
         from taskcli.mixing.plan import build_plan
@@ -271,10 +280,17 @@ def open_target(
 
         return spec_target(text, build_plan(load_spec(text), data_dir))
     if kind == FILE:
-        refuse_for_file(text, subset, split, params)
-        if text != STDIN:
+        folder = text != STDIN and os.path.isdir(text)
+        refuse_for_file(text, subset, None if folder else split, params)
+        if text != STDIN and not folder:
             _require_file(text)
-        return Target(FILE, text, display_name(text), params={"path": text})
+        file_params = {"path": text}
+        if input_format is not None:
+            file_params["input_format"] = registry.get_task_class("customjson").convert_param(
+                "input_format", input_format
+            )
+        label = display_name(text) + (f" / {split}" if folder and split else "")
+        return Target(FILE, text, label, split=split if folder else None, params=file_params)
     request = registry.resolve(name, subset, split, params)
     task = request.create(data_dir=data_dir)
     label = " / ".join(part for part in (name, request.subset, request.split) if part)
@@ -317,9 +333,7 @@ def refuse_for_file(
 
 
 def _require_file(path: str) -> None:
-    """A missing or unreadable file is a usage error before anything else is done."""
-    if os.path.isdir(path):
-        raise UsageError(f"{path} is a folder, not a conversation file.")
+    """A missing file is a usage error before anything else is done."""
     if not os.path.exists(path):
         raise UsageError(f"{path}: no such file.", hint=RULE)
 
@@ -332,6 +346,8 @@ def one_entry_spec(target: Target) -> Spec:
     params = dict(target.params or {})
     if target.kind == FILE and target.text != STDIN:
         params["path"] = os.path.abspath(target.text)
+    if params.get("input_format") is None:
+        params.pop("input_format", None)
     entry: Entry = Entry(0, target.name, target.subset, target.split, params)
     return Spec(path=Path(target.text), mode="sequence", seed=0, entries=(entry,))
 

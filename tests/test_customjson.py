@@ -40,9 +40,10 @@ def test_registry_entry():
     assert entry["source"] == "local file"
     assert entry["eval_type"] is None
     assert entry["subsets"] == [] and entry["splits"] == []
-    (param,) = entry["params"]
+    param, input_format = entry["params"]
     assert (param["name"], param["type"], param["default"]) == ("path", "str", None)
     assert "required" in param["help"]
+    assert input_format["name"] == "input_format" and input_format["default"] is None
 
 
 def test_the_bundled_identity_conversations():

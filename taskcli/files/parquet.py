@@ -11,9 +11,10 @@ at 1.4 GB RSS mapped, 0.25 GB read).
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,6 +214,11 @@ class ParquetRows(Rows):
         self._stream_lock = threading.Lock()  # a read-ahead and a scan may read at once
         self._stream_files: dict[int, Any] = {}
 
+    @property
+    def schema(self) -> Any:
+        """The Arrow schema of the first file (a split's shards share it)."""
+        return self._files[0].schema_arrow
+
     def block(self, number: int) -> Any:
         """Block `number`, kept among the most recently used while they fit in
         `BLOCK_CACHE_BYTES`: random reads all over a big split (`taskcli browse` scrolling a
@@ -343,3 +349,149 @@ class TableRows(Rows):
 
     def block(self, number: int) -> Any:
         return self._batches[number]
+
+
+# --- conversation files in Parquet ------------------------------------------------------------
+
+# The columns a Parquet file of conversations may keep them in, and the format each holds.
+CONVERSATION_COLUMNS = {"messages": None, "conversations": "sharegpt"}
+# A shard as the Hugging Face Hub names it: ``train-00000-of-00003.parquet``.
+SHARD_NAME = re.compile(r"^(?P<split>[^/]+?)-\d{5}-of-\d{5}\.parquet$")
+SHARD_DEPTH = 3  # folders below a target folder that are searched for shards
+
+
+def split_shards(folder: Path) -> dict[str, list[Path]]:
+    """The Parquet files under `folder` (``data/train-00000-of-00003.parquet`` and the like),
+    by the split their names say, each split's in shard order; files not named as shards are
+    the split ``train``."""
+    splits: dict[str, list[Path]] = {}
+    for depth in range(SHARD_DEPTH + 1):
+        for path in sorted(folder.glob("/".join(["*"] * depth + ["*.parquet"]))):
+            if path.is_file():
+                named = SHARD_NAME.match(path.name)
+                splits.setdefault(named["split"] if named else "train", []).append(path)
+    return splits
+
+
+def shards_of(folder: Path, split: str | None) -> tuple[list[Path], str]:
+    """The shards of `split` (default: ``train``, or the only split there is) under `folder`."""
+    from taskcli.errors import UsageError, suggest
+
+    splits = split_shards(folder)
+    if not splits:
+        raise UsageError(
+            f"{folder} is a folder without Parquet files.",
+            hint="a folder target holds shards as `hf download` leaves them, such as "
+            "data/train-00000-of-00003.parquet.",
+        )
+    if split is None:
+        split = "train" if "train" in splits or len(splits) > 1 else next(iter(splits))
+    if split not in splits:
+        names = sorted(splits)
+        raise UsageError(
+            f"{folder} has no split {split!r}.{suggest(split, names)} Its splits: "
+            f"{', '.join(names)}.",
+            params=("split",),
+        )
+    return splits[split], split
+
+
+def conversation_column(schema: Any, path: str) -> str:
+    """The column a Parquet file keeps its conversations in; a file without one is an error
+    that lists the columns it has."""
+    for column in CONVERSATION_COLUMNS:
+        if column in schema.names:
+            return column
+    tokens = " (a token export: taskcli reads conversations)" if "ids" in schema.names else ""
+    raise InvalidData(
+        f"{path} holds no conversations: it has no 'messages' or 'conversations' column"
+        f"{tokens}. Its columns: {', '.join(schema.names) or 'none'}.",
+        hint="a Parquet file of conversations keeps them in a 'messages' column (lists of "
+        "role and content) or a ShareGPT 'conversations' column.",
+    )
+
+
+def record_of_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A Parquet row as the JSON record it stands for. Arrow gives every message every field
+    of its struct, null where a message lacks it (a user message's ``tool_calls``); those are
+    dropped, and a message's ``parts`` (how taskcli writes tool parts to Parquet, beside a null
+    ``content``) become its content again."""
+    for column in CONVERSATION_COLUMNS:
+        messages = row.get(column)
+        if type(messages) is not list:
+            continue
+        for i, message in enumerate(messages):
+            if type(message) is dict:
+                kept = {k: v for k, v in message.items() if v is not None}
+                parts = kept.pop("parts", None)
+                if parts is not None and "content" not in kept:
+                    kept["content"] = parts
+                messages[i] = kept
+    return row
+
+
+def plain_messages(schema: Any, column: str) -> bool:
+    """Whether the messages column is a list of ``{role, content}`` strings only, whose rows
+    are JSON records as they are (no `record_of_row` needed)."""
+    import pyarrow as pa
+
+    kind = schema.field(column).type
+    if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)):
+        return False
+    item = kind.value_type
+    return pa.types.is_struct(item) and sorted(
+        item.field(i).name for i in range(item.num_fields)
+    ) in (
+        ["content", "role"],
+        ["from", "value"],
+    )
+
+
+class ParquetConversations:
+    """The conversation records of Parquet files (one file, or a split's shards): a row count
+    from the footers alone, rows read at random (`records`) or in storage order (`scan`), one
+    row group at a time, as the JSON records they stand for."""
+
+    def __init__(self, paths: Sequence[Path], label: str) -> None:
+        self.rows = ParquetRows(paths)
+        schema = self.rows.schema
+        self.column = conversation_column(schema, label)
+        self.forced_format = CONVERSATION_COLUMNS[self.column]
+        self._plain = plain_messages(schema, self.column)
+        self.files = self.rows.files
+
+    def __len__(self) -> int:
+        return self.rows.num_rows
+
+    def records(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        rows = self.rows.take(indices)
+        return rows if self._plain else [record_of_row(row) for row in rows]
+
+    def scan(self, indices: Sequence[int]) -> Iterator[tuple[int, dict[str, Any]]]:
+        for i, row in self.rows.scan(indices):
+            yield i, row if self._plain else record_of_row(row)
+
+    def scan_all(
+        self, on_bytes: Callable[[int], None] | None = None
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Every row in storage order, with `on_bytes` told of the files' bytes in proportion
+        to the rows read (a progress bar)."""
+        total = len(self)
+        size = sum(file.size for file in self.files)
+        told = 0
+        for i, record in self.scan(range(total)):
+            yield i, record
+            if on_bytes is not None and (i % SCAN_ROWS == SCAN_ROWS - 1 or i == total - 1):
+                done = size * (i + 1) // total
+                on_bytes(done - told)
+                told = done
+
+
+def open_parquet(path: str, split: str | None = None) -> ParquetConversations:
+    """The conversations of a Parquet file, or of a folder's shards of `split`."""
+    location = Path(path)
+    if location.is_dir():
+        paths, _ = shards_of(location, split)
+    else:
+        paths = [location]
+    return ParquetConversations(paths, path)

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from itertools import repeat
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
@@ -52,6 +53,10 @@ LONG_LINE_HEAD = 200  # bytes of an over-long line kept, to show what it was
 SCAN_PROGRESS_LINES = 1 << 12  # lines between a scan's looks at its progress and cancel
 SHAPE_LOOKUP = 1024  # conversations looked through for a file's first shape
 WHOLE_FILE_BYTES = 32 << 20  # `show` and `browse` read a file up to this size whole
+# A .json file up to this size is parsed whole, as one document (a conversation, or an array of
+# them); parsing costs several times its size in memory. A bigger one is read as JSON lines.
+JSON_DOCUMENT_BYTES = 256 << 20
+LINES, DOCUMENT, PARQUET, SHARDS = "lines", "document", "parquet", "shards"
 _max_line_bytes: ContextVar[int] = ContextVar("max_line_bytes", default=DEFAULT_MAX_LINE_BYTES)
 
 
@@ -93,6 +98,53 @@ def line_limit(limit: int | None) -> Iterator[None]:
 def display_name(path: str) -> str:
     """How reports name a file: standard input is ``<stdin>``."""
     return "<stdin>" if path == STDIN else path
+
+
+def container_of(path: str) -> str:
+    """How a conversation file is stored: JSON lines (``.jsonl``, ``.gz``, standard input and
+    any other name), a JSON document (``.json``: `read_document` says whether it is one), one
+    Parquet file, or a folder of Parquet shards."""
+    folded = path.casefold()
+    if path != STDIN and os.path.isdir(path):
+        return SHARDS
+    if folded.endswith(".parquet"):
+        return PARQUET
+    if folded.endswith(".json"):
+        return DOCUMENT
+    return LINES
+
+
+def read_document(path: str) -> list[Any] | None:
+    """The records of a ``.json`` file holding one JSON document: an object (one conversation),
+    a nanochat array of messages (one conversation), or an array of conversations. None when it
+    is not one document (JSON lines under a ``.json`` name): it is read as lines then."""
+    size = os.path.getsize(path) if is_regular(path) else 0
+    if size > JSON_DOCUMENT_BYTES:
+        with open_binary(path) as file:
+            head = file.read(1 << 16)
+        if b"\n" not in head.rstrip():  # one document, too big to parse whole
+            raise InvalidData(
+                f"{path} is one JSON document of {size / (1 << 30):.1f} GB; taskcli parses a "
+                f".json document of up to {JSON_DOCUMENT_BYTES >> 20} MB whole.",
+                hint=f"write it as JSON lines first, e.g. `jq -c '.[]' {path} > "
+                f"{path.removesuffix('.json')}.jsonl`.",
+            )
+        return None
+    with open_binary(path) as file:
+        data = file.read()
+    try:
+        document = orjson.loads(data.removeprefix(BOM))
+    except orjson.JSONDecodeError:
+        return None
+    if type(document) is dict:
+        return [document]
+    if type(document) is list and document and all(_is_message(item) for item in document):
+        return [document]  # one conversation in nanochat's shape
+    return document if type(document) is list else None
+
+
+def _is_message(item: Any) -> bool:
+    return type(item) is dict and "role" in item and "messages" not in item
 
 
 def written(number: int, line: bytes) -> tuple[bytes, tuple[str, ...]]:
@@ -194,15 +246,20 @@ def _read(stream: BinaryIO, name: str, size: int) -> bytes:
 
 
 def check_readable(path: str) -> None:
-    """A usage error unless `path` is a file that can be read. A FIFO or a device is only
-    looked at, never opened: opening a FIFO here and closing it would cut off its writer."""
+    """A usage error unless `path` is a file that can be read, or a folder of Parquet shards.
+    A FIFO or a device is only looked at, never opened: opening a FIFO here and closing it
+    would cut off its writer."""
     try:
         status = os.stat(path)
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file.") from None
     except OSError as error:
         raise UsageError(f"{path}: cannot open it ({error.strerror}).") from None
-    if stat.S_ISREG(status.st_mode) or stat.S_ISDIR(status.st_mode):
+    if stat.S_ISDIR(status.st_mode):
+        from taskcli.files.parquet import shards_of
+
+        shards_of(Path(path), None)  # a folder without shards is a usage error
+    elif stat.S_ISREG(status.st_mode):
         open_binary(path).close()
 
 

@@ -24,13 +24,20 @@ import orjson
 
 from taskcli.conversation import Problem
 from taskcli.files.formats import Reading, overall, read
+from taskcli.files.parquet import open_parquet
 from taskcli.files.reader import (
+    DOCUMENT,
+    PARQUET,
+    SHARDS,
     LongLine,
+    container_of,
     display_name,
     holds_conversation,
     is_blank,
+    length_of,
     open_lines,
     open_lines_counted,
+    read_document,
     shape_of,
     written,
 )
@@ -41,8 +48,9 @@ NOT_JSON_RULES = ("invalid-json", "invalid-utf8")
 _loads, _DecodeError = orjson.loads, orjson.JSONDecodeError  # looked up once, used per line
 # Called for each line without errors: (line number, byte offset of its JSON, conversation).
 OnValid = Callable[[int, int, Any], None]
-# Called for each line with errors: (line number, the line's bytes, its errors).
-OnReject = Callable[[int, bytes, list[Problem]], None]
+# Called for each line with errors: (line number, the line's bytes, its errors, and what the
+# number counts: "line", or "row" for a file of records).
+OnReject = Callable[[int, bytes, list[Problem], str], None]
 
 
 class ProblemLog:
@@ -54,8 +62,8 @@ class ProblemLog:
     hundred problems of memory instead of gigabytes.
     """
 
-    def __init__(self, keep: int = KEEP_PER_RULE, spool: bool = False) -> None:
-        self.keep = keep
+    def __init__(self, keep: int = KEEP_PER_RULE, spool: bool = False, unit: str = "line") -> None:
+        self.keep, self.unit = keep, unit
         self.counts: dict[str, int] = {}
         self.kept: list[Problem] = []
         self.total = 0
@@ -68,7 +76,9 @@ class ProblemLog:
         if seen < self.keep:
             self.kept.append(problem)
         if self.spool is not None:  # already laid out as the JSON output shows it
-            self.spool.write((b",\n" if self.total > 1 else b"\n") + _problem_text(problem))
+            self.spool.write(
+                (b",\n" if self.total > 1 else b"\n") + _problem_text(problem, self.unit)
+            )
 
     def extend(self, problems: Iterable[Problem]) -> None:
         for problem in problems:
@@ -107,7 +117,7 @@ class ProblemLog:
         spool), laid out by `_problem_text`: from a spool, copied in large pieces."""
         if self.spool is None:
             for number, problem in enumerate(self.kept):
-                yield (b",\n" if number else b"\n") + _problem_text(problem)
+                yield (b",\n" if number else b"\n") + _problem_text(problem, self.unit)
             return
         self.spool.flush()
         self.spool.seek(0)
@@ -115,10 +125,11 @@ class ProblemLog:
             yield piece + self.spool.readline()  # whole lines: no character is cut in two
 
 
-def _problem_text(problem: Problem) -> bytes:
+def _problem_text(problem: Problem, unit: str) -> bytes:
     """`problem_json(problem)` as ``orjson.OPT_INDENT_2`` lays it out at the depth of a file's
     errors in ``validate --json``, written directly: millions of problems are printed fast."""
     return _PROBLEM_TEXT % (
+        unit.encode(),
         orjson.dumps(problem.line),
         orjson.dumps(problem.rule),
         orjson.dumps(problem.message),
@@ -129,7 +140,7 @@ def _problem_text(problem: Problem) -> bytes:
 _PROBLEM_TEXT = b"\n".join(
     [
         b"        {",
-        b'          "line": %b,',
+        b'          "%b": %b,',
         b'          "rule": %b,',
         b'          "message": %b,',
         b'          "path": %b',
@@ -148,6 +159,7 @@ class FileReport:
     errors: ProblemLog = field(default_factory=ProblemLog)
     warnings: ProblemLog = field(default_factory=ProblemLog)
     format: str | None = None  # the format its valid records were read in (`formats.overall`)
+    unit: str = "line"  # what a problem's number counts: a JSONL file's lines, or rows (0-based)
 
     def passes(self, *, strict: bool = False) -> bool:
         """No errors (and, when `strict`, no warnings either)."""
@@ -194,19 +206,25 @@ class FileReport:
         yield "    }"
 
 
-def problem_json(problem: Problem) -> dict[str, Any]:
+def problem_json(problem: Problem, unit: str = "line") -> dict[str, Any]:
+    """One problem as ``validate --json`` and ``--rejects`` write it: its line (or row), rule,
+    message and path."""
     return {
-        "line": problem.line,
+        unit: problem.line,
         "rule": problem.rule,
         "message": problem.message,
         "path": problem.path,
     }
 
 
-def format_problem(file: str, problem: Problem) -> str:
-    """``file:line: [rule] message (at messages[3].role)``: one problem as people read it."""
+def format_problem(file: str, problem: Problem, unit: str = "line") -> str:
+    """``file:line: [rule] message (at messages[3].role)``: one problem as people read it (a
+    row of a Parquet file or a JSON array as ``file:row 5:``)."""
     where = f" (at {problem.path})" if problem.path else ""
-    return f"{file}:{problem.line}: [{problem.rule}] {problem.message}{where}"
+    place = problem.line if unit == "line" else f"{unit} {problem.line}"
+    if problem.line is None:  # the whole file's
+        return f"{file}: [{problem.rule}] {problem.message}{where}"
+    return f"{file}:{place}: [{problem.rule}] {problem.message}{where}"
 
 
 class FirstSeen:
@@ -342,23 +360,37 @@ def row_rules(
     how_written: tuple[str, ...],
     first_shape: str | None,
     forced: str | None = None,
-) -> tuple[Any, tuple[str, ...]]:
-    """``(record, rule ids)``: every rule `validate` holds line `number` to, for one row on its
-    own: `line_problems`, how the line is written (``bom``, ``crlf``), and `shape_rule` against
-    `first_shape`, the file's first conversation's. (`validate` names only the first line of a
-    file that breaks ``bom``, ``crlf`` or ``mixed-shapes``; every such line breaks it.)"""
+) -> tuple[Any, Reading, tuple[str, ...]]:
+    """``(record, reading, rule ids)``: every rule `validate` holds line `number` to, for one
+    row on its own: `line_problems`, how the line is written (``bom``, ``crlf``), and
+    `shape_rule` against `first_shape`, the file's first conversation's. (`validate` names only
+    the first line of a file that breaks ``bom``, ``crlf`` or ``mixed-shapes``; every such line
+    breaks it.)"""
     shift = 3 if "bom" in how_written else 0
     record, reading = line_problems(number, raw, shift=shift, forced=forced)
+    return record, reading, record_rules(record, reading, first_shape, forced, how_written)
+
+
+def record_rules(
+    record: Any,
+    reading: Reading,
+    first_shape: str | None,
+    forced: str | None = None,
+    how_written: tuple[str, ...] = (),
+) -> tuple[str, ...]:
+    """The rule ids of one record as read (`formats.read`): its own, how its line is written,
+    and `shape_rule` against the file's `first_shape` (none when a format is `forced`)."""
     rules = [*dict.fromkeys(problem.rule for problem in reading.problems), *how_written]
     broken = None if forced else shape_rule(shape_of(record), first_shape)
     if broken is not None:
         rules.append(broken)
-    return record, tuple(rules)
+    return tuple(rules)
 
 
-class _LineChecker:
-    """One pass over a file's lines: each line checked on its own (`line_problems`), plus what
-    spans lines (line endings, the two shapes, duplicates), gathered into `report`."""
+class _Checker:
+    """One pass over a file's lines (`check`) or records (`check_record`): each checked on its
+    own (`line_problems`, `formats.read`), plus what spans them (line endings, the shapes,
+    duplicates), gathered into `report`."""
 
     def __init__(
         self,
@@ -406,20 +438,40 @@ class _LineChecker:
         record, reading = line_problems(
             number, raw, shift=shift, allow_system=self.allow_system, forced=self.forced
         )
+        self._judge(number, record, reading, raw, line, offset + shift)
+
+    def check_record(self, number: int, record: Any) -> None:
+        """Check record `number` of a file of records (a row of Parquet, an item of a JSON
+        array), as a line without its line-level rules."""
+        self.conversations += 1
+        reading = read(record, self.forced, allow_system=self.allow_system)
+        raw = orjson.dumps(record)
+        self._judge(number, record, reading, raw, raw, 0)
+
+    def _judge(
+        self, number: int, record: Any, reading: Reading, key: bytes, raw: bytes, offset: int
+    ) -> None:
+        """File what record `number` breaks, with the rules across records (its shape, a
+        duplicate of `key`), and hand it to `on_valid` or `on_reject` (with `raw`)."""
         problems = reading.problems
         mixed = None if self.forced else self._see_shape(record, number)
         if mixed is not None:
             problems = [mixed, *problems]
-        if problems and self._sort(problems, number, line):
+        if problems and self._sort(problems, number, raw):
             return
         self.report.format = overall(self.report.format, reading.fmt)
-        first = self.first_line(_duplicate_key(raw), number)
+        first = self.first_line(_duplicate_key(key), number)
         if first is not None:
             self.report.warnings.append(
-                Problem("duplicate", f"the same conversation as line {first}", None, number)
+                Problem(
+                    "duplicate",
+                    f"the same conversation as {self.report.unit} {first}",
+                    None,
+                    number,
+                )
             )
         if self.on_valid is not None:
-            self.on_valid(number, offset + shift, reading.conversation)
+            self.on_valid(number, offset, reading.conversation)
 
     def _see_shape(self, record: Any, number: int) -> Problem | None:
         """The rules about the file's shapes (`shape_rule`): a record in another format than
@@ -432,11 +484,12 @@ class _LineChecker:
             self.first_shape, self.first_shape_line = shape, number
             return None
         broken = shape_rule(shape, self.first_shape)
+        unit = self.report.unit
         if broken == "mixed-formats":
-            return _mixed_formats(shape, number, self.first_shape, self.first_shape_line)
+            return _mixed_formats(shape, number, self.first_shape, self.first_shape_line, unit)
         if not self.mixed:
             self.mixed = True
-            self.report.warnings.append(_mixed_shapes(shape, number, self.first_shape_line))
+            self.report.warnings.append(_mixed_shapes(shape, number, self.first_shape_line, unit))
         return None
 
     def _sort(self, problems: list[Problem], number: int, line: bytes) -> bool:
@@ -450,11 +503,12 @@ class _LineChecker:
         self.report.errors.extend(errors)
         self.report.rejected += 1
         if self.on_reject is not None:
-            self.on_reject(number, line.rstrip(b"\r"), errors)
+            self.on_reject(number, line.rstrip(b"\r"), errors, self.report.unit)
         return True
 
-    def finish(self, lines: int) -> None:
-        """The rules about the whole file, once all its `lines` were checked."""
+    def finish(self, lines: int | None) -> None:
+        """The rules about the whole file, once all its `lines` were checked (None: a file of
+        records, not lines)."""
         report = self.report
         report.conversations = self.conversations
         if self.crlf_lines:
@@ -470,8 +524,9 @@ class _LineChecker:
             report.warnings.sort(key=lambda p: p.line)
         if not report.conversations:
             what = f"only {lines} blank line(s)" if lines else "nothing"
+            where = 1 if lines is not None else None
             report.errors.append(
-                Problem("empty-file", f"the file holds no conversations: {what}", None, 1)
+                Problem("empty-file", f"the file holds no conversations: {what}", None, where)
             )
 
 
@@ -492,33 +547,61 @@ def check_lines(
     The report keeps the first `keep` problems of each rule and counts all; `spool` also keeps
     every problem on disk (`ProblemLog`)."""
     report = FileReport(path, errors=ProblemLog(keep, spool), warnings=ProblemLog(keep, spool))
-    checker = _LineChecker(report, allow_system, on_valid, on_reject, forced)
+    checker = _Checker(report, allow_system, on_valid, on_reject, forced)
     report.format = forced
     offset = number = 0
     for number, line in enumerate(lines, 1):
         checker.check(number, line, offset)
-        offset += len(line) + 1
+        offset += length_of(line) + 1
     checker.finish(number)
     return report
 
 
-def _mixed_formats(shape: str, line: int, first_shape: str, first_line: int) -> Problem:
+def check_records(
+    records: Iterable[tuple[int, Any]],
+    path: str,
+    *,
+    allow_system: bool = True,
+    on_valid: OnValid | None = None,
+    on_reject: OnReject | None = None,
+    keep: int = KEEP_PER_RULE,
+    spool: bool = False,
+    forced: str | None = None,
+) -> FileReport:
+    """Check ``(row, record)`` pairs (the rows of Parquet files, the items of a JSON array) as
+    `check_lines` checks lines, less the rules about how lines are written; problems are
+    numbered by row, from 0. `on_reject` gets each rejected record as compact JSON."""
+    report = FileReport(
+        path,
+        errors=ProblemLog(keep, spool, "row"),
+        warnings=ProblemLog(keep, spool, "row"),
+        unit="row",
+    )
+    checker = _Checker(report, allow_system, on_valid, on_reject, forced)
+    report.format = forced
+    for number, record in records:
+        checker.check_record(number, record)
+    checker.finish(None)
+    return report
+
+
+def _mixed_formats(shape: str, line: int, first_shape: str, first_line: int, unit: str) -> Problem:
     names = {"conversations": "sharegpt", "object": "messages", "array": "nanochat"}
     return Problem(
         "mixed-formats",
-        f"this record is {names[shape]} but line {first_line} is {names[first_shape]}; "
+        f"this {unit} is {names[shape]} but {unit} {first_line} is {names[first_shape]}; "
         "give --input-format to read every record as one format",
         None,
         line,
     )
 
 
-def _mixed_shapes(shape: str, line: int, first_line: int) -> Problem:
+def _mixed_shapes(shape: str, line: int, first_line: int, unit: str) -> Problem:
     shapes = {"object": "an object with 'messages'", "array": "an array of messages"}
-    first = "object" if shape == "array" else "array"
+    other = "object" if shape == "array" else "array"
     return Problem(
         "mixed-shapes",
-        f"this line is {shapes[shape]} but line {first_line} is {shapes[first]}; "
+        f"this {unit} is {shapes[shape]} but {unit} {first_line} is {shapes[other]}; "
         "one shape per file is less surprising",
         None,
         line,
@@ -535,23 +618,36 @@ def check_file(
     keep: int = KEEP_PER_RULE,
     spool: bool = False,
     forced: str | None = None,
+    split: str | None = None,
 ) -> FileReport:
-    """Check a JSONL file (``-`` for standard input) in one pass, keeping no conversations.
+    """Check a conversation file (``-`` for standard input) in one pass, keeping no
+    conversations: JSON lines line by line, a JSON document's items or a Parquet file's rows
+    (a folder's shards of `split`) record by record, in storage order, a row group at a time.
 
     `on_valid` and `on_reject` see each line as it is checked, so callers can write the valid
     conversations or the rejected lines without a second pass; `on_bytes` sees each count of
     bytes read (a progress bar). A file that cannot be opened is a `UsageError`.
     """
     name = os.fspath(path)
+    options: dict[str, Any] = {
+        "allow_system": allow_system,
+        "on_valid": on_valid,
+        "on_reject": on_reject,
+        "keep": keep,
+        "spool": spool,
+        "forced": forced,
+    }
+    container = container_of(name)
+    if container in (PARQUET, SHARDS):
+        rows = open_parquet(name, split)
+        options["forced"] = forced or rows.forced_format
+        return check_records(rows.scan_all(on_bytes), display_name(name), **options)
+    if container == DOCUMENT:
+        records = read_document(name)
+        if records is not None:
+            if on_bytes is not None:
+                on_bytes(os.path.getsize(name))
+            return check_records(enumerate(records), display_name(name), **options)
     opened = open_lines(name) if on_bytes is None else open_lines_counted(name, on_bytes)
     with opened as lines:
-        return check_lines(
-            lines,
-            display_name(name),
-            allow_system=allow_system,
-            on_valid=on_valid,
-            on_reject=on_reject,
-            keep=keep,
-            spool=spool,
-            forced=forced,
-        )
+        return check_lines(lines, display_name(name), **options)
