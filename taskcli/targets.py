@@ -264,8 +264,6 @@ def open_target(
     """The target `text` names (see the module's rule), opened: a task built, a spec's plan
     built, a file checked to exist (it is read when its `sources` are first used), read in
     `input_format` when one is given (a file's records are each read in their own otherwise)."""
-    from taskcli.tasks import registry
-
     kind, name = classify(text)
     if input_format is not None and kind != FILE:
         raise UsageError(
@@ -286,11 +284,15 @@ def open_target(
             _require_file(text)
         file_params = {"path": text}
         if input_format is not None:
+            from taskcli.tasks import registry
+
             file_params["input_format"] = registry.get_task_class("customjson").convert_param(
                 "input_format", input_format
             )
         label = display_name(text) + (f" / {split}" if folder and split else "")
         return Target(FILE, text, label, split=split if folder else None, params=file_params)
+    from taskcli.tasks import registry
+
     request = registry.resolve(name, subset, split, params)
     task = request.create(data_dir=data_dir)
     label = " / ".join(part for part in (name, request.subset, request.split) if part)
