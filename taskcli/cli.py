@@ -7,6 +7,7 @@ and ``taskcli list`` start fast. Annotations are objects, not strings (no ``from
 annotations``): Typer reads them at every start, and evaluating strings would cost ~9 ms.
 """
 
+import re
 import signal
 import sys
 from pathlib import Path
@@ -24,7 +25,8 @@ FLAGS = {
     "subset": "--subset",
     "split": "--split",
     "params": "--param",
-    "data_dir": "--data-dir",
+    "data_dir": "--data-dir or TASKCLI_DATA_DIR",
+    "tokens": "--tokenizer",
     "output": "--output",
     "fmt": "--format",
     "index": "--index",
@@ -77,13 +79,20 @@ class _Group(TyperGroup):
 
 
 def _hint(error: TaskcliError) -> str | None:
-    """The error's hint, with the flags for the parameters it names."""
+    """The error's hint, with the flags that set the parameters it names, unless it names a
+    flag already (``give --tokenizer SPEC``): library hints end on the parameter, where the
+    flags then follow (``... use DIR as the data dir (set with --data-dir ...).``)."""
     flags = " or ".join(FLAGS.get(name, f"-p {name}=…") for name in error.params)
     if not flags:
         return error.hint
     if not error.hint:
         return f"Set it with {flags}."
+    if _NAMES_A_FLAG.search(re.sub(r"`[^`]*`", "", error.hint)):  # not inside a `command`
+        return error.hint
     return f"{error.hint.rstrip('.')} (set with {flags})."
+
+
+_NAMES_A_FLAG = re.compile(r"(?:^|[\s`(])--?[a-z]")
 
 
 app = typer.Typer(

@@ -4,6 +4,8 @@ Each carries the exit code the CLI uses for it: 1 when the work failed (invalid 
 unavailable), 2 when the request itself was wrong (unknown task, bad option, missing file).
 """
 
+from __future__ import annotations
+
 import difflib
 
 
@@ -25,6 +27,14 @@ class TaskcliError(Exception):
         self.hint = hint
         self.params = params
 
+    def within(self, label: str) -> TaskcliError:
+        """The same error (kind, hint, parameters and all) as one part of a larger request:
+        ``label: message``, as a mixture spec names its entry."""
+        labelled = type(self).__new__(type(self))
+        labelled.__dict__.update(self.__dict__)
+        Exception.__init__(labelled, f"{label}: {self}")
+        return labelled
+
 
 class UsageError(TaskcliError, ValueError):
     """The request was wrong: an unknown task, an invalid subset/split/parameter, a missing file.
@@ -37,6 +47,17 @@ class UsageError(TaskcliError, ValueError):
 
 class DataUnavailable(TaskcliError):
     """A dataset could not be found locally or fetched; the message says how to get it."""
+
+
+class DatasetMissing(DataUnavailable):
+    """A Hub dataset found neither in a local copy nor on the Hub. `repo` names it, so that an
+    error about several (a mixture's entries) can say how to get each one."""
+
+    def __init__(
+        self, message: str, repo: str, hint: str | None = None, params: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message, hint, params)
+        self.repo = repo
 
 
 class InvalidData(TaskcliError):

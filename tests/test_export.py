@@ -771,6 +771,25 @@ def test_missing_hub_data_is_reported_for_every_entry(tmp_path):
     assert "2 entries failed" in text
     assert "tasks[0] (gsm8k / main / test)" in text and "openai/gsm8k" in text
     assert "tasks[1] (arc / ARC-Easy / test)" in text and "allenai/ai2_arc" in text
+    # The hint `show` gives, for each missing dataset, then the data dir and its flag once.
+    hint = flat(result.stderr.split("Hint:", 1)[1])
+    for repo in ("openai/gsm8k", "allenai/ai2_arc"):
+        assert f"`hf download {repo} --repo-type dataset --local-dir {tmp_path / repo}`" in hint
+    assert hint.endswith(
+        f"then use {tmp_path} as the data dir (set with --data-dir or TASKCLI_DATA_DIR)."
+    )
+    assert hint.count("set with") == 1
+
+
+def test_one_missing_entry_keeps_its_hint_too(tmp_path):
+    spec = write_spec(tmp_path, "tasks: [{task: calc}, {task: gsm8k, split: train}]\n")
+    shown = run("show", "gsm8k", "--split", "train")
+    exported = run("export", str(spec), "-o", str(tmp_path / "o.jsonl"))
+    assert exported.exit_code == shown.exit_code == 1
+    assert "tasks[1] (gsm8k / main / train): dataset openai/gsm8k" in flat(exported.stderr)
+    hint = exported.stderr.split("Hint:", 1)[1]
+    assert hint == shown.stderr.split("Hint:", 1)[1]
+    assert "hf download openai/gsm8k --repo-type dataset --local-dir DIR/openai/gsm8k" in hint
 
 
 def test_a_task_that_checks_its_own_rows_is_not_trusted_blindly(tmp_path):
