@@ -7,9 +7,11 @@ and ``taskcli list`` start fast. Annotations are objects, not strings (no ``from
 annotations``): Typer reads them at every start, and evaluating strings would cost ~9 ms.
 """
 
+import contextlib
 import re
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -45,6 +47,8 @@ class _Group(TyperGroup):
     """
 
     def invoke(self, ctx):
+        global _outputs, _interrupted_note
+        _outputs, _interrupted_note = None, threading.Lock()
         try:
             return super().invoke(ctx)
         except TaskcliError as error:
@@ -53,6 +57,10 @@ class _Group(TyperGroup):
             print_error(str(error), _hint(error))
             raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:
+            from taskcli.ui.console import print_note
+
+            if _interrupted_note.acquire(blocking=False):  # not if the watchdog said it
+                print_note(_left())
             raise typer.Exit(130) from None  # the conventional 128 + SIGINT
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
@@ -78,6 +86,27 @@ class _Group(TyperGroup):
         return code
 
 
+# What the running command writes (`_will_write`), as it was before: on Ctrl-C the command says
+# what it left. None for a command that writes no files.
+_outputs = None
+_interrupted_note = threading.Lock()  # held once the note is out: it is said once
+
+
+def _will_write(*paths: str | Path | None) -> None:
+    """Note the files this command is about to write (``-``: standard output), as they are
+    now, so that Ctrl-C can say what it left of them (`taskcli.files.atomic.PlannedOutputs`)."""
+    global _outputs
+    from taskcli.files.atomic import PlannedOutputs
+
+    _outputs = PlannedOutputs(path for path in paths if path is not None)
+
+
+def _left() -> str:
+    """The line an interrupted command ends with: ``interrupted: nothing written, the old
+    train.jsonl is unchanged``; a command that writes no files says only that it stopped."""
+    return "interrupted." if _outputs is None else f"interrupted: {_outputs.left()}."
+
+
 def _hint(error: TaskcliError) -> str | None:
     """The error's hint, with the flags that set the parameters it names, unless it names a
     flag already (``give --tokenizer SPEC``): library hints end on the parameter, where the
@@ -100,6 +129,9 @@ app = typer.Typer(
     name="taskcli",
     help="Chat datasets as one conversation format: look at them, check them, mix them into "
     "training files, measure them, and score model answers against them."
+    "\n\nExit codes: 0 done, 1 the work failed, 2 a wrong request, 130 interrupted (Ctrl-C: "
+    "the last line says what was left on disk, e.g. 'interrupted: nothing written, the old "
+    "train.jsonl is unchanged')."
     "\n\nExample: [bold]taskcli show examples/identity.jsonl --count 2[/]",
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -478,6 +510,7 @@ def validate(
     from taskcli.validate import check_targets, validate_files
 
     check_targets(files)
+    _will_write(output_valid, rejects)
     with console.byte_bar(_sizes(files), "checking") as on_bytes:
         file_reports = validate_files(
             files,
@@ -554,7 +587,8 @@ def export(
 
     A spec's order is exactly nanochat's TaskMixture shuffle (or, with `mode: sequence`, the
     entries in turn); a task or a file is written in its own order, through any format. Reruns
-    are byte-identical, and a failed or killed export leaves no partial file.
+    are byte-identical, and a failed or killed export leaves no partial file: after Ctrl-C it
+    says so ("interrupted: nothing written, the old OUT is unchanged") and exits 130.
 
     With --format tokens and a --tokenizer, each row is the training view instead: token ids and
     the loss mask, as nanochat's SFT renders them, in Parquet.
@@ -572,6 +606,7 @@ def export(
 
     if output is None and not dry_run:
         raise UsageError("no output file was given.", hint="add -o OUT (or -o - for stdout).")
+    _will_write(None if dry_run else output)
     if output is not None and output != "-":
         check_output(output, [target], "output")  # before any work: a folder, a missing folder
     if output is not None:
@@ -636,6 +671,7 @@ def stats(
     from taskcli.targets import FILE, open_target
     from taskcli.ui import console, reports
 
+    _will_write()
     loaded = _load_tokenizer(tokenizer)
     _note_shadowed(target)
     with line_limit(max_line_bytes):
@@ -765,6 +801,7 @@ def eval_answers(
     from taskcli import eval as scoring
     from taskcli.ui import console, reports
 
+    _will_write(details)
     opened = scoring.open_for_eval(
         task, answers, subset, split, parse_params(param), data_dir=data_dir
     )
@@ -809,18 +846,26 @@ def _stop(signum: int, frame: object) -> None:
     """Ctrl-C or SIGTERM: the progress bar goes at once, and the command unwinds and exits
     130 (143 for SIGTERM). Should unwinding wait on something slow (threads that finish their
     work before they return), the process ends anyway after its `GRACE`."""
-    import os
-    import threading
-
     from taskcli.ui.console import stop_progress
 
     stop_progress()
-    watchdog = threading.Timer(GRACE[signum], os._exit, (128 + signum,))
+    watchdog = threading.Timer(GRACE[signum], _give_up, (128 + signum,))
     watchdog.daemon = True
     watchdog.start()
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     sys.exit(128 + signum)
+
+
+def _give_up(code: int) -> None:
+    """The command did not unwind within its grace: say what it left (written straight to the
+    file descriptor, as the main thread may hold the console's lock) and end the process."""
+    import os
+
+    if code == 128 + signal.SIGINT and _interrupted_note.acquire(blocking=False):
+        with contextlib.suppress(OSError):
+            os.write(2, (_left() + "\n").encode())
+    os._exit(code)
 
 
 def main() -> None:

@@ -625,6 +625,10 @@ def test_a_killed_export_leaves_the_old_file_and_no_temp_file(tmp_path, signum):
     assert process.returncode != 0
     assert b"Traceback" not in stderr
     assert out.read_text() == "old rows\n"
+    if signum == signal.SIGINT:  # Ctrl-C says what it left, on the last line
+        assert process.returncode == 130
+        said = stderr.decode().strip().splitlines()[-1]
+        assert said == f"interrupted: nothing written, the old {out} is unchanged."
     if signum == signal.SIGKILL:  # nothing could clean up: the next run to OUT does
         assert len(leftovers(work)) == 2
         (work / "one.jsonl").write_text(
