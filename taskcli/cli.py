@@ -425,9 +425,9 @@ def browse(
     for it. Needs a terminal (use `taskcli show` in scripts) and the browse extra (textual).
 
     Keys: up/down or k/j, PgUp/PgDn, Home/End or g/G, u/d scroll the conversation, `:` jump
-    to a row index, `/` search every row's text (Esc cancels), n/N next/previous match, t text
-    or tokens (with --tokenizer), s one source of a mixture at a time, w write the row as JSON,
-    ? help, q quit.
+    to a row index, `/` search every row's text (matches marked; Esc cancels), n/N
+    next/previous match (round the end, as vim does), t text or tokens (with --tokenizer), s one
+    source of a mixture at a time, w write the row as JSON, ? help, q or Ctrl-C quit.
 
     Example: [bold]taskcli browse examples/local-mixture.yaml[/]
     """
