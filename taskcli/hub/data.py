@@ -475,13 +475,11 @@ def readme_configs(readme: Path) -> dict[str, dict[str, list[str]]]:
 
     try:
         front = safe_yaml.load(text[3 : end if end != -1 else len(text)]) or {}
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f"{readme}:{mark.line + 1}:{mark.column + 1}" if mark else str(readme)
-        reason = " ".join(part for part in (error.context, error.problem) if part)
-        raise InvalidData(f"{where}: its YAML front matter does not parse: {reason}") from None
     except yaml.YAMLError as error:
-        raise InvalidData(f"{readme}: its YAML front matter does not parse: {error}") from None
+        where, why = safe_yaml.explain(error)
+        raise InvalidData(
+            f"{readme}{where}: its YAML front matter does not parse: {why}."
+        ) from None
     entries = front.get("configs") if isinstance(front, dict) else None
     configs: dict[str, dict[str, list[str]]] = {}
     for entry in entries if isinstance(entries, list) else []:
