@@ -551,8 +551,8 @@ def export(
             "--output",
             "-o",
             metavar="OUT",
-            help="The output file: .jsonl, .jsonl.gz (compressed) or .parquet; '-' writes "
-            "JSON lines to stdout.",
+            help="The output file: .jsonl, .jsonl.gz (compressed), .json (one JSON array of "
+            "the rows) or .parquet; '-' writes JSON lines to stdout.",
         ),
     ] = None,
     fmt: Annotated[
