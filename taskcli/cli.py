@@ -336,6 +336,7 @@ def parse_params(pairs: list[str] | None) -> dict[str, str]:
 
 @app.command()
 def show(
+    ctx: typer.Context,
     target: TargetArgument,
     subset: SubsetOption = None,
     split: SplitOption = None,
@@ -351,8 +352,9 @@ def show(
         bool,
         typer.Option(
             "--tokens",
-            help="Show the tokens the model trains on (needs --tokenizer): trained ones in "
-            "green, chat tokens as badges, a marker where the cut falls.",
+            help="Show the tokens the model trains on: trained ones in green, chat tokens as "
+            "badges, a marker where the cut falls. Needs a tokenizer; -t/--tokenizer on the "
+            "command line implies --tokens (TASKCLI_TOKENIZER alone does not).",
         ),
     ] = False,
     ids: Annotated[bool, typer.Option("--ids", help="With --tokens, each token's id.")] = False,
@@ -365,7 +367,8 @@ def show(
 
     A file is read only up to the examples shown. For a mixture spec, --index counts rows of
     its final order, and each row names its entry and its index in that entry's task. With
-    --json, one line per row carries its index (and source, for a spec).
+    --json, one line per row carries its index (and source, for a spec). Giving -t SPEC shows
+    tokens, as --tokens does.
 
     Example: [bold]taskcli show smoltalk --split test --index 0[/]
     """
@@ -374,12 +377,13 @@ def show(
     from taskcli.show import show_rows
     from taskcli.ui import console, conversation_view, token_view
 
-    if (tokens or ids) and tokenizer is None:
+    tokens = tokens or ids or _given_on_command_line(ctx, "tokenizer")
+    if tokens and tokenizer is None:
         raise UsageError(
             "--tokens needs a tokenizer: --tokenizer SPEC or TASKCLI_TOKENIZER (for example "
             "--tokenizer tiktoken:cl100k_base)."
         )
-    loaded = _load_tokenizer(tokenizer) if tokens or ids else None
+    loaded = _load_tokenizer(tokenizer) if tokens else None
     _note_shadowed(target)
     with line_limit(max_line_bytes):
         shown = show_rows(
@@ -402,6 +406,13 @@ def show(
         conversation_view.print_conversations(shown)
     if shown.note:
         console.print_note(shown.note)
+
+
+def _given_on_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether option `name` was typed, rather than set by its environment variable: a
+    TASKCLI_TOKENIZER kept for `export` and `stats` does not turn every `show` into tokens."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
 
 
 def _is_terminal() -> bool:
