@@ -65,8 +65,15 @@ class InvalidData(TaskcliError):
 
 
 def suggest(word: str, options: list[str] | tuple[str, ...]) -> str:
-    """' Did you mean ...?' for the closest options, or '' when nothing is close."""
-    close = difflib.get_close_matches(word, list(options), n=3, cutoff=0.5)
+    """' Did you mean ...?' for the closest options, or '' when nothing is close.
+
+    Case is ignored in comparing (``TEST`` is close to ``test``), so a name typed in the wrong
+    case is suggested in the right one."""
+    folded: dict[str, str] = {}
+    for option in options:
+        folded.setdefault(option.casefold(), option)
+    matches = difflib.get_close_matches(word.casefold(), list(folded), n=3, cutoff=0.5)
+    close = [folded[match] for match in matches]
     if not close:
         return ""
     return " Did you mean " + " or ".join(repr(c) for c in close) + "?"

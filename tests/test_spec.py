@@ -154,7 +154,7 @@ def test_every_problem_is_reported_at_once_before_any_data_is_loaded(tmp_path):
         "tasks[0]: unknown task 'quizz'. Did you mean 'quiz'?",
         "tasks[1]: unknown key 'spilt'. Did you mean 'split'?",
         "tasks[2]: task 'quiz' has no subset 'medium'. Valid subsets: easy, hard.",
-        "tasks[2]: parameter 'size' of 'quiz' takes a int, got 'many'.",
+        "tasks[2]: parameter 'size' of 'quiz' takes an int, got 'many'.",
         "tasks[3]: task 'quiz' has no split 'train' in subset 'hard'. Valid splits: test.",
         "tasks[3]: parameter 'style' of 'quiz' must be one of plain, fancy; got 'loud'.",
         "tasks[4]: start must be >= 0, got -1",
