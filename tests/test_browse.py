@@ -231,10 +231,23 @@ def test_escape_cancels_a_running_search(rows_file: Path) -> None:
             await wait_idle(app, pilot)
             return screen_lines(app)[-1]
 
+    async def quit_while_searching() -> bool:
+        app = BrowseApp(slow)
+        async with app.run_test() as pilot:
+            await pilot.press("slash", *"nowhere", "enter")
+            assert app.busy
+            await pilot.press("ctrl+c")
+            await pilot.pause()
+            running = app.is_running
+        return running or not app.cancel.is_set()
+
     monkeypatch_batch = browsing.SEARCH_BATCH
     browsing.SEARCH_BATCH = 1  # a step per row, so the search is still running at Esc
     try:
         assert "search cancelled" in asyncio.run(run())
+        started = time.monotonic()
+        assert asyncio.run(quit_while_searching()) is False  # gone, and the search told to stop
+        assert time.monotonic() - started < 5
     finally:
         browsing.SEARCH_BATCH = monkeypatch_batch
     assert monkey_search("berry", -1, 1, threading.Event()) == 3

@@ -572,6 +572,11 @@ class BrowseApp(App[None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
+    async def action_quit(self) -> None:
+        """q or Ctrl-C, even while a search runs: its thread stops at its next check."""
+        self.cancel.set()
+        await super().action_quit()
+
 
 # The row list's columns give way to the first user line while it would get fewer than this
 # many characters: first the message count, then the length (a wider screen shows them).
