@@ -513,9 +513,12 @@ class Browser:
         step: int,
         cancel: threading.Event,
         progress: Callable[[int], None] | None = None,
+        until: int | None = None,
     ) -> int | None:
         """The first row in view after `start` (before it when `step` is -1) whose messages
-        hold `query`, in any case; None when there is none or `cancel` was set.
+        hold `query`, in any case; None when there is none or `cancel` was set. With `until`,
+        rows from `until` on (down, when `step` is -1) are not looked at: a search that wrapped
+        around the end stops where the first pass began.
 
         Rows are read a window at a time and not cached; `progress` sees how many were looked
         through. A file is read in order and the search stops at the first match. A task or a
@@ -532,14 +535,13 @@ class Browser:
         looked = 0
         while not cancel.is_set():
             if step > 0 and k + window > self.length and not self.complete:
-                self.extend(k + window)
-            if k < 0 or k >= self.length:
+                self.extend(k + window if until is None else min(k + window, until))
+            end = self.length if step > 0 else -1
+            if until is not None:
+                end = min(end, until) if step > 0 else max(end, until)
+            if k < 0 or k >= self.length or (k >= end if step > 0 else k <= end):
                 return None
-            ks = (
-                range(k, min(k + window, self.length))
-                if step > 0
-                else range(k, max(k - window, -1), -1)
-            )
+            ks = range(k, min(k + window, end)) if step > 0 else range(k, max(k - window, end), -1)
             best = None
             pairs = self._in_order(ks) if ordered else self._scan(list(map(self.position, ks)))
             for n, (i, conversation) in enumerate(pairs, 1):

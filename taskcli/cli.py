@@ -7,8 +7,11 @@ and ``taskcli list`` start fast. Annotations are objects, not strings (no ``from
 annotations``): Typer reads them at every start, and evaluating strings would cost ~9 ms.
 """
 
+import contextlib
+import re
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -27,7 +30,8 @@ FLAGS = {
     "subset": "--subset",
     "split": "--split",
     "params": "--param",
-    "data_dir": "--data-dir",
+    "data_dir": "--data-dir or TASKCLI_DATA_DIR",
+    "tokens": "--tokenizer",
     "output": "--output",
     "fmt": "--format",
     "index": "--index",
@@ -47,6 +51,8 @@ class _Group(TyperGroup):
     """
 
     def invoke(self, ctx):
+        global _outputs, _interrupted_note
+        _outputs, _interrupted_note = None, threading.Lock()
         try:
             return super().invoke(ctx)
         except TaskcliError as error:
@@ -55,6 +61,10 @@ class _Group(TyperGroup):
             print_error(str(error), _hint(error))
             raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:
+            from taskcli.ui.console import print_note
+
+            if _interrupted_note.acquire(blocking=False):  # not if the watchdog said it
+                print_note(_left())
             raise typer.Exit(130) from None  # the conventional 128 + SIGINT
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
@@ -80,14 +90,42 @@ class _Group(TyperGroup):
         return code
 
 
+# What the running command writes (`_will_write`), as it was before: on Ctrl-C the command says
+# what it left. None for a command that writes no files.
+_outputs = None
+_interrupted_note = threading.Lock()  # held once the note is out: it is said once
+
+
+def _will_write(*paths: str | Path | None) -> None:
+    """Note the files this command is about to write (``-``: standard output), as they are
+    now, so that Ctrl-C can say what it left of them (`taskcli.files.atomic.PlannedOutputs`)."""
+    global _outputs
+    from taskcli.files.atomic import PlannedOutputs
+
+    _outputs = PlannedOutputs(path for path in paths if path is not None)
+
+
+def _left() -> str:
+    """The line an interrupted command ends with: ``interrupted: nothing written, the old
+    train.jsonl is unchanged``; a command that writes no files says only that it stopped."""
+    return "interrupted." if _outputs is None else f"interrupted: {_outputs.left()}."
+
+
 def _hint(error: TaskcliError) -> str | None:
-    """The error's hint, with the flags for the parameters it names."""
+    """The error's hint, with the flags that set the parameters it names, unless it names a
+    flag already (``give --tokenizer SPEC``): library hints end on the parameter, where the
+    flags then follow (``... use DIR as the data dir (set with --data-dir ...).``)."""
     flags = " or ".join(FLAGS.get(name, f"-p {name}=…") for name in error.params)
     if not flags:
         return error.hint
     if not error.hint:
         return f"Set it with {flags}."
+    if _NAMES_A_FLAG.search(re.sub(r"`[^`]*`", "", error.hint)):  # not inside a `command`
+        return error.hint
     return f"{error.hint.rstrip('.')} (set with {flags})."
+
+
+_NAMES_A_FLAG = re.compile(r"(?:^|[\s`(])--?[a-z]")
 
 
 app = typer.Typer(
@@ -95,6 +133,9 @@ app = typer.Typer(
     name="taskcli",
     help="Chat datasets as one conversation format: look at them, check them, mix them into "
     "training files, measure them, and score model answers against them."
+    "\n\nExit codes: 0 done, 1 the work failed, 2 a wrong request, 130 interrupted (Ctrl-C: "
+    "the last line says what was left on disk, e.g. 'interrupted: nothing written, the old "
+    "train.jsonl is unchanged')."
     "\n\nExample: [bold]taskcli show examples/identity.jsonl --count 2[/]",
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -325,6 +366,7 @@ def parse_params(pairs: list[str] | None) -> dict[str, str]:
 
 @app.command()
 def show(
+    ctx: typer.Context,
     target: TargetArgument,
     input_format: InputFormatOption = None,
     subset: SubsetOption = None,
@@ -341,8 +383,9 @@ def show(
         bool,
         typer.Option(
             "--tokens",
-            help="Show the tokens the model trains on (needs --tokenizer): trained ones in "
-            "green, chat tokens as badges, a marker where the cut falls.",
+            help="Show the tokens the model trains on: trained ones in green, chat tokens as "
+            "badges, a marker where the cut falls. Needs a tokenizer; -t/--tokenizer on the "
+            "command line implies --tokens (TASKCLI_TOKENIZER alone does not).",
         ),
     ] = False,
     ids: Annotated[bool, typer.Option("--ids", help="With --tokens, each token's id.")] = False,
@@ -355,7 +398,8 @@ def show(
 
     A file is read only up to the examples shown. For a mixture spec, --index counts rows of
     its final order, and each row names its entry and its index in that entry's task. With
-    --json, one line per row carries its index (and source, for a spec).
+    --json, one line per row carries its index (and source, for a spec). Giving -t SPEC shows
+    tokens, as --tokens does.
 
     Example: [bold]taskcli show smoltalk --split test --index 0[/]
     """
@@ -364,12 +408,13 @@ def show(
     from taskcli.show import show_rows
     from taskcli.ui import console, conversation_view, token_view
 
-    if (tokens or ids) and tokenizer is None:
+    tokens = tokens or ids or _given_on_command_line(ctx, "tokenizer")
+    if tokens and tokenizer is None:
         raise UsageError(
             "--tokens needs a tokenizer: --tokenizer SPEC or TASKCLI_TOKENIZER (for example "
             "--tokenizer tiktoken:cl100k_base)."
         )
-    loaded = _load_tokenizer(tokenizer) if tokens or ids else None
+    loaded = _load_tokenizer(tokenizer) if tokens else None
     with line_limit(max_line_bytes):
         opened = _open(target, subset, split, param, data_dir, input_format)
         shown = show_rows(opened, index=index, count=count)
@@ -390,6 +435,13 @@ def show(
         conversation_view.print_conversations(shown)
     if shown.note:
         console.print_note(shown.note)
+
+
+def _given_on_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether option `name` was typed, rather than set by its environment variable: a
+    TASKCLI_TOKENIZER kept for `export` and `stats` does not turn every `show` into tokens."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
 
 
 def _is_terminal() -> bool:
@@ -414,9 +466,9 @@ def browse(
     for it. Needs a terminal (use `taskcli show` in scripts) and the browse extra (textual).
 
     Keys: up/down or k/j, PgUp/PgDn, Home/End or g/G, u/d scroll the conversation, `:` jump
-    to a row index, `/` search every row's text (Esc cancels), n/N next/previous match, t text
-    or tokens (with --tokenizer), s one source of a mixture at a time, w write the row as JSON,
-    ? help, q quit.
+    to a row index, `/` search every row's text (matches marked; Esc cancels), n/N
+    next/previous match (round the end, as vim does), t text or tokens (with --tokenizer), s one
+    source of a mixture at a time, w write the row as JSON, ? help, q or Ctrl-C quit.
 
     Example: [bold]taskcli browse examples/local-mixture.yaml[/]
     """
@@ -498,6 +550,7 @@ def validate(
     from taskcli.validate import check_targets, validate_files
 
     check_targets(files)
+    _will_write(output_valid, rejects)
     with console.byte_bar(_sizes(files), "checking") as on_bytes:
         file_reports = validate_files(
             files,
@@ -541,8 +594,8 @@ def export(
             "--output",
             "-o",
             metavar="OUT",
-            help="The output file: .jsonl, .jsonl.gz (compressed) or .parquet; '-' writes "
-            "JSON lines to stdout.",
+            help="The output file: .jsonl, .jsonl.gz (compressed), .json (one JSON array of "
+            "the rows) or .parquet; '-' writes JSON lines to stdout.",
         ),
     ] = None,
     fmt: Annotated[
@@ -577,7 +630,8 @@ def export(
 
     A spec's order is exactly nanochat's TaskMixture shuffle (or, with `mode: sequence`, the
     entries in turn); a task or a file is written in its own order, through any format. Reruns
-    are byte-identical, and a failed or killed export leaves no partial file.
+    are byte-identical, and a failed or killed export leaves no partial file: after Ctrl-C it
+    says so ("interrupted: nothing written, the old OUT is unchanged") and exits 130.
 
     With --format tokens and a --tokenizer, each row is the training view instead: token ids and
     the loss mask, as nanochat's SFT renders them, in Parquet.
@@ -595,6 +649,7 @@ def export(
 
     if output is None and not dry_run:
         raise UsageError("no output file was given.", hint="add -o OUT (or -o - for stdout).")
+    _will_write(None if dry_run else output)
     if output is not None and output != "-":
         check_output(output, [target], "output")  # before any work: a folder, a missing folder
     if output is not None:
@@ -659,6 +714,7 @@ def stats(
     from taskcli.targets import FILE
     from taskcli.ui import console, reports
 
+    _will_write()
     loaded = _load_tokenizer(tokenizer)
     with line_limit(max_line_bytes):
         opened = _open(target, subset, split, param, data_dir, input_format)
@@ -787,6 +843,7 @@ def eval_answers(
     from taskcli import eval as scoring
     from taskcli.ui import console, reports
 
+    _will_write(details)
     opened = scoring.open_for_eval(
         task, answers, subset, split, parse_params(param), data_dir=data_dir
     )
@@ -832,18 +889,26 @@ def _stop(signum: int, frame: object) -> None:
     """Ctrl-C or SIGTERM: the progress bar goes at once, and the command unwinds and exits
     130 (143 for SIGTERM). Should unwinding wait on something slow (threads that finish their
     work before they return), the process ends anyway after its `GRACE`."""
-    import os
-    import threading
-
     from taskcli.ui.console import stop_progress
 
     stop_progress()
-    watchdog = threading.Timer(GRACE[signum], os._exit, (128 + signum,))
+    watchdog = threading.Timer(GRACE[signum], _give_up, (128 + signum,))
     watchdog.daemon = True
     watchdog.start()
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     sys.exit(128 + signum)
+
+
+def _give_up(code: int) -> None:
+    """The command did not unwind within its grace: say what it left (written straight to the
+    file descriptor, as the main thread may hold the console's lock) and end the process."""
+    import os
+
+    if code == 128 + signal.SIGINT and _interrupted_note.acquire(blocking=False):
+        with contextlib.suppress(OSError):
+            os.write(2, (_left() + "\n").encode())
+    os._exit(code)
 
 
 def main() -> None:

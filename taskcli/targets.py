@@ -240,7 +240,7 @@ def refuse_options_for_spec(
     text: str, subset: str | None, split: str | None, params: dict[str, Any] | None
 ) -> None:
     """A spec sets subset, split and parameters per entry; given for the whole, they are a
-    mistake. The error names the parameters; the CLI's hint names its flags."""
+    mistake."""
     given = [name for name, value in (("subset", subset), ("split", split)) if value]
     if params:
         given.append("params")
@@ -248,7 +248,6 @@ def refuse_options_for_spec(
         raise UsageError(
             f"{' and '.join(given)} cannot be given with a mixture spec ({text}).",
             hint=f"set subset, split and parameters on the entries of {text}.",
-            params=tuple(given),
         )
 
 
@@ -330,7 +329,6 @@ def refuse_for_file(
         raise UsageError(
             f"{' and '.join(given)} cannot be given with a conversation file ({text}).",
             hint="subsets, splits and parameters belong to registered tasks (`taskcli list`).",
-            params=tuple(given),
         )
 
 

@@ -4,7 +4,9 @@ the row source underneath it, and the command's refusals."""
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual import events
 from typer.testing import CliRunner
 
 from taskcli import browse as browsing
@@ -161,11 +164,63 @@ def test_search_hits_next_previous_and_misses(rows_file: Path) -> None:
     assert "row 9 of 40" in status(drive(browser, ["slash", *typed("berry"), "enter", "n"]))
     app = drive(browser, ["slash", *typed("berry"), "enter", "n", "N"])
     assert "row 3 of 40" in status(app)
-    app = drive(browser, ["slash", *typed("berry"), "enter", "n", "n"])
-    assert "row 9 of 40" in status(app) and "no next match" in message(app)
     app = drive(browser, ["slash", *typed("nowhere"), "enter"])
-    assert "row 0 of 40" in status(app) and "no next match" in message(app)
+    assert "row 0 of 40" in status(app) and "'nowhere': not found" in message(app)
     assert "no search yet" in message(drive(browser, ["n"]))
+
+
+def test_search_wraps_around_the_end_and_says_so(rows_file: Path) -> None:
+    """As vim: past the last match the search goes on from the top (from the bottom with N),
+    and the message line says it did."""
+    browser = browser_of(str(rows_file))
+    app = drive(browser, ["slash", *typed("berry"), "enter", "n", "n"])
+    assert "row 3 of 40" in status(app)
+    assert "search hit BOTTOM, continuing at TOP" in message(app)
+    app = drive(browser, ["slash", *typed("berry"), "enter", "N"])
+    assert "row 9 of 40" in status(app)
+    assert "search hit TOP, continuing at BOTTOM" in message(app)
+    # The only match is the row the search starts on: found again, after going round.
+    app = drive(browser, [":", *typed("9"), "enter", "slash", *typed("again"), "enter"])
+    assert "row 9 of 40" in status(app) and "continuing at TOP" in message(app)
+
+
+def test_a_wrapped_search_looks_at_each_row_once(rows_file: Path) -> None:
+    """Round the end, the second pass stops where the first began (`until`)."""
+    browser = browser_of(str(rows_file))
+    never = threading.Event()
+    assert browser.search("nowhere", 5, 1, never) is None
+    looked: list[int] = []
+    assert browser.search("nowhere", -1, 1, never, looked.append, until=6) is None
+    assert looked and looked[-1] == 6  # rows 0..5, and not one more
+    assert browser.search("berry", -1, 1, never, until=3) is None  # row 3 is not looked at
+    assert browser.search("berry", -1, 1, never, until=4) == 3
+    assert browser.search("berry", browser.length, -1, never, until=9) is None
+    assert browser.search("berry", browser.length, -1, never, until=8) == 9
+
+
+def test_matches_are_marked_in_the_conversation(rows_file: Path) -> None:
+    """After a search, each occurrence in the pane (any case) is drawn unlike the text around
+    it: in the screenshot, its own style, with and without colour."""
+
+    async def run() -> str:
+        app = BrowseApp(browser_of(str(rows_file)))
+        async with app.run_test(size=(100, 24)) as pilot:
+            await pilot.press("slash", *"BERRY", "enter")
+            await wait_idle(app, pilot)
+            return app.export_screenshot()
+
+    pieces = [
+        (style, html.unescape(text).replace("\xa0", " "))
+        for style, text in re.findall(r'<text class="([^"]*)"[^>]*>([^<]*)</text>', run_svg(run))
+    ]
+    marked = {style for style, text in pieces if text == "berry"}  # searched as 'BERRY'
+    assert len([text for _, text in pieces if text == "berry"]) == 2  # 'Strawberry', 'a berry'
+    assert len(marked) == 1
+    assert dict((text, style) for style, text in pieces)["Which fruit is a Straw"] not in marked
+
+
+def run_svg(run: Callable[[], Any]) -> str:
+    return asyncio.run(run())
 
 
 def test_escape_cancels_a_running_search(rows_file: Path) -> None:
@@ -190,10 +245,23 @@ def test_escape_cancels_a_running_search(rows_file: Path) -> None:
             await wait_idle(app, pilot)
             return screen_lines(app)[-1]
 
+    async def quit_while_searching() -> bool:
+        app = BrowseApp(slow)
+        async with app.run_test() as pilot:
+            await pilot.press("slash", *"nowhere", "enter")
+            assert app.busy
+            await pilot.press("ctrl+c")
+            await pilot.pause()
+            running = app.is_running
+        return running or not app.cancel.is_set()
+
     monkeypatch_batch = browsing.SEARCH_BATCH
     browsing.SEARCH_BATCH = 1  # a step per row, so the search is still running at Esc
     try:
         assert "search cancelled" in asyncio.run(run())
+        started = time.monotonic()
+        assert asyncio.run(quit_while_searching()) is False  # gone, and the search told to stop
+        assert time.monotonic() - started < 5
     finally:
         browsing.SEARCH_BATCH = monkeypatch_batch
     assert monkey_search("berry", -1, 1, threading.Event()) == 3
@@ -318,7 +386,7 @@ def test_tokens_are_rendered_in_the_background(rows_file: Path, tmp_path: Path) 
 
     async def run() -> tuple[list[str], list[str]]:
         app = BrowseApp(browser)
-        async with app.run_test(size=(80, 24)) as pilot:
+        async with app.run_test(size=(120, 24)) as pilot:  # wide enough for the lengths
             await wait_idle(app, pilot)
             await pilot.press("t")
             waiting = screen_lines(app)
@@ -374,14 +442,51 @@ def test_help_and_quit(rows_file: Path) -> None:
     closed = drive(browser_of(str(rows_file)), ["question_mark", "x"])
     assert "Keys" not in closed.last_screen
 
-    async def quit_app() -> bool:
+    async def quit_app(*keys: str) -> bool:
         app = BrowseApp(browser_of(str(rows_file)))
         async with app.run_test() as pilot:
-            await pilot.press("q")
+            await pilot.press(*keys)
             await pilot.pause()
             return app.is_running
 
-    assert asyncio.run(quit_app()) is False
+    assert asyncio.run(quit_app("q")) is False
+    assert asyncio.run(quit_app("ctrl+c")) is False
+    assert asyncio.run(quit_app("slash", "b", "ctrl+c")) is False  # from the prompt too
+    assert asyncio.run(quit_app("question_mark", "ctrl+c")) is False  # and from the help
+    assert "Ctrl-C quit" in drive(browser_of(str(rows_file)), []).last_screen
+
+
+def burst(text: str) -> list[events.Key]:
+    """The key events a terminal sends for `text` typed (or pasted) fast: all of them queued
+    before the app handles the first, as the pilot's `press` (which waits after each) never
+    does."""
+    names = {":": "colon", "/": "slash", " ": "space", "\r": "enter", "\x1b": "escape"}
+    return [events.Key(names.get(char, char), char) for char in text]
+
+
+@pytest.mark.parametrize(
+    ("typed_fast", "row"),
+    [(":27\r", 27), ("/strawberry again\r", 9), ("/BERRY\r", 3), ("jj:5\r", 5), ("/x\x1bj", 1)],
+)
+def test_keys_typed_right_after_a_prompt_key_go_into_the_prompt(
+    rows_file: Path, typed_fast: str, row: int
+) -> None:
+    """':' and '/' open the prompt before the keys behind them are handled: none is lost, and
+    none is taken as a command ('s', 't', 'w', 'g', 'n' in 'strawberry again'); Esc closes it
+    before the next key, which is a command again."""
+
+    async def run() -> list[str]:
+        app = BrowseApp(browser_of(str(rows_file)))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_idle(app, pilot)
+            for key in burst(typed_fast):
+                app.post_message(key)
+            for _ in range(3):  # a jump's or a search's result, then the rows it shows
+                await wait_idle(app, pilot)
+            return screen_lines(app)
+
+    lines = asyncio.run(run())
+    assert f"row {row} of 40" in lines[-2], lines[-2:]
 
 
 def test_120_columns_show_more(rows_file: Path) -> None:
@@ -389,6 +494,20 @@ def test_120_columns_show_more(rows_file: Path) -> None:
     assert len(app.last_lines) == 40
     assert "question 36" in app.last_screen
     assert "question 36" not in drive(browser_of(str(rows_file)), []).last_screen
+    header = app.last_lines[0]
+    assert "msg" in header and "chars" in header  # room for every column
+
+
+def test_at_80_columns_the_first_user_line_gets_the_room(tmp_path: Path) -> None:
+    """At 80×24 the message count and the length give way: the row list shows 22 characters
+    of the first user line (it showed 11)."""
+    line = "Explain how a transformer attends to earlier tokens"
+    rows = write_rows(tmp_path / "long.jsonl", 30, {i: conversation(line) for i in range(30)})
+    app = drive(browser_of(str(rows)), [])
+    header, first = app.last_lines[0], app.last_lines[1]
+    assert header.startswith("row source") and "msg" not in header and "chars" not in header
+    shown = first.split("│")[0].split(maxsplit=2)[2].rstrip()
+    assert line.startswith(shown) and len(shown) >= 22, first
 
 
 # -- rows read in the background ----------------------------------------------------------
@@ -692,6 +811,22 @@ def test_big_file_search_reads_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     browser = browser_of(str(path))
     assert not browser.complete
     assert browser.search("needle", -1, 1, threading.Event()) == 2500
+
+
+def test_a_search_back_from_the_top_of_a_big_file_reads_to_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """N on row 0 goes round to the bottom: a file indexed only as far as the screen is read
+    to its end first (in the background), then searched up from there."""
+    monkeypatch.setattr(browsing, "WHOLE_FILE_BYTES", 1000)
+    path = write_rows(
+        tmp_path / "big.jsonl", 3000, {5: conversation("needle"), 2500: conversation("needle")}
+    )
+    browser = browser_of(str(path))
+    app = drive(browser, ["slash", *typed("needle"), "enter", "N"])  # row 5, then up
+    assert "row 2,500 of 3,000" in status(app)
+    assert "search hit TOP, continuing at BOTTOM" in message(app)
+    assert browser.complete
 
 
 @pytest.mark.parametrize("chunk", [7, 64, 1 << 20])

@@ -66,7 +66,12 @@ def test_readme_without_front_matter_or_configs_gives_nothing(tmp_path):
 
 def test_broken_front_matter_is_invalid_data(tmp_path):
     readme = card(tmp_path, "configs: [unclosed\n")
-    with pytest.raises(InvalidData, match=r"README\.md:2:19: its YAML front matter does not parse"):
+    # Where the list opens, in words, not PyYAML's "expected ',' or ']', but got '<stream end>'".
+    with pytest.raises(
+        InvalidData,
+        match=r"README\.md:2:10: its YAML front matter does not parse: this '\[' is never "
+        r"closed with '\]'\.$",
+    ):
         readme_configs(readme)
 
 

@@ -106,6 +106,28 @@ def test_readme_has_the_two_fresh_machine_commands():
     assert test_command in text and test_command in ci
 
 
+def test_every_extra_the_docs_name_exists():
+    """`pip install 'taskcli[X]'` and "the X extra" name extras pyproject.toml defines (the
+    training view once named a `tokens` extra there never was)."""
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    named = set()
+    for page in [*PAGES, ROOT / "CONTRIBUTING.md"]:
+        text = " ".join(page.read_text().split())
+        named |= {
+            (page.name, x)
+            for x in re.findall(r"taskcli\[(\w+)\]|\.\[(\w+)\]", text)
+            for x in x
+            if x
+        }
+        named |= {(page.name, x) for x in re.findall(r"the `?(\w+)`? extra", text)}
+    assert {name for _, name in named} >= {"browse", "test"}  # the check sees them
+    assert [(page, name) for page, name in sorted(named) if name not in extras] == []
+
+
 @pytest.mark.parametrize("name", sorted(gen_docs["PAGES"]))
 def test_generated_pages_are_current(name):
     render = gen_docs["PAGES"][name]

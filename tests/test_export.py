@@ -505,7 +505,8 @@ def test_entries_that_cannot_be_opened_are_reported_together(tmp_path):
         (["--shard", "4/3"], "shard must be K/N"),
         (["--shard", "2"], "shard must be K/N"),
         (["--shard", "a/b"], "shard must be K/N"),
-        (["--format", "xml"], "unknown format 'xml'; choose one of messages, nanochat"),
+        (["--format", "xml"], "unknown format 'xml'. Choose one of messages, nanochat"),
+        (["--format", "nanochatt"], "unknown format 'nanochatt'. Did you mean 'nanochat'?"),
         (["--limit", "-1"], "Invalid value for '--limit'"),
     ],
 )
@@ -625,6 +626,10 @@ def test_a_killed_export_leaves_the_old_file_and_no_temp_file(tmp_path, signum):
     assert process.returncode != 0
     assert b"Traceback" not in stderr
     assert out.read_text() == "old rows\n"
+    if signum == signal.SIGINT:  # Ctrl-C says what it left, on the last line
+        assert process.returncode == 130
+        said = stderr.decode().strip().splitlines()[-1]
+        assert said == f"interrupted: nothing written, the old {out} is unchanged."
     if signum == signal.SIGKILL:  # nothing could clean up: the next run to OUT does
         assert len(leftovers(work)) == 2
         (work / "one.jsonl").write_text(
@@ -771,6 +776,65 @@ def test_missing_hub_data_is_reported_for_every_entry(tmp_path):
     assert "2 entries failed" in text
     assert "tasks[0] (gsm8k / main / test)" in text and "openai/gsm8k" in text
     assert "tasks[1] (arc / ARC-Easy / test)" in text and "allenai/ai2_arc" in text
+    # The hint `show` gives, for each missing dataset, then the data dir and its flag once.
+    hint = flat(result.stderr.split("Hint:", 1)[1])
+    for repo in ("openai/gsm8k", "allenai/ai2_arc"):
+        assert f"`hf download {repo} --repo-type dataset --local-dir {tmp_path / repo}`" in hint
+    assert hint.endswith(
+        f"then use {tmp_path} as the data dir (set with --data-dir or TASKCLI_DATA_DIR)."
+    )
+    assert hint.count("set with") == 1
+
+
+def test_one_missing_entry_keeps_its_hint_too(tmp_path):
+    spec = write_spec(tmp_path, "tasks: [{task: calc}, {task: gsm8k, split: train}]\n")
+    shown = run("show", "gsm8k", "--split", "train")
+    exported = run("export", str(spec), "-o", str(tmp_path / "o.jsonl"))
+    assert exported.exit_code == shown.exit_code == 1
+    assert "tasks[1] (gsm8k / main / train): dataset openai/gsm8k" in flat(exported.stderr)
+    hint = exported.stderr.split("Hint:", 1)[1]
+    assert hint == shown.stderr.split("Hint:", 1)[1]
+    assert "hf download openai/gsm8k --repo-type dataset --local-dir DIR/openai/gsm8k" in hint
+
+
+def test_a_json_output_is_one_array_of_the_rows(tmp_path, monkeypatch):
+    """`-o out.json`: the rows of `-o out.jsonl`, as one JSON array, a row per line; staged and
+    recorded like any output, and streamed: written run by run, with the buckets small here."""
+    spec = str(write_spec(tmp_path, MIXTURE))
+    lines, array = tmp_path / "train.jsonl", tmp_path / "train.json"
+    assert run("export", spec, "-o", str(lines), "-f", "full").exit_code == 0
+    monkeypatch.setattr(order, "BUCKET_ROWS", 4)  # many runs: the array spans their writes
+    result = run("export", spec, "-o", str(array), "-f", "FULL")  # a format in any case
+    assert result.exit_code == 0, result.output
+    data = array.read_bytes()
+    assert json.loads(data) == read_jsonl(lines)
+    assert data.startswith(b"[\n") and data.endswith(b"\n]\n")
+    assert data.count(b"\n") == len(read_jsonl(lines)) + 2  # one row per line
+    manifest = json.loads((tmp_path / "train.json.manifest.json").read_text())
+    assert manifest["output"]["kind"] == "json"
+    assert manifest["output"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert "wrote 55 rows" in result.stderr
+    empty = tmp_path / "empty.json"
+    assert run("export", spec, "-o", str(empty), "--limit", "0").exit_code == 0
+    assert json.loads(empty.read_bytes()) == [] and empty.read_bytes() == b"[]\n"
+    assert leftovers(tmp_path) == []
+
+
+def test_a_failed_json_export_keeps_the_old_file(tmp_path):
+    spec = write_spec(tmp_path, "tasks: [{task: letters, size: 50, bad: 40}]\n")
+    out = tmp_path / "train.json"
+    out.write_text("[]\n")
+    result = run("export", str(spec), "-o", str(out))
+    assert result.exit_code == 1
+    assert out.read_text() == "[]\n"
+    assert leftovers(tmp_path) == []
+    refused = run("export", str(spec), "-o", str(tmp_path / "t.json"), "-f", "tokens")
+    assert refused.exit_code == 2 and "tokens format cannot be written as .json" in refused.output
+    unknown = run("export", str(spec), "-o", str(tmp_path / "t.csv"))
+    assert unknown.exit_code == 2
+    assert "taskcli writes .jsonl, .jsonl.gz, .json, .parquet." in flat(unknown.output)
+    assert "give --format to write JSON lines under any name." in flat(unknown.output)
+    assert "set with" not in unknown.output  # the hint names its flag already
 
 
 def test_a_task_that_checks_its_own_rows_is_not_trusted_blindly(tmp_path):

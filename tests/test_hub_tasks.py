@@ -587,6 +587,12 @@ def test_offline_without_copy_or_cache_through_the_cli(tmp_path):
         f"{empty / 'allenai' / 'ai2_arc'}"
     ) in " ".join(result.output.split())
     assert "Traceback" not in result.output
+    # The flag follows the data dir it sets, not the last clause ("... network access").
+    hint = " ".join(result.stderr.split("Hint:", 1)[1].split())
+    assert hint.startswith("Run again with network access, or on a machine with network run `hf")
+    assert hint.endswith(
+        f"then use {empty} as the data dir (set with --data-dir or TASKCLI_DATA_DIR)."
+    )
 
 
 def free_port() -> int:

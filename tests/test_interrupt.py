@@ -78,6 +78,7 @@ def test_ctrl_c_during_eval_exits_130_within_a_second(data_dir, tmp_path):
     assert elapsed < 1.0, f"took {elapsed:.2f} s to stop"
     assert b"Traceback" not in stderr
     assert not details.exists()
+    assert stderr.decode().strip().splitlines()[-1] == "interrupted: nothing written."
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
@@ -130,4 +131,60 @@ def test_ctrl_c_takes_the_bar_off_a_terminal(tmp_path):
     # Rich removes a transient bar by moving up and erasing the line it drew.
     assert b"\x1b[2K" in tail
     assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+LINE = b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (
+            ["validate", "{fifo}", "--output-valid", "{old}"],
+            "nothing written, the old {old} is unchanged",
+        ),
+        (["validate", "{fifo}", "--rejects", "{new}"], "nothing written"),
+        (["stats", "{fifo}"], "nothing written"),
+        (["export", "{fifo}", "-o", "{old}"], "nothing written, the old {old} is unchanged"),
+        (["export", "{fifo}", "-o", "{new}"], "nothing written"),
+        (["export", "{fifo}", "-o", "-"], "standard output may hold part of the output"),
+        (["show", "{fifo}", "-n", "5"], None),
+    ],
+    ids=[
+        "validate-old",
+        "validate-new",
+        "stats",
+        "export-old",
+        "export-new",
+        "export-stdout",
+        "show",
+    ],
+)
+def test_ctrl_c_says_what_it_left(tmp_path, command, said):
+    """A real SIGINT while the command waits for its input (a FIFO holding one line): exit 130,
+    and the last line on stderr says what is on disk; a file that was there is as it was."""
+    fifo, old, new = tmp_path / "in.jsonl", tmp_path / "old.jsonl", tmp_path / "new.jsonl"
+    os.mkfifo(fifo)
+    old.write_bytes(b"the old rows\n")
+    names = {"fifo": fifo, "old": old, "new": new}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "taskcli", *(part.format(**names) for part in command)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        writer = os.open(fifo, os.O_WRONLY)  # returns once the command opened it to read
+        os.write(writer, LINE)  # then it waits for the rest
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+        os.close(writer)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert b"Traceback" not in stderr
+    expected = "interrupted." if said is None else f"interrupted: {said.format(**names)}."
+    assert stderr.decode().strip().splitlines()[-1] == expected
+    assert old.read_bytes() == b"the old rows\n" and not new.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []

@@ -11,33 +11,73 @@ from typer.testing import CliRunner
 
 from taskcli.cli import app
 from taskcli.tasks.registry import all_tasks, describe
+from taskcli.tasks.spellingbee import WORD_LIST_URL
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
 
 
-def invoke(*args):
-    return runner.invoke(app, list(args), env={"COLUMNS": "80"})
+def invoke(*args, width=80):
+    """The command at `width` columns. Rich reads COLUMNS once, when the console is made (the
+    first command a test process runs), so the console is swapped for one of that width."""
+    from rich.console import Console
+
+    from taskcli.ui import console
+
+    original, console.stdout = console.stdout, Console(width=width)
+    try:
+        return runner.invoke(app, list(args))
+    finally:
+        console.stdout = original
 
 
-def test_the_table_fits_80_columns_one_row_per_task():
-    result = invoke("list")
+def task_lines(text):
+    """The table's lines that name a task, by task name."""
+    lines = text.splitlines()
+    return {
+        line.split()[0]: line
+        for line in lines
+        if line.startswith(" ") and line.split() and line.split()[0] in all_tasks()
+    }
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 140])
+def test_one_line_per_task_at_any_width(width):
+    """As the README says: one line each, never wrapped, within the terminal's width."""
+    result = invoke("list", width=width)
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert all(len(line) <= 80 for line in lines)
-    assert len(lines) < 60  # it was 300
-    names = [line.split()[0] for line in lines if line.startswith(" ") and line.split()]
-    assert [n for n in names if n in all_tasks()] == list(all_tasks())
+    assert all(len(line) <= width for line in lines)
+    rows = [line for line in lines if line.startswith(" ") and line.strip()]
+    header, rule, body = rows[0], rows[1], rows[2:]
+    assert header.split()[0] == "task" and set(rule.strip()) == {"─"}
+    assert [line.split()[0] for line in body] == list(all_tasks())  # no continuation lines
 
 
-def test_descriptions_are_whole_words_and_defaults_are_marked():
+def test_columns_give_way_to_the_description():
+    """At 80 columns the kind and the subsets give way so the description keeps 48 characters,
+    cut after a word; at 140 every column and every description is whole."""
+    narrow = task_lines(invoke("list").stdout)
+    assert "categorical" not in narrow["arc"] and "ARC-Easy" not in narrow["arc"]
+    assert "train, test*" in narrow["gsm8k"]  # GSM8K: the default split marked
+    for name, cls in all_tasks().items():
+        shown = narrow[name].split("  ")[-1].strip() if "…" in narrow[name] else None
+        if shown:  # a prefix of the description, cut after a word
+            assert cls.description.startswith(shown[:-1]), (name, shown)
+            assert cls.description[len(shown) - 1] in " -," or shown[-2] in " -,", shown
+            assert len(shown) >= 20
+    wide = invoke("list", width=140).stdout
+    assert "…" not in wide
+    for name, cls in all_tasks().items():
+        assert cls.description in task_lines(wide)[name]
+    assert "all* +58" in task_lines(wide)["mmlu"]  # MMLU: the default subset, and the others
+    assert "categorical" in task_lines(wide)["arc"]
+
+
+def test_the_list_says_which_tasks_download_and_how_not_to():
     text = invoke("list").stdout
-    words = set(text.split())
-    for cls in all_tasks().values():
-        assert set(cls.description.split()) <= words, cls.name
-    assert "…" not in text
-    assert "all* +58" in text  # MMLU: the default subset, and how many others
-    assert "train, test*" in text  # GSM8K: the default split marked
+    assert "spellingbee, simplespelling fetch their word_list on first use, then cache it." in text
+    assert "-p word_list=FILE uses a local file: no network needed." in text
 
 
 def test_one_task_in_full():
@@ -50,6 +90,22 @@ def test_one_task_in_full():
     spelling = invoke("list", "spellingbee").stdout
     assert "-p size=" in spelling and "-p word_list=" in spelling
     assert "default 1000" in spelling
+
+
+@pytest.mark.parametrize("width", [40, 80, 200])
+def test_a_url_is_printed_whole_with_how_to_do_without_it(width, monkeypatch, tmp_path):
+    """The word list's URL on a line of its own, never broken (so it can be copied), with
+    where the download is kept and the option that points at a local copy instead."""
+    monkeypatch.setenv("TASKCLI_CACHE_DIR", str(tmp_path / "cache"))
+    text = invoke("list", "spellingbee", width=width).stdout
+    lines = [line.strip() for line in text.splitlines()]
+    assert WORD_LIST_URL in lines
+    assert "-p word_list=words_alpha.txt   (in a mixture spec: word_list: words_alpha.txt)" in lines
+    flat = " ".join(text.split())
+    assert "downloaded on first use and cached in" in flat
+    assert str(tmp_path / "cache") in text
+    assert "only that first run needs the network" in flat
+    assert "(str, default: the URL below)" in flat
 
 
 def test_json_has_one_schema_for_every_task():

@@ -117,8 +117,35 @@ def test_resolve_lists_valid_subsets_and_splits():
         registry.resolve("gsm8k", split="validation")
     with pytest.raises(UsageError, match=r"has no parameter 'sise'.*Did you mean 'size'"):
         registry.resolve("spellingbee", params={"sise": "3"})
-    with pytest.raises(UsageError, match="takes a int, got 'many'"):
+    with pytest.raises(UsageError, match="takes an int, got 'many'"):
         registry.resolve("spellingbee", params={"size": "many"})
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (
+            ["show", "gsm8k", "--split", "tset"],
+            "no split 'tset' in subset 'main'. Did you mean 'test'?",
+        ),
+        (
+            ["show", "gsm8k", "--split", "TEST"],
+            "no split 'TEST' in subset 'main'. Did you mean 'test'",
+        ),
+        (["show", "humaneval", "--split", "tets"], "has no split 'tets'. Did you mean 'test'?"),
+        (["show", "arc", "--split", "validaton"], "Did you mean 'validation'?"),
+        (["show", "mmlu", "--subset", "ALL"], "has no subset 'ALL'. Did you mean 'all'?"),
+        (["show", "GSM8", "--split", "test"], "Did you mean 'gsm8k'?"),
+        (["show", "spellingbee", "-p", "size=x"], "'size' of 'spellingbee' takes an int, got"),
+    ],
+)
+def test_misspelt_names_get_a_suggestion_through_the_cli(args, words):
+    """A split is suggested as a subset, a parameter or a task is (in any case), before any
+    data is read; and the type a parameter takes is said with its article."""
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert words in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_resolve_fills_defaults_and_converts_params():
@@ -135,7 +162,7 @@ def test_check_request_reports_every_problem_at_once():
     assert [str(p).split(".")[0] for p in problems] == [
         "task 'spellingbee' has no subsets (got 'x')",
         "task 'spellingbee' has no parameter 'sise'",
-        "parameter 'size' of 'spellingbee' takes a int, got 'many'",
+        "parameter 'size' of 'spellingbee' takes an int, got 'many'",
     ]
 
 

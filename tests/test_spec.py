@@ -154,7 +154,7 @@ def test_every_problem_is_reported_at_once_before_any_data_is_loaded(tmp_path):
         "tasks[0]: unknown task 'quizz'. Did you mean 'quiz'?",
         "tasks[1]: unknown key 'spilt'. Did you mean 'split'?",
         "tasks[2]: task 'quiz' has no subset 'medium'. Valid subsets: easy, hard.",
-        "tasks[2]: parameter 'size' of 'quiz' takes a int, got 'many'.",
+        "tasks[2]: parameter 'size' of 'quiz' takes an int, got 'many'.",
         "tasks[3]: task 'quiz' has no split 'train' in subset 'hard'. Valid splits: test.",
         "tasks[3]: parameter 'style' of 'quiz' must be one of plain, fancy; got 'loud'.",
         "tasks[4]: start must be >= 0, got -1",
@@ -181,16 +181,41 @@ def test_each_problem_sits_on_its_own_line(tmp_path):
 
 
 def test_yaml_syntax_errors_give_line_and_column(tmp_path):
+    """The place to fix (where the unclosed '[' opens) and what is wrong, in words."""
     path = write_spec(tmp_path, "tasks:\n  - task: quiz\n    split: [test\n")
     result = run_export(str(path), "-o", str(tmp_path / "out.jsonl"))
     assert result.exit_code == 2
-    assert f"{path}:4:1: invalid YAML" in flat(result.output)
+    assert flat(result.output) == f"Error: {path}:3:12: this '[' is never closed with ']'."
 
 
-def test_tabs_in_yaml_point_at_the_tab(tmp_path):
-    path = write_spec(tmp_path, "tasks:\n\t- task: quiz\n")
-    with pytest.raises(UsageError, match=r"mixture\.yaml:2:1: invalid YAML"):
+@pytest.mark.parametrize(
+    ("text", "where", "what"),
+    [
+        ("tasks:\n\t- task: quiz\n", "2:1", "a tab; YAML indents and separates with spaces"),
+        ("tasks:\n  - task: quiz\n   split: test\n", "3:4", "this line is not indented like"),
+        ("tasks:\n  - task: quiz\n    - x\n", "3:5", "this line is not indented like"),
+        ("tasks:\n  - task: quiz\n  seed 3\n", "3:3", "a line without ':' where 'key:"),
+        ('tasks:\n  - task: "quiz\n', "2:11", "this quote is never closed"),
+        ("tasks: {a: b\n", "1:8", "this '{' is never closed with '}'"),
+        ("tasks: [a, b}\n", "1:13", "'}' where ',' or ']' was expected, in the '[' of line 1"),
+        ("tasks:\n  - task: a: b\n", "2:12", "a ':' inside a value: put a value that holds"),
+        ("tasks:\n  - task: @quiz\n", "2:11", "a value cannot start with '@': put it in"),
+        ("tasks:\n  - {task: quiz}}\n", "2:17", "a '}' that closes nothing"),
+        ('tasks:\n  - task: "\\q"\n', "2:13", "'\\q' is no escape in double quotes"),
+        ("tasks: []\n---\nseed: 1\n", "2:1", "a second document: a spec is one YAML"),
+        ("tasks: &a []\nseed: *a\n", "2:7", "aliases (*a) are not allowed"),
+    ],
+)
+def test_yaml_mistakes_are_said_in_words_where_they_are(tmp_path, text, where, what):
+    """`spec.yaml:LINE:COL: what is wrong`, not PyYAML's own words ("found character '\\t'
+    that cannot start any token", "expected <block end>, but found '<block mapping start>'")."""
+    path = write_spec(tmp_path, text)
+    with pytest.raises(UsageError) as raised:
         load_spec(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}:{where}: {what}"), message
+    for words in ("<block", "<stream", "token", "scanning", "while parsing"):
+        assert words not in message
 
 
 @pytest.mark.parametrize(

@@ -382,9 +382,10 @@ def test_task_options_are_refused_for_a_spec(tmp_path):
     spec.write_text("tasks:\n  - task: customjson\n    path: five.jsonl\n")
     result = invoke("stats", spec, "--split", "train")
     assert result.exit_code == 2
-    # The library names the parameter; the CLI's hint adds the flag.
     assert "Error: split cannot be given with a mixture spec" in result.stderr
-    assert "(set with --split)." in result.stderr
+    # The hint says where they go; no "(set with --split)" after it, which would contradict it.
+    assert "Hint: Set subset, split and parameters on the entries of" in result.stderr
+    assert "set with" not in result.stderr
 
 
 def test_invalid_and_empty_jsonl_fail_with_exit_1(tmp_path):
@@ -425,7 +426,7 @@ def test_open_target_refuses_params_for_a_spec():
 
     with pytest.raises(UsageError, match="params cannot be given") as raised:
         open_target("mix.yaml", params={"size": "3"})
-    assert raised.value.params == ("params",)
+    assert raised.value.params == ()  # nothing to set: the hint says to set them elsewhere
 
 
 # --- the pictures -----------------------------------------------------------------------------

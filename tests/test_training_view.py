@@ -133,6 +133,24 @@ def test_the_tokenizer_comes_from_the_environment_too(chats, bytes_spec, monkeyp
     assert json.loads(result.output)["num_tokens"] == 9
 
 
+def test_a_tokenizer_typed_for_show_implies_tokens(chats, bytes_spec, monkeypatch):
+    """`show -t SPEC` shows the tokens (it showed the text, silently); the variable alone,
+    set for `export` and `stats`, leaves `show` as text."""
+    typed = run("show", str(chats), "-t", bytes_spec, "--json")
+    assert typed.exit_code == 0, typed.output
+    assert json.loads(typed.output)["num_tokens"] == 9  # the token row, not the text row
+    people = run("show", str(chats), "--tokenizer", bytes_spec)
+    assert "<|user_start|>" in people.output and "trained" in people.output
+    monkeypatch.setenv("TASKCLI_TOKENIZER", bytes_spec)
+    text = run("show", str(chats), "--json")
+    assert json.loads(text.output) == {
+        "index": 0,
+        "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}],
+    }
+    help_text = " ".join(run("show", "--help", terminal_width=200).output.split())
+    assert "-t/--tokenizer on the command line implies --tokens" in help_text
+
+
 def test_stats_token_figures_match_render_by_hand(tmp_path, bytes_spec):
     chats = write_jsonl(
         tmp_path / "chats.jsonl",

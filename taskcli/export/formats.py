@@ -15,15 +15,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from taskcli.conversation import ROLES, flatten_content, fold_system
-from taskcli.errors import UsageError
+from taskcli.errors import UsageError, suggest
 
 if TYPE_CHECKING:
     from taskcli.mixing.spec import Entry
 
 SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
 JSONL_FILES = ("jsonl", "jsonl.gz")
+JSON_ARRAY = "json"  # one JSON array of every row (`taskcli.export.writing.JsonArraySink`)
+JSON_FILES = (*JSONL_FILES, JSON_ARRAY)  # what every format of JSON rows writes
 PARQUET = "parquet"
-COLUMNAR_FILES = (*JSONL_FILES, PARQUET)
+FILE_KINDS = (*JSON_FILES, PARQUET)
 DEFAULT_FORMAT = "messages"
 
 # How one conversation becomes the JSON value of its line: (conversation, spec entry, index of
@@ -58,7 +60,7 @@ class ExportFormat:
     help: str
     row: RowFormatter | None  # None: not JSON at all (`renders_tokens`)
     layout: Layout | None = None  # None: every row goes through `row`, one by one
-    file_kinds: tuple[str, ...] = JSONL_FILES  # the file names it writes: train.jsonl, ...
+    file_kinds: tuple[str, ...] = JSON_FILES  # the file names it writes: train.jsonl, ...
     # The Parquet columns, when it writes .parquet: the keys of its row object, in order (a row
     # that is a list fills the one column). Each column's type is the one Arrow infers from the
     # values, so every row must give a column the same shape.
@@ -95,7 +97,7 @@ FORMATS: dict[str, ExportFormat] = {
             "to <<expr=result>> text (the tokens format keeps them).",
             lambda conv, entry, index: flat_messages(fold_system(conv["messages"])),
             Layout(b"[", b"]", fold_system=True),
-            COLUMNAR_FILES,
+            FILE_KINDS,
             ("messages",),
         ),
         ExportFormat(
@@ -103,7 +105,7 @@ FORMATS: dict[str, ExportFormat] = {
             '{"messages": [...]} with string contents (tool calls written <<expr=result>>).',
             lambda conv, entry, index: {"messages": flat_messages(conv["messages"])},
             Layout(b'{"messages":[', b"]}"),
-            COLUMNAR_FILES,
+            FILE_KINDS,
             ("messages",),
         ),
         ExportFormat(
@@ -122,7 +124,7 @@ FORMATS: dict[str, ExportFormat] = {
                 "value",
                 tuple(SHAREGPT_ROLES[role] for role in ROLES),
             ),
-            COLUMNAR_FILES,
+            FILE_KINDS,
             ("conversations",),
         ),
         ExportFormat(
@@ -146,17 +148,22 @@ FORMATS: dict[str, ExportFormat] = {
 
 
 def get_format(name: str) -> ExportFormat:
-    """The format called `name`, or a usage error listing them."""
-    try:
-        return FORMATS[name]
-    except KeyError:
-        raise UsageError(f"unknown format {name!r}; choose one of {', '.join(FORMATS)}.") from None
+    """The format called `name`, in any case as task names are (``OpenAI`` is ``openai``), or a
+    usage error listing them."""
+    found = FORMATS.get(name) or FORMATS.get(name.casefold())
+    if found is None:
+        raise UsageError(
+            f"unknown format {name!r}.{suggest(name, list(FORMATS))} "
+            f"Choose one of {', '.join(FORMATS)}."
+        )
+    return found
 
 
 def file_kind(output: str) -> str | None:
-    """The kind of file a name asks for (``jsonl``, ``jsonl.gz``, ``parquet``), or None."""
+    """The kind of file a name asks for (``jsonl``, ``jsonl.gz``, ``json``, ``parquet``), or
+    None."""
     folded = output.casefold()
-    return next((kind for kind in COLUMNAR_FILES if folded.endswith("." + kind)), None)
+    return next((kind for kind in FILE_KINDS if folded.endswith("." + kind)), None)
 
 
 def choose_output(
@@ -175,11 +182,11 @@ def choose_output(
     kind = file_kind(output)
     if kind is None:
         if fmt is None:
-            kinds = ", ".join("." + kind for kind in COLUMNAR_FILES)
+            kinds = ", ".join("." + kind for kind in FILE_KINDS)
             raise UsageError(
                 f"{output}: the file name does not say what to write; taskcli writes {kinds}.",
-                hint="name the file after its kind, or give the format to write JSON lines "
-                "under any name.",
+                hint="name the file after its kind, or give --format to write JSON lines under "
+                "any name.",
                 params=("output", "fmt"),
             )
         return chosen, "jsonl.gz" if output.endswith(".gz") else "jsonl"

@@ -21,7 +21,7 @@ import orjson
 
 from taskcli import __version__
 from taskcli.errors import UsageError
-from taskcli.export.formats import PARQUET, ExportFormat, choose_output, get_format
+from taskcli.export.formats import JSON_ARRAY, PARQUET, ExportFormat, choose_output, get_format
 from taskcli.export.lines import EntryLines, Progress
 from taskcli.export.order import scratch_buckets
 from taskcli.export.tokens import EntryTokens, TokenSettings
@@ -116,12 +116,12 @@ def export(
     """Write the plan's rows to `output` ("-" for stdout) and return the manifest written.
 
     The file's name says what to write (`taskcli.export.formats.choose_output`): JSON lines
-    (``.jsonl``, ``.jsonl.gz`` compressed) or Parquet with the format's columns (``.parquet``);
-    another name needs `fmt`. `fmt` defaults to ``messages``. A file output appears only once
-    complete, then its manifest. Standard output gets no manifest (None is returned).
-    `progress` is called with counts of rows converted, `on_phase` with the name of each phase
-    that has no rows to count (shuffling, ordering, flushing). The `tokens` format writes Parquet
-    only, rendered with `tokens`.
+    (``.jsonl``, ``.jsonl.gz`` compressed), one JSON array of the rows (``.json``) or Parquet
+    with the format's columns (``.parquet``); another name needs `fmt`. `fmt` defaults to
+    ``messages``. A file output appears only once complete, then its manifest. Standard output
+    gets no manifest (None is returned). `progress` is called with counts of rows converted,
+    `on_phase` with the name of each phase that has no rows to count (shuffling, ordering,
+    flushing). The `tokens` format writes Parquet only, rendered with `tokens`.
     """
     export_format, kind = choose_output(os.fspath(output), fmt, stream=is_special(output))
     fmt = export_format.name
@@ -195,7 +195,11 @@ def _export_to_file(
 
 
 def _columnar_sink(stream: BinaryIO, export_format: ExportFormat, kind: str, plan: Plan) -> Any:
-    """What turns the lines into Parquet row groups, for a Parquet output; None for JSON lines."""
+    """What turns the lines into Parquet row groups or one JSON array; None for JSON lines."""
+    if kind == JSON_ARRAY:
+        from taskcli.export.jsonarray import JsonArraySink
+
+        return JsonArraySink(stream)
     if export_format.renders_tokens:
         from taskcli.export.tokens import TokenParquet
 

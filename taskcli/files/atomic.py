@@ -96,6 +96,54 @@ def check_output(
             )
 
 
+class PlannedOutputs:
+    """The files a command is about to write, as they are before it starts, so that a command
+    stopped part-way (Ctrl-C) can say what it left: since every file is staged, nothing, and
+    the old files as they were; only standard output, a device or a FIFO, written in place,
+    can hold part of the output. ``-`` is standard output."""
+
+    def __init__(self, paths: Iterable[str | os.PathLike[str]]) -> None:
+        self.before = [(os.fspath(path), _identity(path)) for path in paths]
+
+    def left(self) -> str:
+        """What the outputs are now, in a sentence: ``nothing written, the old train.jsonl is
+        unchanged``; a file finished before the stop is named as written."""
+        unchanged, finished, partial = [], [], []
+        for path, before in self.before:
+            if path == "-" or is_special(path):
+                partial.append("standard output" if path == "-" else path)
+                continue
+            now = _identity(path)
+            if now is not None:
+                (unchanged if now == before else finished).append(path)
+        parts = []
+        if finished:
+            parts.append(f"{_listed(finished)} {'was' if len(finished) == 1 else 'were'} written")
+        if partial:  # written in place as the rows come: some may have been
+            parts.append(f"{_listed(partial)} may hold part of the output")
+        parts = parts or ["nothing written"]
+        if unchanged:
+            parts.append(
+                f"the old {_listed(unchanged)} {'is' if len(unchanged) == 1 else 'are'} unchanged"
+            )
+        return ", ".join(parts)
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _identity(path: str | os.PathLike[str]) -> tuple[int, int, int, int] | None:
+    """What tells one version of a file from another: device, inode, size, modification time."""
+    if os.fspath(path) == "-":
+        return None
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
 class StagedOutput:
     """One output being written: a temporary file renamed over the destination by `commit`, or,
     for a device or FIFO, the destination itself written in place.

@@ -239,8 +239,12 @@ def _within(lines: list[bytes], limit: int) -> Iterator[bytes]:
 
 
 def _read(stream: BinaryIO, name: str, size: int) -> bytes:
+    """Up to `size` bytes, in one read of the stream beneath where it allows (`read1`): a
+    buffered `read` goes back to a pipe until it has them all, and a Ctrl-C that lands between
+    two of those reads is not seen until the pipe has more, which may be never."""
+    read = getattr(stream, "read1", stream.read)
     try:
-        return stream.read(size)
+        return read(size)
     except (OSError, EOFError) as error:
         raise InvalidData(f"{name}: cannot be read to the end: {error}") from None
 
@@ -308,6 +312,11 @@ class ByteCounter:
 
     def read(self, size: int = -1) -> bytes:
         data = self.stream.read(size)
+        self.on_bytes(len(data))
+        return data
+
+    def read1(self, size: int = -1) -> bytes:
+        data = self.stream.read1(size)
         self.on_bytes(len(data))
         return data
 

@@ -28,7 +28,7 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from taskcli.errors import DataUnavailable, InvalidData
+from taskcli.errors import DatasetMissing, InvalidData
 from taskcli.files.parquet import DataFile, ParquetRows, Rows, TableRows
 
 DATA_DIR_ENV = "TASKCLI_DATA_DIR"
@@ -88,10 +88,11 @@ def local_rows(data_dir: Path, repo: str, config: str, split: str) -> ParquetRow
     patterns = split_patterns(repo_dir, config, split)
     paths = matching_files(repo_dir, patterns)
     if not paths:
-        raise DataUnavailable(
+        raise DatasetMissing(
             f"{repo_dir} has no data files for subset {config!r}, split {split!r} "
             f"(looked for {', '.join(patterns) or 'an entry in its README'}).",
-            hint=how_to_get(repo, data_dir),
+            repo,
+            hint=how_to_get([repo], data_dir),
             params=("data_dir",),
         )
     return ParquetRows(paths, local_revision(repo_dir, paths))
@@ -147,13 +148,11 @@ def readme_configs(readme: Path) -> dict[str, dict[str, list[str]]]:
 
     try:
         front = safe_yaml.load(text[3 : end if end != -1 else len(text)]) or {}
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f"{readme}:{mark.line + 1}:{mark.column + 1}" if mark else str(readme)
-        reason = " ".join(part for part in (error.context, error.problem) if part)
-        raise InvalidData(f"{where}: its YAML front matter does not parse: {reason}") from None
     except yaml.YAMLError as error:
-        raise InvalidData(f"{readme}: its YAML front matter does not parse: {error}") from None
+        where, why = safe_yaml.explain(error)
+        raise InvalidData(
+            f"{readme}{where}: its YAML front matter does not parse: {why}."
+        ) from None
     entries = front.get("configs") if isinstance(front, dict) else None
     configs: dict[str, dict[str, list[str]]] = {}
     for entry in entries if isinstance(entries, list) else []:
@@ -240,10 +239,11 @@ def hub_rows(
         if not isinstance(error, ConnectionError):
             first_line = (str(error).strip().splitlines() or [""])[0]
             why += f" ({type(error).__name__}: {first_line})"
-        raise DataUnavailable(
+        raise DatasetMissing(
             f"dataset {repo} (subset {config!r}, split {split!r}) is not available: {missing}"
             f"{why}.",
-            hint=how_to_get(repo, data_dir),
+            repo,
+            hint=how_to_get([repo], data_dir),
             params=("data_dir",),
         ) from None
     files = [
@@ -255,13 +255,17 @@ def hub_rows(
     return TableRows(dataset.data.table, files, revision)
 
 
-def how_to_get(repo: str, data_dir: Path | None) -> str:
-    """The commands that make `repo` available without network."""
-    folder = data_dir if data_dir is not None else Path("DIR")
+def how_to_get(repos: Sequence[str], data_dir: str | os.PathLike[str] | None) -> str:
+    """How to make `repos` available without network: one `hf download` command each, into
+    the data dir. It ends naming the data dir, where the CLI adds the flag that sets it."""
+    folder = Path(data_dir) if data_dir is not None else Path("DIR")
+    commands = [
+        f"`hf download {repo} --repo-type dataset --local-dir {folder / repo}`" for repo in repos
+    ]
+    listed = commands[0] if len(commands) == 1 else f"{', '.join(commands[:-1])} and {commands[-1]}"
     return (
-        f"on a machine with network, run `hf download {repo} --repo-type dataset "
-        f"--local-dir {folder / repo}`, then use {folder} as the data dir (or set "
-        f"{DATA_DIR_ENV}); or run again with network access."
+        f"run again with network access, or on a machine with network run {listed}, then use "
+        f"{folder} as the data dir"
     )
 
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from taskcli.errors import TaskcliError, UsageError
+from taskcli.errors import DatasetMissing, DataUnavailable, TaskcliError, UsageError
 from taskcli.mixing.spec import Spec
 from taskcli.tasks.common import Task, TaskMixture, TaskSequence
 
@@ -110,11 +110,12 @@ def build_plan(spec: Spec, data_dir: str | os.PathLike[str] | None = None) -> Pl
             task = entry.create(data_dir)
             len(task)  # opens the data, so a missing dataset is reported here with the rest
             tasks.append(task)
-        except (TaskcliError, ValueError) as error:
-            kind = type(error) if isinstance(error, TaskcliError) else UsageError
-            errors.append(kind(f"{entry.label}: {error}"))
+        except TaskcliError as error:
+            errors.append(error.within(entry.label))
+        except ValueError as error:
+            errors.append(UsageError(f"{entry.label}: {error}"))
     if errors:
-        raise _combined(errors)
+        raise _combined(errors, data_dir)
     return plan_over(spec, tasks)
 
 
@@ -132,12 +133,30 @@ def plan_over(spec: Spec, tasks: Sequence[Task]) -> Plan:
     return Plan(spec, tuple(tasks), mixture, tuple(owners))
 
 
-def _combined(errors: list[TaskcliError]) -> TaskcliError:
-    """One error for several: a usage error if any was one, else the first error's kind."""
+def _combined(errors: list[TaskcliError], data_dir: str | os.PathLike[str] | None) -> TaskcliError:
+    """One error for several: a usage error if any was one, else the first error's kind.
+
+    Its hint is each error's own, once, except that the datasets missing from the Hub share one,
+    last: a download command per dataset, then the data dir.
+    """
     if len(errors) == 1:
         return errors[0]
+    from taskcli.hub.data import how_to_get
+
+    missing = list(dict.fromkeys(e.repo for e in errors if isinstance(e, DatasetMissing)))
+    others = [e.hint for e in errors if e.hint and not isinstance(e, DatasetMissing)]
+    hints = list(dict.fromkeys(others))
+    if missing:  # last: it ends naming the data dir, where the CLI adds its flag
+        hints.append(how_to_get(missing, data_dir))
+    params = tuple(dict.fromkeys(param for error in errors for param in error.params))
     kind = UsageError if any(isinstance(e, UsageError) for e in errors) else type(errors[0])
-    return kind(f"{len(errors)} entries failed:\n" + "\n".join(f"  {e}" for e in errors))
+    if kind is DatasetMissing:
+        kind = DataUnavailable  # about several datasets, not one
+    return kind(
+        f"{len(errors)} entries failed:\n" + "\n".join(f"  {e}" for e in errors),
+        hint="\n".join(hints) or None,
+        params=params,
+    )
 
 
 def parse_shard(text: str) -> tuple[int, int]:

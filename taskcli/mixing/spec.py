@@ -171,13 +171,9 @@ def _read_yaml(path: Path) -> Any:
         raise UsageError(f"mixture spec {path} cannot be read ({error.strerror})") from None
     try:
         return safe_yaml.load(text)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        reason = " ".join(part for part in (error.context, error.problem) if part)
-        raise UsageError(f"{where}: invalid YAML: {reason}") from None
     except yaml.YAMLError as error:
-        raise UsageError(f"{path}: invalid YAML: {error}") from None
+        where, why = safe_yaml.explain(error)
+        raise UsageError(f"{path}{where}: {why}.") from None
 
 
 def _check_entry(number: int, item: Any, folder: Path, problems: list[str]) -> Entry | None:

@@ -52,6 +52,11 @@ def _parse_value(kind: type, raw: Any) -> Any:
     raise ValueError(raw)
 
 
+def _a(noun: str) -> str:
+    """`noun` with its indefinite article: "an int", "a str"."""
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
+
+
 def check_slice(start: int, stop: int | None, step: int) -> None:
     """Raise ValueError unless ``start:stop:step`` is a valid slice of a task."""
     for label, value in (("start", start), ("step", step)):
@@ -139,8 +144,8 @@ class Task:
             if split not in valid_splits:
                 where = f" in subset {subset!r}" if subset else ""
                 raise UsageError(
-                    f"task {name!r} has no split {split!r}{where}. "
-                    f"Valid splits: {', '.join(valid_splits)}."
+                    f"task {name!r} has no split {split!r}{where}."
+                    f"{suggest(split, valid_splits)} Valid splits: {', '.join(valid_splits)}."
                 )
         elif split is not None:
             raise UsageError(f"task {name!r} has no splits (got {split!r}).")
@@ -162,7 +167,7 @@ class Task:
             value = _parse_value(spec.type, raw)
         except (ValueError, KeyError):
             raise UsageError(
-                f"parameter {key!r} of {cls.name!r} takes a {spec.type.__name__}, got {raw!r}."
+                f"parameter {key!r} of {cls.name!r} takes {_a(spec.type.__name__)}, got {raw!r}."
             ) from None
         if spec.choices and value not in spec.choices:
             raise UsageError(

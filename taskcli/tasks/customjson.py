@@ -54,10 +54,7 @@ class CustomJSON(Task):
     """Conversations from a local file: ``-p path=FILE``, or in `show` just the path."""
 
     name = "customjson"
-    description = (
-        "Conversations from a local file: JSON lines, a .json document, Parquet, or a folder of "
-        "shards; messages, nanochat, openai or sharegpt records."
-    )
+    description = "Conversations from a local file: JSONL, .json, Parquet or a folder of shards."
     source = "local file"
     # Every line passed `check_messages` when the file was loaded (any error fails the load),
     # and a file changed since is refused: an export need not check the rows again.

@@ -84,7 +84,7 @@ def canonical_name(name: str) -> str | None:
 
 def closest_tasks(name: str) -> str:
     """' Did you mean ...?' for the registered names closest to `name` (any case), or ''."""
-    return suggest(name.casefold(), [n.casefold() for n in task_names()])
+    return suggest(name, task_names())
 
 
 def unknown_task(name: str) -> UsageError:

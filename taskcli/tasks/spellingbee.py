@@ -83,7 +83,8 @@ class _WordListTask(Task):
             "word_list",
             str,
             WORD_LIST_URL,
-            "Word list, one word per line: a local path or an http(s) URL (downloaded once).",
+            "Word list, one word per line: a local path, or an http(s) URL downloaded on first "
+            "use and then cached.",
             is_path=True,
         ),
     )

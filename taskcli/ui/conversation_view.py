@@ -21,21 +21,30 @@ ROLE_STYLES = {"system": "magenta", "user": "cyan", "assistant": "green"}
 PART_STYLES = {"python": "bold yellow", "python_output": "yellow"}
 
 
-def _content(content: str | list[dict[str, str]]) -> RenderableType:
-    """A message's content; tool calls and their output stand out from the text around them."""
+HIGHLIGHT_STYLE = "bold reverse yellow"  # a search's matches (`taskcli browse`)
+
+
+def _content(content: str | list[dict[str, str]], highlight: str | None = None) -> RenderableType:
+    """A message's content; tool calls and their output stand out from the text around them,
+    and the occurrences of `highlight` (any case) from everything."""
     if isinstance(content, str):
-        return Text(content)
+        return _marked(Text(content), highlight)
     pieces: list[RenderableType] = []
     for part in content:
         kind = part.get("type", "?")
         if kind in PART_STYLES:
             label = "python ▶" if kind == "python" else "output ◀"
-            pieces.append(
-                Text.assemble((f"{label} ", "dim"), (part.get("text", ""), PART_STYLES[kind]))
-            )
+            text = Text(part.get("text", ""), PART_STYLES[kind])
+            pieces.append(Text.assemble((f"{label} ", "dim"), _marked(text, highlight)))
         else:
-            pieces.append(Text(part.get("text", "")))
+            pieces.append(_marked(Text(part.get("text", "")), highlight))
     return Group(*pieces)
+
+
+def _marked(text: Text, highlight: str | None) -> Text:
+    if highlight:
+        text.highlight_words([highlight], HIGHLIGHT_STYLE, case_sensitive=False)
+    return text
 
 
 METADATA_WIDTH = 120
@@ -86,9 +95,10 @@ def source_line(row: Row) -> Text:
     return Text(f"from {row.entry}, example {row.origin['index']} of its task", "bold dim")
 
 
-def conversation_view(row: Row) -> RenderableType:
+def conversation_view(row: Row, highlight: str | None = None) -> RenderableType:
     """One conversation as `show` draws it: its source, its other keys, a panel per message
-    (`taskcli browse` draws its conversation pane with this too)."""
+    (`taskcli browse` draws its conversation pane with this too, `highlight` marking where
+    the messages hold its search, in any case)."""
     from rich.panel import Panel
 
     pieces: list[RenderableType] = []
@@ -102,7 +112,7 @@ def conversation_view(row: Row) -> RenderableType:
         style = ROLE_STYLES.get(role, "red")
         pieces.append(
             Panel(
-                _content(message.get("content", "")),
+                _content(message.get("content", ""), highlight),
                 title=f"[bold {style}]{escape(str(role))}[/]",
                 title_align="left",
                 border_style=style,

@@ -72,39 +72,97 @@ def _splits_summary(entry: dict[str, Any]) -> str:
     return f"{default}* +{len(splits) - 1}"
 
 
+# The task table at any width: one line per task. Its columns give way to the description, in
+# this order, while it would get fewer than MIN_DESCRIPTION characters; then it is shortened.
+OPTIONAL_COLUMNS = ("eval", "subsets", "splits")
+MIN_DESCRIPTION = 40
+
+
 def print_task_table(entries: list[dict[str, Any]]) -> None:
-    """One row per task: name, kind, subsets summarised, splits with the default marked (*),
-    and the description, wrapped at words in whatever width is left."""
+    """One line per task whatever the width: name, kind, subsets summarised, splits with the
+    default marked (*), and the description, whole when there is room, else cut at a word.
+    The columns give way to the description (`OPTIONAL_COLUMNS`), so at 80 columns it keeps
+    enough to say what the task is. Tasks that download a file on first use are named under
+    the table, with the parameter that points at a local file instead."""
     from rich import box
     from rich.table import Table
 
+    cells = [
+        {
+            "task": entry["name"],
+            "eval": entry["eval_type"] or "-",
+            "subsets": _subsets_summary(entry),
+            "splits": _splits_summary(entry),
+        }
+        for entry in entries
+    ]
+    columns = ["task", *OPTIONAL_COLUMNS]
+    widths = {name: max([len(name)] + [len(row[name]) for row in cells]) for name in columns}
+    longest = max([len("description")] + [len(entry["description"]) for entry in entries])
+
+    def room() -> int:  # what the description gets: a space each side, two between columns
+        return console.stdout.width - 2 - sum(widths[name] + 2 for name in columns)
+
+    for name in OPTIONAL_COLUMNS:
+        if room() >= min(MIN_DESCRIPTION, longest):
+            break
+        columns.remove(name)
+    width = max(min(room(), longest), len("description"))
     table = Table(
         title="Registered tasks",
         title_justify="left",
-        caption="* marks the default. `taskcli list TASK` shows one task in full.",
+        caption=_table_caption(entries),
         caption_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         collapse_padding=True,
     )
-    table.add_column("task", style="bold", no_wrap=True)
-    table.add_column("eval", no_wrap=True)
-    table.add_column("subsets", no_wrap=True)
-    table.add_column("splits", no_wrap=True)
-    table.add_column("description", min_width=16)
-    for entry in entries:
-        table.add_row(
-            entry["name"],
-            entry["eval_type"] or "-",
-            _subsets_summary(entry),
-            _splits_summary(entry),
-            entry["description"],
-        )
+    for name in columns:
+        table.add_column(name, style="bold" if name == "task" else None, no_wrap=True)
+    table.add_column("description", no_wrap=True, width=width)
+    for row, entry in zip(cells, entries, strict=True):
+        table.add_row(*(row[name] for name in columns), _shortened(entry["description"], width))
     console.stdout.print(table)
 
 
+def _shortened(text: str, width: int) -> str:
+    """`text` in at most `width` characters: whole, or cut after a word (or a hyphen) with '…'."""
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1]
+    end = max(cut.rfind(" "), cut.rfind("-") + 1)
+    if end > width // 2:
+        cut = cut[:end]
+    return cut.rstrip(" ,;:-") + "…"
+
+
+def _downloaded_params(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The parameters whose default is a URL: the task downloads it on first use."""
+    return [
+        param
+        for param in entry["params"]
+        if isinstance(param["default"], str)
+        and param["default"].startswith(("http://", "https://"))
+    ]
+
+
+def _table_caption(entries: list[dict[str, Any]]) -> str:
+    lines = ["* marks the default. `taskcli list TASK` shows one task in full."]
+    by_param: dict[str, list[str]] = {}
+    for entry in entries:
+        for param in _downloaded_params(entry):
+            by_param.setdefault(param["name"], []).append(entry["name"])
+    for name, tasks in by_param.items():
+        lines.append(f"{', '.join(tasks)} fetch their {name} on first use, then cache it.")
+        lines.append(f"-p {name}=FILE uses a local file: no network needed.")
+    return "\n".join(lines)
+
+
 def print_task_details(entry: dict[str, Any]) -> None:
-    """One task in full: its source, every subset with its splits, and every parameter."""
+    """One task in full: its source, every subset with its splits, and every parameter.
+
+    A default that is a URL is printed whole on a line of its own, never broken, so it can be
+    copied; with it, where the download is kept and how to use a local file instead."""
     from rich.table import Table
 
     console.stdout.print(Text.assemble((entry["name"], "bold cyan"), "  ", entry["description"]))
@@ -120,14 +178,41 @@ def print_task_details(entry: dict[str, Any]) -> None:
             facts.add_row("subset " + name, ", ".join(splits) or "-")
     else:
         facts.add_row("splits", ", ".join(_marked(entry["splits"], entry["default_split"])) or "-")
+    downloads = _downloaded_params(entry)
     for param in entry["params"]:
-        default = "required" if param["default"] is None else f"default {param['default']}"
+        if param in downloads:
+            default = "default: the URL below"
+        else:
+            default = "required" if param["default"] is None else f"default {param['default']}"
         choices = f"; one of {', '.join(param['choices'])}" if param.get("choices") else ""
         facts.add_row(
             f"-p {param['name']}=", f"{param['help']} ({param['type']}, {default}{choices})"
         )
     console.stdout.print(facts)
     console.stdout.print(Text("* marks the default.", style="dim"))
+    for param in downloads:
+        _print_download(param)
+
+
+def _print_download(param: dict[str, Any]) -> None:
+    """Where a parameter's default download is kept, its URL and how to do without it: the URL
+    and the option on lines of their own, whole, so they can be copied."""
+    from pathlib import PurePosixPath
+    from urllib.parse import urlsplit
+
+    from taskcli.files.download import default_cache_dir
+
+    name, url = param["name"], param["default"]
+    local = PurePosixPath(urlsplit(url).path).name or "FILE"
+    prose = (
+        f"{name}: the default below is downloaded on first use and cached in "
+        f"{default_cache_dir()}; only that first run needs the network. To work without it, "
+        "save the file once and give its path:"
+    )
+    lines = ["", *console.wrap_message(prose, console.stdout.width, 0)]  # a path stays whole
+    lines += [f"  {url}", f"  -p {name}={local}   (in a mixture spec: {name}: {local})"]
+    for line in lines:
+        console.stdout.print(line, soft_wrap=True, highlight=False, markup=False)
 
 
 def print_rules(entries: list[dict[str, str]]) -> None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 from rich.text import Text
+from textual.actions import SkipAction
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -81,16 +82,20 @@ class BrowseApp(App[None]):
         Binding("end,G", "last", "last", show=False),
         Binding("u", "scroll_pane(-1)", show=False),
         Binding("d", "scroll_pane(1)", show=False),
-        Binding("colon", "ask('jump')", "jump", show=False),
-        Binding("slash", "ask('search')", "search", show=False),
+        # The keys that open the prompt take effect before the keys typed after them reach
+        # anything (priority): the prompt has the focus by then, so a fast ':27' or '/berry'
+        # lands in it whole, and no letter of it is taken as a command.
+        Binding("colon", "ask('jump')", "jump", show=False, priority=True),
+        Binding("slash", "ask('search')", "search", show=False, priority=True),
         Binding("n", "again(1)", "next match", show=False),
         Binding("N", "again(-1)", "previous match", show=False),
         Binding("t", "tokens", "tokens", show=False),
         Binding("s", "source", "source", show=False),
-        Binding("w", "ask('write')", "write", show=False),
+        Binding("w", "ask('write')", "write", show=False, priority=True),
         Binding("question_mark", "help", "help", show=False),
-        Binding("escape", "cancel", "cancel", show=False),
+        Binding("escape", "cancel", "cancel", show=False, priority=True),
         Binding("q", "quit", "quit", show=False),
+        Binding("ctrl+c", "quit", "quit", show=False, priority=True),
     ]
 
     def __init__(self, browser: Browser) -> None:
@@ -113,7 +118,7 @@ class BrowseApp(App[None]):
             with VerticalScroll(id="pane", can_focus=False):
                 yield Static(id="conversation")
         yield Static(id="status")
-        yield Static("? keys · / search · : jump · q quit", id="message")
+        yield Static("? keys · / search · : jump · q or Ctrl-C quit", id="message")
         yield Input(id="prompt")
 
     def on_mount(self) -> None:
@@ -129,8 +134,10 @@ class BrowseApp(App[None]):
         browser = self.browser
         self._keep_visible(height - 1)
         digits = len(f"{max(browser.length - 1, 0):,}")
+        counts, lengths = _row_columns(width, digits)
         unit = "tok" if self.tokens else "chars"
-        header = f"{'row':>{digits}} {'source':<8} msg {unit:>6} first user line"
+        header = f"{'row':>{digits}} {'source':<8} " + ("msg " if counts else "")
+        header += (f"{unit:>6} " if lengths else "") + "first user line"
         text = Text(header[:width], "bold dim", no_wrap=True, overflow="crop")
         visible = range(self.top, min(self.top + height - 1, browser.length))
         browser.want([self.cursor, *visible] if self.cursor in visible else visible)
@@ -146,7 +153,10 @@ class BrowseApp(App[None]):
                 length = self._length(k, messages)
                 first = _first_user_line(messages)
                 start = f"{item.row.index:>{digits},} {item.short[:8]:<8} "
-                rest = f"{len(messages):>3} {length:>6} {first}"
+                rest = (f"{len(messages):>3} " if counts else "") + (
+                    f"{length:>6} " if lengths else ""
+                )
+                rest += first
                 style = "red" if browser.rules(item)[0] else ""
             shown = Text(start + rest, "reverse" if k == self.cursor else style, no_wrap=True)
             shown.truncate(max(width, 1), overflow="crop", pad=True)
@@ -251,8 +261,8 @@ class BrowseApp(App[None]):
         return False
 
     def _view(self, item: Item) -> Any:
-        if not self.tokens:
-            return conversation_view.conversation_view(item.row)
+        if not self.tokens:  # the last search's matches stand out, as in vim
+            return conversation_view.conversation_view(item.row, highlight=self.query_text)
         browser = self.browser
         rendering = browser.peek_rendering(self.cursor)  # `show_row` saw it there
         if isinstance(rendering, TaskcliError) or rendering is None:
@@ -348,6 +358,8 @@ class BrowseApp(App[None]):
 
     # -- the prompt ---------------------------------------------------------------------
     def action_ask(self, what: str) -> None:
+        if self.asking is not None or self.screen is not self.screen_stack[0]:
+            raise SkipAction  # the key is typed into the open prompt, or closes the help
         if self._still_working():
             return
         prompt = self.query_one("#prompt", Input)
@@ -359,7 +371,7 @@ class BrowseApp(App[None]):
             prompt.value = f"row-{self.browser.position(self.cursor)}.json"
         self.say(f"{labels[what]}(Enter to go, Esc to cancel)")
         prompt.display = True
-        prompt.focus()
+        self.set_focus(prompt)
 
     def _close_prompt(self) -> None:
         prompt = self.query_one("#prompt", Input)
@@ -439,10 +451,11 @@ class BrowseApp(App[None]):
             return
         if self.busy or not self.browser.length:
             return
-        query, start, browser = self.query_text, self.cursor, self.browser
+        query, start, browser, cancel = self.query_text, self.cursor, self.browser, self.cancel
         arrow = "next" if step > 0 else "previous"
 
-        def search() -> int | None:
+        def search() -> tuple[int | None, bool]:
+            """The match, and whether the search went round the end to find it."""
             last = [0.0]
 
             def progress(done: int) -> None:
@@ -451,16 +464,32 @@ class BrowseApp(App[None]):
                     last[0] = now
                     self._progress(f"searching {query!r}… {done:,} rows (Esc cancels)")
 
-            return browser.search(query, start, step, self.cancel, progress)
+            k = browser.search(query, start, step, cancel, progress)
+            if k is not None or cancel.is_set():
+                return k, False
+            if step > 0:  # from the top down to where it began, the row itself included
+                return browser.search(query, -1, 1, cancel, progress, until=start + 1), True
+            size = browser.file_size or 1
+            browser.extend(  # a file's end, to go on up from
+                None,
+                lambda done: self._progress(f"reading to the end… {done / size:.0%} (Esc stops)"),
+                cancel,
+            )
+            return browser.search(query, browser.length, -1, cancel, progress, start - 1), True
 
-        def found(k: int | None) -> None:
+        def found(result: tuple[int | None, bool]) -> None:
+            k, wrapped = result
             if k is not None:
-                self.say(f"{query!r}: {arrow} match")
+                if wrapped:  # as vim says it
+                    ends = ("BOTTOM", "TOP") if step > 0 else ("TOP", "BOTTOM")
+                    self.say(f"{query!r}: search hit {ends[0]}, continuing at {ends[1]}", "yellow")
+                else:
+                    self.say(f"{query!r}: {arrow} match")
                 self.go(k)
-            elif self.cancel.is_set():
+            elif cancel.is_set():
                 self.say("search cancelled")
             else:
-                self.say(f"{query!r}: no {arrow} match", "red")
+                self.say(f"{query!r}: not found", "red")
 
         self.say(f"searching {query!r}… (Esc cancels)")
         self._start(search, found)
@@ -502,6 +531,8 @@ class BrowseApp(App[None]):
         self.call_from_thread(self.say, message)
 
     def action_cancel(self) -> None:
+        if self.screen is not self.screen_stack[0]:
+            raise SkipAction  # the help screen: any key closes it
         if self.asking is not None:
             self._close_prompt()
             self.say("")
@@ -542,6 +573,26 @@ class BrowseApp(App[None]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        """q or Ctrl-C, even while a search runs: its thread stops at its next check."""
+        self.cancel.set()
+        await super().action_quit()
+
+
+# The row list's columns give way to the first user line while it would get fewer than this
+# many characters: first the message count, then the length (a wider screen shows them).
+MIN_FIRST_LINE = 24
+
+
+def _row_columns(width: int, digits: int) -> tuple[bool, bool]:
+    """Whether the row list shows the message count, and the length, at `width` columns."""
+    first = width - (digits + 1) - (8 + 1)  # the index and the source always
+    counts = lengths = True
+    if first - 4 - 7 < MIN_FIRST_LINE:
+        counts = False
+        lengths = first - 7 >= MIN_FIRST_LINE
+    return counts, lengths
 
 
 def _first_user_line(messages: list[Any]) -> str:

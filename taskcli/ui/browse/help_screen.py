@@ -19,13 +19,13 @@ KEYS = (
     ("Home End  g G", "first / last row"),
     ("u d", "scroll the conversation up / down"),
     (":", "jump to a row index"),
-    ("/", "search every row's text (Esc cancels)"),
-    ("n N", "next / previous match"),
+    ("/", "search every row's text, matches marked (Esc cancels)"),
+    ("n N", "next / previous match, round the end"),
     ("t", "text or tokens (needs --tokenizer)"),
     ("s", "show one source of a mixture, the next, then all"),
     ("w", "write the row as JSON to a file"),
     ("?", "this help"),
-    ("q", "quit"),
+    ("q  Ctrl-C", "quit"),
 )
 
 
