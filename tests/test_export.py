@@ -44,7 +44,7 @@ class Letters(Task):
 
     name = "letters"
     description = "Short exchanges that say where they come from."
-    source = "synthetic"
+    dataset = "synthetic"
     subsets = ("lower", "upper")
     default_subset = "lower"
     splits = ("train", "test")
@@ -85,7 +85,7 @@ class Calc(Task):
 
     name = "calc"
     description = "Doubling with a calculator."
-    source = "synthetic"
+    dataset = "synthetic"
     params = (Param("size", int, 11, "How many examples."),)
 
     def __init__(self, size=11, **slices):
@@ -120,7 +120,7 @@ class Offline(Task):
 
     name = "offline"
     description = "Never available."
-    source = "nowhere/offline"
+    dataset = "nowhere/offline"
 
     def num_examples(self):
         raise DataUnavailable("dataset nowhere/offline is not available offline")
@@ -569,7 +569,7 @@ from taskcli.tasks import Task
 class Slow(Task):
     name = "slow"
     description = "Two million rows, slowly."
-    source = "synthetic"
+    dataset = "synthetic"
 
     def num_examples(self):
         return 2_000_000

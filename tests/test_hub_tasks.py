@@ -148,7 +148,11 @@ def test_mmlu_metadata_lists_every_subject_and_the_splits_of_each():
     assert MMLU.splits["all"] == ("test", "validation", "dev", "auxiliary_train")
     assert MMLU.splits["auxiliary_train"] == ("train",)
     assert all(MMLU.splits[s] == ("test", "validation", "dev") for s in SUBJECTS)
-    assert (MMLU.source, MMLU.eval_type, MMLU.default_subset) == ("cais/mmlu", "categorical", "all")
+    assert (MMLU.dataset, MMLU.eval_type, MMLU.default_subset) == (
+        "cais/mmlu",
+        "categorical",
+        "all",
+    )
 
 
 @pytest.mark.parametrize(

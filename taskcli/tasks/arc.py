@@ -24,7 +24,7 @@ from taskcli.tasks.hub import MultipleChoiceTask
 class ARC(MultipleChoiceTask):
     name = "arc"
     description = "Grade-school science multiple-choice questions (AI2 Reasoning Challenge)."
-    repo = source = "allenai/ai2_arc"
+    repo = dataset = "allenai/ai2_arc"
     subsets = ("ARC-Easy", "ARC-Challenge")
     splits = ("train", "validation", "test")
     default_subset = "ARC-Easy"

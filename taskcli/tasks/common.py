@@ -74,7 +74,7 @@ class Task:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    source: ClassVar[str] = ""
+    dataset: ClassVar[str] = ""  # where the examples come from: a Hub id, "local file", ...
     eval_type: ClassVar[str | None] = None  # "categorical", "generative", or None for training data
     subsets: ClassVar[tuple[str, ...]] = ()
     # The splits, either for every subset or per subset where they differ.

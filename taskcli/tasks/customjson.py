@@ -58,7 +58,7 @@ class CustomJSON(Task):
         "Conversations from a local file: JSON lines, a .json document, Parquet, or a folder of "
         "shards; messages, nanochat, openai or sharegpt records."
     )
-    source = "local file"
+    dataset = "local file"
     # Every line passed `check_messages` when the file was loaded (any error fails the load),
     # and a file changed since is refused: an export need not check the rows again.
     checks_messages = True

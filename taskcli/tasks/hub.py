@@ -7,7 +7,7 @@ metadata and says how one row becomes a conversation::
 
     class Riddles(HubTask):
         name = "riddles"
-        repo = source = "someone/riddles"
+        repo = dataset = "someone/riddles"
         splits = ("train",)
 
         def row_to_conversation(self, row):

@@ -102,7 +102,7 @@ def _with_tests(code: str, conversation: Conversation) -> str:
 class HumanEval(HubTask):
     name = "humaneval"
     description = "Python functions to write from a docstring, scored by running unit tests."
-    repo = source = "openai/openai_humaneval"
+    repo = dataset = "openai/openai_humaneval"
     config = "openai_humaneval"
     eval_type = "generative"
     runs_code = True

@@ -86,7 +86,7 @@ EVAL_SPLITS = ("test", "validation", "dev")
 class MMLU(MultipleChoiceTask):
     name = "mmlu"
     description = "Four-choice questions on 57 subjects (Massive Multitask Language Understanding)."
-    repo = source = "cais/mmlu"
+    repo = dataset = "cais/mmlu"
     subsets = ("all", "auxiliary_train", *SUBJECTS)
     splits: ClassVar[dict[str, tuple[str, ...]]] = {
         "all": (*EVAL_SPLITS, "auxiliary_train"),

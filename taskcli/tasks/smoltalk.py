@@ -24,7 +24,7 @@ from taskcli.tasks.hub import HubTask
 class SmolTalk(HubTask):
     name = "smoltalk"
     description = "General chat conversations for SFT of small models (smol-smoltalk)."
-    repo = source = "HuggingFaceTB/smol-smoltalk"
+    repo = dataset = "HuggingFaceTB/smol-smoltalk"
     splits = ("train", "test")
     default_split = "train"
     checks_messages = True  # row_to_conversation raises on the first broken rule

@@ -72,7 +72,7 @@ QUOTES = (("", ""), ("'", "'"), ('"', '"'), ("“", "”"))
 class _WordListTask(Task):
     """What both spelling tasks share: the size, the split seeds and the word list."""
 
-    source: ClassVar[str] = "synthetic"
+    dataset: ClassVar[str] = "synthetic"
     eval_type: ClassVar[str | None] = "generative"
     splits: ClassVar[tuple[str, ...]] = ("train", "test")
     default_split: ClassVar[str | None] = "train"
