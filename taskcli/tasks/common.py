@@ -357,11 +357,12 @@ class TaskMixture(TaskSequence):
         return super().locate(self.order[index])
 
 
-def render_mc(question: str, letters: Sequence[str], choices: Sequence[str]) -> str:
+def multiple_choice_prompt(question: str, letters: Sequence[str], choices: Sequence[str]) -> str:
     """The multiple-choice prompt, with the letter after each choice and no spaces around '='.
 
-    Small models bind the answer better when the letter follows the choice, and "A" and " A"
-    are different tokens, so the exact layout matters.
+    nanochat's `render_mc`, byte for byte (here "render" means token rendering only). Small
+    models bind the answer better when the letter follows the choice, and "A" and " A" are
+    different tokens, so the exact layout matters.
     """
     lines = [f"Multiple Choice question: {question}\n"]
     lines += [f"- {choice}={letter}\n" for letter, choice in zip(letters, choices, strict=True)]
