@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from taskcli.tasks.capabilities import ExampleIds
 from taskcli.tasks.common import Conversation, multiple_choice_prompt
 from taskcli.tasks.hub import MultipleChoiceTask
 
 
-class ARC(MultipleChoiceTask):
+class ARC(MultipleChoiceTask, ExampleIds):
     name = "arc"
     description = "Grade-school science multiple-choice questions (AI2 Reasoning Challenge)."
     repo = dataset = "allenai/ai2_arc"
