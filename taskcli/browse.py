@@ -42,6 +42,7 @@ from taskcli.files.reader import (
     is_regular,
 )
 from taskcli.targets import FILE, Row, Target
+from taskcli.tasks.capabilities import ReadsInThreads
 
 if TYPE_CHECKING:
     from taskcli.files.parquet import ParquetConversations
@@ -474,8 +475,8 @@ class Browser:
 
     def _examples(self, task: Task, indices: list[int]) -> list[dict[str, Any]]:
         """`task.get_examples`, by one thread at a time unless the task says it may be read in
-        several (`Task.reads_in_threads`): the reader's threads share the task."""
-        if task.reads_in_threads:
+        several (`ReadsInThreads`): the reader's threads share the task."""
+        if isinstance(task, ReadsInThreads):
             return task.get_examples(indices)
         with self._items_lock:
             lock = self._task_locks.setdefault(id(task), threading.Lock())

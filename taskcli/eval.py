@@ -37,6 +37,7 @@ from taskcli.errors import InvalidData, UsageError
 from taskcli.files.atomic import atomic_output, check_output
 from taskcli.files.reader import LongLine, read_lines
 from taskcli.targets import FILE, Target, open_target
+from taskcli.tasks.capabilities import DataFiles, ExampleIds, RunsCode
 from taskcli.tasks.common import Conversation, Task
 from taskcli.tasks.registry import all_tasks, canonical_name, get_task_class
 
@@ -103,7 +104,7 @@ class AnswerIds:
 
 def answer_ids(task: Task) -> AnswerIds | None:
     """How answers may name `task`'s examples besides `index`, if its data has ids."""
-    return AnswerIds(task, task.answer_id) if task.answer_id is not None else None
+    return AnswerIds(task, task.answer_id) if isinstance(task, ExampleIds) else None
 
 
 def _parse(raw: bytes, line: int, size: int, ids: AnswerIds | None = None) -> Answer | str:
@@ -291,7 +292,7 @@ def _judge_text(
 
 
 def _judge_code(
-    task: Task,
+    task: RunsCode,
     conversations: Sequence[Conversation],
     answers: Sequence[Answer],
     *,
@@ -423,14 +424,14 @@ def score_answers(
     Each verdict is also written to `details` as a JSON line, in the order of `answers`.
     """
     advance = on_answer or (lambda: None)
-    code = task.runs_code
+    code = task if isinstance(task, RunsCode) else None  # answers are programs to run
     chunk: list[Answer] = []
 
     def judge() -> None:
         conversations = task.get_examples([task.physical_index(a.index) for a in chunk])
-        if code:
+        if code is not None:
             outcomes = _judge_code(
-                task,
+                code,
                 conversations,
                 chunk,
                 workers=workers,
@@ -455,7 +456,7 @@ def score_answers(
             score.add(verdict)
             if details is not None:
                 details.write(orjson.dumps(verdict.row()) + b"\n")
-            if not code:
+            if code is None:
                 advance()
         chunk.clear()
 
@@ -522,7 +523,8 @@ def score_file(
     if python is not None:
         _require_python(python)
     if details_path is not None:
-        inputs = [os.fspath(answers_path), *(str(f) for f in opened.task.data_files)]
+        read = opened.task.data_files if isinstance(opened.task, DataFiles) else []
+        inputs = [os.fspath(answers_path), *(str(f) for f in read)]
         if opened.kind == FILE:
             inputs.append(opened.text)
         check_output(details_path, inputs, "--details")
@@ -539,7 +541,7 @@ def score_file(
             on_progress(done, total)
 
     score = Score(opened.name, opened.subset, opened.split, size)
-    if task.runs_code:
+    if isinstance(task, RunsCode):
         from taskcli.sandbox.execution import probe
 
         score.isolation = probe(python or sys.executable)

@@ -9,7 +9,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ from taskcli.cli import app as cli_app
 from taskcli.files import reader
 from taskcli.files.reader import LineIndex, read_window
 from taskcli.targets import open_target
+from taskcli.tasks import Task, registry
+from taskcli.tasks.capabilities import ReadsInThreads
 from taskcli.ui.browse.app import BrowseApp
 from taskcli.ui.browse.help_screen import KEYS
 from tests.screen import screen_lines, screen_text
@@ -312,32 +314,48 @@ def test_a_task_target(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "spelling" in app.last_lines[1]
 
 
-def test_a_task_that_keeps_state_is_read_by_one_thread_at_a_time(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from taskcli.tasks.spellingbee import SpellingBee
+class Counted(Task):
+    """A plugin task that counts the threads inside `get_examples` at once (the most, ever)."""
 
-    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
-    monkeypatch.setattr(SpellingBee, "reads_in_threads", False)  # as a plugin task would be
+    name = "counted"
+    description = "Sixty short exchanges, read slowly."
     inside, most, guard = 0, 0, threading.Lock()
-    get_examples = SpellingBee.get_examples
 
-    def one_at_a_time(self, indices):
-        nonlocal inside, most
-        with guard:
-            inside += 1
-            most = max(most, inside)
+    def num_examples(self) -> int:
+        return 60
+
+    def get_example(self, index: int) -> dict[str, Any]:
+        return conversation(f"question {index}")
+
+    def get_examples(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        with Counted.guard:
+            Counted.inside += 1
+            Counted.most = max(Counted.most, Counted.inside)
         time.sleep(0.01)
         try:
-            return get_examples(self, indices)
+            return [self.get_example(i) for i in indices]
         finally:
-            with guard:
-                inside -= 1
+            with Counted.guard:
+                Counted.inside -= 1
 
-    monkeypatch.setattr(SpellingBee, "get_examples", one_at_a_time)
-    browser = browser_of("spellingbee", params={"word_list": "examples/words.txt", "size": "60"})
-    app = drive(browser, ["pagedown", "pagedown"])
-    assert "of 60 · valid" in status(app) and most == 1
+
+class CountedInThreads(Counted, ReadsInThreads):
+    name = "counted-in-threads"
+
+
+@pytest.mark.parametrize(("task", "threads"), [(Counted, 1), (CountedInThreads, 2)])
+def test_a_task_is_read_in_two_threads_only_when_it_says_it_may_be(
+    monkeypatch: pytest.MonkeyPatch, task: type[Counted], threads: int
+) -> None:
+    """A plugin task may keep state between reads: only a task that takes on `ReadsInThreads`
+    is read by the reader's two threads at once."""
+    monkeypatch.setattr(Counted, "most", 0)
+    registry.register(task)
+    try:
+        app = drive(browser_of(task.name), ["pagedown", "pagedown"])
+    finally:
+        registry.clear_cache()
+    assert "of 60 · valid" in status(app) and Counted.most == threads
 
 
 def test_search_is_cancellable(rows_file: Path) -> None:

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from taskcli.tasks import Task, TaskMixture, TaskSequence, render_mc
+from taskcli.tasks import Task, TaskMixture, TaskSequence, multiple_choice_prompt
 
 
 class Numbers(Task):
@@ -121,8 +121,8 @@ def test_sequence_concatenates_in_order():
     assert sequence.locate(3) == (1, 0)
 
 
-def test_render_mc_exact_layout():
-    text = render_mc("What is 2+2?", ["A", "B", "C"], ["3", "4", "five"])
+def test_multiple_choice_prompt_exact_layout():
+    text = multiple_choice_prompt("What is 2+2?", ["A", "B", "C"], ["3", "4", "five"])
     assert text == (
         "Multiple Choice question: What is 2+2?\n"
         "- 3=A\n"
@@ -132,9 +132,9 @@ def test_render_mc_exact_layout():
     )
 
 
-def test_render_mc_rejects_mismatched_letters():
+def test_multiple_choice_prompt_rejects_mismatched_letters():
     with pytest.raises(ValueError):
-        render_mc("q", "AB", ["x", "y", "z"])
+        multiple_choice_prompt("q", "AB", ["x", "y", "z"])
 
 
 def test_a_slice_of_a_task_is_a_task_over_the_same_examples():

@@ -27,11 +27,12 @@ from taskcli import __version__
 from taskcli.cli import app
 from taskcli.errors import DataUnavailable
 from taskcli.export import FORMATS, columnar, export, order
-from taskcli.export.lines import APPEND_NEWLINE
+from taskcli.export.lines import APPEND_NEWLINE, EntryLines
 from taskcli.hub.data import TableRows
 from taskcli.mixing.plan import build_plan, selected_rows
 from taskcli.mixing.spec import load_spec
 from taskcli.tasks import Param, Task, registry
+from taskcli.tasks.capabilities import ChecksMessages
 from taskcli.tasks.common import SCAN_CHUNK
 from taskcli.ui.console import progress_bar
 
@@ -44,7 +45,7 @@ class Letters(Task):
 
     name = "letters"
     description = "Short exchanges that say where they come from."
-    source = "synthetic"
+    dataset = "synthetic"
     subsets = ("lower", "upper")
     default_subset = "lower"
     splits = ("train", "test")
@@ -85,7 +86,7 @@ class Calc(Task):
 
     name = "calc"
     description = "Doubling with a calculator."
-    source = "synthetic"
+    dataset = "synthetic"
     params = (Param("size", int, 11, "How many examples."),)
 
     def __init__(self, size=11, **slices):
@@ -120,7 +121,7 @@ class Offline(Task):
 
     name = "offline"
     description = "Never available."
-    source = "nowhere/offline"
+    dataset = "nowhere/offline"
 
     def num_examples(self):
         raise DataUnavailable("dataset nowhere/offline is not available offline")
@@ -265,7 +266,7 @@ def test_nanochat_format_folds_system_messages_in_the_arrow_path_too(tmp_path, m
     hubdata.write_smoltalk(tmp_path)
     spec = write_spec(tmp_path, "tasks:\n  - task: smoltalk\n    split: train\n")
     bulk = run("export", str(spec), "--data-dir", str(tmp_path), "-o", "-", "-f", "nanochat")
-    monkeypatch.setattr(registry.get_task_class("smoltalk"), "messages_column", None)
+    monkeypatch.setattr(EntryLines, "add", EntryLines.add_examples)  # row by row
     slow = run("export", str(spec), "--data-dir", str(tmp_path), "-o", "-", "-f", "nanochat")
     assert bulk.exit_code == 0 and bulk.stdout_bytes == slow.stdout_bytes
     rows = [json.loads(line) for line in bulk.stdout_bytes.splitlines()]
@@ -570,7 +571,7 @@ from taskcli.tasks import Task
 class Slow(Task):
     name = "slow"
     description = "Two million rows, slowly."
-    source = "synthetic"
+    dataset = "synthetic"
 
     def num_examples(self):
         return 2_000_000
@@ -839,7 +840,7 @@ def test_a_failed_json_export_keeps_the_old_file(tmp_path):
 
 def test_a_task_that_checks_its_own_rows_is_not_trusted_blindly(tmp_path):
     """SmolTalk checks each row itself, so export skips its re-check; a broken row still fails."""
-    assert registry.get_task_class("smoltalk").checks_messages
+    assert issubclass(registry.get_task_class("smoltalk"), ChecksMessages)
     rows = [hubdata.smoltalk_row(n) for n in range(40)]
     rows[23]["messages"][1]["role"] = "user"  # two user turns in a row
     hubdata.write_repo(
@@ -935,7 +936,7 @@ def test_smoltalk_written_from_arrow_is_byte_identical_to_row_by_row(tmp_path, f
         assert 0 < sum(bulk_rows) < 60 + 2 * 28
     else:
         assert sum(bulk_rows) == 60 + 2 * 28  # every SmolTalk row went the bulk way
-    monkeypatch.setattr(registry.get_task_class("smoltalk"), "messages_column", None)
+    monkeypatch.setattr(EntryLines, "add", EntryLines.add_examples)  # row by row
     assert run(*args).stdout_bytes == bulk.stdout_bytes
     assert len(bulk.stdout_bytes.splitlines()) == 60 + 2 * 28 + 36
 
@@ -948,7 +949,7 @@ def test_smoltalk_with_parts_goes_row_by_row_and_comes_out_the_same(tmp_path, mo
     result = run(*args)
     assert result.exit_code == 1  # a user message with parts breaks the rules
     assert "[bad-content]" in flat(result.output)
-    monkeypatch.setattr(registry.get_task_class("smoltalk"), "messages_column", None)
+    monkeypatch.setattr(EntryLines, "add", EntryLines.add_examples)  # row by row
     assert flat(run(*args).output) == flat(result.output)
 
 

@@ -21,6 +21,7 @@ from taskcli.cli import app
 from taskcli.conversation import flatten_content
 from taskcli.errors import DataUnavailable, InvalidData
 from taskcli.tasks.arc import ARC
+from taskcli.tasks.capabilities import RunsCode
 from taskcli.tasks.gsm8k import GSM8K, answer_parts
 from taskcli.tasks.humaneval import HumanEval, build_program
 from taskcli.tasks.mmlu import MMLU, SUBJECTS
@@ -148,7 +149,11 @@ def test_mmlu_metadata_lists_every_subject_and_the_splits_of_each():
     assert MMLU.splits["all"] == ("test", "validation", "dev", "auxiliary_train")
     assert MMLU.splits["auxiliary_train"] == ("train",)
     assert all(MMLU.splits[s] == ("test", "validation", "dev") for s in SUBJECTS)
-    assert (MMLU.source, MMLU.eval_type, MMLU.default_subset) == ("cais/mmlu", "categorical", "all")
+    assert (MMLU.dataset, MMLU.eval_type, MMLU.default_subset) == (
+        "cais/mmlu",
+        "categorical",
+        "all",
+    )
 
 
 @pytest.mark.parametrize(
@@ -397,7 +402,7 @@ def test_humaneval_evaluate_runs_in_the_sandbox(hub):
     task = HumanEval(data_dir=data_dir)
     conversation = task[0]
     # what `taskcli eval` calls on code tasks
-    assert task.runs_code
+    assert isinstance(task, RunsCode)
     assert task.build_program(conversation, "x") == build_program(conversation, "x")
     assert task.evaluate(conversation, conversation["messages"][1]["content"]) is True
     assert task.evaluate(conversation, "def nothing():\n    pass\n") is False

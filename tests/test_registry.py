@@ -39,7 +39,7 @@ def plugin(tmp_path, monkeypatch):
         class Trivia(Task):
             name = "trivia"
             description = "Three trivia questions."
-            source = "synthetic"
+            dataset = "synthetic"
             eval_type = "generative"
             splits = ("train",)
             params = (Param("shout", bool, False, "Answer in capitals."),)

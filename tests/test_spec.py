@@ -17,7 +17,7 @@ class Quiz(Task):
 
     name = "quiz"
     description = "Numbered quiz questions."
-    source = "synthetic"
+    dataset = "synthetic"
     subsets = ("easy", "hard")
     default_subset = "easy"
     splits = {"easy": ("train", "test"), "hard": ("test",)}  # noqa: RUF012

@@ -20,6 +20,7 @@ from taskcli.errors import InvalidData
 from taskcli.export.formats import ExportFormat
 from taskcli.export.order import Buckets, Pending
 from taskcli.mixing.spec import Entry
+from taskcli.tasks.capabilities import ChecksMessages, MessagesColumn
 from taskcli.tasks.common import Task
 
 ARROW_ROWS = 2048  # rows written from Arrow at a time: small enough to stay in the CPU caches
@@ -42,8 +43,8 @@ class EntryLines:
 
     def add(self, wanted: Any, places: Any) -> None:
         """Check, format and bucket the examples `wanted` of the task, bound for `places`."""
-        if self.task.messages_column is not None and self.fmt.layout is not None:
-            self.add_from_arrow(wanted, places)
+        if isinstance(self.task, MessagesColumn) and self.fmt.layout is not None:
+            self.add_from_arrow(self.task, wanted, places)
         else:
             self.add_examples(wanted, places)
 
@@ -59,8 +60,8 @@ class EntryLines:
         pending.flush()
         self.report(len(places) % Pending.ROWS)
 
-    def add_from_arrow(self, wanted: Any, places: Any) -> None:
-        """The bulk path, for a task whose conversations are an Arrow column (`messages_column`).
+    def add_from_arrow(self, task: MessagesColumn, wanted: Any, places: Any) -> None:
+        """The bulk path, for a task whose conversations are an Arrow column of messages.
 
         Rows that plainly pass the conversation rules are written in bulk
         (`taskcli.export.columnar`); the others, rare, go one by one through the task and the
@@ -73,7 +74,7 @@ class EntryLines:
 
         layout, buckets = self.fmt.layout, self.buckets
         pending = Pending(buckets)
-        for positions, messages in self.task.iter_message_arrays(wanted, ARROW_ROWS):
+        for positions, messages in task.iter_message_arrays(wanted, ARROW_ROWS):
             fine = np.zeros(len(positions), dtype=bool)
             if columnar.holds_string_messages(messages):
                 fine = columnar.rows_without_errors(messages)
@@ -94,7 +95,7 @@ class EntryLines:
                     positions[others].tolist(), messages.take(others).to_pylist(), strict=True
                 ):
                     index = int(wanted[position])
-                    conversation = self.task.conversation_from_messages(value, index)
+                    conversation = task.conversation_from_messages(value, index)
                     pending.add(int(places[position]), self.line(index, conversation))
             self.report(len(positions))
         pending.flush()
@@ -102,7 +103,7 @@ class EntryLines:
     def line(self, index: int, conversation: dict[str, Any]) -> bytes:
         """One example as a JSON line, checked first unless its task checked it already.
 
-        (`Task.checks_messages`: that check would be a third of what a SmolTalk row costs.)
+        (`ChecksMessages`: that check would be a third of what a SmolTalk row costs.)
         """
         entry = self.entry
         check_example(entry, self.task, index, conversation)
@@ -115,7 +116,7 @@ class EntryLines:
 def check_example(entry: Entry, task: Task, index: int, conversation: dict[str, Any]) -> None:
     """InvalidData naming the entry and example when `conversation` breaks an error rule,
     unless its task checked it already."""
-    if task.checks_messages:
+    if isinstance(task, ChecksMessages):
         return
     problem = first_error(check_messages(conversation.get("messages")))
     if problem is not None:

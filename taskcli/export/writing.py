@@ -33,6 +33,7 @@ from taskcli.files.atomic import (
     staged_output,
 )
 from taskcli.mixing.plan import Plan, selected_rows
+from taskcli.tasks.capabilities import ReadsAhead
 
 
 def write_rows(
@@ -65,7 +66,7 @@ def write_rows(
             params=("tokens",),
         )
     phase = on_phase or (lambda name: None)
-    if len(rows) == plan.total and plan.tasks:
+    if len(rows) == plan.total and plan.tasks and isinstance(plan.tasks[0], ReadsAhead):
         plan.tasks[0].read_ahead()  # its first data is decoded while the order is shuffled
     phase("shuffling")
     owners, indices = plan.placement(rows)

@@ -19,6 +19,7 @@ from typing import Any
 
 from taskcli.errors import DatasetMissing, DataUnavailable, TaskcliError, UsageError
 from taskcli.mixing.spec import Spec
+from taskcli.tasks.capabilities import DataFiles
 from taskcli.tasks.common import Task, TaskMixture, TaskSequence
 
 
@@ -63,8 +64,9 @@ class Plan:
         """The files the plan reads, with sizes (and Hub revisions when the task knows them)."""
         files: dict[str, dict[str, Any]] = {}
         for task, entry in zip(self.tasks, self.spec.entries, strict=True):
-            for path in task.data_files:
-                files.setdefault(str(path), {"path": str(path), "revision": task.revision})
+            if isinstance(task, DataFiles):
+                for path in task.data_files:
+                    files.setdefault(str(path), {"path": str(path), "revision": task.revision})
             for param in type(task).params:  # a local file a parameter names (word list, JSONL)
                 value = entry.params.get(param.name)
                 if param.is_path and isinstance(value, str) and os.path.isfile(value):

@@ -10,7 +10,14 @@ stays cheap; the concrete task classes are imported on first access.
 
 import importlib
 
-from taskcli.tasks.common import Conversation, Param, Task, TaskMixture, TaskSequence, render_mc
+from taskcli.tasks.common import (
+    Conversation,
+    Param,
+    Task,
+    TaskMixture,
+    TaskSequence,
+    multiple_choice_prompt,
+)
 
 # The built-in tasks: name -> "module:class". The registry adds plugins to these; a new task
 # file is registered by one line here.
@@ -40,7 +47,7 @@ __all__ = [
     "TaskMixture",
     "TaskSequence",
     "load_class",
-    "render_mc",
+    "multiple_choice_prompt",
 ]
 
 

@@ -7,8 +7,9 @@ A row of `allenai/ai2_arc` (subsets ARC-Easy and ARC-Challenge)::
                  "label": ["A", "B", "C", "D"]},
      "answerKey": "B"}
 
-becomes a multiple-choice prompt (`render_mc`) answered by the label of the right choice. Some rows
-are labelled "1".."4" instead of letters; the labels are kept as they are, in metadata `letters`.
+becomes a multiple-choice prompt (`multiple_choice_prompt`) answered by the label of the right
+choice. Some rows are labelled "1".."4" instead of letters; the labels are kept as they are, in
+metadata `letters`.
 The row's `id` is kept too, so answers may name a question by it (`taskcli eval arc` takes
 ``{"id": "ARC-0001", "completion": "B"}`` as well as an index).
 """
@@ -17,14 +18,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from taskcli.tasks.common import Conversation, render_mc
+from taskcli.tasks.capabilities import ExampleIds
+from taskcli.tasks.common import Conversation, multiple_choice_prompt
 from taskcli.tasks.hub import MultipleChoiceTask
 
 
-class ARC(MultipleChoiceTask):
+class ARC(MultipleChoiceTask, ExampleIds):
     name = "arc"
     description = "Grade-school science multiple-choice questions (AI2 Reasoning Challenge)."
-    repo = source = "allenai/ai2_arc"
+    repo = dataset = "allenai/ai2_arc"
     subsets = ("ARC-Easy", "ARC-Challenge")
     splits = ("train", "validation", "test")
     default_subset = "ARC-Easy"
@@ -33,7 +35,7 @@ class ARC(MultipleChoiceTask):
 
     def row_to_conversation(self, row: dict[str, Any]) -> Conversation:
         letters = list(row["choices"]["label"])
-        user = render_mc(row["question"], letters, row["choices"]["text"])
+        user = multiple_choice_prompt(row["question"], letters, row["choices"]["text"])
         return {
             "messages": [
                 {"role": "user", "content": user},

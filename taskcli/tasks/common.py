@@ -7,6 +7,9 @@ class turns that into a sliceable sequence::
     task = GSM8K(split="train", start=100, stop=200, step=2)   # 50 conversations
     task[0]                                                  # example 100
     for conversation in task: ...
+
+What only some tasks can do (Arrow bulk export, running code, ...) is in
+`taskcli.tasks.capabilities`.
 """
 
 from __future__ import annotations
@@ -73,13 +76,15 @@ def check_slice(start: int, stop: int | None, step: int) -> None:
 class Task:
     """A logical ``[start:stop:step]`` slice of a task's underlying examples.
 
-    Class attributes are the task's registry entry; `taskcli list` reads them without loading
-    any data, so they must not need the data to be known.
+    A task implements nanochat's contract: `num_examples`, `get_example`, `evaluate` and
+    `eval_type`; this class slices it. Class attributes are the task's registry entry;
+    `taskcli list` reads them without loading any data, so they must not need the data to be
+    known.
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    source: ClassVar[str] = ""
+    dataset: ClassVar[str] = ""  # where the examples come from: a Hub id, "local file", ...
     eval_type: ClassVar[str | None] = None  # "categorical", "generative", or None for training data
     subsets: ClassVar[tuple[str, ...]] = ()
     # The splits, either for every subset or per subset where they differ.
@@ -88,22 +93,6 @@ class Task:
     default_split: ClassVar[str | None] = None
     params: ClassVar[tuple[Param, ...]] = ()
     uses_data_dir: ClassVar[bool] = False  # whether the constructor takes `data_dir`
-    # True when every conversation the task returns already passed `check_messages` (errors
-    # raise InvalidData), so `taskcli export` need not check it a second time.
-    checks_messages: ClassVar[bool] = False
-    # Set by a task whose conversation is exactly ``{"messages": [{"role": ..., "content": ...},
-    # ...]}`` taken from this Arrow column of its rows: `taskcli export` then writes those rows
-    # straight from Arrow (`iter_message_arrays`), without a Python object per row.
-    messages_column: ClassVar[str | None] = None
-    # True when answers are programs to run (`build_program`) rather than text to compare.
-    runs_code: ClassVar[bool] = False
-    # The metadata key of each example's own id in its dataset ("HumanEval/0"), when answers may
-    # name examples by it as other harnesses do, instead of by taskcli's index.
-    answer_id: ClassVar[str | None] = None
-    # True when `get_examples` may run in several threads at once (`taskcli browse` reads rows
-    # in two); a task that keeps state between reads (a plugin, say) leaves it False and is
-    # read by one thread at a time.
-    reads_in_threads: ClassVar[bool] = False
 
     def __init__(self, start: int = 0, stop: int | None = None, step: int = 1) -> None:
         check_slice(start, stop, step)
@@ -176,7 +165,7 @@ class Task:
             )
         return value
 
-    # --- what subclasses provide -------------------------------------------------------------
+    # --- what a task implements (nanochat's contract, with `eval_type`) ------------------------
 
     def num_examples(self) -> int:
         """How many examples the underlying data has, before slicing."""
@@ -185,6 +174,12 @@ class Task:
     def get_example(self, index: int) -> Conversation:
         """The conversation at `index` of the underlying data (not of the slice)."""
         raise NotImplementedError
+
+    def evaluate(self, conversation: Conversation, response: str) -> bool:
+        """Whether `response` is a correct answer to `conversation`."""
+        raise NotImplementedError(f"task {self.name or type(self).__name__!r} has no evaluation")
+
+    # --- batched reads, which every caller uses; a task overrides them only to read faster ---
 
     def get_examples(self, indices: Sequence[int]) -> list[Conversation]:
         """Several underlying examples at once; Arrow-backed tasks override this to batch reads."""
@@ -201,42 +196,9 @@ class Task:
             chunk = indices[chunk_start : chunk_start + SCAN_CHUNK]
             yield from enumerate(self.get_examples(chunk), start=chunk_start)
 
-    def evaluate(self, conversation: Conversation, response: str) -> bool:
-        """Whether `response` is a correct answer to `conversation`."""
-        raise NotImplementedError(f"task {self.name or type(self).__name__!r} has no evaluation")
-
-    # --- optional capabilities: the defaults say "not available" --------------------------------
-
-    def read_ahead(self) -> None:
-        """Get ready for a pass over every example about to begin; Arrow-backed tasks start
-        decoding their first data, so it overlaps whatever the caller does first."""
-
-    def iter_message_arrays(
-        self, indices: Sequence[int], chunk_rows: int | None = None
-    ) -> Iterator[tuple[Any, Any]]:
-        """``(positions, messages)``: the `messages_column` of the examples ``indices[positions]``
-        as an Arrow list array, in the order cheapest to read. Only when `messages_column` is set.
-        """
-        raise NotImplementedError(f"task {self.name!r} has no messages column")
-
-    def conversation_from_messages(self, messages: Any, index: int) -> Conversation:
-        """The conversation of example `index` from its `messages_column` value alone."""
-        raise NotImplementedError(f"task {self.name!r} has no messages column")
-
-    def build_program(self, conversation: Conversation, completion: str) -> str:
-        """The program that passes when `completion` is right; only when `runs_code` is set."""
-        raise NotImplementedError(f"task {self.name!r} does not run code")
-
-    @property
-    def data_files(self) -> list[Any]:
-        """The dataset files the examples are read from (paths, or `taskcli.hub.data.DataFile`s),
-        for the record an export keeps. Files named by `is_path` parameters count already."""
-        return []
-
-    @property
-    def revision(self) -> str | None:
-        """The Hub commit of the data, when known."""
-        return None
+    def batch(self, start: int, stop: int) -> list[Conversation]:
+        """Logical positions ``start .. stop-1`` in one call, so Arrow tasks can read in bulk."""
+        return self.get_examples(self.physical_range()[start:stop])
 
     # --- the sequence protocol ----------------------------------------------------------------
 
@@ -285,10 +247,6 @@ class Task:
         narrowed.start, narrowed.step = examples.start, examples.step
         narrowed.stop = max(examples.stop, examples.start)
         return narrowed
-
-    def batch(self, start: int, stop: int) -> list[Conversation]:
-        """Logical positions ``start .. stop-1`` in one call, so Arrow tasks can read in bulk."""
-        return self.get_examples(self.physical_range()[start:stop])
 
     def __iter__(self) -> Iterator[Conversation]:
         examples = self.physical_range()
@@ -362,11 +320,12 @@ class TaskMixture(TaskSequence):
         return super().locate(self.order[index])
 
 
-def render_mc(question: str, letters: Sequence[str], choices: Sequence[str]) -> str:
+def multiple_choice_prompt(question: str, letters: Sequence[str], choices: Sequence[str]) -> str:
     """The multiple-choice prompt, with the letter after each choice and no spaces around '='.
 
-    Small models bind the answer better when the letter follows the choice, and "A" and " A"
-    are different tokens, so the exact layout matters.
+    nanochat's `render_mc`, byte for byte (here "render" means token rendering only). Small
+    models bind the answer better when the letter follows the choice, and "A" and " A" are
+    different tokens, so the exact layout matters.
     """
     lines = [f"Multiple Choice question: {question}\n"]
     lines += [f"- {choice}={letter}\n" for letter, choice in zip(letters, choices, strict=True)]

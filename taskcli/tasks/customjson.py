@@ -41,6 +41,7 @@ from taskcli.files.reader import (
     is_regular,
     read_document,
 )
+from taskcli.tasks.capabilities import ChecksMessages, DataFiles, ReadsInThreads
 from taskcli.tasks.common import Conversation, Param, Task
 
 if TYPE_CHECKING:
@@ -50,16 +51,15 @@ if TYPE_CHECKING:
 SHOWN_ERRORS = 5
 
 
-class CustomJSON(Task):
+# ChecksMessages: every record passed `check_messages` when the file was loaded (any error
+# fails the load), and a file changed since is refused. ReadsInThreads: the file is indexed
+# when loaded, and each read opens it anew. DataFiles: a Parquet file's or folder's files.
+class CustomJSON(Task, ChecksMessages, ReadsInThreads, DataFiles):
     """Conversations from a local file: ``-p path=FILE``, or in `show` just the path."""
 
     name = "customjson"
     description = "Conversations from a local file: JSONL, .json, Parquet or a folder of shards."
-    source = "local file"
-    # Every line passed `check_messages` when the file was loaded (any error fails the load),
-    # and a file changed since is refused: an export need not check the rows again.
-    checks_messages = True
-    reads_in_threads = True  # the file is indexed when loaded; each read opens it anew
+    dataset = "local file"
     params = (
         Param(
             "path",
@@ -198,6 +198,11 @@ class CustomJSON(Task):
     def data_files(self) -> list[Any]:
         """A Parquet file's or folder's files (a JSON file is named by its `path` already)."""
         return list(self._parquet.files) if self._parquet is not None else []
+
+    @property
+    def revision(self) -> str | None:
+        """None: a local file has no Hub commit."""
+        return None
 
     def __repr__(self) -> str:
         return (

@@ -41,7 +41,7 @@ def answer_parts(answer: str) -> list[dict[str, str]]:
 class GSM8K(HubTask):
     name = "gsm8k"
     description = "Grade-school math word problems with calculator calls in the worked answers."
-    repo = source = "openai/gsm8k"
+    repo = dataset = "openai/gsm8k"
     eval_type = "generative"
     subsets = ("main", "socratic")
     splits = ("train", "test")

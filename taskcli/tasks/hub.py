@@ -7,7 +7,7 @@ metadata and says how one row becomes a conversation::
 
     class Riddles(HubTask):
         name = "riddles"
-        repo = source = "someone/riddles"
+        repo = dataset = "someone/riddles"
         splits = ("train",)
 
         def row_to_conversation(self, row):
@@ -15,7 +15,9 @@ metadata and says how one row becomes a conversation::
                                  {"role": "assistant", "content": row["answer"]}]}
 
 Rows come from `taskcli.hub.data` (a local copy under the data dir, else the Hub) and are read in
-bulk: `get_examples` reads each row group it needs once.
+bulk: `get_examples` reads each row group it needs once. A dataset whose rows are conversations
+already (a column of messages, SmolTalk's shape) subclasses `HubChatTask` instead, and `taskcli
+export` writes it straight from Arrow.
 """
 
 from __future__ import annotations
@@ -24,21 +26,31 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
+from taskcli.conversation import check_messages, first_error
 from taskcli.errors import InvalidData
 from taskcli.hub.data import DataFile, open_rows
+from taskcli.tasks.capabilities import (
+    ChecksMessages,
+    DataFiles,
+    MessagesColumn,
+    ReadsAhead,
+    ReadsInThreads,
+)
 from taskcli.tasks.common import Conversation, Task
 
 SHUFFLE_SEED = 42
 
 
-class HubTask(Task):
-    """A task over one split of one config of a Hub dataset, in seed-42 shuffled order."""
+class HubTask(Task, ReadsInThreads, ReadsAhead, DataFiles):
+    """A task over one split of one config of a Hub dataset, in seed-42 shuffled order.
+
+    Its rows decode with a file handle per thread (`ParquetRows`), so it may be read in threads.
+    """
 
     repo: ClassVar[str] = ""
     # The Hub config to read when the task has no subsets of its own.
     config: ClassVar[str] = "default"
     uses_data_dir: ClassVar[bool] = True
-    reads_in_threads = True  # its rows decode with a file handle per thread (`ParquetRows`)
 
     def __init__(
         self,
@@ -96,24 +108,10 @@ class HubTask(Task):
         for i, row in self.rows.scan(row_numbers):
             yield i, self._convert(row, numbers[i], examples[i])
 
-    def iter_message_arrays(
-        self, indices: Sequence[int], chunk_rows: int | None = None
-    ) -> Iterator[tuple[Any, Any]]:
-        """The `messages_column` in storage order, one block at a time (`Rows.scan_blocks`)."""
-        wanted = self._checked(indices)
-        for positions, rows in self.rows.scan_blocks(self.perm[wanted], chunk_rows):
-            column = rows.column(self.messages_column)
-            if hasattr(column, "chunks"):  # a table's column; a record batch's is one array
-                column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-            yield positions, column
-
     def read_ahead(self) -> None:
         """Start decoding the first data blocks, for a pass over every example about to begin."""
         if len(self) == self.rows.num_rows:
             self.rows.read_ahead()
-
-    def conversation_from_messages(self, messages: Any, index: int) -> Conversation:
-        return self._convert({self.messages_column: messages}, int(self.perm[index]), index)
 
     def _checked(self, indices: Sequence[int]) -> Any:
         """`indices` as a numpy array, or IndexError naming the valid range."""
@@ -143,6 +141,44 @@ class HubTask(Task):
             f"{type(self).__name__}(subset={self.subset!r}, split={self.split!r}, "
             f"start={self.start}, stop={self.stop}, step={self.step})"
         )
+
+
+class HubChatTask(HubTask, MessagesColumn, ChecksMessages):
+    """A Hub task whose rows are conversations already: the `messages_column` of each row,
+    ``[{"role": ..., "content": ...}, ...]``, checked against the conversation rules as it is
+    read (a row that breaks one is an error naming the row, never silently dropped).
+
+    Its conversation is exactly ``{"messages": <that column>}``, so `taskcli export` writes the
+    rows straight from Arrow (`MessagesColumn`).
+    """
+
+    messages_column: ClassVar[str] = "messages"
+
+    def row_to_conversation(self, row: dict[str, Any]) -> Conversation:
+        column = row[self.messages_column]
+        try:
+            messages = [{"role": m["role"], "content": m["content"]} for m in column]
+        except (TypeError, KeyError):  # not a list of full messages: the rules say what is wrong
+            messages = column
+        error = first_error(check_messages(messages))
+        if error is not None:
+            where = f" (at {error.path})" if error.path else ""
+            raise InvalidData(f"[{error.rule}] {error.message}{where}")
+        return {"messages": messages}
+
+    def iter_message_arrays(
+        self, indices: Sequence[int], chunk_rows: int | None = None
+    ) -> Iterator[tuple[Any, Any]]:
+        """The `messages_column` in storage order, one block at a time (`Rows.scan_blocks`)."""
+        wanted = self._checked(indices)
+        for positions, rows in self.rows.scan_blocks(self.perm[wanted], chunk_rows):
+            column = rows.column(self.messages_column)
+            if hasattr(column, "chunks"):  # a table's column; a record batch's is one array
+                column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+            yield positions, column
+
+    def conversation_from_messages(self, messages: Any, index: int) -> Conversation:
+        return self._convert({self.messages_column: messages}, int(self.perm[index]), index)
 
 
 class MultipleChoiceTask(HubTask):

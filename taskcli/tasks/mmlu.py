@@ -5,8 +5,8 @@ A row of `cais/mmlu`::
     {"question": "What is the derivative of x**3?", "subject": "college_mathematics",
      "choices": ["x**2", "3*x**2", "3*x", "x**3 / 3"], "answer": 1}
 
-becomes a multiple-choice prompt (`render_mc`) with letters A-D, answered by the letter of
-`answer`. Subsets: `all` (every subject, plus the `auxiliary_train` split), each subject alone,
+becomes a multiple-choice prompt (`multiple_choice_prompt`) with letters A-D, answered by the letter
+of `answer`. Subsets: `all` (every subject, plus the `auxiliary_train` split), each subject alone,
 and `auxiliary_train`, whose rows are wrapped in a single struct column ``train``.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from taskcli.errors import InvalidData
-from taskcli.tasks.common import Conversation, render_mc
+from taskcli.tasks.common import Conversation, multiple_choice_prompt
 from taskcli.tasks.hub import MultipleChoiceTask
 
 LETTERS = ("A", "B", "C", "D")
@@ -86,7 +86,7 @@ EVAL_SPLITS = ("test", "validation", "dev")
 class MMLU(MultipleChoiceTask):
     name = "mmlu"
     description = "Four-choice questions on 57 subjects (Massive Multitask Language Understanding)."
-    repo = source = "cais/mmlu"
+    repo = dataset = "cais/mmlu"
     subsets = ("all", "auxiliary_train", *SUBJECTS)
     splits: ClassVar[dict[str, tuple[str, ...]]] = {
         "all": (*EVAL_SPLITS, "auxiliary_train"),
@@ -105,9 +105,10 @@ class MMLU(MultipleChoiceTask):
                 f"expected 4 choices and an answer 0-3, got {len(choices)} choices "
                 f"and answer {row['answer']!r}"
             )
+        user = multiple_choice_prompt(row["question"], LETTERS, choices)
         return {
             "messages": [
-                {"role": "user", "content": render_mc(row["question"], LETTERS, choices)},
+                {"role": "user", "content": user},
                 {"role": "assistant", "content": LETTERS[row["answer"]]},
             ],
             "subject": row["subject"],

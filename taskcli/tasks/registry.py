@@ -118,7 +118,7 @@ def describe(cls: type[Task]) -> dict[str, Any]:
     return {
         "name": cls.name,
         "description": cls.description,
-        "source": cls.source,
+        "source": cls.dataset,  # the key `list --json` has always printed
         "eval_type": cls.eval_type,
         "subsets": list(cls.subsets),
         "default_subset": cls.default_subset,

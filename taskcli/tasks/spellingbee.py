@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from taskcli.errors import DataUnavailable, InvalidData, UsageError
+from taskcli.tasks.capabilities import ReadsInThreads
 from taskcli.tasks.common import Conversation, Param, Task, extract_answer
 
 WORD_LIST_URL = (
@@ -69,14 +70,16 @@ QUESTION_TEMPLATES = (
 QUOTES = (("", ""), ("'", "'"), ('"', '"'), ("“", "”"))
 
 
-class _WordListTask(Task):
-    """What both spelling tasks share: the size, the split seeds and the word list."""
+class _WordListTask(Task, ReadsInThreads):
+    """What both spelling tasks share: the size, the split seeds and the word list.
 
-    source: ClassVar[str] = "synthetic"
+    Each thread draws with a generator of its own (`rng`), so it may be read in threads.
+    """
+
+    dataset: ClassVar[str] = "synthetic"
     eval_type: ClassVar[str | None] = "generative"
     splits: ClassVar[tuple[str, ...]] = ("train", "test")
     default_split: ClassVar[str | None] = "train"
-    reads_in_threads = True  # each thread draws with a generator of its own (`rng`)
     params: ClassVar[tuple[Param, ...]] = (
         Param("size", int, 1000, "How many examples to generate."),
         Param(
