@@ -372,9 +372,9 @@ class PackRun:
         loader = self._loader(rank)
         rows = self.fed_micro_batches[rank] * self.settings.device_batch_size
         if not 0 <= number < rows:
+            fed = f"{rows} rows (0 to {rows - 1})" if rows else "no rows"
             raise UsageError(
-                f"row {number} is past the run: rank {rank} is fed {rows} rows (0 to {rows - 1})",
-                params=("row",),
+                f"row {number} is past the run: rank {rank} is fed {fed}", params=("row",)
             )
         return loader.row(number)
 
