@@ -199,7 +199,8 @@ DataDirOption = Annotated[
         "--data-dir",
         envvar="TASKCLI_DATA_DIR",
         help="A folder of local dataset copies, laid out as `hf download REPO --local-dir "
-        "DIR/REPO` leaves them. Without it, the Hugging Face Hub and its cache are used.",
+        "DIR/REPO` leaves them, or nanochat's task cache ($NANOCHAT_BASE_DIR/task_data). "
+        "Without it, the Hugging Face Hub and its cache are used.",
     ),
 ]
 TokenizerOption = Annotated[
@@ -247,7 +248,7 @@ WorldSizeOption = Annotated[
     typer.Option(
         "--world-size",
         metavar="W",
-        help="Ranks (GPUs); rank r reads mixture rows r, r+W, r+2W, ... (default 1).",
+        help="Ranks (GPUs); rank r reads mixture rows r, r+W, r+2W, ...",
     ),
 ]
 BufferSizeOption = Annotated[
@@ -255,7 +256,7 @@ BufferSizeOption = Annotated[
     typer.Option(
         "--buffer-size",
         metavar="S",
-        help="Conversations each rank's loader keeps to choose from (default 100, nanochat's).",
+        help="Conversations each rank's loader keeps to choose from (nanochat's is 100).",
     ),
 ]
 NumIterationsOption = Annotated[
@@ -263,7 +264,7 @@ NumIterationsOption = Annotated[
     typer.Option(
         "--num-iterations",
         metavar="N",
-        help="nanochat's --num-iterations (default -1: the whole epoch). Its loader counts "
+        help="nanochat's --num-iterations (-1: the whole epoch). Its loader counts "
         "micro-batches against it, not optimizer steps.",
     ),
 ]

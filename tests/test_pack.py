@@ -145,7 +145,11 @@ def test_gradient_accumulation_and_num_iterations(two_sources, bytes_spec):
     report = pack_json(two_sources, bytes_spec, *HAND_CHECKED, "--num-iterations", "2")
     assert (report["run_micro_batches"], report["optimizer_steps"]) == (2, 1)
     report = pack_json(two_sources, bytes_spec, *HAND_CHECKED, "--num-iterations", "1")
-    assert report["optimizer_steps"] == 0 and "0 optimizer steps" in report["verdict"]
+    assert report["optimizer_steps"] == 0 and report["rows"] == 0
+    assert report["verdict"] == (
+        "the run ends after 0 optimizer steps (1 micro-batch each): rank 0 sets last_step with "
+        "micro-batch 1 (num_iterations): nothing is trained"
+    )
 
 
 def test_one_packed_row(two_sources, bytes_spec, monkeypatch):
@@ -180,7 +184,8 @@ def test_one_packed_row_as_tokens(two_sources, bytes_spec, tokenizer_folders, mo
     assert row["ids"] == [*expected_ids, BOS]  # one token of padding, <|bos|>
     assert row["mask"] == [*expected_mask, 0]
     monkeypatch.setattr(console, "stdout", Console(width=80))
-    people = run("pack", str(two_sources), "-t", bytes_spec, *HAND_CHECKED, "--row", "1", "--tokens")
+    args = ["pack", str(two_sources), "-t", bytes_spec, *HAND_CHECKED, "--row", "1", "--tokens"]
+    people = run(*args)
     out = people.stdout
     assert people.exit_code == 0, people.output
     assert "segment 0  ·  row tokens 0 to 15  ·  mixture row 2" in out
@@ -304,7 +309,7 @@ def test_a_target_nanochat_could_not_start(tmp_path, bytes_spec):
 )
 def test_bad_input_is_one_usage_line(two_sources, bytes_spec, args, message):
     defaults = dict(zip(HAND_CHECKED[::2], HAND_CHECKED[1::2], strict=True))
-    for flag, value in zip(args[::2], args[1::2], strict=False):
+    for flag in args[::2]:
         defaults.pop(flag, None)
     given = [part for pair in defaults.items() for part in pair]
     result = run("pack", str(two_sources), "-t", bytes_spec, *given, *args)
@@ -410,18 +415,25 @@ def test_a_damaged_cache_entry_is_a_miss_and_is_replaced(two_sources, bytes_spec
 def test_the_cache_is_bounded_and_forgets_the_least_recently_used(tmp_path):
     cache = LengthsCache(tmp_path / "lengths", max_bytes=2_000)
     numbers = np.arange(100, dtype=np.int32)
-    for name in ("a", "b", "c"):
-        cache.put({"k": name}, numbers, numbers // 2)
+
+    def store(name: str) -> None:
+        with cache.lock({"k": name}):  # as a run that renders does
+            cache.put({"k": name}, numbers, numbers // 2)
         time.sleep(0.02)  # distinct modification times
+
+    for name in ("a", "b", "c"):
+        store(name)
     assert cache.get({"k": "a"}) is None  # each entry is ~840 bytes: the oldest went
     assert cache.get({"k": "b"}) is not None  # used now: the next to go is c
     time.sleep(0.02)
-    cache.put({"k": "d"}, numbers, numbers // 2)
+    store("d")
     assert cache.get({"k": "c"}) is None and cache.get({"k": "b"}) is not None
     lengths, trained = cache.get({"k": "d"})
     assert (lengths == numbers).all() and (trained == numbers // 2).all()
-    left = sorted(path.suffix for path in (tmp_path / "lengths").iterdir())
-    assert set(left) <= {".lengths", ".lock"}  # no temporary file left behind
+    left = sorted(path.name for path in (tmp_path / "lengths").iterdir())
+    kept = [cache.path({"k": name}).name for name in ("b", "d")]
+    # no temporary file left behind, and the evicted entries' locks went with them
+    assert left == sorted([*kept, *(name + ".lock" for name in kept), ".evict.lock"])
 
 
 def test_an_entry_under_another_key_is_not_trusted(tmp_path):
@@ -618,7 +630,9 @@ def write_nanochat_cache(root: Path) -> dict:
         for split, offset in (("train", 0), ("test", 1000))
     }
     for split, rows in gsm8k.items():
-        hubdata.write_nanochat_split(root, "openai/gsm8k", "main", split, rows, hubdata.GSM8K_SCHEMA)
+        hubdata.write_nanochat_split(
+            root, "openai/gsm8k", "main", split, rows, hubdata.GSM8K_SCHEMA
+        )
     for split, rows in smoltalk.items():
         hubdata.write_nanochat_split(
             root, "HuggingFaceTB/smol-smoltalk", "default", split, rows, hubdata.SMOLTALK_SCHEMA

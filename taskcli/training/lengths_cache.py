@@ -13,7 +13,8 @@ the identity of its data files, the tokenizer, the render cut and taskcli's vers
 - A run that renders a missing entry holds a lock on its key (`filelock`): a second run of the
   same source waits for it and reads what it wrote, instead of rendering it again.
 - The folder holds at most `MAX_BYTES`: after each write, the entries used longest ago (by
-  modification time, which a hit refreshes) are removed, under a lock on the whole folder.
+  modification time, which a hit refreshes) are removed with their locks, under a lock on the
+  whole folder.
 """
 
 from __future__ import annotations
@@ -125,6 +126,10 @@ class LengthsCache:
                 with contextlib.suppress(OSError):
                     path.unlink()
                     total -= size
+                # Its lock goes too (at worst two runs then render one entry at once, each
+                # writing it whole): lock files must not pile up for ever.
+                with contextlib.suppress(OSError):
+                    Path(str(path) + ".lock").unlink()
 
 
 def _key_bytes(key: dict[str, Any]) -> bytes:

@@ -659,6 +659,8 @@ def _verdict(summary: PackSummary) -> str:
     each = _count(settings.micro_batches_per_step, "micro-batch", "micro-batches")
     end = f"{steps} ({each} each): rank {finisher} sets last_step with micro-batch {first} ({why})"
     if empty is None:
+        if not summary.optimizer_steps:
+            return f"the run ends after {end}: nothing is trained"
         return f"the run ends after {end}; every trained micro-batch has a valid target"
     return f"NaN loss from micro-batch {empty[0]} ({reason}); the run still ends after {end}"
 
