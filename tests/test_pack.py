@@ -238,6 +238,13 @@ def test_starvation_is_a_verdict_in_bold_red_and_ends_quickly(tmp_path, bytes_sp
     strict = run("pack", str(tmp_path / "long.jsonl"), "-t", bytes_spec, *args, "--strict")
     assert strict.exit_code == 1
     assert "Verdict: NaN loss from micro-batch 2" in strict.stdout
+    # num_iterations still ends a starved run: its padding micro-batches are counted, not laid out
+    started = time.perf_counter()
+    endless = pack_json(tmp_path / "long.jsonl", bytes_spec, *args, "--num-iterations", str(10**12))
+    assert time.perf_counter() - started < 10
+    assert endless["optimizer_steps"] == 10**12 - 1
+    assert endless["micro_batches_without_targets"] == 10**12 - 1 - 2
+    assert endless["verdict"].startswith("NaN loss from micro-batch 2")
 
 
 def test_starving_at_micro_batch_zero(tmp_path, bytes_spec):
@@ -300,6 +307,7 @@ def test_a_target_nanochat_could_not_start(tmp_path, bytes_spec):
         (["--total-batch-size", "100"], "nanochat's chat_sft.py asserts it is"),
         (["--split", "test"], "split must be 'train' or 'val', got 'test'"),
         (["--eval-tokens", "-5"], "eval_tokens must be 0 or more"),
+        (["--split", "val", "--eval-tokens", str(10**11)], "the replay stops at 2,097,152,000"),
         (["--rank", "1", "--row", "0"], "rank 1 is not one of the 1 ranks (0 to 0)"),
         (["--row", "99"], "row 99 is past the run: rank 0 is fed 2 rows (0 to 1)"),
         (["--rank", "0"], "--rank is about one packed row: give --row N too"),

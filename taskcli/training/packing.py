@@ -42,6 +42,8 @@ from taskcli.errors import UsageError
 NANOCHAT_LOADER = "nanochat scripts/chat_sft.py sft_data_generator_bos_bestfit @ 92d63d4"
 DEFAULT_BUFFER_SIZE = 100
 DEFAULT_EVAL_TOKENS = 40 * 524_288
+# The val loader never sets last_step: each evaluation's replay is bounded by this instead.
+MAX_EVAL_REPLAY_TOKENS = 100 * DEFAULT_EVAL_TOKENS
 SPLITS = ("train", "val")
 
 # A buffered conversation is one integer: its length in the high bits, then the complement of
@@ -87,6 +89,14 @@ class PackSettings:
         if self.eval_tokens < 0:
             raise UsageError(
                 f"eval_tokens must be 0 or more, got {self.eval_tokens}", params=("eval_tokens",)
+            )
+        replayed = self.eval_micro_batches * self.device_batch_size * self.row_capacity
+        if self.split == "val" and replayed * self.world_size > MAX_EVAL_REPLAY_TOKENS:
+            raise UsageError(
+                f"eval_tokens {self.eval_tokens:,} makes each evaluation feed "
+                f"{replayed * self.world_size:,} tokens; the replay stops at "
+                f"{MAX_EVAL_REPLAY_TOKENS:,} (100 times nanochat's default)",
+                params=("eval_tokens",),
             )
 
     @property
@@ -590,10 +600,13 @@ class _Tally:
         batch = loader.settings.device_batch_size
         rows = fed * batch
         content, row_end, index, _ = loader.flat_rows(rows)
+        # Micro-batches past the recorded rows (a starved rank's) are all padding: counted,
+        # never laid out, however many num_iterations makes the loop feed.
+        recorded = min(fed, -(-len(content) // batch))
         segment_row = np.repeat(np.arange(len(row_end)), np.diff(row_end, prepend=0))
         segment_trained = trained[index]
         micro_batch = segment_row // batch
-        valid = np.bincount(micro_batch, weights=segment_trained, minlength=fed)[:fed]
+        valid = np.bincount(micro_batch, weights=segment_trained, minlength=recorded)[:recorded]
         self.rows += rows
         self.padding += rows * loader.settings.row_capacity - int(content.sum())
         self.placed += np.bincount(codes[index], minlength=len(self.placed))
@@ -611,9 +624,10 @@ class _Tally:
         self.placements += np.bincount(index, minlength=len(self.placements))
         self.micro_batches_with_targets += int(with_targets.sum())
         empty = np.flatnonzero(~with_targets)
-        self.without_targets += len(empty)
-        if len(empty):
-            here = (int(empty[0]), loader.rank)
+        self.without_targets += len(empty) + fed - recorded
+        first = int(empty[0]) if len(empty) else recorded if fed > recorded else None
+        if first is not None:
+            here = (first, loader.rank)
             if self.first_without_targets is None or here < self.first_without_targets:
                 self.first_without_targets = here
 
