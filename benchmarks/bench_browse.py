@@ -39,6 +39,7 @@ started = time.perf_counter()
 from taskcli.ui.browse.app import BrowseApp
 from taskcli import browse as browsing
 from taskcli.browse import open_browser
+from taskcli.targets import open_target
 
 async def shown(app, k):
     # Until the conversation of row k in view is in the pane (not its placeholder); the
@@ -72,7 +73,7 @@ def arrow_peak():
 
 async def main():
     browsing.READ_THREADS = int(sys.argv[3])
-    browser = open_browser(sys.argv[1], data_dir=sys.argv[2])
+    browser = open_browser(open_target(sys.argv[1], data_dir=sys.argv[2]))
     opened = time.perf_counter()
     app = BrowseApp(browser)
     async with app.run_test(size=(80, 24)) as pilot:

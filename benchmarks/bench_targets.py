@@ -8,7 +8,7 @@ reused when already there), then times each case as a separate process, the way 
 
 - ``show FILE --index 5`` and ``show FILE --index N-10`` (near the end): a file this big is read
   only up to the rows shown, and its other lines are counted, not parsed;
-- counting the lines alone (`taskcli.files.jsonl.count_lines`), in seconds per GB;
+- counting the lines alone (`taskcli.files.reader.count_lines`), in seconds per GB;
 - ``stats FILE`` and ``validate FILE``: one full pass each;
 - ``export FILE -o - | head -1`` and ``export SPEC -o - | head -1``: the time to the first line
   (every row is checked before the first is written, so this is a full conversion).
@@ -96,7 +96,7 @@ def main() -> None:
     spec.write_text(f"mode: sequence\ntasks:\n  - {{task: customjson, path: {path.name}}}\n")
     size = path.stat().st_size
     sys.path.insert(0, str(ROOT))  # this checkout's taskcli, as the timed commands use
-    from taskcli.files.jsonl import count_lines
+    from taskcli.files.reader import count_lines
 
     started = time.perf_counter()
     lines = count_lines(str(path))

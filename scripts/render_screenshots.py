@@ -115,10 +115,11 @@ def render_browse(out_dir: Path) -> list[Path]:
     import asyncio
 
     from taskcli.browse import open_browser
+    from taskcli.targets import open_target
     from taskcli.ui.browse.app import BrowseApp
 
     async def picture(size: tuple[int, int]) -> str:
-        app = BrowseApp(open_browser(BROWSE_TARGET))
+        app = BrowseApp(open_browser(open_target(BROWSE_TARGET)))
         async with app.run_test(size=size) as pilot:
             await pilot.press(*BROWSE_KEYS)
             await pilot.pause()

@@ -1,7 +1,7 @@
 """The data behind `taskcli browse`: any target's rows on demand, a bounded cache, search.
 
-    browser = open_browser("mixture.yaml", data_dir="data")
-    browser.length, browser.item(412_000).row.source, browser.item(0).problems
+    browser = open_browser(open_target("mixture.yaml", data_dir="data"))
+    browser.length, browser.item(412_000).row.origin, browser.item(0).problems
     browser.search("strawberry", start=-1, step=1, cancel=threading.Event())
 
 Nothing here draws or imports Textual: the screen (`taskcli.ui.browse.app`) asks for the rows it
@@ -20,7 +20,6 @@ parquet row groups is drawn at once and filled as they decode, two at a time.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from array import array
@@ -31,13 +30,21 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from taskcli.conversation import ERROR, RULES, check_record, flatten_content, messages_of
+from taskcli.conversation import ERROR, RULES, check_record, flatten_content
 from taskcli.errors import TaskcliError
-from taskcli.files.jsonl import BOM, is_regular, normalise
-from taskcli.show import WHOLE_FILE_BYTES, Row
-from taskcli.targets import FILE, Target, classify, open_target, refuse_for_file
+from taskcli.files.reader import (
+    LINES,
+    PARQUET,
+    SHARDS,
+    WHOLE_FILE_BYTES,
+    LineIndex,
+    container_of,
+    is_regular,
+)
+from taskcli.targets import FILE, Row, Target
 
 if TYPE_CHECKING:
+    from taskcli.files.parquet import ParquetConversations
     from taskcli.tasks.common import Task
     from taskcli.training.render import Rendering
     from taskcli.training.tokenizer import Tokenizer
@@ -48,89 +55,10 @@ SEARCH_FIRST = 32  # rows of a task or spec a search reads first, in order, thro
 SEARCH_WINDOW = 1 << 12  # then a window of rows in storage order, each window twice the last
 SEARCH_WINDOW_MAX = 1 << 18  # up to this: a pass over everything decodes each row group a few
 # times only
-SCAN_CHUNK = 1 << 20
 READ_THREADS = 2  # rows read at once in the background: two row groups decode on two cores
 DUPLICATE_PROGRESS_LINES = 1 << 14  # lines between progress calls of the duplicate scan
 DUPLICATE_YIELD_LINES = 1 << 10  # lines between looks whether the scan must give way
 HOLD_POLL = 0.02  # seconds between looks while the duplicate scan gives way
-SHAPE_LOOKUP = 1024  # conversations looked through for the file's first shape
-
-
-class LineIndex:
-    """The byte offsets of a plain JSONL file's conversations, found only as far as asked.
-
-    Blank lines hold no conversation and are skipped, as everywhere else; each conversation's
-    1-based physical line is kept too, so a row can say where it is in the file.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.offsets = array("Q")
-        self.lines = array("Q")
-        self.scanned = 0  # bytes looked at
-        self.physical = 0  # physical lines seen
-        self.complete = False
-        self.size = os.path.getsize(path)
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self.offsets)
-
-    def scan_to(
-        self,
-        count: int | None,
-        on_bytes: Callable[[int], None] | None = None,
-        cancel: threading.Event | None = None,
-    ) -> None:
-        """Index until `count` conversations are known (None: the whole file), or `cancel`."""
-        with self._lock, open(self.path, "rb") as file:
-            file.seek(self.scanned)
-            while not self.complete and (count is None or len(self.offsets) < count):
-                if cancel is not None and cancel.is_set():
-                    break
-                chunk = file.read(SCAN_CHUNK)
-                end = chunk.rfind(b"\n")
-                if len(chunk) == SCAN_CHUNK and end < 0:
-                    chunk += file.readline()  # one line longer than a chunk
-                elif len(chunk) == SCAN_CHUNK:
-                    chunk = chunk[: end + 1]  # the last line goes on in the next chunk
-                self._index(chunk)
-                self.complete = self.scanned >= self.size
-                file.seek(self.scanned)
-                if on_bytes is not None:
-                    on_bytes(self.scanned)
-
-    def _index(self, block: bytes) -> None:
-        start = 0
-        base = self.scanned
-        while start < len(block):
-            stop = block.find(b"\n", start)
-            stop = len(block) if stop < 0 else stop
-            self.physical += 1
-            line = block[start:stop]
-            if self.physical == 1 and line.startswith(BOM):
-                line = line[3:]
-            if line.strip():
-                self.offsets.append(base + start)
-                self.lines.append(self.physical)
-            start = stop + 1
-        self.scanned = base + len(block)
-
-    def read(self, index: int) -> tuple[int, bytes, tuple[str, ...]]:
-        """(physical line, raw bytes, the line's own rules) of conversation `index`, already
-        indexed. The rules are validate's about how the line is written, not what it holds:
-        ``bom`` (line 1 starts with a byte order mark) and ``crlf`` (it ends with CR LF)."""
-        with open(self.path, "rb") as file:
-            file.seek(self.offsets[index])
-            raw = file.readline().rstrip(b"\n")
-        rules = []
-        if self.lines[index] == 1 and raw.startswith(BOM):
-            raw = raw[3:]
-            rules.append("bom")
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
-            rules.append("crlf")
-        return self.lines[index], raw, tuple(rules)
 
 
 class DuplicateScan:
@@ -175,7 +103,7 @@ class DuplicateScan:
         self._stop.set()
 
     def _run(self) -> None:
-        from taskcli.files.jsonl import open_lines
+        from taskcli.files.reader import open_lines
         from taskcli.files.rules import line_repeats
 
         try:
@@ -266,28 +194,23 @@ class Item:
     short: str = ""  # the source in the row list: a task's name, a file's line
 
 
-def _shape(record: Any) -> str | None:
-    """``array`` or ``object``: the two shapes of a conversation line (`messages_of`), else None."""
-    _, problem = messages_of(record)
-    if problem is not None:
-        return None
-    return "array" if type(record) is list else "object"
-
-
 def _problems(record: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(problem.rule for problem in check_record(record)))
 
 
+def message_text(message: Any) -> str:
+    """A message's text, tool parts included: what a search looks through, and what the row
+    list counts in characters and quotes from."""
+    content = message.get("content", "") if isinstance(message, dict) else message
+    try:
+        return flatten_content(content)
+    except (KeyError, TypeError, IndexError):
+        return orjson.dumps(content).decode()
+
+
 def text_of(conversation: dict[str, Any]) -> str:
-    """What a search looks through: every message's content, tool parts included."""
-    pieces = []
-    for message in conversation.get("messages") or []:
-        content = message.get("content", "") if isinstance(message, dict) else message
-        try:
-            pieces.append(flatten_content(content))
-        except (KeyError, TypeError, IndexError):
-            pieces.append(orjson.dumps(content).decode())
-    return "\n".join(pieces)
+    """What a search looks through: every message's text (`message_text`)."""
+    return "\n".join(message_text(message) for message in conversation.get("messages") or [])
 
 
 class Browser:
@@ -309,7 +232,14 @@ class Browser:
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
         self._index: LineIndex | None = None
-        if target.kind == FILE and _seekable(target.text):
+        self._parquet: ParquetConversations | None = None  # a Parquet file's rows, unchecked
+        self._forced = (target.params or {}).get("input_format")
+        if target.kind == FILE and container_of(target.text) in (PARQUET, SHARDS):
+            from taskcli.files.parquet import open_parquet
+
+            self._parquet = open_parquet(target.text, target.split)
+            self._forced = self._forced or self._parquet.forced_format
+        elif target.kind == FILE and container_of(target.text) == LINES and _seekable(target.text):
             self._index = LineIndex(target.text)
             whole = self._index.size <= WHOLE_FILE_BYTES
             self._index.scan_to(None if whole else CACHE_ROWS)
@@ -321,10 +251,9 @@ class Browser:
         self.tokens = False  # the screen shows tokens: the reader renders its rows too
         self.reader = RowReader(self._read_one)
         self.duplicates: DuplicateScan | None = None
-        self._shape_of_first: str | None = None  # "" when none was found
         self._task_locks: dict[int, threading.Lock] = {}  # tasks read one thread at a time
         self.view: Sequence[int] | None = None  # positions of the filtered source, or None
-        self.source: int | None = None
+        self.shown_source: int | None = None  # the one source in view, or None: all
 
     # -- the whole target ---------------------------------------------------------------
     @property
@@ -337,9 +266,9 @@ class Browser:
         """Rows in the target, or None while a plain file is not indexed to its end."""
         if self._index is not None:
             return len(self._index) if self._index.complete else None
-        if self.target.plan is not None:
-            return self.target.plan.total
-        return len(self.target.task)
+        if self._parquet is not None:
+            return len(self._parquet)
+        return self.target.total
 
     @property
     def complete(self) -> bool:
@@ -384,14 +313,13 @@ class Browser:
 
     def filter_source(self, source: int | None) -> None:
         """Show only rows of spec entry `source` (None: every row)."""
-        self.source = source
+        self.shown_source = source
         if source is None or self.target.plan is None:
             self.view = None
             return
         import numpy as np
 
-        plan = self.target.plan
-        owners, _ = plan.placement(range(plan.total))
+        owners, _ = self.target.placement(range(self.target.total))
         self.view = np.flatnonzero(owners == source)
 
     def item(self, k: int) -> Item:
@@ -492,11 +420,9 @@ class Browser:
         index = self.position(k)
         if self._index is not None:
             return f"L{self._index.lines[index]}"
-        plan = self.target.plan
-        if plan is not None:
-            owners, _ = plan.placement(range(index, index + 1))
-            return plan.spec.entries[int(owners[0])].task
-        return self.target.name
+        if self._parquet is not None:
+            return f"R{index}"
+        return self.target.source_name(index)
 
     def rendering(self, k: int) -> Rendering:
         """Row `k` as tokens (a tokenizer was given), rendered now unless it was; a row
@@ -533,18 +459,18 @@ class Browser:
     def _read(self, indices: list[int]) -> list[Item]:
         """Rows at target `indices`, read together (one open, one task batch)."""
         if self._index is not None:
-            return [self._file_item(i, *self._index.read(i)) for i in indices]
-        plan = self.target.plan
-        if plan is not None:
-            return self._spec_items(plan, indices)
-        task = self.target.task
-        physical = [task.physical_index(i) for i in indices]
-        conversations = self._examples(task, physical)
-        where = self.label
-        return [
-            Item(Row(i, c), where, _problems(c), self.target.name)
-            for i, c in zip(indices, conversations, strict=True)
-        ]
+            lines = self._index.read_many(indices)
+            return [self._file_item(i, *line) for i, line in zip(indices, lines, strict=True)]
+        if self._parquet is not None:
+            records = self._parquet.records(indices)
+            return [self._row_item(i, record) for i, record in zip(indices, records, strict=True)]
+        items = []
+        for row in self.target.rows(indices, read=self._examples):
+            where, short = self.label, self.target.name
+            if row.origin is not None:  # a spec's row: its entry, and the entry's task
+                where, short = row.entry or where, row.origin["task"]
+            items.append(Item(row, where, _problems(row.conversation), short))
+        return items
 
     def _examples(self, task: Task, indices: list[int]) -> list[dict[str, Any]]:
         """`task.get_examples`, by one thread at a time unless the task says it may be read in
@@ -557,62 +483,27 @@ class Browser:
             return task.get_examples(indices)
 
     def _file_item(self, index: int, line: int, raw: bytes, written: tuple[str, ...]) -> Item:
-        """A file's row with every rule validate holds its line to: what the record breaks,
-        how the line is `written`, and ``mixed-shapes`` when its shape is not the first
-        conversation's (validate names only the first such line; every one breaks the rule)."""
-        try:
-            record = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            text = raw.decode("utf-8", "replace")
-            row = Row(index, {"line": text}, line=line)
-            return Item(row, f"line {line:,}", ("invalid-json", *written), f"L{line}")
-        conversation = normalise(record) if isinstance(record, list | dict) else {"line": record}
-        row = Row(index, conversation, line=line)
-        rules = [*_problems(record), *written]
-        shape = _shape(record)
-        if shape is not None and shape != self._first_shape():
-            rules.append("mixed-shapes")
-        return Item(row, f"line {line:,}", tuple(rules), f"L{line}")
+        """A file's row with every rule validate holds its line to (`files.rules.row_rules`)."""
+        from taskcli.files.rules import NOT_PARSED, row_rules
 
-    def _first_shape(self) -> str | None:
-        """The shape (array or object) of the file's first conversation with one, which the
-        others must share; looked for among the first `SHAPE_LOOKUP` conversations only."""
-        if self._shape_of_first is None:
-            assert self._index is not None
-            found = ""
-            for index in range(min(len(self._index), SHAPE_LOOKUP)):
-                _, raw, _ = self._index.read(index)
-                try:
-                    found = _shape(orjson.loads(raw)) or ""
-                except orjson.JSONDecodeError:
-                    continue
-                if found:
-                    break
-            self._shape_of_first = found
-        return self._shape_of_first or None
+        assert self._index is not None
+        first = self._index.first_shape()
+        record, reading, rules = row_rules(line, raw, written, first, self._forced)
+        if record is NOT_PARSED:
+            conversation = {"line": raw.decode("utf-8", "replace")}
+        else:
+            conversation = reading.conversation or {"line": record}
+        return Item(Row(index, conversation, line=line), f"line {line:,}", rules, f"L{line}")
 
-    def _spec_items(self, plan: Any, indices: list[int]) -> list[Item]:
-        """Rows of a spec: placed in one step, then read task by task (a batch each)."""
-        from taskcli.export.formats import source_of
+    def _row_item(self, index: int, record: Any) -> Item:
+        """A Parquet file's row with the rules validate holds it to."""
+        from taskcli.files.formats import read
+        from taskcli.files.rules import record_rules
 
-        low = min(indices)
-        owners, examples = plan.placement(range(low, max(indices) + 1))
-        placed = [(int(owners[i - low]), int(examples[i - low])) for i in indices]
-        wanted: dict[int, list[int]] = {}
-        for owner, example in placed:
-            wanted.setdefault(owner, []).append(example)
-        read = {
-            owner: iter(self._examples(plan.tasks[owner], examples))
-            for owner, examples in wanted.items()
-        }
-        items = []
-        for index, (owner, example) in zip(indices, placed, strict=True):
-            entry = plan.spec.entries[owner]
-            conversation = next(read[owner])
-            source = {"entry": entry.number, **source_of(entry, example)}
-            row = Row(index, conversation, source=source, entry=entry.label)
-            items.append(Item(row, entry.label, _problems(conversation), entry.task))
-        return items
+        reading = read(record, self._forced)
+        rules = record_rules(record, reading, None, self._forced)
+        conversation = reading.conversation or {"row": record}
+        return Item(Row(index, conversation), f"row {index:,}", rules, f"R{index}")
 
     # -- search -------------------------------------------------------------------------
     def search(
@@ -686,50 +577,34 @@ class Browser:
         """``(i, conversation at target index indices[i])`` for every i, in the order that is
         cheapest to read: a file's own order, a task's storage order."""
         if self._index is not None:
-            for i, index in enumerate(indices):
-                yield i, self._file_item(index, *self._index.read(index)).row.conversation
+            lines = self._index.read_many(indices)
+            for i, (index, line) in enumerate(zip(indices, lines, strict=True)):
+                yield i, self._file_item(index, *line).row.conversation
             return
-        plan = self.target.plan
-        if plan is None:
-            task = self.target.task
-            yield from task.iter_examples([task.physical_index(i) for i in indices])
+        if self._parquet is not None:
+            for i, record in self._parquet.scan(indices):
+                yield i, self._row_item(indices[i], record).row.conversation
             return
-        low = min(indices)
-        owners, examples = plan.placement(range(low, max(indices) + 1))
-        wanted: dict[int, tuple[list[int], list[int]]] = {}
-        for i, index in enumerate(indices):
-            places, rows = wanted.setdefault(int(owners[index - low]), ([], []))
-            places.append(i)
-            rows.append(int(examples[index - low]))
-        for owner, (places, rows) in wanted.items():
-            for j, conversation in plan.tasks[owner].iter_examples(rows):
-                yield places[j], conversation
+        yield from self.target.scan(indices)
 
 
 def open_browser(
-    text: str,
-    subset: str | None = None,
-    split: str | None = None,
-    params: dict[str, Any] | None = None,
-    *,
-    data_dir: str | os.PathLike[str] | None = None,
-    tokenizer: Tokenizer | None = None,
-    max_tokens: int | None = None,
+    target: Target, *, tokenizer: Tokenizer | None = None, max_tokens: int | None = None
 ) -> Browser:
-    """A browser over the target `text` names (`taskcli.targets`). A plain file is indexed
-    here, whole when `show` would read it whole and otherwise only as far as the first screen;
-    its broken lines are rows like any other, shown with their rule ids. A ``.gz`` file or
-    standard input is read by the `customjson` task, which refuses a file with errors."""
-    kind, _ = classify(text)
-    if kind == FILE:
-        refuse_for_file(text, subset, split, params)
-    target = open_target(text, subset, split, params, data_dir=data_dir)
-    if kind == FILE and not _seekable(text):
+    """A browser over an opened target (`taskcli.targets.open_target`). A plain file is indexed
+    here, whole when `show` would read it whole and otherwise only as far as the first screen,
+    and a Parquet file's rows are read at random; their broken rows are rows like any other,
+    shown with their rule ids. A ``.gz`` file, a ``.json`` document or standard input is read by
+    the `customjson` task, which refuses a file with errors."""
+    if target.kind == FILE and not _seekable(target.text):
         target.sources  # noqa: B018 - reads and checks the file now
     return Browser(target, tokenizer=tokenizer, max_tokens=max_tokens)
 
 
 def _seekable(path: str) -> bool:
-    """A plain file, which can be indexed and read at any line, and read again by the duplicate
-    scan (not stdin, a FIFO or a device, not ``.gz``)."""
-    return is_regular(path) and not path.endswith(".gz")
+    """A plain file of JSON lines, which can be indexed and read at any line, and read again by
+    the duplicate scan (not stdin, a FIFO or a device, not ``.gz``), or Parquet."""
+    container = container_of(path)
+    if container in (PARQUET, SHARDS):
+        return True
+    return container == LINES and is_regular(path) and not path.endswith(".gz")

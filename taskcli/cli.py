@@ -10,7 +10,7 @@ annotations``): Typer reads them at every start, and evaluating strings would co
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from typer.core import TyperGroup
@@ -18,6 +18,9 @@ from typer.core import TyperGroup
 from taskcli import __version__
 from taskcli.errors import TaskcliError
 from taskcli.export.formats import formats_help
+
+if TYPE_CHECKING:
+    from taskcli.targets import Target
 
 # The flags that set the parameters library errors name (`TaskcliError.params`).
 FLAGS = {
@@ -33,6 +36,7 @@ FLAGS = {
     "details_path": "--details",
     "output_valid": "--output-valid",
     "rejects": "--rejects",
+    "input_format": "--input-format",
     "max_seq_len": "--max-seq-len",
     "device_batch_size": "--device-batch-size",
     "world_size": "--world-size",
@@ -148,9 +152,9 @@ TargetArgument = Annotated[
     str,
     typer.Argument(
         metavar="TARGET",
-        help="A task name (any case), a conversation file (.jsonl, .json, .gz; '-' reads "
-        "stdin) or a mixture spec (.yaml). A task name wins over a file of the same name: "
-        "write ./NAME for the file.",
+        help="A task name (any case), a conversation file (.jsonl, .json, .gz, .parquet, a "
+        "folder of Parquet shards; '-' reads stdin) or a mixture spec (.yaml). A task name wins "
+        "over a file of the same name: write ./NAME for the file.",
         autocompletion=_complete_targets,
     ),
 ]
@@ -169,8 +173,18 @@ SplitOption = Annotated[
     str | None,
     typer.Option(
         "--split",
-        help="The dataset split; the task's default if not given.",
+        help="The dataset split; the task's default if not given. For a folder of Parquet "
+        "shards, the shards of that split (train-00000-of-00003.parquet is 'train').",
         autocompletion=_complete_splits,
+    ),
+]
+InputFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--input-format",
+        metavar="FORMAT",
+        help="Read a conversation file's records as messages, nanochat, openai or sharegpt; "
+        "by default each record is read in its own format, detected.",
     ),
 ]
 ParamOption = Annotated[
@@ -279,14 +293,30 @@ TotalBatchSizeOption = Annotated[
 ]
 
 
-def _note_shadowed(target: str) -> None:
-    """Say so when a task name is also a file here: the rule read the task."""
-    from taskcli.targets import shadowed_file
+def _open(
+    target: str,
+    subset: str | None,
+    split: str | None,
+    param: list[str] | None,
+    data_dir: str | None,
+    input_format: str | None = None,
+) -> "Target":
+    """The target opened once (`taskcli.targets.open_target`), saying so when a task name is
+    also a file here: the rule read the task."""
+    from taskcli.targets import open_target
     from taskcli.ui import console
 
-    note = shadowed_file(target)
-    if note:
-        console.print_note(note)
+    opened = open_target(
+        target,
+        subset,
+        split,
+        parse_params(param),
+        data_dir=data_dir,
+        input_format=input_format.casefold() if input_format else None,
+    )
+    if opened.shadowed:
+        console.print_note(opened.shadowed)
+    return opened
 
 
 def _version(value: bool) -> None:
@@ -358,6 +388,7 @@ def parse_params(pairs: list[str] | None) -> dict[str, str]:
 @app.command()
 def show(
     target: TargetArgument,
+    input_format: InputFormatOption = None,
     subset: SubsetOption = None,
     split: SplitOption = None,
     index: Annotated[
@@ -391,7 +422,7 @@ def show(
     Example: [bold]taskcli show smoltalk --split test --index 0[/]
     """
     from taskcli.errors import UsageError
-    from taskcli.files.jsonl import line_limit
+    from taskcli.files.reader import line_limit
     from taskcli.show import show_rows
     from taskcli.ui import console, conversation_view, token_view
 
@@ -401,11 +432,9 @@ def show(
             "--tokenizer tiktoken:cl100k_base)."
         )
     loaded = _load_tokenizer(tokenizer) if tokens or ids else None
-    _note_shadowed(target)
     with line_limit(max_line_bytes):
-        shown = show_rows(
-            target, subset, split, parse_params(param), index=index, count=count, data_dir=data_dir
-        )
+        opened = _open(target, subset, split, param, data_dir, input_format)
+        shown = show_rows(opened, index=index, count=count)
     if loaded is not None:
         from taskcli.training import render as training_view
 
@@ -432,6 +461,7 @@ def _is_terminal() -> bool:
 @app.command()
 def browse(
     target: TargetArgument,
+    input_format: InputFormatOption = None,
     subset: SubsetOption = None,
     split: SplitOption = None,
     param: ParamOption = None,
@@ -467,16 +497,8 @@ def browse(
         ) from None
     from taskcli.browse import open_browser
 
-    _note_shadowed(target)
-    browser = open_browser(
-        target,
-        subset,
-        split,
-        parse_params(param),
-        data_dir=data_dir,
-        tokenizer=_load_tokenizer(tokenizer),
-        max_tokens=max_tokens,
-    )
+    opened = _open(target, subset, split, param, data_dir, input_format)
+    browser = open_browser(opened, tokenizer=_load_tokenizer(tokenizer), max_tokens=max_tokens)
     screen.run(browser)
 
 
@@ -519,6 +541,13 @@ def validate(
         ),
     ] = None,
     max_line_bytes: MaxLineOption = None,
+    input_format: InputFormatOption = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            "--split", help="For a folder of Parquet shards: the split whose shards to check."
+        ),
+    ] = None,
 ) -> None:
     """Check conversation files line by line: every broken rule, with file:line, in one pass.
 
@@ -541,6 +570,8 @@ def validate(
             keep_per_rule=max(max_errors, 1),
             spool=json_output,
             max_line_bytes=max_line_bytes,
+            input_format=input_format.casefold() if input_format else None,
+            split=split,
         )
     passed = all(report.passes(strict=strict) for report in file_reports)
     if json_output:
@@ -565,6 +596,7 @@ def _sizes(paths: list[str]) -> int | None:
 @app.command()
 def export(
     target: TargetArgument,
+    input_format: InputFormatOption = None,
     output: Annotated[
         str | None,
         typer.Option(
@@ -669,9 +701,9 @@ def export(
     from taskcli.export import export, manifest_location
     from taskcli.export.formats import choose_output
     from taskcli.files.atomic import check_output, is_special
-    from taskcli.files.jsonl import line_limit
+    from taskcli.files.reader import line_limit
     from taskcli.mixing.plan import parse_shard, selected_rows
-    from taskcli.targets import as_plan, open_target
+    from taskcli.targets import as_plan
     from taskcli.ui import console, reports
 
     if output is None and not dry_run:
@@ -696,9 +728,8 @@ def export(
     renders = fmt in ("tokens", "packed") and not dry_run
     settings = _token_settings(tokenizer, max_tokens) if renders else None
     shard_range = parse_shard(shard) if shard is not None else None
-    _note_shadowed(target)
     with console.status("planning"), line_limit(max_line_bytes):  # customjson files: capped
-        opened = open_target(target, subset, split, parse_params(param), data_dir=data_dir)
+        opened = _open(target, subset, split, param, data_dir, input_format)
         plan = as_plan(opened)
     if dry_run:
         summary = plan.summary(limit, shard_range)
@@ -741,6 +772,7 @@ def export(
 @app.command()
 def stats(
     target: TargetArgument,
+    input_format: InputFormatOption = None,
     subset: SubsetOption = None,
     split: SplitOption = None,
     param: ParamOption = None,
@@ -758,15 +790,14 @@ def stats(
 
     Example: [bold]taskcli stats smoltalk --split test --tokenizer tiktoken:cl100k_base[/]
     """
-    from taskcli.files.jsonl import line_limit
+    from taskcli.files.reader import line_limit
     from taskcli.stats import compute_stats
-    from taskcli.targets import FILE, open_target
+    from taskcli.targets import FILE
     from taskcli.ui import console, reports
 
     loaded = _load_tokenizer(tokenizer)
-    _note_shadowed(target)
     with line_limit(max_line_bytes):
-        opened = open_target(target, subset, split, parse_params(param), data_dir=data_dir)
+        opened = _open(target, subset, split, param, data_dir, input_format)
         if opened.kind == FILE and loaded is None:
             with console.byte_bar(_sizes([target]), "reading") as on_bytes:
                 result = compute_stats(opened, on_bytes=on_bytes)
@@ -875,9 +906,9 @@ def pack(
     --max-seq-len 512 --device-batch-size 4[/]
     """
     from taskcli.errors import UsageError
-    from taskcli.files.jsonl import line_limit
+    from taskcli.files.reader import line_limit
     from taskcli.pack import row_detail
-    from taskcli.targets import as_plan, open_target
+    from taskcli.targets import as_plan
     from taskcli.training.packing import DEFAULT_EVAL_TOKENS, PackSettings
     from taskcli.training.render import DEFAULT_MAX_TOKENS
     from taskcli.ui import console, reports, token_view
@@ -908,10 +939,9 @@ def pack(
         )
     loaded = _load_tokenizer(tokenizer)
     cut = DEFAULT_MAX_TOKENS if render_max_tokens is None else render_max_tokens
-    _note_shadowed(target)
     with line_limit(max_line_bytes):
         with console.status("planning"):
-            opened = open_target(target, data_dir=data_dir)
+            opened = _open(target, None, None, None, data_dir)
             plan = as_plan(opened)
         packed = _packed(opened, plan, loaded, cut, settings, cached=not no_cache)
     if row is not None:
@@ -1095,6 +1125,7 @@ def eval_answers(
             python=python,
             details_path=details,
             on_progress=progress,
+            on_warning=console.print_warning,
         )
     if json_output:
         for warning in result.warnings:

@@ -81,6 +81,12 @@ RULES: dict[str, tuple[str, str]] = {
     ),
     "bad-part": (ERROR, "a part is not an object with a known 'type' and a string 'text'"),
     "nul-character": (ERROR, "content contains a NUL character"),
+    "bad-tool-call": (
+        ERROR,
+        "an OpenAI tool call without a function name or JSON arguments, or a tool message "
+        "answering no call",
+    ),
+    "mixed-formats": (ERROR, "a record in another format than the file's first (ShareGPT and not)"),
     "empty-file": (ERROR, "the file holds no conversations"),
     "bom": (WARNING, "the file starts with a UTF-8 byte order mark"),
     "crlf": (WARNING, "the line ends with CRLF instead of LF"),

@@ -35,7 +35,7 @@ import orjson
 from taskcli.conversation import type_name
 from taskcli.errors import InvalidData, UsageError
 from taskcli.files.atomic import atomic_output, check_output
-from taskcli.files.jsonl import LongLine, read_lines
+from taskcli.files.reader import LongLine, read_lines
 from taskcli.targets import FILE, Target, open_target
 from taskcli.tasks.common import Conversation, Task
 from taskcli.tasks.registry import all_tasks, canonical_name, get_task_class
@@ -501,11 +501,14 @@ def score_file(
     python: str | None = None,
     details_path: str | os.PathLike[str] | None = None,
     on_progress: Progress | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> Score:
     """Check and score an answers file; with `details_path`, also write one verdict per answer.
 
     `workers` (default: the number of cores), `timeout` (seconds per program) and `python` (the
     interpreter whose installed packages programs may import; default: this one) apply to code.
+    `on_warning` hears, before any answer is scored, what will make verdicts wrong whatever the
+    answers (folders of `python` the sandbox hides); `Score.warnings` says the rest afterwards.
     """
     from taskcli.sandbox.execution import MIN_TIMEOUT
 
@@ -541,6 +544,8 @@ def score_file(
 
         score.isolation = probe(python or sys.executable)
         score.timeout = timeout
+        if score.isolation.hidden and on_warning is not None:
+            on_warning(hidden_folders_warning(score.isolation.hidden))
     writer = atomic_output(details_path) if details_path is not None else nullcontext()
     with writer as details:
         return score_answers(
@@ -553,6 +558,16 @@ def score_file(
             details=details,
             on_answer=on_answer,
         )
+
+
+def hidden_folders_warning(hidden: Sequence[str]) -> str:
+    """What eval says when programs cannot see folders of the interpreter's sys.path."""
+    some = f"{len(hidden)} folders" if len(hidden) > 1 else "a folder"
+    them = "them" if len(hidden) > 1 else "it"
+    return (
+        f"the sandbox hides {some} of the interpreter's sys.path ({', '.join(hidden)}), so "
+        f"answers that import from {them} will fail: see docs/sandbox.md"
+    )
 
 
 def _require_python(python: str) -> None:

@@ -56,13 +56,11 @@ def mixture_rows(plan: Plan, rows: range) -> tuple[np.ndarray, np.ndarray]:
     return plan.placement(rows)
 
 
-def row_source(plan: Plan, entry: int, example: int) -> dict[str, Any]:
-    """Where one mixture row comes from, as the `full` export format records it (task, subset,
-    split, index, params), with its spec entry."""
-    from taskcli.export.formats import source_of
-
+def row_origin(plan: Plan, entry: int, example: int) -> dict[str, Any]:
+    """Where one mixture row comes from, as ``show --json`` and the `full` export format
+    record it (task, subset, split, index, params), with its spec entry."""
     chosen = plan.spec.entries[entry]
-    return {"entry": chosen.number, **source_of(chosen, example)}
+    return {"entry": chosen.number, **chosen.origin(example)}
 
 
 # --- lengths per source: cached or rendered ----------------------------------------------------
@@ -403,7 +401,7 @@ class SegmentDetail:
     """One conversation in a packed row: where it comes from and where it sits."""
 
     index: int  # in the mixture
-    source: dict[str, Any]  # entry, task, subset, split, index (the example), params
+    origin: dict[str, Any]  # entry, task, subset, split, index (the example), params
     entry_label: str
     offset: int
     length: int
@@ -450,8 +448,8 @@ class RowDetail:
             "segments": [
                 {
                     "index": segment.index,
-                    **{k: v for k, v in segment.source.items() if k != "index"},
-                    "example": segment.source["index"],
+                    **{k: v for k, v in segment.origin.items() if k != "index"},
+                    "example": segment.origin["index"],
                     "offset": segment.offset,
                     "length": segment.length,
                     "trained": segment.trained,
@@ -489,7 +487,7 @@ def row_detail(packed: Packed, rank: int, number: int, *, with_tokens: bool = Fa
     segments = tuple(
         SegmentDetail(
             index=segment.index,
-            source=row_source(
+            origin=row_origin(
                 plan, int(packed.entries[segment.index]), int(packed.examples[segment.index])
             ),
             entry_label=packed.source_name(int(packed.entries[segment.index])),

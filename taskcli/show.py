@@ -1,11 +1,12 @@
 """`taskcli show`: a few conversations of any target, with where each one comes from.
 
-    shown = show_rows("examples/identity.jsonl", index=2, count=3)
+    shown = show_rows(open_target("examples/identity.jsonl"), index=2, count=3)
     [row.index for row in shown.rows], shown.total, shown.note
 
 A conversation file of up to 32 MiB is read and checked whole, like the `customjson` task reads
-it. A bigger one is read only as far as the last row asked for (`taskcli.files.jsonl.read_window`),
-and its remaining lines are counted at memory speed instead of parsed, so ``--index 5`` on a
+it. A bigger one is read only as far as the last row asked for
+(`taskcli.files.reader.read_window`), and its remaining lines are counted at memory speed
+instead of parsed, so ``--index 5`` on a
 multi-gigabyte file answers at once; only the rows shown are then checked against the
 conversation rules, and `taskcli validate` checks the rest. A mixture spec shows rows of its
 final order, each with its source (entry, task, subset, split, index), exactly as the `full`
@@ -16,43 +17,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from taskcli.errors import InvalidData, UsageError
-from taskcli.files.jsonl import STDIN, display_name
-from taskcli.targets import FILE, SPEC, classify, open_target, refuse_for_file
-
-WHOLE_FILE_BYTES = 32 << 20  # files up to this size are read whole
-
-if TYPE_CHECKING:
-    from taskcli.training.render import Rendering
-
-
-@dataclass(frozen=True)
-class Row:
-    """One conversation shown: its index in the target, and where it comes from."""
-
-    index: int
-    conversation: dict[str, Any]
-    line: int | None = None  # the physical line of a file
-    source: dict[str, Any] | None = None  # a spec row's entry, task, subset, split and index
-    entry: str | None = None  # a spec row's entry label, for headers
-
-    def to_json(self) -> dict[str, Any]:
-        """The row as ``show --json`` prints it: the conversation plus ``index`` (and
-        ``source`` for a spec), keys `taskcli validate` accepts as metadata."""
-        row = {**self.conversation, "index": self.index}
-        if self.source is not None:
-            row["source"] = self.source
-        return row
-
-    def token_json(self, rendering: Rendering) -> dict[str, Any]:
-        """The row as ``show --tokens --json`` prints it: ids, mask and counts, its index (and
-        source, for a spec)."""
-        row = rendering.row(self.index)
-        if self.source is not None:
-            row["source"] = self.source
-        return row
+from taskcli.files.reader import (
+    PARQUET,
+    SHARDS,
+    STDIN,
+    WHOLE_FILE_BYTES,
+    container_of,
+    display_name,
+)
+from taskcli.targets import FILE, Row, Target
 
 
 @dataclass(frozen=True)
@@ -64,6 +40,7 @@ class Shown:
     requested: int
     total: int | None  # conversations in the target, when known
     lines: int | None = None  # physical lines of a file whose conversations were not all read
+    format: str | None = None  # a file's format, as its records were read
 
     @property
     def note(self) -> str | None:
@@ -76,40 +53,30 @@ class Shown:
         )
 
 
-def show_rows(
-    text: str,
-    subset: str | None = None,
-    split: str | None = None,
-    params: dict[str, Any] | None = None,
-    *,
-    index: int = 0,
-    count: int = 1,
-    data_dir: str | os.PathLike[str] | None = None,
-) -> Shown:
-    """Rows ``index .. index+count-1`` of the target `text` names (`taskcli.targets`)."""
+def show_rows(target: Target, *, index: int = 0, count: int = 1) -> Shown:
+    """Rows ``index .. index+count-1`` of an opened target (`taskcli.targets.open_target`)."""
     if index < 0:
         raise UsageError(f"index must be 0 or more, got {index}.")
-    kind, _ = classify(text)
-    if kind == FILE:
-        refuse_for_file(text, subset, split, params)
-        if not _small(text):
-            return _file_rows(text, index, count)
-    target = open_target(text, subset, split, params, data_dir=data_dir)
-    if kind == SPEC:
-        return _spec_rows(target, index, count)
-    task = target.task
-    total = len(task)
+    if target.kind == FILE and not is_small(target.text):
+        forced = (target.params or {}).get("input_format")
+        if container_of(target.text) in (PARQUET, SHARDS):
+            return _parquet_rows(target, index, count, forced)
+        return _file_rows(target.text, index, count, forced)
+    total = target.total
     _check_index(target.label, index, total)
-    conversations = task.batch(index, index + count)
-    rows = [Row(index + i, c) for i, c in enumerate(conversations)]
-    return Shown(target.label, rows, count, total)
+    rows = target.rows(range(index, min(index + count, total)))
+    fmt = target.task.format if target.kind == FILE else None
+    return Shown(target.label, rows, count, total, format=fmt)
 
 
-def _small(path: str) -> bool:
+def is_small(path: str) -> bool:
     """Whether a file is read and checked whole, as the `customjson` task reads it: it costs
-    little, and then the total is exact and a broken line anywhere is reported."""
+    little, and then the total is exact and a broken line anywhere is reported. A Parquet file
+    or folder is never read whole: its rows are read at random, its total is in its footers."""
+    if container_of(path) in (PARQUET, SHARDS):
+        return False
     try:
-        return path != STDIN and os.path.getsize(path) <= WHOLE_FILE_BYTES
+        return path == STDIN or os.path.getsize(path) <= WHOLE_FILE_BYTES
     except OSError:
         return True  # the task's own error says what is wrong with it
 
@@ -125,51 +92,64 @@ def _check_index(label: str, index: int, total: int) -> None:
     )
 
 
-def _file_rows(path: str, index: int, count: int) -> Shown:
+def _file_rows(path: str, index: int, count: int, forced: str | None) -> Shown:
     import orjson
 
-    from taskcli.conversation import check_record, first_error
-    from taskcli.files.jsonl import count_lines, normalise, read_window
+    from taskcli.files.reader import count_lines, read_window
 
     label = display_name(path)
     window = read_window(path, index, index + count)
     if window.complete:
         _check_index(label, index, window.seen)
-    rows = []
+    rows, fmt = [], forced
     for line, raw in window.lines:
         try:
             record = orjson.loads(raw)
         except orjson.JSONDecodeError as error:
             raise _bad_line(label, line, f"[invalid-json] invalid JSON: {error.msg}") from None
-        problem = first_error(check_record(record))
-        if problem is not None:
-            where = f" (at {problem.path})" if problem.path else ""
-            raise _bad_line(label, line, f"[{problem.rule}] {problem.message}{where}")
-        rows.append(Row(index + len(rows), normalise(record), line=line))
+        conversation, fmt = _checked(record, forced, fmt, label, line)
+        rows.append(Row(index + len(rows), conversation, line=line))
     lines = None
     if not window.complete and path != STDIN and not path.endswith(".gz"):
         lines = window.physical + count_lines(path, window.offset)
-    return Shown(label, rows, count, window.seen if window.complete else None, lines)
+    total = window.seen if window.complete else None
+    return Shown(label, rows, count, total, lines, format=fmt)
 
 
-def _bad_line(label: str, line: int, what: str) -> InvalidData:
+def _parquet_rows(target: Target, index: int, count: int, forced: str | None) -> Shown:
+    """Rows of a Parquet file or folder, read at random: the row groups that hold them."""
+    from taskcli.files.parquet import open_parquet
+
+    conversations = open_parquet(target.text, target.split)
+    forced = forced or conversations.forced_format
+    total = len(conversations)
+    _check_index(target.label, index, total)
+    rows, fmt = [], forced
+    positions = range(index, min(index + count, total))
+    for position, record in zip(positions, conversations.records(positions), strict=True):
+        conversation, fmt = _checked(record, forced, fmt, target.label, f"row {position}")
+        rows.append(Row(position, conversation))
+    return Shown(target.label, rows, count, total, format=fmt)
+
+
+def _checked(
+    record: Any, forced: str | None, seen: str | None, label: str, where: int | str
+) -> tuple[dict[str, Any], str | None]:
+    """A record shown as its conversation, checked against the conversation rules first (the
+    first error is the command's error), and the file's format with it (`formats.overall`)."""
+    from taskcli.conversation import first_error
+    from taskcli.files.formats import overall, read
+
+    reading = read(record, forced)
+    problem = first_error(reading.problems)  # a record that is no conversation has one
+    if problem is not None:
+        at = f" (at {problem.path})" if problem.path else ""
+        raise _bad_line(label, where, f"[{problem.rule}] {problem.message}{at}")
+    return reading.conversation or {}, overall(seen, reading.fmt)
+
+
+def _bad_line(label: str, where: int | str, what: str) -> InvalidData:
     again = "-" if label == display_name(STDIN) else label
     return InvalidData(
-        f"{label}:{line}: {what}", hint=f"`taskcli validate {again}` lists every problem."
+        f"{label}:{where}: {what}", hint=f"`taskcli validate {again}` lists every problem."
     )
-
-
-def _spec_rows(target: Any, index: int, count: int) -> Shown:
-    from taskcli.export.formats import source_of
-
-    plan = target.plan
-    _check_index(target.label, index, plan.total)
-    positions = range(index, min(index + count, plan.total))
-    owners, indices = plan.placement(positions)
-    rows = []
-    for position, owner, example in zip(positions, owners.tolist(), indices.tolist(), strict=True):
-        entry, task = plan.spec.entries[owner], plan.tasks[owner]
-        source = {"entry": entry.number, **source_of(entry, example)}
-        conversation = task.get_example(example)
-        rows.append(Row(position, conversation, source=source, entry=entry.label))
-    return Shown(target.label, rows, count, plan.total)

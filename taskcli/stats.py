@@ -124,6 +124,7 @@ class Stats:
     histogram: list[Bin]
     sources: list[SourceStats]
     tokens: TokenStats | None = None
+    format: str | None = None  # a file's format, as its records were read
 
     def share(self, count: int) -> float:
         return count / self.conversations if self.conversations else 0.0
@@ -132,6 +133,7 @@ class Stats:
         """The stats as plain data, the shape `taskcli stats --json` prints."""
         return {
             "target": self.label,
+            "format": self.format,
             "conversations": self.conversations,
             "percentiles": PERCENTILE_METHOD,
             "messages": asdict(self.messages) if self.messages else None,
@@ -177,6 +179,7 @@ class _Tally:
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.format: str | None = None  # a file's, as its records were read
         self.messages = array("I")
         self.total = array("I")
         self.by_role = {role: array("I") for role in ROLES}
@@ -306,10 +309,14 @@ def _tallies(
     """``(name, tally, repeat, token tally)`` of each source of `target`; the token tally only
     with a `tokenizer` (a file is then read as its task, whose conversations are rendered)."""
     if target.kind == FILE and tokenizer is None:
-        yield target.label, _file_tally(target.text, target.label, on_bytes), 1, None
+        forced = (target.params or {}).get("input_format")
+        tally = _file_tally(target.text, target.label, on_bytes, forced, target.split)
+        yield target.label, tally, 1, None
         return
     for source in target.sources:
         tally = _Tally(source.name)
+        if target.kind == FILE:
+            tally.format = source.task.format
         chunks = _tallied(_chunks(source.task), tally, on_progress)
         if tokenizer is None:
             for _ in chunks:
@@ -338,26 +345,33 @@ def _tallied(
         yield chunk
 
 
-def _file_tally(path: str, label: str, on_bytes: Callable[[int], None] | None) -> _Tally:
-    """A file's conversations counted as its lines are checked (by the rules `validate` uses);
-    a file with errors fails as the `customjson` task would."""
-    from taskcli.files.jsonl import normalise
+def _file_tally(
+    path: str,
+    label: str,
+    on_bytes: Callable[[int], None] | None,
+    forced: str | None = None,
+    split: str | None = None,
+) -> _Tally:
+    """A file's conversations counted as its lines are checked (by the rules `validate` uses),
+    read in `forced` format (each in its own when None), a folder's shards of `split`; a file
+    with errors fails as the `customjson` task would."""
     from taskcli.files.rules import check_file
     from taskcli.tasks.customjson import invalid_file
 
     tally = _Tally(label)
     pending: list[dict[str, Any]] = []
 
-    def count(line: int, offset: int, record: Any) -> None:
-        pending.append(normalise(record))
+    def count(line: int, offset: int, conversation: Any) -> None:
+        pending.append(conversation)
         if len(pending) == CHUNK_ROWS:
             tally.add_all(pending)
             pending.clear()
 
-    report = check_file(path, on_valid=count, on_bytes=on_bytes)
+    report = check_file(path, on_valid=count, on_bytes=on_bytes, forced=forced, split=split)
     if report.errors:
         raise invalid_file(report)
     tally.add_all(pending)
+    tally.format = report.format
     return tally
 
 
@@ -411,6 +425,7 @@ def compute_stats(
     for name, tally, repeat, tokens in _tallies(
         target, on_progress, on_bytes, tokenizer, max_tokens or 0, workers
     ):
+        whole.format = whole.format or tally.format
         whole.extend(tally, repeat)
         if tokens is not None:
             whole_tokens.extend(tokens, repeat)
@@ -440,6 +455,7 @@ def compute_stats(
         histogram=histogram(ordered_totals),
         sources=_source_stats(per_source, conversations, all_characters, whole_tokens),
         tokens=token_stats,
+        format=whole.format,
     )
 
 

@@ -17,7 +17,8 @@ import orjson
 from taskcli.conversation import Problem
 from taskcli.errors import UsageError
 from taskcli.files.atomic import atomic_output, check_output, is_special
-from taskcli.files.jsonl import STDIN, check_readable, display_name, line_limit, normalise
+from taskcli.files.formats import FORMATS
+from taskcli.files.reader import STDIN, check_readable, display_name, line_limit
 from taskcli.files.rules import (
     KEEP_PER_RULE,
     FileReport,
@@ -38,6 +39,8 @@ def validate_files(
     keep_per_rule: int = KEEP_PER_RULE,
     spool: bool = False,
     max_line_bytes: int | None = None,
+    input_format: str | None = None,
+    split: str | None = None,
 ) -> list[FileReport]:
     """Check each file; optionally write the valid conversations and the rejected lines.
 
@@ -47,7 +50,14 @@ def validate_files(
     of each line without errors (warnings allowed), `rejects` one JSON object per line with
     errors, ``{"file", "line", "errors", "raw"}``. Each report keeps the first `keep_per_rule`
     problems of each rule (`spool`: all, on disk); lines over `max_line_bytes` are not parsed.
+    Records are read in `input_format` (each in its own when None); a folder of Parquet shards
+    is checked for its `split`.
     """
+    if input_format is not None and input_format not in FORMATS:
+        raise UsageError(
+            f"unknown input format {input_format!r}; choose one of {', '.join(FORMATS)}.",
+            params=("input_format",),
+        )
     named = ((output_valid, "--output-valid"), (rejects, "--rejects"))
     outputs = [(os.fspath(path), option) for path, option in named if path is not None]
     for path in paths:
@@ -74,6 +84,8 @@ def validate_files(
                     on_bytes=on_bytes,
                     keep=keep_per_rule,
                     spool=spool,
+                    forced=input_format,
+                    split=split,
                 )
             )
     return reports
@@ -96,18 +108,18 @@ def check_targets(texts: Sequence[str]) -> None:
 
 
 def _valid_writer(out: BinaryIO) -> OnValid:
-    def write(line: int, offset: int, record: Any) -> None:
-        out.write(orjson.dumps(normalise(record), option=orjson.OPT_APPEND_NEWLINE))
+    def write(line: int, offset: int, conversation: Any) -> None:
+        out.write(orjson.dumps(conversation, option=orjson.OPT_APPEND_NEWLINE))
 
     return write
 
 
 def _rejects_writer(out: BinaryIO, path: str) -> OnReject:
-    def write(line: int, raw: bytes, errors: list[Problem]) -> None:
+    def write(line: int, raw: bytes, errors: list[Problem], unit: str) -> None:
         entry = {
             "file": path,
-            "line": line,
-            "errors": [problem_json(p) for p in errors],
+            unit: line,
+            "errors": [problem_json(p, unit) for p in errors],
             "raw": raw.decode("utf-8", "backslashreplace"),
         }
         out.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))

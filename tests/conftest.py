@@ -1,7 +1,12 @@
 """Shared test setup: every test runs offline, with its own caches, away from the user's data."""
 
+import os
+import sys
+
 import pytest
 from hypothesis import settings
+
+from taskcli.sandbox import execution
 
 # Property tests judge results, not speed: a loaded machine must not fail them on a deadline.
 settings.register_profile("taskcli", deadline=None)
@@ -36,3 +41,17 @@ def tokenizer_folders(tmp_path_factory):
             root / "hf-plain", plain_added=("<|user_start|>", "<|bos|>")
         ),
     }
+
+
+@pytest.fixture
+def hidden_folder(monkeypatch):
+    """A folder of /dev, which the sandbox replaces whole, on the sys.path programs get."""
+    folders = [e.path for e in os.scandir("/dev") if e.is_dir(follow_symlinks=False)]
+    folder = next((f for f in folders if f != "/dev/shm"), None)
+    if folder is None:
+        pytest.skip("no folder in /dev but /dev/shm")
+    found = execution.site_packages(sys.executable)
+    monkeypatch.setattr(execution, "site_packages", lambda python: (*found, folder))
+    execution._probe.cache_clear()  # the probe finds hidden folders, once per interpreter
+    yield folder
+    execution._probe.cache_clear()

@@ -15,13 +15,27 @@ import pytest
 from typer.testing import CliRunner
 
 from taskcli import browse as browsing
-from taskcli.browse import Browser, LineIndex, open_browser
+from taskcli.browse import Browser, open_browser
 from taskcli.cli import app as cli_app
-from taskcli.files.jsonl import read_window
+from taskcli.files import reader
+from taskcli.files.reader import LineIndex, read_window
+from taskcli.targets import open_target
 from taskcli.ui.browse.app import BrowseApp
 from taskcli.ui.browse.help_screen import KEYS
 from tests.screen import screen_lines, screen_text
 from tests.specfiles import write_spec
+
+
+def browser_of(
+    text: str,
+    subset: str | None = None,
+    split: str | None = None,
+    params: dict[str, Any] | None = None,
+    **options: Any,
+) -> Browser:
+    """A browser over the target `text` names, opened as the command opens it."""
+    data_dir = options.pop("data_dir", None)
+    return open_browser(open_target(text, subset, split, params, data_dir=data_dir), **options)
 
 
 def conversation(user: str, assistant: str = "ok") -> dict[str, Any]:
@@ -99,7 +113,7 @@ def message(app: BrowseApp) -> str:
 
 
 def test_first_screen_shows_rows_conversation_and_status(rows_file: Path) -> None:
-    app = drive(open_browser(str(rows_file)), [])
+    app = drive(browser_of(str(rows_file)), [])
     lines = app.last_lines
     assert lines[0].startswith("row source")
     assert "question 0" in lines[1] and "question 1" in lines[2]
@@ -108,7 +122,7 @@ def test_first_screen_shows_rows_conversation_and_status(rows_file: Path) -> Non
 
 
 def test_navigation_keys(rows_file: Path) -> None:
-    browser = open_browser(str(rows_file))
+    browser = browser_of(str(rows_file))
     assert "row 2 of 40" in status(drive(browser, ["j", "j", "down", "k"]))
     assert "row 39 of 40" in status(drive(browser, ["G"]))
     assert "row 39 of 40" in status(drive(browser, ["end", "j"]))  # clamped at the end
@@ -121,13 +135,13 @@ def test_navigation_keys(rows_file: Path) -> None:
 
 
 def test_status_names_the_rules_a_row_breaks(rows_file: Path) -> None:
-    app = drive(open_browser(str(rows_file)), [":", *typed("5"), "enter"])
+    app = drive(browser_of(str(rows_file)), [":", *typed("5"), "enter"])
     assert "row 5 of 40" in status(app)
     assert "roles-not-alternating" in status(app)
 
 
 def test_jump_to_an_index_and_refusals(rows_file: Path) -> None:
-    browser = open_browser(str(rows_file))
+    browser = browser_of(str(rows_file))
     app = drive(browser, [":", *typed("27"), "enter"])
     assert "row 27 of 40" in status(app)
     assert "question 27" in app.last_screen
@@ -140,7 +154,7 @@ def test_jump_to_an_index_and_refusals(rows_file: Path) -> None:
 
 
 def test_search_hits_next_previous_and_misses(rows_file: Path) -> None:
-    browser = open_browser(str(rows_file))
+    browser = browser_of(str(rows_file))
     app = drive(browser, ["slash", *typed("BERRY"), "enter"])
     assert "row 3 of 40" in status(app)  # any case
     assert "next match" in message(app)
@@ -161,7 +175,7 @@ def test_escape_cancels_a_running_search(rows_file: Path) -> None:
                 time.sleep(0.02)
                 yield pair
 
-    monkey = open_browser(str(rows_file))
+    monkey = browser_of(str(rows_file))
     slow = Slow(monkey.target)
     monkey_search = slow.search
 
@@ -197,7 +211,7 @@ def test_search_in_a_mixture_finds_the_nearest_match_in_view_order(
         tmp_path,
         "tasks:\n  - {task: customjson, path: a.jsonl}\n  - {task: customjson, path: b.jsonl}\n",
     )
-    browser = open_browser(str(spec))
+    browser = browser_of(str(spec))
     hits = [
         k
         for k in range(browser.length)
@@ -224,7 +238,7 @@ def test_a_task_target(monkeypatch: pytest.MonkeyPatch) -> None:
     root = Path(__file__).resolve().parent.parent
     monkeypatch.chdir(root)
     params = {"word_list": "examples/words.txt", "size": "30"}
-    browser = open_browser("spellingbee", split="test", params=params)
+    browser = browser_of("spellingbee", split="test", params=params)
     app = drive(browser, ["G"])
     assert "row 29 of 30" in status(app) and "spellingbee" in status(app)
     assert "spelling" in app.last_lines[1]
@@ -253,13 +267,13 @@ def test_a_task_that_keeps_state_is_read_by_one_thread_at_a_time(
                 inside -= 1
 
     monkeypatch.setattr(SpellingBee, "get_examples", one_at_a_time)
-    browser = open_browser("spellingbee", params={"word_list": "examples/words.txt", "size": "60"})
+    browser = browser_of("spellingbee", params={"word_list": "examples/words.txt", "size": "60"})
     app = drive(browser, ["pagedown", "pagedown"])
     assert "of 60 · valid" in status(app) and most == 1
 
 
 def test_search_is_cancellable(rows_file: Path) -> None:
-    browser = open_browser(str(rows_file))
+    browser = browser_of(str(rows_file))
     cancel = threading.Event()
     assert browser.search("strawberry", -1, 1, cancel) == 3
     cancel.set()
@@ -270,18 +284,18 @@ def test_token_toggle(rows_file: Path, tmp_path: Path) -> None:
     from taskcli.training.tokenizer import load_tokenizer
     from tests.tokenizers_data import write_bytes_tokenizer
 
-    app = drive(open_browser(str(rows_file)), ["t"])
+    app = drive(browser_of(str(rows_file)), ["t"])
     assert "no tokenizer" in message(app)
     tokenizer = load_tokenizer(str(write_bytes_tokenizer(tmp_path / "tok")))
-    browser = open_browser(str(rows_file), tokenizer=tokenizer, max_tokens=0)
+    browser = browser_of(str(rows_file), tokenizer=tokenizer, max_tokens=0)
     app = drive(browser, ["t"])
     assert "tokens" in status(app)
     assert "trained" in app.last_screen and "<|assistant_start|>" in app.last_screen
     assert "untrained in ⟦ ⟧" in app.last_screen  # NO_COLOR (set for every test): marks
     assert "tok" in app.last_lines[0]  # the row list counts tokens now
-    cut = drive(open_browser(str(rows_file), tokenizer=tokenizer, max_tokens=5), ["t"])
+    cut = drive(browser_of(str(rows_file), tokenizer=tokenizer, max_tokens=5), ["t"])
     assert "cut off at 5" in cut.last_screen and "✂ cut here" in cut.last_screen
-    default = drive(open_browser(str(rows_file), tokenizer=tokenizer), ["t"])
+    default = drive(browser_of(str(rows_file), tokenizer=tokenizer), ["t"])
     assert "0 cut off" in default.last_screen and "✂" not in default.last_screen
     back = drive(browser, ["t", "t"])
     assert "<|assistant_start|>" not in back.last_screen and "answer 0" in back.last_screen
@@ -300,7 +314,7 @@ def test_tokens_are_rendered_in_the_background(rows_file: Path, tmp_path: Path) 
             assert gate.wait(10)
             return super()._render(item)
 
-    browser = Slow(open_browser(str(rows_file)).target, tokenizer=tokenizer)
+    browser = Slow(browser_of(str(rows_file)).target, tokenizer=tokenizer)
 
     async def run() -> tuple[list[str], list[str]]:
         app = BrowseApp(browser)
@@ -331,37 +345,37 @@ def test_source_filter_in_a_mixture(tmp_path: Path) -> None:
           - {task: customjson, path: b.jsonl}
         """,
     )
-    app = drive(open_browser(str(spec)), ["s"])
+    app = drive(browser_of(str(spec)), ["s"])
     assert "only tasks[0]" in status(app) and "(30)" in status(app)
     assert all("question" in line for line in app.last_lines[1:20])
-    app = drive(open_browser(str(spec)), ["s", "s", "G"])
+    app = drive(browser_of(str(spec)), ["s", "s", "G"])
     assert "only tasks[1]" in status(app) and "(10)" in status(app)
     assert all("bee" in line for line in app.last_lines[1:11])
-    app = drive(open_browser(str(spec)), ["s", "s", "s"])
+    app = drive(browser_of(str(spec)), ["s", "s", "s"])
     assert "of 40" in status(app) and "only" not in status(app)
-    assert "one source" in message(drive(open_browser(str(tmp_path / "a.jsonl")), ["s"]))
+    assert "one source" in message(drive(browser_of(str(tmp_path / "a.jsonl")), ["s"]))
 
 
 def test_write_the_row(rows_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    app = drive(open_browser(str(rows_file)), ["j", "j", "j", "w", "enter"])
+    app = drive(browser_of(str(rows_file)), ["j", "j", "j", "w", "enter"])
     assert "wrote row 3 to row-3.json" in message(app)
     written = json.loads((tmp_path / "row-3.json").read_text())
     assert written == {**conversation("Which fruit is a Strawberry?", "a berry"), "index": 3}
     keys = ["w", *["backspace"] * 20, *typed("out/x.json"), "enter"]
-    failed = message(drive(open_browser(str(rows_file)), keys))
+    failed = message(drive(browser_of(str(rows_file)), keys))
     assert "cannot write" in failed and "x.json" in failed
 
 
 def test_help_and_quit(rows_file: Path) -> None:
-    app = drive(open_browser(str(rows_file)), ["question_mark"])
+    app = drive(browser_of(str(rows_file)), ["question_mark"])
     for _keys, what in KEYS:
         assert what in app.last_screen
-    closed = drive(open_browser(str(rows_file)), ["question_mark", "x"])
+    closed = drive(browser_of(str(rows_file)), ["question_mark", "x"])
     assert "Keys" not in closed.last_screen
 
     async def quit_app() -> bool:
-        app = BrowseApp(open_browser(str(rows_file)))
+        app = BrowseApp(browser_of(str(rows_file)))
         async with app.run_test() as pilot:
             await pilot.press("q")
             await pilot.pause()
@@ -371,10 +385,10 @@ def test_help_and_quit(rows_file: Path) -> None:
 
 
 def test_120_columns_show_more(rows_file: Path) -> None:
-    app = drive(open_browser(str(rows_file)), [], size=(120, 40))
+    app = drive(browser_of(str(rows_file)), [], size=(120, 40))
     assert len(app.last_lines) == 40
     assert "question 36" in app.last_screen
-    assert "question 36" not in drive(open_browser(str(rows_file)), []).last_screen
+    assert "question 36" not in drive(browser_of(str(rows_file)), []).last_screen
 
 
 # -- rows read in the background ----------------------------------------------------------
@@ -396,7 +410,7 @@ class Gated(Browser):
 
 
 def test_rows_show_a_placeholder_until_they_are_read(rows_file: Path) -> None:
-    browser = Gated(open_browser(str(rows_file)).target)
+    browser = Gated(browser_of(str(rows_file)).target)
 
     async def run() -> tuple[list[str], list[str]]:
         app = BrowseApp(browser)
@@ -423,7 +437,7 @@ def test_the_selected_row_is_read_first_and_rows_scrolled_away_are_not_read(
     rows_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(browsing, "READ_THREADS", 1)
-    browser = Gated(open_browser(str(rows_file)).target)
+    browser = Gated(browser_of(str(rows_file)).target)
 
     async def run() -> str:
         app = BrowseApp(browser)
@@ -467,7 +481,7 @@ def test_a_damaged_parquet_file_is_a_message_on_the_row(
     from tests import hubdata
 
     hubdata.write_smoltalk(tmp_path, rows_per_split=40, rows_per_group=10)
-    browser = open_browser("smoltalk", split="test", data_dir=tmp_path)
+    browser = browser_of("smoltalk", split="test", data_dir=tmp_path)
     for path in tmp_path.rglob("*.parquet"):
         path.write_bytes(b"PAR1 damaged after opening")  # the footers were read; rows are gone
     app = drive(browser, ["j"])
@@ -483,7 +497,7 @@ def test_a_damaged_parquet_file_is_a_message_on_the_row(
 
 
 def test_line_repeats_agrees_with_the_duplicate_rule(tmp_path: Path) -> None:
-    from taskcli.files.jsonl import open_lines
+    from taskcli.files.reader import open_lines
     from taskcli.files.rules import check_file, line_repeats
 
     one, two = json.dumps(conversation("a")), json.dumps(conversation("b"))
@@ -529,7 +543,7 @@ def test_status_line_names_duplicates_once_the_scan_reaches_them(
     monkeypatch.setattr(browsing, "DuplicateScan", Held)
 
     async def run() -> list[str]:
-        app = BrowseApp(open_browser(str(path)))
+        app = BrowseApp(browser_of(str(path)))
         statuses = []
         async with app.run_test(size=(100, 24)) as pilot:
             await pilot.press("colon", *"7", "enter")
@@ -557,7 +571,7 @@ def test_the_duplicate_scan_says_what_is_not_known_yet(
 ) -> None:
     monkeypatch.setattr(browsing, "DUPLICATE_PROGRESS_LINES", 1)
     path = write_rows(tmp_path / "d.jsonl", 6, {4: conversation("question 1", "answer 1")})
-    browser = open_browser(str(path))
+    browser = browser_of(str(path))
     reached, go_on = threading.Event(), threading.Event()
 
     def progress() -> None:  # the scan waits here after its first line
@@ -620,7 +634,7 @@ def test_a_fifo_is_read_once_as_a_stream(tmp_path: Path) -> None:
 
     writer = threading.Thread(target=write)
     writer.start()
-    browser = open_browser(str(fifo))
+    browser = browser_of(str(fifo))
     writer.join(10)
     assert browser.total == 5 and browser.duplicates is None
     app = drive(browser, ["G"])
@@ -636,9 +650,8 @@ def test_big_file_opens_without_reading_it_whole(
 ) -> None:
     monkeypatch.setattr(browsing, "WHOLE_FILE_BYTES", 1000)
     monkeypatch.setattr(browsing, "CACHE_ROWS", 64)
-    monkeypatch.setattr(browsing, "SCAN_CHUNK", 4096)
     path = write_rows(tmp_path / "big.jsonl", 5000, {4990: "{broken"})
-    browser = open_browser(str(path))
+    browser = browser_of(str(path))
     assert browser.total is None and 64 <= browser.length < 5000  # the first screen only
     app = drive(browser, [])
     assert "of 64+" in status(app) or "+ ·" in status(app)
@@ -655,7 +668,6 @@ def test_a_far_jump_in_a_big_file_reads_on_in_the_background(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(browsing, "WHOLE_FILE_BYTES", 1000)
-    monkeypatch.setattr(browsing, "SCAN_CHUNK", 4096)
     path = write_rows(tmp_path / "big.jsonl", 5000)
     read_in: list[str] = []
     extend = browsing.Browser.extend
@@ -665,20 +677,19 @@ def test_a_far_jump_in_a_big_file_reads_on_in_the_background(
         extend(self, *args, **kwargs)
 
     monkeypatch.setattr(browsing.Browser, "extend", recorded)
-    browser = open_browser(str(path))
+    browser = browser_of(str(path))
     app = drive(browser, [":", *typed("3000"), "enter"])
     assert "row 3,000 of" in status(app) and "question 3000" in app.last_screen
     assert read_in and threading.main_thread().name not in read_in  # never on the UI thread
     assert not browser.complete  # read as far as row 3,000, not to the end
-    app = drive(open_browser(str(path)), [":", *typed("7000"), "enter"])
+    app = drive(browser_of(str(path)), [":", *typed("7000"), "enter"])
     assert "no row 7,000: the target has 5,000 rows" in message(app)
 
 
 def test_big_file_search_reads_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(browsing, "WHOLE_FILE_BYTES", 1000)
-    monkeypatch.setattr(browsing, "SCAN_CHUNK", 4096)
     path = write_rows(tmp_path / "big.jsonl", 3000, {2500: conversation("needle here")})
-    browser = open_browser(str(path))
+    browser = browser_of(str(path))
     assert not browser.complete
     assert browser.search("needle", -1, 1, threading.Event()) == 2500
 
@@ -687,7 +698,7 @@ def test_big_file_search_reads_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_line_index_agrees_with_the_jsonl_reader(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
-    monkeypatch.setattr(browsing, "SCAN_CHUNK", chunk)
+    monkeypatch.setattr(reader, "CHUNK_SIZE", chunk)
     text = b'\xef\xbb\xbf["a"]\r\n\n  \n' + b'{"messages": "' + b"x" * 200 + b'"}\n\n["last"]'
     path = tmp_path / "odd.jsonl"
     path.write_bytes(text)
@@ -708,7 +719,7 @@ def test_a_files_rows_name_how_their_lines_are_written(tmp_path: Path) -> None:
     path = tmp_path / "written.jsonl"
     lines = ["\ufeff{broken", array, json.dumps(conversation("b")) + "\r", array + "\r", array]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    browser = open_browser(str(path))
+    browser = browser_of(str(path))
     assert [browser.item(k).problems for k in range(5)] == [
         ("invalid-json", "bom"),
         (),

@@ -40,9 +40,10 @@ def test_registry_entry():
     assert entry["source"] == "local file"
     assert entry["eval_type"] is None
     assert entry["subsets"] == [] and entry["splits"] == []
-    (param,) = entry["params"]
+    param, input_format = entry["params"]
     assert (param["name"], param["type"], param["default"]) == ("path", "str", None)
     assert "required" in param["help"]
+    assert input_format["name"] == "input_format" and input_format["default"] is None
 
 
 def test_the_bundled_identity_conversations():
@@ -160,8 +161,8 @@ def test_offsets_not_conversations_are_kept(tmp_path):
         tmp_path / "data.jsonl", *(orjson.dumps(conversation(i)) + b"\n" for i in range(50))
     )
     task = CustomJSON(path=path)
-    assert task._kept is None and len(task._offsets) == 50
-    assert task._offsets.itemsize == 8
+    assert task._kept is None and len(task._index) == 50
+    assert task._index.offsets.itemsize == 8
 
 
 # --- through the CLI -----------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from taskcli.errors import DataUnavailable, InvalidData
+from taskcli.files import parquet
 from taskcli.hub import data
 from taskcli.hub.data import ParquetRows, matching_files, open_rows, readme_configs, split_patterns
 
@@ -139,12 +140,11 @@ def test_only_the_row_groups_asked_for_are_read(tmp_path):
 
 
 def test_row_groups_kept_for_random_reads_are_bounded(tmp_path, monkeypatch):
-    import taskcli.hub.data
 
     path = numbers_file(tmp_path / "n.parquet", list(range(1000)), 10)
     rows = ParquetRows([path])
     group_bytes = rows.block(0).nbytes
-    monkeypatch.setattr(taskcli.hub.data, "BLOCK_CACHE_BYTES", 3 * group_bytes)
+    monkeypatch.setattr(parquet, "BLOCK_CACHE_BYTES", 3 * group_bytes)
     wanted = list(range(5, 1000, 37))
     assert rows.take(wanted) == [{"n": i} for i in wanted]  # read again when dropped
     assert len(rows._read) == 3
@@ -154,7 +154,7 @@ def test_row_groups_kept_for_random_reads_are_bounded(tmp_path, monkeypatch):
 
 
 def test_random_reads_decode_a_moderate_row_group_whole_once(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "BLOCK_ROWS", 8)
+    monkeypatch.setattr(parquet, "BLOCK_ROWS", 8)
     path = numbers_file(tmp_path / "n.parquet", list(range(100)), 50)
     rows = ParquetRows([path])
     assert len(rows.starts) - 1 == 14  # 7 blocks of at most 8 rows per group
@@ -168,7 +168,7 @@ def test_random_reads_decode_a_moderate_row_group_whole_once(tmp_path, monkeypat
     assert rows.take([49, 3, 20, 77]) == [{"n": n} for n in (49, 3, 20, 77)]
     assert decoded == [(0, True), (7, True)]  # each group once, under its first block
     assert rows.block(2).column("n").to_pylist() == list(range(16, 24))
-    monkeypatch.setattr(data, "WHOLE_GROUP_BYTES", 0)
+    monkeypatch.setattr(parquet, "WHOLE_GROUP_BYTES", 0)
     assert ParquetRows([path]).take([20]) == [{"n": 20}]
     assert decoded[-1] == (2, False)  # a big group (by its footer): the slice is streamed
 

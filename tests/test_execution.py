@@ -28,6 +28,7 @@ from taskcli.sandbox.execution import (
     _wait_then_kill_group,
     run_many,
     run_program,
+    site_packages,
 )
 
 QUICK = Limits(timeout=2.0)
@@ -288,6 +289,13 @@ def test_installed_packages_are_importable_but_not_their_pth_files():
     )
     result = run_program(source, QUICK)
     assert result.passed, result.stderr
+
+
+def test_the_packages_of_another_interpreter_are_those_of_its_venv(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    found = site_packages(str(venv / "bin" / "python"))
+    assert found and all(folder.startswith(f"{venv}/") for folder in found), found
 
 
 def test_the_program_is_not_main():

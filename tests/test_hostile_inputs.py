@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from taskcli.cli import app
 from taskcli.export import export
+from taskcli.files import parquet
+from taskcli.files.parquet import ParquetRows
 from taskcli.hub import data
-from taskcli.hub.data import ParquetRows
 from taskcli.mixing.plan import build_plan
 from taskcli.mixing.spec import load_spec
 
@@ -206,8 +207,8 @@ def test_invalid_utf8_in_a_string_column_is_reported_with_the_file(tmp_path):
 
 @pytest.mark.parametrize("rows_per_group", [5000, 7])
 def test_a_large_row_group_is_read_in_slices(tmp_path, monkeypatch, rows_per_group):
-    monkeypatch.setattr(data, "BLOCK_ROWS", 8)
-    monkeypatch.setattr(data, "WHOLE_GROUP_BYTES", 0)  # random reads stream the slices too
+    monkeypatch.setattr(parquet, "BLOCK_ROWS", 8)
+    monkeypatch.setattr(parquet, "WHOLE_GROUP_BYTES", 0)  # random reads stream the slices too
     path = tmp_path / "n.parquet"
     pq.write_table(pa.table({"n": list(range(100))}), path, row_group_size=rows_per_group)
     rows = ParquetRows([path])
@@ -224,7 +225,7 @@ def test_a_large_row_group_is_read_in_slices(tmp_path, monkeypatch, rows_per_gro
 
 
 def test_export_is_the_same_whatever_the_row_group_size(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "BLOCK_ROWS", 5)
+    monkeypatch.setattr(parquet, "BLOCK_ROWS", 5)
     outputs = []
     for group in (3, 1000):
         folder = tmp_path / str(group)

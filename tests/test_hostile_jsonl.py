@@ -202,7 +202,7 @@ def test_an_over_long_answer_line_is_reported_not_parsed(tmp_path):
 
     from taskcli.errors import InvalidData
     from taskcli.eval import check_answers
-    from taskcli.files.jsonl import line_limit
+    from taskcli.files.reader import line_limit
 
     answers = tmp_path / "answers.jsonl"
     answers.write_bytes(b'{"index": 0, "completion": "' + b"x" * 5000 + b'"}\n')

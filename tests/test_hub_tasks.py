@@ -343,6 +343,55 @@ def test_build_program_takes_the_first_fenced_block_and_the_prompt_imports(hub):
     assert run_python(plain) != 0
 
 
+def test_build_program_takes_code_whose_first_line_alone_is_indented_as_whole_code(hub):
+    # nanochat strips an answer before running it, so a stray indent on its first line is no error
+    data_dir, _ = hub
+    task = HumanEval(data_dir=data_dir)
+    conversation = next(c for c in task if c["entry_point"] == "running_max")
+    solution = conversation["messages"][1]["content"]
+    assert solution.startswith("from typing import List\n\n\ndef running_max(")
+    program = build_program(conversation, "    " + solution)
+    assert program.startswith("from typing import List\n\nfrom typing import List\n")
+    assert run_python(program) == 0, program
+
+
+def test_an_indented_answer_that_is_not_whole_code_continues_the_prompt(hub):
+    data_dir, _ = hub
+    task = HumanEval(data_dir=data_dir)
+    conversation = next(c for c in task if c["entry_point"] == "running_max")
+    prompt = conversation["messages"][0]["content"]
+    body = conversation["messages"][1]["content"].removeprefix(prompt + "\n")
+    assert body.startswith("    result = []\n")
+    # the body, then the function again: dedented, its `return` is outside any function
+    again = body + "\n\ndef running_max(numbers):\n" + body
+    for continuation in (body, again):
+        program = build_program(conversation, continuation)
+        assert program.startswith(prompt + continuation)
+        assert run_python(program) == 0, program
+
+
+@pytest.mark.parametrize(
+    ("rest", "whole"),
+    [
+        ("1" + "+1" * 200_000, False),
+        ("not " * 200_000 + "x", False),
+        ("x = '\0'", False),
+        ("x = '\\d' is 'd'", True),
+    ],
+    ids=["too-deep", "parser-overflow", "null-byte", "syntax-warnings"],
+)
+def test_deciding_whether_an_indented_answer_is_whole_code_is_silent(hub, recwarn, rest, whole):
+    # what the compiler refuses is no whole code; what it only warns about is, and says nothing
+    data_dir, _ = hub
+    task = HumanEval(data_dir=data_dir)
+    conversation = next(c for c in task if c["entry_point"] == "running_max")
+    completion = f"    x = 1\ndef running_max(numbers):\n    return []\n{rest}\n"
+    program = build_program(conversation, completion)
+    prompt = conversation["messages"][0]["content"]
+    assert program.startswith("from typing import List\n\nx = 1\n" if whole else prompt)
+    assert [str(warning.message) for warning in recwarn] == []
+
+
 def test_humaneval_evaluate_runs_in_the_sandbox(hub):
     data_dir, _ = hub
     task = HumanEval(data_dir=data_dir)

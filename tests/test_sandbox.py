@@ -297,14 +297,69 @@ def test_a_fork_bomb_stops_at_the_process_limit(attacked):
 
 
 def test_the_program_sees_only_the_interpreter_of_a_closed_folder():
-    # /root is mode 700 here: the sandbox replaces it by a folder holding only the interpreter.
-    if not sys.prefix.startswith("/root/") or os.stat("/root").st_mode & stat.S_IXOTH:
+    # /root is mode 700 here: the sandbox replaces it by a folder holding only the interpreter
+    # (or, for a venv elsewhere, the Python it was made from).
+    if not sys.base_prefix.startswith("/root/") or os.stat("/root").st_mode & stat.S_IXOTH:
         pytest.skip("this interpreter is not under a closed /root")
     source = "import os\nprint(os.getuid())\nprint(sorted(os.listdir('/root')))\n"
     result = run_program(source, LIMITS)
     uid, listing = result.stdout.splitlines()
     assert uid == "65534"  # nobody: the interpreter is readable once /root is replaced
-    assert listing == str([sys.prefix.split("/")[2]])
+    assert listing == str([sys.base_prefix.split("/")[2]])
+
+
+# --- the interpreter's folders wherever they live ------------------------------------------------
+
+# /tmp and /dev/shm are the sandbox's own, so a venv there must be carried in; a folder closed to
+# other users, as a home folder is, is replaced by one holding only the venv.
+VENV_PLACES = {"tmp": "/tmp", "dev-shm": "/dev/shm", "home-like": "/var/tmp"}
+
+
+@pytest.fixture(scope="module", params=VENV_PLACES.values(), ids=VENV_PLACES.keys())
+def placed_venv(request):
+    """A venv in a new folder (mode 700) of /tmp, /dev/shm or /var/tmp, beside a private file;
+    its site-packages hold a module and a .pth file that would run code."""
+    folder = Path(tempfile.mkdtemp(prefix="taskcli-venv-", dir=request.param))
+    try:
+        venv = folder / "venv"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+        python = str(venv / "bin" / "python")
+        ask = "import site; print(site.getsitepackages()[0])"
+        site = Path(subprocess.check_output([python, "-c", ask], text=True).strip())
+        (site / "placed.py").write_text("ANSWER = 42\n")
+        (site / "hook.pth").write_text("import sys; sys.hooked = True\n")
+        (folder / "private.txt").write_text("the owner's")
+        yield python, site, folder
+    finally:
+        shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("isolation", [NAMESPACES, BUBBLEWRAP])
+def test_a_venv_anywhere_is_importable_read_only_and_alone(placed_venv, isolation):
+    if isolation == BUBBLEWRAP and shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap (bwrap) is not on PATH, so its path is not tested here")
+    python, site, folder = placed_venv
+    source = (
+        "import os, sys, placed\n"
+        "assert placed.ANSWER == 42\n"
+        "assert not hasattr(sys, 'hooked')  # the .pth file did not run\n"
+        f"try:\n    open({str(site / 'planted.py')!r}, 'w')\n"
+        "except OSError as error:\n    print('refused', error.strerror)\n"
+        f"print(sorted(os.listdir({str(folder)!r})))\n"
+    )
+    # without the Python guard: the kernel alone keeps the venv read-only
+    result = run_program(source, LIMITS, python=python, isolation=isolation, python_guard=False)
+    assert result.passed, result.stderr + (result.error or "")
+    refused, listing = result.stdout.splitlines()
+    assert refused in ("refused Read-only file system", "refused Permission denied")
+    assert listing == "['venv']"  # the private file beside it is not there
+    assert not (site / "planted.py").exists()
+    assert probe(python).hidden == ()
+
+
+def test_a_folder_the_sandbox_cannot_show_is_named_by_the_probe(hidden_folder):
+    assert probe(sys.executable).hidden == (hidden_folder,)
+    assert run_program("import numpy\n", LIMITS).passed  # the others are still there
 
 
 def test_no_network_and_no_foreign_processes(attacked):

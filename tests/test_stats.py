@@ -225,6 +225,7 @@ def test_jsonl_target_json_output(tmp_path):
     got = json.loads(result.stdout)
     assert set(got) == {
         "target",
+        "format",  # the file's, as its records were read
         "conversations",
         "percentiles",
         "messages",
@@ -237,6 +238,7 @@ def test_jsonl_target_json_output(tmp_path):
     }
     assert got["tokens"] is None
     assert got["conversations"] == 5 and got["target"] == str(path)
+    assert got["format"] == "messages"
     for role in ("system", "user", "assistant", "total"):
         assert got["characters"][role] == pytest.approx(EXPECTED_SUMMARIES[role])
     assert got["with_tool_calls"]["count"] == 1

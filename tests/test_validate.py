@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from taskcli.cli import app
 from taskcli.conversation import RULES
 from taskcli.errors import UsageError
-from taskcli.files.jsonl import read_lines
+from taskcli.files.reader import read_lines
 from taskcli.files.rules import FirstSeen, check_file, check_lines
 from taskcli.tasks.customjson import CustomJSON
 
@@ -48,6 +48,8 @@ EXPECTED_LINES = {
     "bad-content": [2, 3, 4],
     "bad-part": [2, 3],
     "nul-character": [2],
+    "bad-tool-call": [2, 3],
+    "mixed-formats": [2],
     "empty-file": [1],
     "bom": [1],
     "crlf": [2],

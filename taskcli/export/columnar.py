@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from taskcli.conversation import ROLES
-from taskcli.export.formats import Layout, source_of
+from taskcli.export.formats import Layout
 
 if TYPE_CHECKING:
     from taskcli.mixing.spec import Entry
@@ -59,6 +59,8 @@ RULE_COVERAGE: dict[str, str] = {
     "no-exchange": CHECKED,
     "bad-content": CHECKED,  # a null content; other types are not string columns
     "nul-character": CHECKED,
+    "bad-tool-call": NOT_A_ROW_RULE,  # OpenAI records are read from files, not Arrow columns
+    "mixed-formats": NOT_A_ROW_RULE,  # a file's records, not a task's rows
     "missing-role": ROW_BY_ROW,  # a message struct without a role field
     "missing-content": ROW_BY_ROW,  # a message struct without a content field
     "bad-part": ROW_BY_ROW,  # parts are never recognised
@@ -79,10 +81,10 @@ def message_heads(layout: Layout) -> pa.Array:
 def source_tails(entry: Entry, indices: Any) -> pa.Array:
     """How each line of a `Layout.with_source` format ends: ``],"source":{...,"index":N...}}``.
 
-    Cut from `source_of` as orjson writes it, so it cannot differ from the row-by-row lines. The
+    Cut from `Entry.origin` as orjson writes it, so it cannot differ from the row-by-row lines. The
     first ``,"index":0`` is the real one: inside a JSON string a quote is always escaped.
     """
-    before, _, after = orjson.dumps(source_of(entry, 0)).partition(b',"index":0')
+    before, _, after = orjson.dumps(entry.origin(0)).partition(b',"index":0')
     numbers = pa.array(indices, pa.int64()).cast(pa.string()).cast(BINARY)
     return pc.binary_join_element_wise(
         pa.scalar(b'],"source":' + before + b',"index":', BINARY),

@@ -37,7 +37,7 @@ class Layout:
     straight from Arrow (`taskcli.export.columnar`).
 
     A line is `head`, the messages joined by commas, then `tail` (or, with `with_source`, the
-    row's ``"source"`` as `source_of` writes it) and a newline; a message is
+    row's ``"source"`` as `Entry.origin` writes it) and a newline; a message is
     ``{"<role_key>": <name of its role>, "<content_key>": <content>}``.
     """
 
@@ -80,14 +80,6 @@ class ExportFormat:
 def flat_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Messages with every content a string (tool calls written ``<<expr=result>>``)."""
     return [{"role": m["role"], "content": flatten_content(m["content"])} for m in messages]
-
-
-def source_of(entry: Entry, index: int) -> dict[str, Any]:
-    """Where a row of the `full` format came from: ``taskcli show`` finds it from these."""
-    source = {"task": entry.task, "subset": entry.subset, "split": entry.split, "index": index}
-    if entry.params:
-        source["params"] = entry.params
-    return source
 
 
 FORMATS: dict[str, ExportFormat] = {
@@ -140,7 +132,7 @@ FORMATS: dict[str, ExportFormat] = {
             "full",
             "The whole conversation, metadata included, plus each row's source (task, subset, "
             "split, index).",
-            lambda conv, entry, index: {**conv, "source": source_of(entry, index)},
+            lambda conv, entry, index: {**conv, "source": entry.origin(index)},
             Layout(b'{"messages":[', b"]}", with_source=True),
         ),
         ExportFormat(

@@ -9,7 +9,7 @@ conversation in the row: its `index` in the mixture, `task`, `subset`, `split`, 
 whole task, `offset` in the row and `length`). nanochat's inputs are ``ids[:-1]``, its targets
 ``ids[1:]`` with -1 where ``mask[1:]`` is 0.
 
-Where each conversation goes is known before any id is rendered (`taskcli.pack`), so the ids
+Where each conversation goes is known before any id is rendered (`PackedRun`), so the ids
 take the path of the `tokens` format: each entry's placed conversations are rendered in worker
 processes in their task's cheapest order (`taskcli.export.tokens.EntryTokens`), bucketed by
 placement number and read back in placement order (`taskcli.export.order`); `PackedParquet`
@@ -20,7 +20,7 @@ number of rows, so a rerun writes the same bytes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import numpy as np
 
@@ -29,9 +29,36 @@ from taskcli.export.order import Background
 from taskcli.export.tokens import HEADER_WORDS, TOP_BYTE, TRAINED
 
 if TYPE_CHECKING:
-    from taskcli.pack import Packed
+    from taskcli.mixing.plan import Plan
+    from taskcli.training.packing import PackRun, PackSettings, PackSummary
+    from taskcli.training.tokenizer import Tokenizer
 
 GROUP_TOKENS = 1 << 21  # ids per row group: 8 MB of int32 before compression
+
+
+class PackedRun(Protocol):
+    """What the format writes from: a target's run through the loader, as `taskcli pack`
+    replays it (its `Packed`, handed over by the CLI: commands do not import one another).
+    `entries`, `examples` and `lengths` have one value per mixture row."""
+
+    @property
+    def plan(self) -> Plan: ...
+    @property
+    def tokenizer(self) -> Tokenizer: ...
+    @property
+    def settings(self) -> PackSettings: ...
+    @property
+    def render_max_tokens(self) -> int: ...
+    @property
+    def run(self) -> PackRun: ...
+    @property
+    def summary(self) -> PackSummary: ...
+    @property
+    def entries(self) -> np.ndarray: ...
+    @property
+    def examples(self) -> np.ndarray: ...
+    @property
+    def lengths(self) -> np.ndarray: ...
 
 
 def schema() -> Any:
@@ -83,7 +110,7 @@ class PackedRows:
     ranks: tuple[dict[str, Any], ...]
 
     @classmethod
-    def of(cls, packed: Packed) -> PackedRows:
+    def of(cls, packed: PackedRun) -> PackedRows:
         run, batch = packed.run, packed.settings.device_batch_size
         parts: list[tuple[np.ndarray, ...]] = []
         ranks = []
@@ -145,7 +172,7 @@ class PackedParquet:
     length): data that changed between the two passes is an error, never a wrong row.
     """
 
-    def __init__(self, stream: BinaryIO, packed: Packed, rows: PackedRows) -> None:
+    def __init__(self, stream: BinaryIO, packed: PackedRun, rows: PackedRows) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -298,7 +325,7 @@ def _pool() -> Any:
 
 
 def write_packed(
-    packed: Packed,
+    packed: PackedRun,
     rows: PackedRows,
     stream: BinaryIO,
     tokens: Any,

@@ -35,7 +35,7 @@ from taskcli.files.atomic import (
 from taskcli.mixing.plan import Plan, selected_rows
 
 if TYPE_CHECKING:
-    from taskcli.pack import Packed
+    from taskcli.export.packed import PackedRun
 
 
 def write_rows(
@@ -120,7 +120,7 @@ def export(
     progress: Progress | None = None,
     on_phase: Callable[[str], None] | None = None,
     tokens: TokenSettings | None = None,
-    packed: Packed | None = None,
+    packed: PackedRun | None = None,
 ) -> dict[str, Any] | None:
     """Write the plan's rows to `output` ("-" for stdout) and return the manifest written.
 
@@ -131,8 +131,8 @@ def export(
     `progress` is called with counts of rows converted, `on_phase` with the name of each phase
     that has no rows to count (shuffling, ordering, flushing). The `tokens` format writes Parquet
     only, rendered with `tokens`; so does the `packed` format, which writes the rows of
-    `packed` (`taskcli.pack.pack` over the same plan, rendered with the same cut) instead of
-    the plan's rows, and counts its conversations placed as progress.
+    `packed` (the loader replayed over the same plan, as `taskcli pack` does, with the same
+    cut) instead of the plan's rows, and counts its conversations placed as progress.
     """
     export_format, kind = choose_output(os.fspath(output), fmt, stream=is_special(output))
     fmt = export_format.name
@@ -222,7 +222,7 @@ def _export_to_file(
 def _export_packed(
     plan: Plan,
     output: str | os.PathLike[str],
-    packed: Packed,
+    packed: PackedRun,
     tokens: TokenSettings | None,
     progress: Progress | None,
     on_phase: Callable[[str], None] | None,

@@ -31,6 +31,10 @@ from taskcli.files.atomic import staged_output
 
 TIMEOUT_SECONDS = 10.0  # per connect / read; a stalled server fails quickly instead of hanging
 TOTAL_SECONDS = 300.0  # the whole download: a server trickling bytes cannot keep it going forever
+# The throughput floor, as curl's --speed-limit/--speed-time: a download that brings fewer than
+# SLOW_BYTES_PER_SECOND over SLOW_SECONDS is given up then, not at the total deadline.
+SLOW_BYTES_PER_SECOND = 1024
+SLOW_SECONDS = 20.0
 MAX_BYTES = 64 << 20  # a word list is a few megabytes
 CHUNK_BYTES = 1 << 16
 DEFAULT_HINT = "check the network connection, or download the file yourself and use its path"
@@ -67,8 +71,9 @@ def download_file(
 ) -> Path:
     """Stream `url` into `path`; `path` appears only once every byte has arrived and passed.
 
-    Any network failure (unreachable host, HTTP error, a read stalled `TIMEOUT_SECONDS`, the
-    whole download past `deadline` seconds, a body over `max_bytes`, a connection cut before
+    Any network failure (unreachable host, HTTP error, a read stalled `TIMEOUT_SECONDS`, fewer
+    than `SLOW_BYTES_PER_SECOND` arriving over `SLOW_SECONDS`, the whole download past
+    `deadline` seconds, a body over `max_bytes`, a connection cut before
     Content-Length bytes arrived) raises `DataUnavailable` naming the URL and `hint`, and so does
     a body that `check` (given the complete temporary file) rejects with a ValueError. Without a
     Content-Length or chunked encoding, a cut connection looks like the end of the body, so the
@@ -88,16 +93,28 @@ def download_file(
                 raise _unavailable(url, size, hint)
             received = 0
             last = b""
+            window_start, window_received = time.monotonic(), 0
             # read1 returns what has arrived: a server sending a byte at a time cannot keep one
-            # call waiting past the per-read timeout, so the deadline is checked between reads.
+            # call waiting past the per-read timeout, so the limits are checked between reads.
             while chunk := response.read1(CHUNK_BYTES):
                 staged.file.write(chunk)
                 received += len(chunk)
                 last = chunk[-1:]
                 if received > max_bytes:
                     raise _unavailable(url, f"it is over {max_bytes:,} bytes", hint)
-                if time.monotonic() > give_up:
+                now = time.monotonic()
+                if now > give_up:
                     raise _unavailable(url, f"it took more than {deadline:g} seconds", hint)
+                if now - window_start >= SLOW_SECONDS:
+                    arrived, elapsed = received - window_received, now - window_start
+                    if arrived < SLOW_BYTES_PER_SECOND * elapsed:
+                        raise DataUnavailable(
+                            f"could not download {url}: only {arrived:,} bytes arrived in "
+                            f"{elapsed:.3g} seconds, under the floor of "
+                            f"{SLOW_BYTES_PER_SECOND:,} bytes a second. Try again later, or "
+                            f"{hint}."
+                        )
+                    window_start, window_received = now, received
             if expected is not None and expected.isdigit() and received != int(expected):
                 raise DataUnavailable(
                     f"could not download {url}: the connection closed after {received} of "

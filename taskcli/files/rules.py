@@ -2,7 +2,7 @@
 
 `taskcli.conversation.check_messages` judges one conversation; this module adds what only a
 file has: its encoding, JSON syntax, line shape, line endings, duplicates and emptiness. Lines
-come from `taskcli.files.jsonl`, a line over the length limit as a `LongLine` that is reported
+come from `taskcli.files.reader`, a line over the length limit as a `LongLine` that is reported
 (``line-too-long``) without being parsed; conversations are not kept. Memory holds the count of
 each rule, the first `KEEP_PER_RULE` problems of each (all of them go to a temporary file when
 asked, for ``validate --json``), and 16-32 bytes per distinct valid line for duplicates.
@@ -22,17 +22,35 @@ from typing import IO, Any
 
 import orjson
 
-from taskcli.conversation import Problem, check_messages, messages_of
-from taskcli.files.jsonl import BOM, LongLine, display_name, open_lines, open_lines_counted
+from taskcli.conversation import Problem
+from taskcli.files.formats import Reading, overall, read
+from taskcli.files.parquet import open_parquet
+from taskcli.files.reader import (
+    DOCUMENT,
+    PARQUET,
+    SHARDS,
+    LongLine,
+    container_of,
+    display_name,
+    holds_conversation,
+    is_blank,
+    length_of,
+    open_lines,
+    open_lines_counted,
+    read_document,
+    shape_of,
+    written,
+)
 
 KEEP_PER_RULE = 100  # problems of one rule kept in memory; every one is counted
 
 NOT_JSON_RULES = ("invalid-json", "invalid-utf8")
 _loads, _DecodeError = orjson.loads, orjson.JSONDecodeError  # looked up once, used per line
-# Called for each line without errors: (line number, byte offset of its JSON, parsed record).
+# Called for each line without errors: (line number, byte offset of its JSON, conversation).
 OnValid = Callable[[int, int, Any], None]
-# Called for each line with errors: (line number, the line's bytes, its errors).
-OnReject = Callable[[int, bytes, list[Problem]], None]
+# Called for each line with errors: (line number, the line's bytes, its errors, and what the
+# number counts: "line", or "row" for a file of records).
+OnReject = Callable[[int, bytes, list[Problem], str], None]
 
 
 class ProblemLog:
@@ -44,8 +62,8 @@ class ProblemLog:
     hundred problems of memory instead of gigabytes.
     """
 
-    def __init__(self, keep: int = KEEP_PER_RULE, spool: bool = False) -> None:
-        self.keep = keep
+    def __init__(self, keep: int = KEEP_PER_RULE, spool: bool = False, unit: str = "line") -> None:
+        self.keep, self.unit = keep, unit
         self.counts: dict[str, int] = {}
         self.kept: list[Problem] = []
         self.total = 0
@@ -58,7 +76,9 @@ class ProblemLog:
         if seen < self.keep:
             self.kept.append(problem)
         if self.spool is not None:  # already laid out as the JSON output shows it
-            self.spool.write((b",\n" if self.total > 1 else b"\n") + _problem_text(problem))
+            self.spool.write(
+                (b",\n" if self.total > 1 else b"\n") + _problem_text(problem, self.unit)
+            )
 
     def extend(self, problems: Iterable[Problem]) -> None:
         for problem in problems:
@@ -97,7 +117,7 @@ class ProblemLog:
         spool), laid out by `_problem_text`: from a spool, copied in large pieces."""
         if self.spool is None:
             for number, problem in enumerate(self.kept):
-                yield (b",\n" if number else b"\n") + _problem_text(problem)
+                yield (b",\n" if number else b"\n") + _problem_text(problem, self.unit)
             return
         self.spool.flush()
         self.spool.seek(0)
@@ -105,10 +125,11 @@ class ProblemLog:
             yield piece + self.spool.readline()  # whole lines: no character is cut in two
 
 
-def _problem_text(problem: Problem) -> bytes:
+def _problem_text(problem: Problem, unit: str) -> bytes:
     """`problem_json(problem)` as ``orjson.OPT_INDENT_2`` lays it out at the depth of a file's
     errors in ``validate --json``, written directly: millions of problems are printed fast."""
     return _PROBLEM_TEXT % (
+        unit.encode(),
         orjson.dumps(problem.line),
         orjson.dumps(problem.rule),
         orjson.dumps(problem.message),
@@ -119,7 +140,7 @@ def _problem_text(problem: Problem) -> bytes:
 _PROBLEM_TEXT = b"\n".join(
     [
         b"        {",
-        b'          "line": %b,',
+        b'          "%b": %b,',
         b'          "rule": %b,',
         b'          "message": %b,',
         b'          "path": %b',
@@ -137,6 +158,8 @@ class FileReport:
     rejected: int = 0  # lines with at least one error
     errors: ProblemLog = field(default_factory=ProblemLog)
     warnings: ProblemLog = field(default_factory=ProblemLog)
+    format: str | None = None  # the format its valid records were read in (`formats.overall`)
+    unit: str = "line"  # what a problem's number counts: a JSONL file's lines, or rows (0-based)
 
     def passes(self, *, strict: bool = False) -> bool:
         """No errors (and, when `strict`, no warnings either)."""
@@ -183,19 +206,25 @@ class FileReport:
         yield "    }"
 
 
-def problem_json(problem: Problem) -> dict[str, Any]:
+def problem_json(problem: Problem, unit: str = "line") -> dict[str, Any]:
+    """One problem as ``validate --json`` and ``--rejects`` write it: its line (or row), rule,
+    message and path."""
     return {
-        "line": problem.line,
+        unit: problem.line,
         "rule": problem.rule,
         "message": problem.message,
         "path": problem.path,
     }
 
 
-def format_problem(file: str, problem: Problem) -> str:
-    """``file:line: [rule] message (at messages[3].role)``: one problem as people read it."""
+def format_problem(file: str, problem: Problem, unit: str = "line") -> str:
+    """``file:line: [rule] message (at messages[3].role)``: one problem as people read it (a
+    row of a Parquet file or a JSON array as ``file:row 5:``)."""
     where = f" (at {problem.path})" if problem.path else ""
-    return f"{file}:{problem.line}: [{problem.rule}] {problem.message}{where}"
+    place = problem.line if unit == "line" else f"{unit} {problem.line}"
+    if problem.line is None:  # the whole file's
+        return f"{file}: [{problem.rule}] {problem.message}{where}"
+    return f"{file}:{place}: [{problem.rule}] {problem.message}{where}"
 
 
 class FirstSeen:
@@ -260,11 +289,8 @@ def line_repeats(lines: Iterable[bytes]) -> Iterator[tuple[int, int | None]]:
     """
     first_line = FirstSeen().first_line
     for number, line in enumerate(lines, 1):
-        if type(line) is LongLine:
-            continue
-        raw = line[3:] if number == 1 and line.startswith(BOM) else line
-        if raw and not raw.isspace():
-            yield number, first_line(_duplicate_key(raw), number)
+        if type(line) is not LongLine and holds_conversation(number, line):
+            yield number, first_line(_duplicate_key(written(number, line)[0]), number)
 
 
 def _duplicate_key(raw: bytes) -> bytes:
@@ -293,9 +319,78 @@ def _syntax_problem(raw: bytes, error: orjson.JSONDecodeError, line: int, shift:
     return Problem("invalid-json", f"invalid JSON: {reason} at column {error.colno}", None, line)
 
 
-class _LineChecker:
-    """One pass over a file's lines: each line checked on its own, plus what spans lines
-    (line endings, the two shapes, duplicates), gathered into `report`."""
+NOT_PARSED = object()  # the record of a line that is not JSON
+
+
+def line_problems(
+    number: int,
+    raw: bytes,
+    *,
+    shift: int = 0,
+    allow_system: bool = True,
+    forced: str | None = None,
+) -> tuple[Any, Reading]:
+    """``(record, reading)``: line `number` read as a conversation in its own format, or the
+    `forced` one (`taskcli.files.formats.read`), with what it breaks by itself (its JSON, its
+    shape, the conversation rules), given its content `raw` (`taskcli.files.reader.written`),
+    which starts `shift` bytes into the line. The record is `NOT_PARSED` when the line is not
+    JSON.
+
+    The one place a line is judged: `check_lines` judges every line with it, and `browse` the
+    rows it shows (`row_rules`)."""
+    try:
+        record = _loads(raw)
+    except _DecodeError as error:
+        return NOT_PARSED, Reading(None, [_syntax_problem(raw, error, number, shift)])
+    return record, read(record, forced, allow_system=allow_system)
+
+
+def shape_rule(shape: str | None, first_shape: str | None) -> str | None:
+    """The rule a record of `shape` breaks in a file whose first record has `first_shape`:
+    ``mixed-formats`` between ShareGPT and the others, ``mixed-shapes`` between arrays and
+    objects of messages, else None."""
+    if shape is None or first_shape is None or shape == first_shape:
+        return None
+    return "mixed-formats" if "conversations" in (shape, first_shape) else "mixed-shapes"
+
+
+def row_rules(
+    number: int,
+    raw: bytes,
+    how_written: tuple[str, ...],
+    first_shape: str | None,
+    forced: str | None = None,
+) -> tuple[Any, Reading, tuple[str, ...]]:
+    """``(record, reading, rule ids)``: every rule `validate` holds line `number` to, for one
+    row on its own: `line_problems`, how the line is written (``bom``, ``crlf``), and
+    `shape_rule` against `first_shape`, the file's first conversation's. (`validate` names only
+    the first line of a file that breaks ``bom``, ``crlf`` or ``mixed-shapes``; every such line
+    breaks it.)"""
+    shift = 3 if "bom" in how_written else 0
+    record, reading = line_problems(number, raw, shift=shift, forced=forced)
+    return record, reading, record_rules(record, reading, first_shape, forced, how_written)
+
+
+def record_rules(
+    record: Any,
+    reading: Reading,
+    first_shape: str | None,
+    forced: str | None = None,
+    how_written: tuple[str, ...] = (),
+) -> tuple[str, ...]:
+    """The rule ids of one record as read (`formats.read`): its own, how its line is written,
+    and `shape_rule` against the file's `first_shape` (none when a format is `forced`)."""
+    rules = [*dict.fromkeys(problem.rule for problem in reading.problems), *how_written]
+    broken = None if forced else shape_rule(shape_of(record), first_shape)
+    if broken is not None:
+        rules.append(broken)
+    return tuple(rules)
+
+
+class _Checker:
+    """One pass over a file's lines (`check`) or records (`check_record`): each checked on its
+    own (`line_problems`, `formats.read`), plus what spans them (line endings, the shapes,
+    duplicates), gathered into `report`."""
 
     def __init__(
         self,
@@ -303,12 +398,13 @@ class _LineChecker:
         allow_system: bool,
         on_valid: OnValid | None,
         on_reject: OnReject | None,
+        forced: str | None = None,
     ) -> None:
-        self.report, self.allow_system = report, allow_system
+        self.report, self.allow_system, self.forced = report, allow_system, forced
         self.on_valid, self.on_reject = on_valid, on_reject
         self.first_line = FirstSeen().first_line
         self.conversations = self.crlf_lines = self.first_crlf = 0
-        self.first_is_array: bool | None = None  # the shape of the first conversation
+        self.first_shape: str | None = None  # the shape of the first conversation
         self.first_shape_line = 0
         self.mixed = False
 
@@ -325,46 +421,76 @@ class _LineChecker:
             )
             self._sort([problem], number, line)
             return
-        raw = line
-        if raw[-1:] == b"\r":
-            self.crlf_lines += 1
-            self.first_crlf = self.first_crlf or number
-        if number == 1 and raw.startswith(BOM):
-            self.report.warnings.append(
-                Problem("bom", "the file starts with a UTF-8 byte order mark", None, 1)
-            )
-            raw, offset = raw[3:], offset + 3
-        if not raw or raw.isspace():
+        raw, shift = line, 0
+        if number == 1 or line[-1:] == b"\r":  # the lines `written` may change (a hot loop)
+            raw, how = written(number, line)
+            if "crlf" in how:
+                self.crlf_lines += 1
+                self.first_crlf = self.first_crlf or number
+            if "bom" in how:
+                self.report.warnings.append(
+                    Problem("bom", "the file starts with a UTF-8 byte order mark", None, 1)
+                )
+                shift = 3
+        if is_blank(raw):
             return
         self.conversations += 1
-        try:
-            record = _loads(raw)
-        except _DecodeError as error:
-            problems = [_syntax_problem(raw, error, number, len(line) - len(raw))]
-        else:
-            problems = self._record_problems(record, number)
-        if problems and self._sort(problems, number, line):
+        record, reading = line_problems(
+            number, raw, shift=shift, allow_system=self.allow_system, forced=self.forced
+        )
+        self._judge(number, record, reading, raw, line, offset + shift)
+
+    def check_record(self, number: int, record: Any) -> None:
+        """Check record `number` of a file of records (a row of Parquet, an item of a JSON
+        array), as a line without its line-level rules."""
+        self.conversations += 1
+        reading = read(record, self.forced, allow_system=self.allow_system)
+        raw = orjson.dumps(record)
+        self._judge(number, record, reading, raw, raw, 0)
+
+    def _judge(
+        self, number: int, record: Any, reading: Reading, key: bytes, raw: bytes, offset: int
+    ) -> None:
+        """File what record `number` breaks, with the rules across records (its shape, a
+        duplicate of `key`), and hand it to `on_valid` or `on_reject` (with `raw`)."""
+        problems = reading.problems
+        mixed = None if self.forced else self._see_shape(record, number)
+        if mixed is not None:
+            problems = [mixed, *problems]
+        if problems and self._sort(problems, number, raw):
             return
-        first = self.first_line(_duplicate_key(raw), number)
+        self.report.format = overall(self.report.format, reading.fmt)
+        first = self.first_line(_duplicate_key(key), number)
         if first is not None:
             self.report.warnings.append(
-                Problem("duplicate", f"the same conversation as line {first}", None, number)
+                Problem(
+                    "duplicate",
+                    f"the same conversation as {self.report.unit} {first}",
+                    None,
+                    number,
+                )
             )
         if self.on_valid is not None:
-            self.on_valid(number, offset, record)
+            self.on_valid(number, offset, reading.conversation)
 
-    def _record_problems(self, record: Any, number: int) -> list[Problem]:
-        messages, shape_problem = messages_of(record)
-        if shape_problem is not None:
-            return [shape_problem]
-        is_array = type(record) is list
-        if is_array is not self.first_is_array and not self.mixed:
-            if self.first_is_array is None:
-                self.first_is_array, self.first_shape_line = is_array, number
-            else:
-                self.mixed = True
-                self.report.warnings.append(_mixed_shapes(is_array, number, self.first_shape_line))
-        return check_messages(messages, allow_system=self.allow_system)
+    def _see_shape(self, record: Any, number: int) -> Problem | None:
+        """The rules about the file's shapes (`shape_rule`): a record in another format than
+        the first one's is an error, returned; the first record in the other shape of
+        messages is a warning, filed once."""
+        shape = shape_of(record)
+        if shape is None or shape == self.first_shape:
+            return None
+        if self.first_shape is None:
+            self.first_shape, self.first_shape_line = shape, number
+            return None
+        broken = shape_rule(shape, self.first_shape)
+        unit = self.report.unit
+        if broken == "mixed-formats":
+            return _mixed_formats(shape, number, self.first_shape, self.first_shape_line, unit)
+        if not self.mixed:
+            self.mixed = True
+            self.report.warnings.append(_mixed_shapes(shape, number, self.first_shape_line, unit))
+        return None
 
     def _sort(self, problems: list[Problem], number: int, line: bytes) -> bool:
         """File the problems of line `number` as errors and warnings; True if any is an error."""
@@ -377,11 +503,12 @@ class _LineChecker:
         self.report.errors.extend(errors)
         self.report.rejected += 1
         if self.on_reject is not None:
-            self.on_reject(number, line.rstrip(b"\r"), errors)
+            self.on_reject(number, line.rstrip(b"\r"), errors, self.report.unit)
         return True
 
-    def finish(self, lines: int) -> None:
-        """The rules about the whole file, once all its `lines` were checked."""
+    def finish(self, lines: int | None) -> None:
+        """The rules about the whole file, once all its `lines` were checked (None: a file of
+        records, not lines)."""
         report = self.report
         report.conversations = self.conversations
         if self.crlf_lines:
@@ -397,8 +524,9 @@ class _LineChecker:
             report.warnings.sort(key=lambda p: p.line)
         if not report.conversations:
             what = f"only {lines} blank line(s)" if lines else "nothing"
+            where = 1 if lines is not None else None
             report.errors.append(
-                Problem("empty-file", f"the file holds no conversations: {what}", None, 1)
+                Problem("empty-file", f"the file holds no conversations: {what}", None, where)
             )
 
 
@@ -411,26 +539,69 @@ def check_lines(
     on_reject: OnReject | None = None,
     keep: int = KEEP_PER_RULE,
     spool: bool = False,
+    forced: str | None = None,
 ) -> FileReport:
-    """Check every line of a JSONL file; `path` only names the file in the report.
+    """Check every line of a JSONL file; `path` only names the file in the report, `forced` is
+    the format every line is read in (``--input-format``; None: each its own).
 
     The report keeps the first `keep` problems of each rule and counts all; `spool` also keeps
     every problem on disk (`ProblemLog`)."""
     report = FileReport(path, errors=ProblemLog(keep, spool), warnings=ProblemLog(keep, spool))
-    checker = _LineChecker(report, allow_system, on_valid, on_reject)
+    checker = _Checker(report, allow_system, on_valid, on_reject, forced)
+    report.format = forced
     offset = number = 0
     for number, line in enumerate(lines, 1):
         checker.check(number, line, offset)
-        offset += len(line) + 1
+        offset += length_of(line) + 1
     checker.finish(number)
     return report
 
 
-def _mixed_shapes(is_array: bool, line: int, first_line: int) -> Problem:
-    shapes = ("an object with 'messages'", "an array of messages")
+def check_records(
+    records: Iterable[tuple[int, Any]],
+    path: str,
+    *,
+    allow_system: bool = True,
+    on_valid: OnValid | None = None,
+    on_reject: OnReject | None = None,
+    keep: int = KEEP_PER_RULE,
+    spool: bool = False,
+    forced: str | None = None,
+) -> FileReport:
+    """Check ``(row, record)`` pairs (the rows of Parquet files, the items of a JSON array) as
+    `check_lines` checks lines, less the rules about how lines are written; problems are
+    numbered by row, from 0. `on_reject` gets each rejected record as compact JSON."""
+    report = FileReport(
+        path,
+        errors=ProblemLog(keep, spool, "row"),
+        warnings=ProblemLog(keep, spool, "row"),
+        unit="row",
+    )
+    checker = _Checker(report, allow_system, on_valid, on_reject, forced)
+    report.format = forced
+    for number, record in records:
+        checker.check_record(number, record)
+    checker.finish(None)
+    return report
+
+
+def _mixed_formats(shape: str, line: int, first_shape: str, first_line: int, unit: str) -> Problem:
+    names = {"conversations": "sharegpt", "object": "messages", "array": "nanochat"}
+    return Problem(
+        "mixed-formats",
+        f"this {unit} is {names[shape]} but {unit} {first_line} is {names[first_shape]}; "
+        "give --input-format to read every record as one format",
+        None,
+        line,
+    )
+
+
+def _mixed_shapes(shape: str, line: int, first_line: int, unit: str) -> Problem:
+    shapes = {"object": "an object with 'messages'", "array": "an array of messages"}
+    other = "object" if shape == "array" else "array"
     return Problem(
         "mixed-shapes",
-        f"this line is {shapes[is_array]} but line {first_line} is {shapes[not is_array]}; "
+        f"this {unit} is {shapes[shape]} but {unit} {first_line} is {shapes[other]}; "
         "one shape per file is less surprising",
         None,
         line,
@@ -446,22 +617,37 @@ def check_file(
     on_bytes: Callable[[int], None] | None = None,
     keep: int = KEEP_PER_RULE,
     spool: bool = False,
+    forced: str | None = None,
+    split: str | None = None,
 ) -> FileReport:
-    """Check a JSONL file (``-`` for standard input) in one pass, keeping no conversations.
+    """Check a conversation file (``-`` for standard input) in one pass, keeping no
+    conversations: JSON lines line by line, a JSON document's items or a Parquet file's rows
+    (a folder's shards of `split`) record by record, in storage order, a row group at a time.
 
     `on_valid` and `on_reject` see each line as it is checked, so callers can write the valid
     conversations or the rejected lines without a second pass; `on_bytes` sees each count of
     bytes read (a progress bar). A file that cannot be opened is a `UsageError`.
     """
     name = os.fspath(path)
+    options: dict[str, Any] = {
+        "allow_system": allow_system,
+        "on_valid": on_valid,
+        "on_reject": on_reject,
+        "keep": keep,
+        "spool": spool,
+        "forced": forced,
+    }
+    container = container_of(name)
+    if container in (PARQUET, SHARDS):
+        rows = open_parquet(name, split)
+        options["forced"] = forced or rows.forced_format
+        return check_records(rows.scan_all(on_bytes), display_name(name), **options)
+    if container == DOCUMENT:
+        records = read_document(name)
+        if records is not None:
+            if on_bytes is not None:
+                on_bytes(os.path.getsize(name))
+            return check_records(enumerate(records), display_name(name), **options)
     opened = open_lines(name) if on_bytes is None else open_lines_counted(name, on_bytes)
     with opened as lines:
-        return check_lines(
-            lines,
-            display_name(name),
-            allow_system=allow_system,
-            on_valid=on_valid,
-            on_reject=on_reject,
-            keep=keep,
-            spool=spool,
-        )
+        return check_lines(lines, display_name(name), **options)

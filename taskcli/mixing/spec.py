@@ -62,6 +62,15 @@ class Entry:
         words = " / ".join(w for w in (self.task, self.subset, self.split) if w)
         return f"tasks[{self.number}] ({words})"
 
+    def origin(self, example: int) -> dict[str, Any]:
+        """Where the entry's row holding `example` (an index into the entry's whole task) comes
+        from, as the `full` export format and ``show --json`` write it under ``"source"``:
+        ``taskcli show`` finds the row again from these."""
+        origin = {"task": self.task, "subset": self.subset, "split": self.split, "index": example}
+        if self.params:
+            origin["params"] = self.params
+        return origin
+
     def create(self, data_dir: str | os.PathLike[str] | None = None) -> Task:
         """The entry's task, sliced; the request was checked when the spec was loaded."""
         request = registry.Request(

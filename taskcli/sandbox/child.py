@@ -52,6 +52,10 @@ SECCOMP_MODE_FILTER = 2
 PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 47, 4
 NOBODY = 65534
 DEVICES = ("null", "zero", "random", "urandom")
+# The sandbox's own writable file systems, into which the interpreter's folders there are bound
+# back, read-only; and the places it replaces whole, where they cannot be (`probe` tells taskcli).
+CARRIED = ("/tmp", "/dev/shm")
+HIDDEN = ("/dev", "/proc", "/run")
 VERDICT_SOCKET = b"\0taskcli-verdict-" + CONFIG["nonce"].encode()
 INFO_BYTES = 200
 
@@ -134,14 +138,16 @@ def write_file(path, text):
         file.write(text)
 
 
-def build_root(kernel, harness, sandbox_uid, masks):
+def build_root(kernel, harness, sandbox_uid, masks, carried):
     """The filesystem the program sees, assembled under HARNESS/root (all but /proc).
 
     One size-limited tmpfs holds everything writable: /tmp, the working directory /tmp/work and
     /dev/shm; the rest is the host's tree, bound read-only. /dev is a small read-only tmpfs with
     only the four harmless devices bound in. Folders closed to other users (`masks`, e.g. /root)
-    are replaced by empty ones holding only the interpreter's folders.
+    are replaced by empty ones holding only the interpreter's folders. The interpreter's folders
+    under /tmp and /dev/shm (`carried`: a venv there) are bound read-only into the new ones.
     """
+    os.umask(0o022)  # the folders made to bind into must be open to the program's user
     root, scratch = os.path.join(harness, "root"), os.path.join(harness, "scratch")
     kernel.mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing propagates back to the host
     size = CONFIG["disk_bytes"]
@@ -156,9 +162,7 @@ def build_root(kernel, harness, sandbox_uid, masks):
         target = root + closed
         kernel.mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
         for folder in inside:
-            os.makedirs(root + folder, mode=0o755)
-            kernel.mount(folder, root + folder, None, MS_BIND | MS_REC)
-            kernel.read_only_tree(root + folder)
+            show(kernel, root, folder)
         kernel.mount(None, target, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     kernel.mount(scratch, os.path.join(root, "tmp"), None, MS_BIND)
     dev = os.path.join(root, "dev")
@@ -175,7 +179,16 @@ def build_root(kernel, harness, sandbox_uid, masks):
     os.mkdir(os.path.join(dev, "shm"))
     kernel.mount(os.path.join(scratch, "shm"), os.path.join(dev, "shm"), None, MS_BIND)
     kernel.mount(None, dev, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC)
+    for folder in (folder for inside in carried.values() for folder in inside):
+        show(kernel, root, folder)
     return root
+
+
+def show(kernel, root, folder):
+    """Binds the host's `folder` read-only at the same path under `root`."""
+    os.makedirs(root + folder, mode=0o755)
+    kernel.mount(folder, root + folder, None, MS_BIND | MS_REC)
+    kernel.read_only_tree(root + folder)
 
 
 def launch():
@@ -188,11 +201,11 @@ def launch():
     report = os.open(os.path.join(harness, "report"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     kernel = root = None
     is_root = os.geteuid() == 0
-    masks, readable = plan_masks()
+    masks, carried, readable = plan_masks()
     sandbox_uid = NOBODY if is_root and CONFIG["isolate"] and readable else os.getuid()
     CONFIG["task_cap"] = user_task_count(sandbox_uid) + CONFIG["task_headroom"]
     if CONFIG["isolate"] and CONFIG["launcher"] == "bubblewrap":
-        exec_bubblewrap(report, masks, sandbox_uid)
+        exec_bubblewrap(report, masks, carried, sandbox_uid)
     try:
         if CONFIG["isolate"]:
             kernel = Kernel()
@@ -203,13 +216,13 @@ def launch():
                 write_file("/proc/self/setgroups", "deny")
                 write_file("/proc/self/uid_map", f"{uid} {uid} 1")
                 write_file("/proc/self/gid_map", f"{gid} {gid} 1")
-            root = build_root(kernel, harness, sandbox_uid, masks)
+            root = build_root(kernel, harness, sandbox_uid, masks, carried)
     except Exception as error:  # a failure of the sandbox, not of the program
         finish(report, {"broken": f"{type(error).__name__}: {error}"})
     supervise(kernel, root, source, report, sandbox_uid)
 
 
-def exec_bubblewrap(report, masks, sandbox_uid):
+def exec_bubblewrap(report, masks, carried, sandbox_uid):
     """Becomes `bwrap`, which builds the same sandbox and runs this script inside it again.
 
     The program file and the report go in as inherited descriptors; the supervisor inside is
@@ -230,23 +243,21 @@ def exec_bubblewrap(report, masks, sandbox_uid):
     for closed, inside in masks.items():
         arguments += ["--tmpfs", closed]
         for folder in inside:
-            between = os.path.dirname(folder)
-            steps = []
-            while between != closed:  # bwrap would make these 0700: unreadable for nobody
-                steps.insert(0, between)
-                between = os.path.dirname(between)
-            for step in steps:
-                arguments += ["--perms", "0755", "--dir", step]
-            arguments += ["--ro-bind", folder, folder]
+            arguments += bubblewrap_show(closed, folder)
         arguments += ["--remount-ro", closed]
     arguments += ["--size", size, "--tmpfs", "/tmp", "--perms", "1777", "--dir", "/tmp/work"]
+    for folder in carried.get("/tmp", ()):
+        arguments += bubblewrap_show("/tmp", folder)
     arguments += ["--proc", "/proc", "--tmpfs", "/dev"]
     for name in DEVICES:
         arguments += ["--dev-bind", f"/dev/{name}", f"/dev/{name}"]
     for name, target in (("fd", "self/fd"), ("stdin", "self/fd/0"), ("stdout", "self/fd/1")):
         arguments += ["--symlink", f"/proc/{target}", f"/dev/{name}"]
     arguments += ["--symlink", "/proc/self/fd/2", "/dev/stderr"]
-    arguments += ["--perms", "1777", "--size", size, "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
+    arguments += ["--perms", "1777", "--size", size, "--tmpfs", "/dev/shm"]
+    for folder in carried.get("/dev/shm", ()):
+        arguments += bubblewrap_show("/dev/shm", folder)
+    arguments += ["--remount-ro", "/dev"]
     if os.path.isdir("/run"):
         arguments += ["--tmpfs", "/run", "--remount-ro", "/run"]
     arguments += ["--chdir", "/tmp/work", "--"]
@@ -257,9 +268,24 @@ def exec_bubblewrap(report, masks, sandbox_uid):
         f"sandbox_uid={sandbox_uid}",
         f"task_cap={CONFIG['task_cap']}",
     ]
-    command = [sys.executable, "-I", "-S", "-B", "-u", f"/proc/self/fd/{script}", *inside]
+    # A venv's python (its bin folder is not carried in) runs as its base python under -S.
+    python = getattr(sys, "_base_executable", sys.executable)
+    command = [python, "-I", "-S", "-B", "-u", f"/proc/self/fd/{script}", *inside]
     bwrap = shutil.which("bwrap") or "bwrap"
     os.execv(bwrap, [bwrap, *arguments, *command])
+
+
+def bubblewrap_show(base, folder):
+    """bwrap's arguments binding `folder` read-only into `base`, a tmpfs it has just made."""
+    between = os.path.dirname(folder)
+    steps = []
+    while between != base:  # bwrap would make these 0700: unreadable for nobody
+        steps.insert(0, between)
+        between = os.path.dirname(between)
+    arguments = []
+    for step in steps:
+        arguments += ["--perms", "0755", "--dir", step]
+    return [*arguments, "--ro-bind", folder, folder]
 
 
 def inside_bubblewrap():
@@ -279,36 +305,45 @@ def site_folders():
 
 
 def plan_masks():
-    """Which closed folders to replace, and whether `nobody` can then run this interpreter.
+    """Which closed folders to replace, which folders to carry into the sandbox's own /tmp and
+    /dev/shm, and whether `nobody` can then run this interpreter.
 
     An interpreter under a folder other users cannot search (pyenv under /root, mode 700; a venv
     in a home folder) would keep the program from running as `nobody`. In the sandbox such a
     folder is replaced by an empty one holding only the interpreter's own folders, which also
-    hides everything else in it. Returns ({closed folder: [folders to show in it]}, readable).
+    hides everything else in it. Its folders under /tmp or /dev/shm (a venv, an editable checkout)
+    would vanish under the sandbox's own: they are bound into those, and only they. Returns
+    ({closed folder: [folders to show in it]}, {/tmp or /dev/shm: [folders to bind]}, readable).
     """
     import stat
 
     folders = []
     here = os.path.dirname(CONFIG["script"])  # bubblewrap runs this script again inside
     script = [here] if CONFIG["launcher"] == "bubblewrap" else []
-    for folder in (sys.prefix, sys.base_prefix, *site_folders(), *script):
+    for folder in (sys.prefix, sys.base_prefix, *sys.path, *site_folders(), *script):
         for variant in (os.path.abspath(folder), os.path.realpath(folder)):
             if os.path.isdir(variant) and variant not in folders:
                 folders.append(variant)
     folders = [f for f in folders if not any(f.startswith(g + os.sep) for g in folders)]
-    masks, readable = {}, True
+    masks, carried, readable = {}, {}, True
     for folder in folders:
-        closed, ancestor = None, ""
-        for part in folder.split(os.sep)[1:-1]:
-            ancestor += os.sep + part
-            if not os.stat(ancestor).st_mode & stat.S_IXOTH:
-                closed = ancestor
-                break
-        if closed is not None:
-            masks.setdefault(closed, []).append(folder)
+        place = next((p for p in CARRIED + HIDDEN if folder.startswith(p + os.sep)), None)
+        if place in HIDDEN or folder in CARRIED + HIDDEN:
+            continue  # cannot be shown: the program will miss it, and `probe` says so
+        if place in CARRIED:
+            carried.setdefault(place, []).append(folder)  # the folders above it are new, 0755
+        else:
+            closed, ancestor = None, ""
+            for part in folder.split(os.sep)[1:-1]:
+                ancestor += os.sep + part
+                if not os.stat(ancestor).st_mode & stat.S_IXOTH:
+                    closed = ancestor
+                    break
+            if closed is not None:
+                masks.setdefault(closed, []).append(folder)
         mode = os.stat(folder).st_mode  # (the folders above it are searchable, or replaced)
         readable &= bool(mode & stat.S_IROTH and mode & stat.S_IXOTH)
-    return masks, readable
+    return masks, carried, readable
 
 
 def user_task_count(uid):

@@ -331,9 +331,9 @@ def site_packages(python: str) -> tuple[str, ...]:
 
         return tuple(site.getsitepackages())
     ask = "import site; print(*site.getsitepackages(), sep='\\n')"
-    try:
+    try:  # without -S: only site knows a venv's own folders
         found = subprocess.run(
-            [python, "-I", "-S", "-c", ask], capture_output=True, text=True, timeout=30
+            [python, "-I", "-c", ask], capture_output=True, text=True, timeout=30
         )
     except (OSError, subprocess.TimeoutExpired):
         return ()
@@ -432,8 +432,14 @@ def probe(python: str) -> sandbox.Isolation:
     same sandbox and cost a program about 30 ms less (bwrap is one more program to start, and
     builds its root from scratch). bubblewrap still isolates where only it may create user
     namespaces (a setuid bwrap, or a distribution that allows them to bwrap alone). Each level
-    is tried by running a trial program under it, once per interpreter."""
+    is tried by running a trial program under it, once per interpreter, which also finds the
+    folders of the interpreter's sys.path that programs cannot see (`Isolation.hidden`)."""
     return _probe(python, os.environ.get(sandbox.ENV_OVERRIDE), shutil.which("bwrap"))
+
+
+# The trial program lists the folders of its sys.path it cannot see; those that exist outside
+# the sandbox are hidden by it.
+_TRIAL = "import os, sys\nfor folder in sys.path:\n    os.path.exists(folder) or print(folder)\n"
 
 
 @functools.cache
@@ -449,9 +455,10 @@ def _probe(python: str, override: str | None, bwrap: str | None) -> sandbox.Isol
     candidates = [override] if override else [own, bubblewrap] if bwrap else [own]
     problems = []
     for level in candidates:
-        result = run_program("pass\n", Limits(timeout=10.0), python=python, isolation=level)
+        result = run_program(_TRIAL, Limits(timeout=10.0), python=python, isolation=level)
         if result.passed:
-            return sandbox.Isolation(level)
+            missing = result.stdout.splitlines()
+            return sandbox.Isolation(level, hidden=tuple(filter(os.path.exists, missing)))
         problems.append(f"{level}: {result.error or result.reason}")
     return sandbox.Isolation(
         sandbox.NONE, "the kernel refused namespaces (" + "; ".join(problems) + ")"

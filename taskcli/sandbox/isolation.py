@@ -103,6 +103,9 @@ class Isolation:
 
     level: str
     reason: str | None = None
+    hidden: tuple[str, ...] = ()
+    """Folders on the interpreter's sys.path that programs cannot see (under /run, say), so
+    cannot import from; wherever else they live, the sandbox shows them read-only."""
 
     def describe(self) -> str:
         if self.level == NONE:

@@ -1,43 +1,63 @@
-"""Conversations from a local JSONL file, one per line: the data people write by hand.
+"""Conversations from a local file: the data people write by hand, and what other tools write.
 
-Each line is a JSON array of messages (nanochat's CustomJSON shape) or an object with a
-``"messages"`` key, whose other keys are kept as the conversation's metadata::
+A file is JSON lines (``.jsonl``, ``.jsonl.gz``, standard input), a JSON document (``.json``:
+one conversation, or an array of them), a Parquet file, or a folder of Parquet shards as the
+Hugging Face Hub lays them out (``data/train-00000-of-00003.parquet``; `split` picks the
+shards). Its records may be in any of the formats of `taskcli.files.formats`, each read in its
+own (``input_format`` forces one)::
 
     [{"role": "user", "content": "Who made you?"}, {"role": "assistant", "content": "..."}]
     {"messages": [{"role": "user", "content": "Hi"}, ...], "source": "identity"}
+    {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]}
 
 Either way example i is ``{"messages": [...], **metadata}``. The file is read and checked by
-`taskcli.files.jsonl` and `taskcli.files.rules`, exactly as `taskcli validate` reads and checks it,
-so the two never disagree: any error fails the load, naming the first few as
+`taskcli.files.reader` and `taskcli.files.rules`, exactly as `taskcli validate` reads and checks
+it, so the two never disagree: any error fails the load, naming the first few as
 ``file:line: [rule] message``; warnings do not.
 
-Only the byte offset of each conversation is kept (8 bytes each) and an example is parsed again
-when asked for, so a multi-gigabyte file costs megabytes. A ``.gz`` file (or standard input,
-``-``, a FIFO) cannot be seeked, so its conversations are kept in memory as compact JSON instead.
+Only the file's line index is kept (`taskcli.files.reader.LineIndex`, 16 bytes a conversation),
+or a Parquet file's footers, and an example is read again when asked for, so a multi-gigabyte
+file costs megabytes. A ``.gz`` file (or standard input, ``-``, a FIFO) cannot be seeked, and a
+JSON document is parsed whole, so their conversations are kept in memory as compact JSON.
 """
 
 from __future__ import annotations
 
 import os
-from array import array
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskcli.errors import InvalidData, UsageError
-from taskcli.files.jsonl import STDIN, decode, display_name, is_regular
+from taskcli.files.formats import FORMATS
+from taskcli.files.reader import (
+    DOCUMENT,
+    PARQUET,
+    SHARDS,
+    STDIN,
+    LineIndex,
+    container_of,
+    decode,
+    display_name,
+    is_regular,
+    read_document,
+)
 from taskcli.tasks.common import Conversation, Param, Task
 
 if TYPE_CHECKING:
+    from taskcli.files.parquet import ParquetConversations
     from taskcli.files.rules import FileReport
 
 SHOWN_ERRORS = 5
 
 
 class CustomJSON(Task):
-    """Conversations from a local JSONL file: ``-p path=FILE.jsonl``, or in `show` just the path."""
+    """Conversations from a local file: ``-p path=FILE``, or in `show` just the path."""
 
     name = "customjson"
-    description = "Conversations from a local JSONL file: message arrays or {'messages': ...}."
+    description = (
+        "Conversations from a local file: JSON lines, a .json document, Parquet, or a folder of "
+        "shards; messages, nanochat, openai or sharegpt records."
+    )
     source = "local file"
     # Every line passed `check_messages` when the file was loaded (any error fails the load),
     # and a file changed since is refused: an export need not check the rows again.
@@ -48,14 +68,33 @@ class CustomJSON(Task):
             "path",
             str,
             None,
-            "The JSONL file (required; `taskcli show FILE.jsonl` is shorthand).",
+            "The file or folder (required; `taskcli show FILE.jsonl` is shorthand).",
             is_path=True,
         ),
+        Param(
+            "input_format",
+            str,
+            None,
+            "Read every record in this format instead of each in its own.",
+            choices=FORMATS,
+        ),
     )
+
+    @classmethod
+    def choose_subset_split(
+        cls, subset: str | None, split: str | None
+    ) -> tuple[str | None, str | None]:
+        """No subsets; a split names a folder's shards (``train-00000-of-00001.parquet``), which
+        only the folder knows: it is checked when the folder is opened."""
+        if subset is not None:
+            raise UsageError(f"task {cls.name!r} has no subsets (got {subset!r}).")
+        return None, split
 
     def __init__(
         self,
         path: str | os.PathLike[str] | None = None,
+        input_format: str | None = None,
+        split: str | None = None,
         start: int = 0,
         stop: int | None = None,
         step: int = 1,
@@ -67,35 +106,65 @@ class CustomJSON(Task):
             )
         super().__init__(start=start, stop=stop, step=step)
         self.path = os.fspath(path)
-        self._offsets = array("Q")
-        # A FIFO or a device is read once, as a stream: opening it again would wait for a
-        # writer that is gone, or read other bytes.
-        seekable = is_regular(self.path) and not self.path.endswith(".gz")
-        self._kept: list[bytes] | None = None if seekable else []
-        self._load()
+        self.input_format = input_format
+        container = container_of(self.path)
+        if split is not None and container != SHARDS:
+            raise UsageError(
+                f"{self.path} is one file: a split chooses the shards of a folder.",
+                params=("split",),
+            )
+        self.split = split
+        self.format: str | None = None  # the format its records were read in
+        self._parquet: ParquetConversations | None = None
+        self._index: LineIndex | None = None
+        self._kept: list[bytes] | None = None
+        self._load(container)
 
-    def _load(self) -> None:
+    def _load(self, container: str) -> None:
+        """Check the whole file as `taskcli validate` does, keeping what reads it again: the
+        line index of a plain file, a Parquet file's footers, or the conversations of a stream
+        or a JSON document."""
         import orjson
 
-        from taskcli.files.jsonl import normalise
-        from taskcli.files.rules import check_file
+        from taskcli.files.rules import check_file, check_records
 
-        offsets, kept = self._offsets, self._kept
+        options: dict[str, Any] = {"forced": self.input_format}
+        records = read_document(self.path) if container == DOCUMENT else None
+        if container in (PARQUET, SHARDS):
+            from taskcli.files.parquet import open_parquet
 
-        def remember(line: int, offset: int, record: Any) -> None:
-            if kept is None:
-                offsets.append(offset)
+            self._parquet = open_parquet(self.path, self.split)
+            self.input_format = options["forced"] = self.input_format or self._parquet.forced_format
+        elif records is None and is_regular(self.path) and not self.path.endswith(".gz"):
+            # A FIFO or a device is read once, as a stream: opening it again would wait for a
+            # writer that is gone, or read other bytes.
+            self._index = LineIndex(self.path)
+        index, kept = self._index, []
+
+        def remember(line: int, offset: int, conversation: Any) -> None:
+            if index is not None:
+                index.add(line, offset)
             else:
-                kept.append(orjson.dumps(normalise(record)))
+                kept.append(orjson.dumps(conversation))
 
-        report = check_file(self.path, on_valid=remember)
+        if self._parquet is not None:
+            report = check_records(self._parquet.scan_all(), self.path, **options)
+        elif records is not None:
+            report = check_records(enumerate(records), self.path, on_valid=remember, **options)
+        else:
+            report = check_file(self.path, on_valid=remember, **options)
         if report.errors:
             raise invalid_file(report)
-        if kept is None:
+        self.format = report.format
+        if index is not None or self._parquet is not None:
             self._stamp = _stamp(self.path)
+        else:
+            self._kept = kept
 
     def num_examples(self) -> int:
-        return len(self._offsets) if self._kept is None else len(self._kept)
+        if self._parquet is not None:
+            return len(self._parquet)
+        return len(self._index) if self._index is not None else len(self._kept or ())
 
     def get_example(self, index: int) -> Conversation:
         return self.get_examples([index])[0]
@@ -103,14 +172,35 @@ class CustomJSON(Task):
     def get_examples(self, indices: Sequence[int]) -> list[Conversation]:
         if self._kept is not None:
             return [decode(self._kept[i]) for i in indices]
+        self._check_unchanged()
+        if self._parquet is not None:
+            return [self._conversation(record) for record in self._parquet.records(indices)]
+        assert self._index is not None
+        forced = self.input_format
+        return [decode(raw, forced) for _, raw, _ in self._index.read_many(indices)]
+
+    def iter_examples(self, indices: Sequence[int]) -> Any:
+        """In storage order, a row group at a time, for a Parquet file."""
+        if self._parquet is None:
+            yield from super().iter_examples(indices)
+            return
+        self._check_unchanged()
+        for i, record in self._parquet.scan(indices):
+            yield i, self._conversation(record)
+
+    def _conversation(self, record: Any) -> Conversation:
+        from taskcli.files.formats import conversation_of
+
+        return conversation_of(record, self.input_format)
+
+    def _check_unchanged(self) -> None:
         if _stamp(self.path) != self._stamp:
             raise InvalidData(f"{self.path} changed after it was loaded; load it again.")
-        conversations = []
-        with open(self.path, "rb") as file:
-            for i in indices:
-                file.seek(self._offsets[i])
-                conversations.append(decode(file.readline()))
-        return conversations
+
+    @property
+    def data_files(self) -> list[Any]:
+        """A Parquet file's or folder's files (a JSON file is named by its `path` already)."""
+        return list(self._parquet.files) if self._parquet is not None else []
 
     def __repr__(self) -> str:
         return (
@@ -125,10 +215,12 @@ def invalid_file(report: FileReport) -> InvalidData:
     from taskcli.files.rules import format_problem
 
     path = report.path
-    shown = "\n".join("  " + format_problem(path, p) for p in report.errors[:SHOWN_ERRORS])
+    shown = "\n".join(
+        "  " + format_problem(path, p, report.unit) for p in report.errors[:SHOWN_ERRORS]
+    )
     more = len(report.errors) - SHOWN_ERRORS
     headline = report.not_json() or (
-        f"{path}: {report.rejected:,} of {report.conversations:,} lines are not valid "
+        f"{path}: {report.rejected:,} of {report.conversations:,} {report.unit}s are not valid "
         f"conversations ({len(report.errors):,} errors):"
     )
     again = STDIN if path == display_name(STDIN) else path

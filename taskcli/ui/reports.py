@@ -195,7 +195,7 @@ def print_validation(reports: list[FileReport], *, strict: bool, per_rule: int) 
                 )
                 for problem in group[:per_rule]:
                     console.stdout.print(
-                        Text("    " + format_problem(report.path, problem)),
+                        Text("    " + format_problem(report.path, problem, report.unit)),
                         highlight=False,
                         soft_wrap=True,
                     )
@@ -426,6 +426,7 @@ def stats_report(stats: Stats, *, show_sources: bool = False) -> RenderableType:
     header = Text.assemble(
         ("Stats of ", "bold"),
         (stats.label, "bold cyan"),
+        f" ({stats.format})" if stats.format else "",
         f"  ·  {stats.conversations:,} conversations  ·  {PERCENTILE_METHOD} percentiles",
     )
     if not stats.conversations:
@@ -689,7 +690,7 @@ def packed_row_report(detail: RowDetail) -> RenderableType:
             f"{segment.trained:,}",
             f"{segment.index:,}",
             escape(segment.entry_label),
-            f"{segment.source['index']:,}",
+            f"{segment.origin['index']:,}",
         )
     if detail.padding:
         table.add_row(

@@ -53,7 +53,7 @@ def token_view(
     marks untrained runs and token boundaries with characters instead of colour."""
     legend = "untrained in ⟦ ⟧, tokens split by ·" if plain else "trained in green"
     pieces: list[RenderableType] = []
-    if row.source is not None:
+    if row.origin is not None:
         pieces.append(source_line(row))
     cut = f" at {max_tokens:,}" if rendering.truncated else ""
     pieces.append(
@@ -102,7 +102,7 @@ def print_packed_row(
     where it begins in the row, then the padding."""
     from rich.rule import Rule
 
-    from taskcli.show import Row
+    from taskcli.targets import Row
 
     plain = console.stdout.no_color or console.stdout.color_system is None
     for number, segment in enumerate(detail.segments):
@@ -118,7 +118,7 @@ def print_packed_row(
         row = Row(
             segment.index,
             segment.conversation or {},
-            source=segment.source,
+            origin=segment.origin,
             entry=segment.entry_label,
         )
         assert segment.rendering is not None, "row_detail(with_tokens=True) renders each segment"

@@ -28,6 +28,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Static
 
+from taskcli.browse import message_text
 from taskcli.errors import TaskcliError
 from taskcli.training.render import DEFAULT_MAX_TOKENS
 from taskcli.ui import conversation_view, token_view
@@ -161,7 +162,7 @@ class BrowseApp(App[None]):
             if isinstance(rendered, TaskcliError):  # nanochat could not render it: no count
                 return "?"
             return f"{rendered.num_tokens:,}"
-        chars = sum(len(render_text(m)) for m in messages if isinstance(m, dict))
+        chars = sum(len(message_text(m)) for m in messages if isinstance(m, dict))
         return f"{chars:,}"
 
     def _keep_visible(self, rows: int) -> None:
@@ -279,8 +280,8 @@ class BrowseApp(App[None]):
             text.append(f" · {item.where}")
             if "duplicate" in rules and browser.duplicates is not None:
                 text.append(f", repeats line {browser.duplicates.first_of(item.row.line):,}")
-        if browser.source is not None:
-            text.append(f" · only {browser.sources[browser.source]} ({browser.length:,})")
+        if browser.shown_source is not None:
+            text.append(f" · only {browser.sources[browser.shown_source]} ({browser.length:,})")
         if self.tokens:
             text.append(" · tokens")
         text.append(" · ")
@@ -406,7 +407,7 @@ class BrowseApp(App[None]):
             return
         k = browser.locate(index)
         if k is None or (total is not None and index >= total):
-            self.say(f"row {index:,} is not in {browser.sources[browser.source]}", "red")
+            self.say(f"row {index:,} is not in {browser.sources[browser.shown_source]}", "red")
             return
         self.say(f"row {index:,}")
         self.go(k)
@@ -526,14 +527,15 @@ class BrowseApp(App[None]):
             self.say("one source: only a mixture spec's rows can be filtered by source", "red")
             return
         index = browser.position(self.cursor)
-        following = 0 if browser.source is None else browser.source + 1
+        following = 0 if browser.shown_source is None else browser.shown_source + 1
         browser.filter_source(following if following < len(browser.sources) else None)
         k = browser.locate(index)
         if k is None:
             import numpy as np
 
             k = min(int(np.searchsorted(browser.view, index)), browser.length - 1)
-        named = "all sources" if browser.source is None else browser.sources[browser.source]
+        shown = browser.shown_source
+        named = "all sources" if shown is None else browser.sources[shown]
         self.say(f"showing {named}")
         self.top = 0
         self.go(k)
@@ -542,20 +544,10 @@ class BrowseApp(App[None]):
         self.push_screen(HelpScreen())
 
 
-def render_text(message: dict[str, Any]) -> str:
-    """A message's text, tool parts included, for lengths in characters."""
-    from taskcli.conversation import flatten_content
-
-    try:
-        return flatten_content(message.get("content", ""))
-    except (KeyError, TypeError, IndexError):
-        return str(message.get("content", ""))
-
-
 def _first_user_line(messages: list[Any]) -> str:
     for message in messages:
         if isinstance(message, dict) and message.get("role") == "user":
-            for line in render_text(message).splitlines():
+            for line in message_text(message).splitlines():
                 if line.strip():
                     return line.strip()
     return ""
