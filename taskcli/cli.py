@@ -36,10 +36,19 @@ FLAGS = {
     "fmt": "--format",
     "index": "--index",
     "shard": "--shard",
+    "limit": "--limit",
     "details_path": "--details",
     "output_valid": "--output-valid",
     "rejects": "--rejects",
     "input_format": "--input-format",
+    "max_seq_len": "--max-seq-len",
+    "device_batch_size": "--device-batch-size",
+    "world_size": "--world-size",
+    "buffer_size": "--buffer-size",
+    "total_batch_size": "--total-batch-size",
+    "eval_tokens": "--eval-tokens",
+    "rank": "--rank",
+    "row": "--row",
 }
 
 
@@ -245,7 +254,8 @@ DataDirOption = Annotated[
         "--data-dir",
         envvar="TASKCLI_DATA_DIR",
         help="A folder of local dataset copies, laid out as `hf download REPO --local-dir "
-        "DIR/REPO` leaves them. Without it, the Hugging Face Hub and its cache are used.",
+        "DIR/REPO` leaves them, or nanochat's task cache ($NANOCHAT_BASE_DIR/task_data). "
+        "Without it, the Hugging Face Hub and its cache are used.",
     ),
 ]
 TokenizerOption = Annotated[
@@ -268,6 +278,58 @@ MaxTokensOption = Annotated[
         metavar="N",
         help="Cut each conversation after N tokens, as nanochat's SFT does (default 2048; 0: "
         "no cut).",
+    ),
+]
+
+
+MaxSeqLenOption = Annotated[
+    int,
+    typer.Option(
+        "--max-seq-len",
+        metavar="T",
+        help="nanochat's --max-seq-len: each row holds T + 1 tokens.",
+    ),
+]
+DeviceBatchSizeOption = Annotated[
+    int,
+    typer.Option(
+        "--device-batch-size",
+        metavar="B",
+        help="nanochat's --device-batch-size: rows per micro-batch on each rank.",
+    ),
+]
+WorldSizeOption = Annotated[
+    int,
+    typer.Option(
+        "--world-size",
+        metavar="W",
+        help="Ranks (GPUs); rank r reads mixture rows r, r+W, r+2W, ...",
+    ),
+]
+BufferSizeOption = Annotated[
+    int,
+    typer.Option(
+        "--buffer-size",
+        metavar="S",
+        help="Conversations each rank's loader keeps to choose from (nanochat's is 100).",
+    ),
+]
+NumIterationsOption = Annotated[
+    int,
+    typer.Option(
+        "--num-iterations",
+        metavar="N",
+        help="nanochat's --num-iterations (-1: the whole epoch). Its loader counts "
+        "micro-batches against it, not optimizer steps.",
+    ),
+]
+TotalBatchSizeOption = Annotated[
+    int | None,
+    typer.Option(
+        "--total-batch-size",
+        metavar="TOKENS",
+        help="Tokens per optimizer step, a multiple of B·T·W (default B·T·W: one micro-batch "
+        "per step; nanochat takes its checkpoint's, 524,288 without one).",
     ),
 ]
 
@@ -623,6 +685,55 @@ def export(
     data_dir: DataDirOption = None,
     tokenizer: TokenizerOption = None,
     max_tokens: MaxTokensOption = None,
+    max_seq_len: Annotated[
+        int | None,
+        typer.Option(
+            "--max-seq-len", metavar="T", help="With --format packed: nanochat's --max-seq-len."
+        ),
+    ] = None,
+    device_batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--device-batch-size",
+            metavar="B",
+            help="With --format packed: nanochat's --device-batch-size.",
+        ),
+    ] = None,
+    world_size: Annotated[
+        int | None,
+        typer.Option("--world-size", metavar="W", help="With --format packed: ranks (default 1)."),
+    ] = None,
+    buffer_size: Annotated[
+        int | None,
+        typer.Option(
+            "--buffer-size",
+            metavar="S",
+            help="With --format packed: the loader's buffer (default 100).",
+        ),
+    ] = None,
+    num_iterations: Annotated[
+        int | None,
+        typer.Option(
+            "--num-iterations",
+            metavar="N",
+            help="With --format packed: nanochat's --num-iterations (default -1).",
+        ),
+    ] = None,
+    total_batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--total-batch-size",
+            metavar="TOKENS",
+            help="With --format packed: tokens per optimizer step (default B·T·W).",
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="With --format packed: neither read nor write the lengths cache.",
+        ),
+    ] = False,
     json_output: JsonOption = False,
     max_line_bytes: MaxLineOption = None,
 ) -> None:
@@ -634,7 +745,9 @@ def export(
     says so ("interrupted: nothing written, the old OUT is unchanged") and exits 130.
 
     With --format tokens and a --tokenizer, each row is the training view instead: token ids and
-    the loss mask, as nanochat's SFT renders them, in Parquet.
+    the loss mask, as nanochat's SFT renders them, in Parquet. With --format packed, also
+    --max-seq-len and --device-batch-size, each row is a row nanochat's SFT loader feeds the
+    model, packed from several conversations (docs/packing.md).
 
     Example: [bold]taskcli export examples/mixture.yaml -o train.jsonl --format nanochat[/]
     """
@@ -654,7 +767,21 @@ def export(
         check_output(output, [target], "output")  # before any work: a folder, a missing folder
     if output is not None:
         fmt = choose_output(output, fmt, stream=is_special(output))[0].name
-    settings = _token_settings(tokenizer, max_tokens) if fmt == "tokens" and not dry_run else None
+    loader = {
+        "--max-seq-len": max_seq_len,
+        "--device-batch-size": device_batch_size,
+        "--world-size": world_size,
+        "--buffer-size": buffer_size,
+        "--num-iterations": num_iterations,
+        "--total-batch-size": total_batch_size,
+    }
+    packing = None
+    if fmt == "packed":
+        packing = _pack_settings(max_seq_len, device_batch_size, loader)
+    elif given := [flag for flag, value in loader.items() if value is not None]:
+        raise UsageError(f"{', '.join(given)}: only for --format packed.")
+    renders = fmt in ("tokens", "packed") and not dry_run
+    settings = _token_settings(tokenizer, max_tokens) if renders else None
     shard_range = parse_shard(shard) if shard is not None else None
     with console.status("planning"), line_limit(max_line_bytes):  # customjson files: capped
         opened = _open(target, subset, split, param, data_dir, input_format)
@@ -667,6 +794,14 @@ def export(
             reports.print_plan(summary)
         return
     total = len(selected_rows(plan.total, limit, shard_range))
+    packed = None
+    if packing is not None and settings is not None:
+        from taskcli.export.packed import PackedRows
+
+        packed = _packed(
+            opened, plan, settings.tokenizer, settings.max_tokens, packing, cached=not no_cache
+        )
+        total = PackedRows.of(packed).placements
     with console.export_bar(total) as bar:
         manifest = export(
             plan,
@@ -677,6 +812,7 @@ def export(
             progress=bar.advance if bar else None,
             on_phase=bar.phase if bar else None,
             tokens=settings,
+            packed=packed,
         )
     if manifest is None:
         return
@@ -731,6 +867,196 @@ def stats(
         console.print_json(result.to_json())
     else:
         console.stdout.print(reports.stats_report(result, show_sources=opened.is_spec))
+
+
+@app.command()
+def pack(
+    target: TargetArgument,
+    max_seq_len: MaxSeqLenOption,
+    device_batch_size: DeviceBatchSizeOption,
+    tokenizer: TokenizerOption = None,
+    world_size: WorldSizeOption = 1,
+    buffer_size: BufferSizeOption = 100,
+    split: Annotated[
+        str,
+        typer.Option(
+            "--split",
+            metavar="train|val",
+            help="The loader's split: train (until last_step), or val (one evaluation: "
+            "--eval-tokens ÷ (B·T·W) micro-batches per rank; last_step never comes).",
+        ),
+    ] = "train",
+    eval_tokens: Annotated[
+        int | None,
+        typer.Option(
+            "--eval-tokens",
+            metavar="TOKENS",
+            help="nanochat's --eval-tokens, for --split val (default 40 × 524,288).",
+        ),
+    ] = None,
+    num_iterations: NumIterationsOption = -1,
+    total_batch_size: TotalBatchSizeOption = None,
+    render_max_tokens: Annotated[
+        int | None,
+        typer.Option(
+            "--render-max-tokens",
+            min=0,
+            metavar="M",
+            help="Cut each conversation after M tokens when rendering (default 2048, what "
+            "nanochat passes whatever T is; 0: no cut). T + 1 shows what the fix proposed "
+            "upstream would change.",
+        ),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Exit 1 when any micro-batch would have no trained target (a NaN loss) or "
+            "nanochat could not start.",
+        ),
+    ] = False,
+    row: Annotated[
+        int | None,
+        typer.Option(
+            "--row",
+            min=0,
+            metavar="N",
+            help="Show row N of a rank (counted from 0 across its micro-batches): each "
+            "conversation in it, and the padding.",
+        ),
+    ] = None,
+    rank: Annotated[
+        int | None,
+        typer.Option("--rank", min=0, metavar="R", help="The rank of --row (default 0)."),
+    ] = None,
+    tokens: Annotated[
+        bool,
+        typer.Option(
+            "--tokens",
+            help="With --row, draw the row's tokens, each conversation's start marked.",
+        ),
+    ] = False,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Render every conversation, and neither read nor write the lengths cache.",
+        ),
+    ] = False,
+    data_dir: DataDirOption = None,
+    json_output: JsonOption = False,
+    max_line_bytes: MaxLineOption = None,
+) -> None:
+    """Replay nanochat's SFT loader over a target: the rows it feeds, and whether the loss goes NaN.
+
+    The loader is nanochat's current one (scripts/chat_sft.py at 92d63d4): each rank packs
+    rendered conversations into rows of T + 1 tokens, best fit from a buffer, padding the
+    rest; a conversation longer than a row never fits, and once the buffer holds nothing else
+    every row is padding: the loss is NaN and the epoch never ends. Reported: micro-batches
+    until last_step and optimizer steps, padding, trained tokens, each source's share of the
+    trained tokens and of the loss after packing, conversations left out, and the verdict.
+    Rendered lengths are cached, so trying other sizes renders nothing again. The target's
+    default subset and split are read; write a spec for others. docs/packing.md has the rules.
+
+    Example: [bold]taskcli pack examples/local-mixture.yaml -t tiktoken:cl100k_base
+    --max-seq-len 512 --device-batch-size 4[/]
+    """
+    from taskcli.errors import UsageError
+    from taskcli.files.reader import line_limit
+    from taskcli.pack import row_detail
+    from taskcli.targets import as_plan
+    from taskcli.training.packing import DEFAULT_EVAL_TOKENS, PackSettings
+    from taskcli.training.render import DEFAULT_MAX_TOKENS
+    from taskcli.ui import console, reports, token_view
+
+    if tokenizer is None:
+        raise UsageError(
+            "pack renders conversations with a tokenizer, and none was given.",
+            hint="give --tokenizer SPEC (or set TASKCLI_TOKENIZER), e.g. tiktoken:cl100k_base.",
+        )
+    settings = PackSettings(
+        max_seq_len=max_seq_len,
+        device_batch_size=device_batch_size,
+        world_size=world_size,
+        buffer_size=buffer_size,
+        split=split,
+        num_iterations=num_iterations,
+        total_batch_size=total_batch_size,
+        eval_tokens=DEFAULT_EVAL_TOKENS if eval_tokens is None else eval_tokens,
+    )
+    if row is None and (rank is not None or tokens):
+        given = "--rank" if rank is not None else "--tokens"
+        raise UsageError(f"{given} is about one packed row: give --row N too.")
+    rank = rank or 0
+    if rank >= world_size:
+        raise UsageError(
+            f"rank {rank} is not one of the {world_size} ranks (0 to {world_size - 1}).",
+            params=("rank",),
+        )
+    loaded = _load_tokenizer(tokenizer)
+    cut = DEFAULT_MAX_TOKENS if render_max_tokens is None else render_max_tokens
+    with line_limit(max_line_bytes):
+        with console.status("planning"):
+            opened = _open(target, None, None, None, data_dir)
+            plan = as_plan(opened)
+        packed = _packed(opened, plan, loaded, cut, settings, cached=not no_cache)
+    if row is not None:
+        detail = row_detail(packed, rank, row, with_tokens=tokens)
+        if json_output:
+            console.print_json(detail.to_json())
+        else:
+            console.stdout.print(reports.packed_row_report(detail))
+            if tokens:
+                token_view.print_packed_row(detail, loaded, max_tokens=cut)
+    elif json_output:
+        console.print_json(packed.to_json())
+    else:
+        console.stdout.print(reports.pack_report(packed))
+    if strict and not packed.summary.strict_ok:
+        raise typer.Exit(1)
+
+
+def _pack_settings(max_seq_len: int | None, device_batch_size: int | None, given: dict):
+    """The loader's sizes for --format packed; T and B have no default worth guessing."""
+    from taskcli.errors import UsageError
+    from taskcli.training.packing import PackSettings
+
+    if max_seq_len is None or device_batch_size is None:
+        raise UsageError(
+            "the packed format needs the loader's sizes: --max-seq-len T and "
+            "--device-batch-size B (nanochat's, or its checkpoint's).",
+        )
+    optional = {
+        "world_size": given["--world-size"],
+        "buffer_size": given["--buffer-size"],
+        "num_iterations": given["--num-iterations"],
+        "total_batch_size": given["--total-batch-size"],
+    }
+    return PackSettings(
+        max_seq_len, device_batch_size, **{k: v for k, v in optional.items() if v is not None}
+    )
+
+
+def _packed(opened, plan, tokenizer, max_tokens: int, settings, *, cached: bool):
+    """The target measured (from the lengths cache, else rendered with a progress bar) and the
+    loader replayed over it."""
+    from taskcli.pack import Measurement, pack
+    from taskcli.training.lengths_cache import LengthsCache
+    from taskcli.ui import console
+
+    measured = Measurement(plan, tokenizer, max_tokens, LengthsCache() if cached else None)
+    with console.progress_bar(measured.pending_rows, label="rendering") as progress:
+        measured.complete(
+            on_progress=progress,
+            on_wait=lambda: console.print_note(
+                "waiting for another taskcli run that is rendering the same source"
+            ),
+        )
+    names = tuple(source.name for source in opened.sources) if opened.is_spec else (opened.label,)
+    packed = pack(measured, settings, opened.label, names)
+    for warning in packed.warnings:
+        console.print_warning(warning)
+    return packed
 
 
 def _token_settings(spec: str | None, max_tokens: int | None):

@@ -23,6 +23,8 @@ rows}}``. Options shared by all writers:
 - ``revision``: also write the download notes ``hf download`` leaves, naming that commit.
 
 `write_all(DIR)` writes all five datasets; `write_repo` writes any rows in the same layout.
+`write_nanochat_split` writes rows as nanochat's own task cache keeps them
+(``DIR/OWNER--NAME/SUBSET/SPLIT/NNNNN.parquet`` and a ``manifest.json`` listing the shards).
 """
 
 from __future__ import annotations
@@ -648,3 +650,34 @@ def write_all(data_dir: str | Path, **layout: Any) -> dict[str, Written]:
         "openai/openai_humaneval": write_humaneval(data_dir, **layout),
         "HuggingFaceTB/smol-smoltalk": write_smoltalk(data_dir, **layout),
     }
+
+
+def write_nanochat_split(
+    task_data: str | Path,
+    repo: str,
+    config: str,
+    split: str,
+    rows: Rows,
+    schema: pa.Schema,
+    *,
+    shards: int = 2,
+    manifest: bool = True,
+) -> Path:
+    """`rows` as nanochat's task cache (commit 92d63d4) holds one split: numbered shards
+    (the Hub's parquet export of it) and, written last, ``manifest.json``: the shard names in
+    order. Returns the split's folder."""
+    import json
+
+    folder = Path(task_data) / repo.replace("/", "--") / config / split
+    folder.mkdir(parents=True, exist_ok=True)
+    shards = max(1, min(shards, len(rows)))
+    bounds = [len(rows) * k // shards for k in range(shards + 1)]
+    names = []
+    for k in range(shards):
+        name = f"{k:05d}.parquet"
+        table = pa.Table.from_pylist(rows[bounds[k] : bounds[k + 1]], schema=schema)
+        pq.write_table(table, folder / name, row_group_size=4)
+        names.append(name)
+    if manifest:
+        (folder / "manifest.json").write_text(json.dumps(names))
+    return folder

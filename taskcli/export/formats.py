@@ -68,6 +68,9 @@ class ExportFormat:
     # True for the training view: conversations rendered with a tokenizer into token ids and a
     # loss mask (`taskcli.export.tokens`), instead of JSON written by `row`.
     renders_tokens: bool = False
+    # True when a row is one packed row of nanochat's SFT loader, not one conversation
+    # (`taskcli.export.packed`): it needs the loader's sizes, and the run replayed.
+    packs_rows: bool = False
 
     def columns_of(self, value: Any) -> dict[str, Any]:
         """The Parquet columns of one row's JSON value."""
@@ -142,6 +145,17 @@ FORMATS: dict[str, ExportFormat] = {
             None,
             file_kinds=(PARQUET,),
             renders_tokens=True,
+        ),
+        ExportFormat(
+            "packed",
+            "Parquet of the rows nanochat's SFT loader feeds the model (bestfit packing, "
+            "92d63d4), rank by rank up to last_step: rank, micro_batch, row, ids and mask (T + 1 "
+            "tokens, BOS padding masked), content_len and each conversation's segment; needs "
+            "--tokenizer, --max-seq-len and --device-batch-size.",
+            None,
+            file_kinds=(PARQUET,),
+            renders_tokens=True,
+            packs_rows=True,
         ),
     )
 }

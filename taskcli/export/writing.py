@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
@@ -34,6 +34,9 @@ from taskcli.files.atomic import (
 )
 from taskcli.mixing.plan import Plan, selected_rows
 from taskcli.tasks.capabilities import ReadsAhead
+
+if TYPE_CHECKING:
+    from taskcli.export.packed import PackedRun
 
 
 def write_rows(
@@ -59,6 +62,11 @@ def write_rows(
     row's index in its task.
     """
     export_format = get_format(fmt)
+    if export_format.packs_rows:
+        raise UsageError(
+            "the packed format writes packed rows, not the plan's rows: use `export(..., "
+            "packed=...)`."
+        )
     if export_format.renders_tokens and tokens is None:
         raise UsageError(
             "the tokens format renders conversations with a tokenizer, and none was given.",
@@ -113,6 +121,7 @@ def export(
     progress: Progress | None = None,
     on_phase: Callable[[str], None] | None = None,
     tokens: TokenSettings | None = None,
+    packed: PackedRun | None = None,
 ) -> dict[str, Any] | None:
     """Write the plan's rows to `output` ("-" for stdout) and return the manifest written.
 
@@ -122,22 +131,39 @@ def export(
     ``messages``. A file output appears only once complete, then its manifest. Standard output
     gets no manifest (None is returned). `progress` is called with counts of rows converted,
     `on_phase` with the name of each phase that has no rows to count (shuffling, ordering,
-    flushing). The `tokens` format writes Parquet only, rendered with `tokens`.
+    flushing). The `tokens` format writes Parquet only, rendered with `tokens`; so does the
+    `packed` format, which writes the rows of `packed` (the loader replayed over the same plan,
+    as `taskcli pack` does, with the same cut) instead of the plan's rows, and counts its
+    conversations placed as progress.
     """
     export_format, kind = choose_output(os.fspath(output), fmt, stream=is_special(output))
     fmt = export_format.name
     rows = selected_rows(plan.total, limit, shard)
     if export_format.renders_tokens and kind != PARQUET:
         raise UsageError(
-            "the tokens format is written as Parquet only.",
+            f"the {fmt} format is written as Parquet only.",
             hint="name the output file .parquet, e.g. -o train.parquet.",
             params=("output",),
         )
+    if export_format.packs_rows:
+        if packed is None or tokens is None:
+            raise UsageError(
+                "the packed format needs the loader's run: a tokenizer, --max-seq-len and "
+                "--device-batch-size."
+            )
+        if limit is not None or shard is not None:
+            raise UsageError(
+                "the packed format writes the loader's rows of the whole mixture: --limit and "
+                "--shard do not apply.",
+                params=("limit",) if limit is not None else ("shard",),
+            )
     if os.fspath(output) == "-":
         _export_to_stdout(plan, rows, fmt, progress, on_phase)
         return None
     check_output(output, export_inputs(plan), "output")
     try:
+        if packed is not None and export_format.packs_rows:
+            return _export_packed(plan, output, packed, tokens, progress, on_phase)
         return _export_to_file(
             plan, output, rows, export_format, kind, (limit, shard), progress, on_phase, tokens
         )
@@ -190,6 +216,68 @@ def _export_to_file(
         if tokens is not None and export_format.renders_tokens:
             manifest["tokens"] = tokens.describe()
         if not staged.in_place:  # a device or a FIFO has no folder to put a manifest in
+            data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
+            staged.attach(manifest_path(staged.path), data)
+    return manifest
+
+
+def _export_packed(
+    plan: Plan,
+    output: str | os.PathLike[str],
+    packed: PackedRun,
+    tokens: TokenSettings | None,
+    progress: Progress | None,
+    on_phase: Callable[[str], None] | None,
+) -> dict[str, Any]:
+    """The `packed` format: the loader's rows as Parquet, and a manifest that records the
+    loader followed, its sizes, where each rank's rows stop and why."""
+    from taskcli.export.packed import PackedRows, write_packed
+    from taskcli.training.packing import NANOCHAT_LOADER
+
+    if tokens is None or tokens.max_tokens != packed.render_max_tokens:
+        raise UsageError("the packed rows must be rendered with the cut they were packed with.")
+    rows = PackedRows.of(packed)
+    with staged_output(output, compress=False) as staged:
+        with scratch_folder(output) as scratch:
+            written = write_packed(
+                packed, rows, staged.file, tokens, progress, scratch=scratch, on_phase=on_phase
+            )
+        if on_phase is not None:
+            on_phase("flushing")
+        staged.finish()
+        sha256 = None
+        if staged.temp is not None:
+            with staged.temp.open("rb") as finished:
+                sha256 = hashlib.file_digest(finished, "sha256").hexdigest()
+        manifest = _manifest(
+            plan, staged.path, "packed", None, None, range(plan.total), written, staged.size, sha256
+        )
+        settings, summary = packed.settings, packed.summary
+        manifest["rows"] = rows.rows
+        manifest["output"]["kind"] = PARQUET
+        manifest["tokens"] = tokens.describe()
+        manifest["packing"] = {
+            "loader": NANOCHAT_LOADER,
+            "max_seq_len": settings.max_seq_len,
+            "device_batch_size": settings.device_batch_size,
+            "world_size": settings.world_size,
+            "buffer_size": settings.buffer_size,
+            "split": settings.split,
+            "num_iterations": settings.num_iterations,
+            "total_batch_size": settings.total_batch_size or settings.tokens_per_micro_batch,
+            "micro_batches_per_step": settings.micro_batches_per_step,
+            "render_max_tokens": packed.render_max_tokens,
+            "ends": summary.ends,
+            "run_micro_batches": summary.run_micro_batches,
+            "optimizer_steps": summary.optimizer_steps,
+            "written_up_to": "last_step"
+            if all(rank["up_to"] == "last_step" for rank in rows.ranks)
+            else "starvation",
+            "ranks": list(rows.ranks),
+            "placements": rows.placements,
+            "verdict": summary.verdict,
+        }
+        if not staged.in_place:
             data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
             staged.attach(manifest_path(staged.path), data)
     return manifest

@@ -6,6 +6,13 @@ leaves it::
     DIR/allenai/ai2_arc/README.md                              # YAML front matter with `configs:`
     DIR/allenai/ai2_arc/ARC-Easy/test-00000-of-00001.parquet
 
+or as nanochat's own task cache (``$NANOCHAT_BASE_DIR/task_data``, nanochat commit 92d63d4)
+leaves it: one folder per split, the Hub's parquet export of it in numbered shards, and a
+``manifest.json`` listing them, written last::
+
+    DIR/allenai--ai2_arc/ARC-Easy/test/00000.parquet
+    DIR/allenai--ai2_arc/ARC-Easy/test/manifest.json           # ["00000.parquet"]
+
 Its parquet files are read with Arrow directly (`taskcli.files.parquet`). Without a local copy,
 `datasets.load_dataset` reads the Hub or its cache (HF_HOME), whose uncompressed Arrow files are
 memory-mapped. Either way the caller gets `Rows`: a row count, reads in bulk, and the files behind
@@ -28,7 +35,7 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from taskcli.errors import DatasetMissing, InvalidData
+from taskcli.errors import DatasetMissing, DataUnavailable, InvalidData
 from taskcli.files.parquet import DataFile, ParquetRows, Rows, TableRows
 
 DATA_DIR_ENV = "TASKCLI_DATA_DIR"
@@ -50,9 +57,16 @@ def open_rows(
     folder = data_root(Path(data_dir), repo) if data_dir is not None else None
     if folder is not None and (folder / repo).is_dir():
         return local_rows(folder, repo, config, split)
+    cached = nanochat_copy(Path(data_dir), repo) if data_dir is not None else None
+    if cached is not None:
+        return nanochat_rows(cached, config, split)
     missing = ""
     if folder is not None:
-        missing = f"there is no local copy at {folder / repo}{_misplaced(folder)}, and "
+        slug = repo.replace("/", "--")
+        missing = (
+            f"there is no local copy at {folder / repo}{_misplaced(folder)} (nor nanochat's "
+            f"{Path(data_dir) / slug}), and "
+        )
     return hub_rows(repo, config, split, folder, missing)
 
 
@@ -211,6 +225,85 @@ def local_revision(repo_dir: Path, paths: Sequence[Path]) -> str | None:
         except OSError:
             continue
     return revisions.pop() if len(revisions) == 1 else None
+
+
+# --- nanochat's task cache ---------------------------------------------------------------------
+
+NANOCHAT_MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 1 << 20  # a list of shard names; nanochat's hold a few
+
+
+def nanochat_copy(folder: Path, repo: str) -> Path | None:
+    """The folder nanochat's task cache keeps `repo` in (``OWNER--NAME``), under `folder` or
+    under its ``task_data`` (a user may point at ``$NANOCHAT_BASE_DIR`` itself), or None."""
+    slug = repo.replace("/", "--")
+    for candidate in (folder / slug, folder / "task_data" / slug):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def nanochat_rows(repo_dir: Path, config: str, split: str) -> ParquetRows:
+    """The rows of one split from nanochat's task cache: the shards its ``manifest.json`` lists,
+    in that order (nanochat concatenates them so). nanochat writes the manifest after the last
+    shard, so a split folder without one is a download that did not finish."""
+    split_dir = repo_dir / config / split
+    if not split_dir.is_dir():
+        raise DataUnavailable(
+            f"{repo_dir} (nanochat's task cache) has no copy of subset {config!r}, split "
+            f"{split!r}: nanochat downloads only the splits its scripts read.",
+            hint="use a data dir that has it (an `hf download` copy), or run without --data-dir "
+            "to read the Hugging Face Hub.",
+            params=("data_dir",),
+        )
+    manifest = split_dir / NANOCHAT_MANIFEST
+    if not manifest.is_file():
+        raise DataUnavailable(
+            f"{split_dir} has no {NANOCHAT_MANIFEST}: nanochat writes it after the last shard, "
+            "so this copy is incomplete (its download was interrupted).",
+            hint="run the nanochat script that reads it again to finish the download, or delete "
+            f"{split_dir} and download it again.",
+            params=("data_dir",),
+        )
+    names = _manifest_names(manifest)
+    paths = [split_dir / name for name in names]
+    missing = [name for name, path in zip(names, paths, strict=True) if not path.is_file()]
+    if missing:
+        raise DataUnavailable(
+            f"{manifest} lists {', '.join(missing[:3])}"
+            f"{f' and {len(missing) - 3} more' if len(missing) > 3 else ''}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not there: the copy is incomplete.",
+            hint=f"delete {split_dir} and let nanochat download it again.",
+            params=("data_dir",),
+        )
+    return ParquetRows(paths)
+
+
+def _manifest_names(manifest: Path) -> list[str]:
+    """The shard names a nanochat manifest lists, read as untrusted: a JSON list of plain
+    ``.parquet`` file names in the same folder, at most `MAX_MANIFEST_BYTES`."""
+    import json
+
+    try:
+        with manifest.open("rb") as file:
+            data = file.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as error:
+        raise InvalidData(f"{manifest}: cannot be read ({error.strerror}).") from None
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise InvalidData(f"{manifest}: larger than {MAX_MANIFEST_BYTES:,} bytes; not a manifest.")
+    try:
+        names = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise InvalidData(f"{manifest}: not a JSON list of shard names ({error}).") from None
+    if not isinstance(names, list) or not names:
+        raise InvalidData(f"{manifest}: expected a non-empty JSON list of shard names.")
+    for name in names:
+        plain = isinstance(name, str) and name == Path(name).name and name not in ("", ".", "..")
+        if not plain or not name.endswith(".parquet") or "\\" in name:
+            raise InvalidData(
+                f"{manifest}: {name!r:.80} is not a parquet file name in the manifest's folder."
+            )
+    return names
 
 
 # --- the Hub -----------------------------------------------------------------------------------

@@ -42,6 +42,8 @@ from taskcli.errors import UsageError
 NANOCHAT_LOADER = "nanochat scripts/chat_sft.py sft_data_generator_bos_bestfit @ 92d63d4"
 DEFAULT_BUFFER_SIZE = 100
 DEFAULT_EVAL_TOKENS = 40 * 524_288
+# The val loader never sets last_step: each evaluation's replay is bounded by this instead.
+MAX_EVAL_REPLAY_TOKENS = 100 * DEFAULT_EVAL_TOKENS
 SPLITS = ("train", "val")
 
 # A buffered conversation is one integer: its length in the high bits, then the complement of
@@ -87,6 +89,14 @@ class PackSettings:
         if self.eval_tokens < 0:
             raise UsageError(
                 f"eval_tokens must be 0 or more, got {self.eval_tokens}", params=("eval_tokens",)
+            )
+        replayed = self.eval_micro_batches * self.device_batch_size * self.row_capacity
+        if self.split == "val" and replayed * self.world_size > MAX_EVAL_REPLAY_TOKENS:
+            raise UsageError(
+                f"eval_tokens {self.eval_tokens:,} makes each evaluation feed "
+                f"{replayed * self.world_size:,} tokens; the replay stops at "
+                f"{MAX_EVAL_REPLAY_TOKENS:,} (100 times nanochat's default)",
+                params=("eval_tokens",),
             )
 
     @property
@@ -372,9 +382,9 @@ class PackRun:
         loader = self._loader(rank)
         rows = self.fed_micro_batches[rank] * self.settings.device_batch_size
         if not 0 <= number < rows:
+            fed = f"{rows} rows (0 to {rows - 1})" if rows else "no rows"
             raise UsageError(
-                f"row {number} is past the run: rank {rank} is fed {rows} rows (0 to {rows - 1})",
-                params=("row",),
+                f"row {number} is past the run: rank {rank} is fed {fed}", params=("row",)
             )
         return loader.row(number)
 
@@ -590,10 +600,13 @@ class _Tally:
         batch = loader.settings.device_batch_size
         rows = fed * batch
         content, row_end, index, _ = loader.flat_rows(rows)
+        # Micro-batches past the recorded rows (a starved rank's) are all padding: counted,
+        # never laid out, however many num_iterations makes the loop feed.
+        recorded = min(fed, -(-len(content) // batch))
         segment_row = np.repeat(np.arange(len(row_end)), np.diff(row_end, prepend=0))
         segment_trained = trained[index]
         micro_batch = segment_row // batch
-        valid = np.bincount(micro_batch, weights=segment_trained, minlength=fed)[:fed]
+        valid = np.bincount(micro_batch, weights=segment_trained, minlength=recorded)[:recorded]
         self.rows += rows
         self.padding += rows * loader.settings.row_capacity - int(content.sum())
         self.placed += np.bincount(codes[index], minlength=len(self.placed))
@@ -611,9 +624,10 @@ class _Tally:
         self.placements += np.bincount(index, minlength=len(self.placements))
         self.micro_batches_with_targets += int(with_targets.sum())
         empty = np.flatnonzero(~with_targets)
-        self.without_targets += len(empty)
-        if len(empty):
-            here = (int(empty[0]), loader.rank)
+        self.without_targets += len(empty) + fed - recorded
+        first = int(empty[0]) if len(empty) else recorded if fed > recorded else None
+        if first is not None:
+            here = (first, loader.rank)
             if self.first_without_targets is None or here < self.first_without_targets:
                 self.first_without_targets = here
 
@@ -659,6 +673,8 @@ def _verdict(summary: PackSummary) -> str:
     each = _count(settings.micro_batches_per_step, "micro-batch", "micro-batches")
     end = f"{steps} ({each} each): rank {finisher} sets last_step with micro-batch {first} ({why})"
     if empty is None:
+        if not summary.optimizer_steps:
+            return f"the run ends after {end}: nothing is trained"
         return f"the run ends after {end}; every trained micro-batch has a valid target"
     return f"NaN loss from micro-batch {empty[0]} ({reason}); the run still ends after {end}"
 

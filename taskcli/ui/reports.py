@@ -1,5 +1,6 @@
 """The commands' reports drawn with Rich: the task list, rules, validation, the export plan,
-statistics with bar charts, and scores. Each takes the library's data and draws nothing else."""
+statistics with bar charts, packing, and scores. Each takes the library's data and draws
+nothing else."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 
     from taskcli.eval import Score
     from taskcli.files.rules import FileReport
+    from taskcli.pack import Packed, RowDetail
     from taskcli.stats import SourceStats, Stats, Summary, TokenStats
 
 from taskcli.ui import console
@@ -582,3 +584,206 @@ def score_report(score: Score) -> RenderableType:
             table.add_row(subject, str(correct), str(n), f"{correct / n:.1%}")
         pieces.append(table)
     return Group(*pieces)
+
+
+def pack_report(packed: Packed) -> RenderableType:
+    """`taskcli pack` for people: the run, each rank, each source's shares, the conversations
+    the loader leaves out or takes twice, and the verdict (bold red when a micro-batch has no
+    valid target, the loss then being NaN, or the epoch never ends)."""
+    from taskcli.training.packing import NANOCHAT_LOADER
+
+    settings, summary = packed.settings, packed.summary
+    tokenizer = packed.tokenizer.describe()
+    cut = f"{packed.render_max_tokens:,}" if packed.render_max_tokens else "none"
+    header = Text.assemble(
+        ("Packing ", "bold"),
+        (packed.label, "bold cyan"),
+        f"  ·  {summary.conversations:,} conversations  ·  {NANOCHAT_LOADER}",
+    )
+    if settings.split == "val":
+        loop = (
+            f"{_plural(settings.eval_micro_batches, 'micro-batch')} per evaluation "
+            f"(eval tokens {settings.eval_tokens:,})"
+        ).replace("micro-batchs", "micro-batches")
+    else:
+        total = settings.total_batch_size or settings.tokens_per_micro_batch
+        loop = f"G={settings.micro_batches_per_step} (total batch {total:,} tokens)"
+        if settings.num_iterations > 0:
+            loop += f", num_iterations {settings.num_iterations:,}"
+    knobs = Text(
+        f"tokenizer {tokenizer['spec']}, render cut {cut}; T={settings.max_seq_len:,}, "
+        f"B={settings.device_batch_size}, W={settings.world_size}, S={settings.buffer_size}, "
+        f"split {settings.split}, {loop}",
+        style="dim",
+    )
+    pieces: list[RenderableType] = [header, knobs]
+    if summary.failure is None:
+        pieces += [_pack_run_table(packed), _pack_ranks_table(packed)]
+        pieces += _pack_source_tables(packed)
+    ok = summary.strict_ok and summary.ends
+    pieces.append(
+        Text.assemble(
+            ("Verdict: ", "bold"),
+            (summary.verdict, "bold green" if ok else "bold red"),
+        )
+    )
+    pieces.append(Text(packed.cache.describe(), style="dim"))
+    return Group(*pieces)
+
+
+def _pack_run_table(packed: Packed) -> Table:
+    from rich import box
+    from rich.table import Table
+
+    settings, summary = packed.settings, packed.summary
+    table = Table(
+        title="The run", title_justify="left", show_header=False, box=box.SIMPLE, pad_edge=False
+    )
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(justify="right", no_wrap=True)
+    table.add_column(style="dim", ratio=1)
+    if settings.split == "val":
+        evaluated = f"{settings.eval_micro_batches:,}"
+        table.add_row("micro-batches per evaluation", evaluated, "per rank")
+    else:
+        first = summary.run_micro_batches
+        table.add_row(
+            "micro-batches until last_step",
+            "never" if first is None else f"{first:,}",
+            "the first rank to set it ends the run",
+        )
+        steps = summary.optimizer_steps
+        each = settings.micro_batches_per_step
+        table.add_row(
+            "optimizer steps",
+            "never ends" if steps is None else f"{steps:,}",
+            f"{_plural(each, 'micro-batch')} each".replace("batchs", "batches")
+            + "; the last micro-batch fetched is not trained",
+        )
+    table.add_row("rows fed", f"{summary.rows:,}", "all ranks")
+    table.add_row("padding", f"{summary.padding_fraction:.1%}", "of the rows' tokens")
+    table.add_row(
+        "trained tokens",
+        f"{summary.trained_fraction:.1%}",
+        f"valid targets ÷ (rows × {settings.max_seq_len:,})",
+    )
+    table.add_row(
+        "never placeable",
+        f"{summary.never_placeable:,}",
+        f"conversations longer than a row ({settings.row_capacity:,} tokens)",
+    )
+    table.add_row("skipped", f"{summary.skipped:,}", "placeable, never placed in the run")
+    table.add_row("placed twice", f"{summary.placed_twice:,}", "in rows fed (the epoch edge)")
+    if summary.micro_batches_without_targets:
+        table.add_row(
+            "without a valid target",
+            Text(f"{summary.micro_batches_without_targets:,}", style="bold red"),
+            "fed micro-batches: their loss is NaN (0 / 0)",
+        )
+    return table
+
+
+def _pack_ranks_table(packed: Packed) -> Table:
+    from rich.table import Table
+
+    summary = packed.summary
+    batch = packed.settings.device_batch_size
+    table = Table(
+        title="Per rank",
+        title_justify="left",
+        caption="last_step: the micro-batch that sets it, from 1; all padding: from 0",
+        caption_justify="left",
+    )
+    for column in ("rank", "last_step at", "micro-batches fed", "rows fed", "all padding from"):
+        table.add_column(column, justify="right")
+    for rank, (last, fed, starved) in enumerate(
+        zip(
+            summary.last_step_micro_batches,
+            summary.fed_micro_batches,
+            summary.starved_from,
+            strict=True,
+        )
+    ):
+        table.add_row(
+            str(rank),
+            "-" if last is None else f"{last:,}",
+            f"{fed:,}",
+            f"{fed * batch:,}",
+            Text("-") if starved is None else Text(f"{starved:,}", style="bold red"),
+        )
+    return table
+
+
+def _pack_source_tables(packed: Packed) -> list[RenderableType]:
+    from rich.table import Table
+
+    shares = Table(
+        title="Share per source after packing",
+        title_justify="left",
+        caption="placed: conversations in rows fed; loss: each micro-batch's loss is the mean "
+        "over its valid targets",
+        caption_justify="left",
+    )
+    left_out = Table(title="Conversations left out or taken twice", title_justify="left")
+    shares.add_column("source", style="bold", overflow="fold")
+    left_out.add_column("source", style="bold", overflow="fold")
+    for column in ("placed", "share", "trained tokens", "share", "loss share"):
+        shares.add_column(column, justify="right", no_wrap=True)
+    for column in ("conversations", "placed", "never placeable", "skipped", "twice"):
+        left_out.add_column(column, justify="right", no_wrap=True)
+    for share in packed.summary.sources:
+        name = escape(packed.source_name(share.source))
+        shares.add_row(
+            name,
+            f"{share.placed:,}",
+            f"{share.row_share:.1%}",
+            f"{share.trained_tokens:,}",
+            f"{share.token_share:.1%}",
+            f"{share.loss_share:.1%}",
+        )
+        left_out.add_row(
+            name,
+            f"{share.conversations:,}",
+            f"{share.placed:,}",
+            Text(f"{share.never_placeable:,}", style="red" if share.never_placeable else ""),
+            f"{share.skipped:,}",
+            f"{share.placed_twice:,}",
+        )
+    return [shares, left_out]
+
+
+def packed_row_report(detail: RowDetail) -> RenderableType:
+    """One packed row: its conversations (mixture index, source, offset, length, trained) and
+    its padding."""
+    from rich.table import Table
+
+    header = Text.assemble(
+        ("Row ", "bold"),
+        (f"{detail.number:,}", "bold cyan"),
+        f" of rank {detail.rank} (micro-batch {detail.micro_batch:,}, row {detail.row}): "
+        f"{detail.content_len:,} of {detail.capacity:,} tokens, {detail.padding:,} padding, "
+        f"{detail.valid_targets:,} valid targets",
+    )
+    table = Table(box=None, pad_edge=False)
+    for column in ("offset", "length", "trained", "mixture index", "source", "example"):
+        numeric = column != "source"
+        table.add_column(column, justify="right" if numeric else "left", overflow="fold")
+    for segment in detail.segments:
+        table.add_row(
+            f"{segment.offset:,}",
+            f"{segment.length:,}",
+            f"{segment.trained:,}",
+            f"{segment.index:,}",
+            escape(segment.entry_label),
+            f"{segment.origin['index']:,}",
+        )
+    if detail.padding:
+        table.add_row(
+            f"{detail.content_len:,}",
+            f"{detail.padding:,}",
+            "0",
+            "",
+            Text("padding (<|bos|>, masked)", style="dim"),
+            "",
+        )
+    return Group(header, table)

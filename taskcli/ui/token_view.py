@@ -1,5 +1,6 @@
 """A conversation as the tokens the model trains on: trained and untrained runs told apart by
-colour, or by brackets and dots where there is none."""
+colour, or by brackets and dots where there is none; a packed row as its conversations' tokens,
+one after the other, with where each begins marked."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from taskcli.pack import RowDetail
     from taskcli.show import Row, Shown
     from taskcli.training.render import Rendering
     from taskcli.training.tokenizer import Tokenizer
@@ -91,3 +93,48 @@ def _token_text(rendering: Rendering, tokenizer: Tokenizer, plain: bool, show_id
     if plain and previous == 0:
         text.append("⟧")
     return text
+
+
+def print_packed_row(
+    detail: RowDetail, tokenizer: Tokenizer, *, max_tokens: int, show_ids: bool = False
+) -> None:
+    """A packed row as the model reads it: each conversation's tokens under a rule that marks
+    where it begins in the row, then the padding."""
+    from rich.rule import Rule
+
+    from taskcli.targets import Row
+
+    plain = console.stdout.no_color or console.stdout.color_system is None
+    for number, segment in enumerate(detail.segments):
+        end = segment.offset + segment.length - 1
+        console.stdout.print(
+            Rule(
+                f"[bold]segment {number}[/]  ·  row tokens {segment.offset:,} to {end:,}  ·  "
+                f"mixture row {segment.index:,}",
+                align="left",
+                style="cyan",
+            )
+        )
+        row = Row(
+            segment.index,
+            segment.conversation or {},
+            origin=segment.origin,
+            entry=segment.entry_label,
+        )
+        assert segment.rendering is not None, "row_detail(with_tokens=True) renders each segment"
+        console.stdout.print(
+            token_view(row, segment.rendering, tokenizer, max_tokens, plain, show_ids)
+        )
+    if detail.padding:
+        console.stdout.print(
+            Rule(
+                f"[bold]padding[/]  ·  row tokens {detail.content_len:,} to "
+                f"{detail.capacity - 1:,}",
+                align="left",
+                style="dim",
+            )
+        )
+        bos = tokenizer.token_text(tokenizer.special_ids["<|bos|>"])
+        console.stdout.print(
+            Text(f"{bos} × {detail.padding:,}, masked: their targets are -1", style="dim")
+        )
