@@ -14,9 +14,13 @@ and the child's peak RSS:
   apart);
 - ``taskcli export`` of SmolTalk alone, the same rows in the same order;
 - ``taskcli export`` of a mixture of about 1M rows (scaled with ``--rows``): SmolTalk, GSM8K
-  twice, ARC, SpellingBee and SimpleSpelling.
+  twice, ARC, SpellingBee and SimpleSpelling;
+- the floor: one process doing what a careful user would write with the libraries alone, for
+  SmolTalk in the export's order: pyarrow reads the shards, `take` puts a chunk of rows in that
+  order, orjson writes each row's messages as a line.
 
-Targets: at least 5x the naive path, peak RSS below 1 GB for the 1M-row mixture.
+Targets: at least 5x the naive path, peak RSS below 1 GB for the 1M-row mixture, and SmolTalk
+alone in at most 0.55x the floor's time (two cores make 0.5 the limit).
 """
 
 from __future__ import annotations
@@ -50,6 +54,24 @@ with open(sys.argv[2], "w", encoding="utf-8") as out:
     for i in range(len(ds)):
         out.write(json.dumps({"messages": ds[i]["messages"]}) + "\\n")
 print(json.dumps({"load": loaded - started, "write": time.perf_counter() - loaded}))
+"""
+
+# The floor: pyarrow + orjson in one process, the export's order (the seed-42 shuffle of the
+# split, then the mixture's `random.Random(42).shuffle`), 8,192 rows a take.
+FLOOR = """
+import glob, random, sys
+import numpy as np, orjson, pyarrow.parquet as pq
+table = pq.read_table(sorted(glob.glob(sys.argv[1])), columns=["messages"])
+rows = table.num_rows
+perm = np.random.default_rng(42).permutation(rows)
+order = list(range(rows))
+random.Random(42).shuffle(order)
+wanted = perm[np.asarray(order, dtype=np.int64)]
+dumps, line = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+with open(sys.argv[2], "wb") as out:
+    for start in range(0, rows, 8192):
+        chunk = table.take(wanted[start : start + 8192]).column("messages").to_pylist()
+        out.write(b"".join(dumps({"messages": messages}, option=line) for messages in chunk))
 """
 
 
@@ -266,6 +288,14 @@ def main() -> None:
     )
     rates["alone"] = report(
         "taskcli export smoltalk", args.rows, seconds, out / "smoltalk.jsonl", rss
+    )
+    pattern = str(root / "HuggingFaceTB" / "smol-smoltalk" / "data" / "train-*.parquet")
+    floor, rss, _ = measure(
+        [sys.executable, "-c", FLOOR, pattern, str(out / "floor.jsonl")], env, out / "floor.jsonl"
+    )
+    report("floor: pyarrow take + orjson", args.rows, floor, out / "floor.jsonl", rss)
+    print(
+        f"  taskcli export smoltalk took {args.rows / rates['alone'] / floor:.2f}x the floor's time"
     )
     seconds, rss, _ = measure(
         [*export, str(mixture), "-o", str(out / "mixture.jsonl")], env, out / "mixture.jsonl"
