@@ -26,7 +26,7 @@ import numpy as np
 
 from taskcli.errors import InvalidData
 from taskcli.export.order import Background
-from taskcli.export.tokens import HEADER_WORDS, TOP_BYTE, TRAINED
+from taskcli.export.tokens import TOP_BYTE, TRAINED, split_records
 
 if TYPE_CHECKING:
     from taskcli.mixing.plan import Plan
@@ -205,22 +205,11 @@ class PackedParquet:
         self.encoding = Background(_pool())
 
     def write(self, data: bytes | memoryview) -> None:
-        words = np.frombuffer(data, dtype=np.uint32)
-        starts = []
-        position = 0
-        while position < len(words):  # records say their own length
-            starts.append(position)
-            position += HEADER_WORDS + int(words[position])
-        first = np.asarray(starts, dtype=np.int64)
-        counts = words[first].astype(np.int64)
-        entry = words[first + 1].astype(np.int64)
-        example = words[first + 2].astype(np.int64) | (words[first + 3].astype(np.int64) << 32)
+        counts, entry, example, token_words = split_records(np.frombuffer(data, dtype=np.uint32))
         self._check(counts, entry, example)
-        tokens = np.ones(len(words), dtype=bool)
-        tokens[(first[:, None] + np.arange(HEADER_WORDS)).ravel()] = False
-        self.words.append(words[tokens])
+        self.words.append(token_words)
         self.counts.append(counts)
-        self.received += len(first)
+        self.received += len(counts)
         self._write_ready(final=False)
 
     def close(self) -> None:

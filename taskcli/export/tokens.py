@@ -136,6 +136,24 @@ def encode(batch: TokenBatch, entry: int, indices: Any, order: Any) -> Any:
     return records.take(pa.array(order))
 
 
+def split_records(words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A run of buffered records (each a header of `HEADER_WORDS` words, then its token words)
+    taken apart: each record's token count, entry and example index, and all token words in
+    order (a copy)."""
+    starts = []
+    position = 0
+    while position < len(words):  # records say their own length
+        starts.append(position)
+        position += HEADER_WORDS + int(words[position])
+    first = np.asarray(starts, dtype=np.int64)
+    counts = words[first].astype(np.int64)
+    entry = words[first + 1].astype(np.int64)
+    example = words[first + 2].astype(np.int64) | (words[first + 3].astype(np.int64) << 32)
+    tokens = np.ones(len(words), dtype=bool)
+    tokens[(first[:, None] + np.arange(HEADER_WORDS)).ravel()] = False
+    return counts, entry, example, words[tokens]
+
+
 class TokenParquet:
     """A `write(bytes)` callback for runs of token records, in the final order, that writes
     them to `stream` as Parquet row groups. `close` writes the footer.
@@ -168,18 +186,8 @@ class TokenParquet:
         import pyarrow as pa
 
         words = np.frombuffer(data, dtype=np.uint32)
-        starts = []
-        position = 0
-        while position < len(words):  # records say their own length
-            starts.append(position)
-            position += HEADER_WORDS + int(words[position])
-        first = np.asarray(starts, dtype=np.int64)
-        counts = words[first].astype(np.int64)
-        entry = words[first + 1].astype(np.int32)
-        index = words[first + 2].astype(np.int64) | (words[first + 3].astype(np.int64) << 32)
-        tokens = np.ones(len(words), dtype=bool)
-        tokens[(first[:, None] + np.arange(HEADER_WORDS)).ravel()] = False
-        token_words = words[tokens]  # a copy: the id bits are then cleared in place
+        counts, entries, index, token_words = split_records(words)
+        entry = entries.astype(np.int32)  # token_words is a copy: the id bits are cleared in place
         mask = token_words.view(np.uint8)[TOP_BYTE::4] >> 7  # each word's top bit
         ids = np.bitwise_and(token_words, ~TRAINED, out=token_words).view(np.int32)
         list_offsets = pa.array(np.append(0, np.cumsum(counts)).astype(np.int32))

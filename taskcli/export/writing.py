@@ -258,14 +258,7 @@ def _export_packed(
         manifest["tokens"] = tokens.describe()
         manifest["packing"] = {
             "loader": NANOCHAT_LOADER,
-            "max_seq_len": settings.max_seq_len,
-            "device_batch_size": settings.device_batch_size,
-            "world_size": settings.world_size,
-            "buffer_size": settings.buffer_size,
-            "split": settings.split,
-            "num_iterations": settings.num_iterations,
-            "total_batch_size": settings.total_batch_size or settings.tokens_per_micro_batch,
-            "micro_batches_per_step": settings.micro_batches_per_step,
+            **settings.to_json(),
             "render_max_tokens": packed.render_max_tokens,
             "ends": summary.ends,
             "run_micro_batches": summary.run_micro_batches,

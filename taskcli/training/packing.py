@@ -33,6 +33,7 @@ from array import array
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -69,6 +70,21 @@ class PackSettings:
     num_iterations: int = -1
     total_batch_size: int | None = None
     eval_tokens: int = DEFAULT_EVAL_TOKENS
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings as ``pack --json`` and the packed export's manifest record them, the
+        total batch size as the training loop uses it."""
+        return {
+            "max_seq_len": self.max_seq_len,
+            "device_batch_size": self.device_batch_size,
+            "world_size": self.world_size,
+            "buffer_size": self.buffer_size,
+            "split": self.split,
+            "num_iterations": self.num_iterations,
+            "total_batch_size": self.total_batch_size or self.tokens_per_micro_batch,
+            "micro_batches_per_step": self.micro_batches_per_step,
+            "eval_tokens": self.eval_tokens,
+        }
 
     def __post_init__(self) -> None:
         for name in ("max_seq_len", "device_batch_size", "world_size", "buffer_size"):
