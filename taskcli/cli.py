@@ -755,6 +755,7 @@ def export(
     from taskcli.export import export, manifest_location
     from taskcli.export.formats import choose_output
     from taskcli.files.atomic import check_output, is_special
+    from taskcli.files.formats import Loss
     from taskcli.files.reader import line_limit
     from taskcli.mixing.plan import parse_shard, selected_rows
     from taskcli.targets import as_plan
@@ -802,6 +803,7 @@ def export(
             opened, plan, settings.tokenizer, settings.max_tokens, packing, cached=not no_cache
         )
         total = PackedRows.of(packed).placements
+    loss = Loss(fmt or "messages")
     with console.export_bar(total) as bar:
         manifest = export(
             plan,
@@ -813,7 +815,10 @@ def export(
             on_phase=bar.phase if bar else None,
             tokens=settings,
             packed=packed,
+            loss=loss,
         )
+    if loss.note():
+        console.print_warning(loss.note())
     if manifest is None:
         return
     if json_output:

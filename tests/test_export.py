@@ -274,13 +274,20 @@ def test_nanochat_format_folds_system_messages_in_the_arrow_path_too(tmp_path, m
     assert any(row[0]["content"].count("\n\n") for row in rows)
 
 
-def test_openai_format_has_string_contents(tmp_path):
+def test_openai_format_writes_tool_calls_as_tool_calls(tmp_path):
     row = calc_row(export_rows(tmp_path, "openai"))
+    call = {"name": "python", "arguments": '{"code":"3+3"}'}
     assert row == {
         "messages": [
             {"role": "system", "content": "Be brief."},
             {"role": "user", "content": "What is 3+3?"},
-            {"role": "assistant", "content": "3+3 = <<3+3=6>>6. #### 6"},
+            {
+                "role": "assistant",
+                "content": "3+3 = ",
+                "tool_calls": [{"id": "call_0", "type": "function", "function": call}],
+            },
+            {"role": "tool", "tool_call_id": "call_0", "content": "6"},
+            {"role": "assistant", "content": "6. #### 6"},
         ]
     }
 

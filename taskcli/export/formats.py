@@ -14,13 +14,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from taskcli.conversation import ROLES, flatten_content, fold_system
+from taskcli.conversation import ROLES
 from taskcli.errors import UsageError, suggest
+from taskcli.files.formats import (
+    MESSAGES,
+    NANOCHAT,
+    OPENAI,
+    SHAREGPT,
+    SHAREGPT_ROLES,
+    WRITERS,
+    Written,
+)
 
 if TYPE_CHECKING:
     from taskcli.mixing.spec import Entry
 
-SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
 JSONL_FILES = ("jsonl", "jsonl.gz")
 JSON_ARRAY = "json"  # one JSON array of every row (`taskcli.export.writing.JsonArraySink`)
 JSON_FILES = (*JSONL_FILES, JSON_ARRAY)  # what every format of JSON rows writes
@@ -28,9 +36,9 @@ PARQUET = "parquet"
 FILE_KINDS = (*JSON_FILES, PARQUET)
 DEFAULT_FORMAT = "messages"
 
-# How one conversation becomes the JSON value of its line: (conversation, spec entry, index of
-# the example in the entry's whole task).
-RowFormatter = Callable[[dict[str, Any], "Entry", int], Any]
+# How one conversation becomes the JSON value of its line, and whether the format could say all
+# of it: (conversation, spec entry, index of the example in the entry's whole task).
+RowFormatter = Callable[[dict[str, Any], "Entry", int], Written]
 
 
 @dataclass(frozen=True)
@@ -60,11 +68,12 @@ class ExportFormat:
     help: str
     row: RowFormatter | None  # None: not JSON at all (`renders_tokens`)
     layout: Layout | None = None  # None: every row goes through `row`, one by one
-    file_kinds: tuple[str, ...] = JSON_FILES  # the file names it writes: train.jsonl, ...
-    # The Parquet columns, when it writes .parquet: the keys of its row object, in order (a row
-    # that is a list fills the one column). Each column's type is the one Arrow infers from the
-    # values, so every row must give a column the same shape.
-    columns: tuple[str, ...] = ()
+    file_kinds: tuple[str, ...] = FILE_KINDS  # the file names it writes: train.jsonl, ...
+    # In Parquet (`taskcli.export.parquet`): the column of the conversation, a list of structs
+    # (the row's own key, or the whole row when it is a list), and whether the row's other keys
+    # go in a `metadata` column as a JSON object.
+    column: str = "messages"
+    with_metadata: bool = False
     # True for the training view: conversations rendered with a tokenizer into token ids and a
     # loss mask (`taskcli.export.tokens`), instead of JSON written by `row`.
     renders_tokens: bool = False
@@ -72,16 +81,14 @@ class ExportFormat:
     # (`taskcli.export.packed`): it needs the loader's sizes, and the run replayed.
     packs_rows: bool = False
 
-    def columns_of(self, value: Any) -> dict[str, Any]:
-        """The Parquet columns of one row's JSON value."""
-        if isinstance(value, dict):
-            return {name: value.get(name) for name in self.columns}
-        return {self.columns[0]: value}
+
+def _written_by(writer: Callable[[dict[str, Any]], Written]) -> RowFormatter:
+    """A row formatter that writes with one of `taskcli.files.formats.WRITERS`."""
+    return lambda conversation, entry, index: writer(conversation)
 
 
-def flat_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """Messages with every content a string (tool calls written ``<<expr=result>>``)."""
-    return [{"role": m["role"], "content": flatten_content(m["content"])} for m in messages]
+def _full(conversation: dict[str, Any], entry: Entry, index: int) -> Written:
+    return Written({**conversation, "source": entry.origin(index)})
 
 
 FORMATS: dict[str, ExportFormat] = {
@@ -89,37 +96,33 @@ FORMATS: dict[str, ExportFormat] = {
     for fmt in (
         ExportFormat(
             "messages",
-            '{"messages": [...]} with assistant tool parts kept as lists.',
-            lambda conv, entry, index: {"messages": conv["messages"]},
+            '{"messages": [...]} with assistant tool parts kept as lists of parts (in Parquet, '
+            "a message's parts go in its 'parts' field, beside a null 'content').",
+            _written_by(WRITERS[MESSAGES]),
             Layout(b'{"messages":[', b"]}"),
         ),
         ExportFormat(
             "nanochat",
             "A JSON array of messages with string contents, as nanochat's CustomJSON loads it: a "
             "system message is folded into the first user message, and tool calls are flattened "
-            "to <<expr=result>> text (the tokens format keeps them).",
-            lambda conv, entry, index: flat_messages(fold_system(conv["messages"])),
+            "to <<expr=result>> text, the rows that had them counted on stderr (the tokens "
+            "format keeps them).",
+            _written_by(WRITERS[NANOCHAT]),
             Layout(b"[", b"]", fold_system=True),
-            FILE_KINDS,
-            ("messages",),
         ),
         ExportFormat(
             "openai",
-            '{"messages": [...]} with string contents (tool calls written <<expr=result>>).',
-            lambda conv, entry, index: {"messages": flat_messages(conv["messages"])},
+            '{"messages": [...]} as OpenAI fine-tuning reads it: tool calls are real tool calls, '
+            "an assistant message with tool_calls of a function named python (the code in its "
+            "arguments) and a tool message with the output.",
+            _written_by(WRITERS[OPENAI]),
             Layout(b'{"messages":[', b"]}"),
-            FILE_KINDS,
-            ("messages",),
         ),
         ExportFormat(
             "sharegpt",
-            '{"conversations": [{"from": "human" | "gpt" | "system", "value": ...}]}.',
-            lambda conv, entry, index: {
-                "conversations": [
-                    {"from": SHAREGPT_ROLES[m["role"]], "value": flatten_content(m["content"])}
-                    for m in conv["messages"]
-                ]
-            },
+            '{"conversations": [{"from": "human" | "gpt" | "system", "value": ...}]}; tool calls '
+            "are flattened to <<expr=result>> text, the rows that had them counted on stderr.",
+            _written_by(WRITERS[SHAREGPT]),
             Layout(
                 b'{"conversations":[',
                 b"]}",
@@ -127,15 +130,16 @@ FORMATS: dict[str, ExportFormat] = {
                 "value",
                 tuple(SHAREGPT_ROLES[role] for role in ROLES),
             ),
-            FILE_KINDS,
-            ("conversations",),
+            column="conversations",
         ),
         ExportFormat(
             "full",
             "The whole conversation, metadata included, plus each row's source (task, subset, "
-            "split, index).",
-            lambda conv, entry, index: {**conv, "source": entry.origin(index)},
+            "split, index); in Parquet, the metadata and source are a JSON object in a "
+            "'metadata' column.",
+            _full,
             Layout(b'{"messages":[', b"]}", with_source=True),
+            with_metadata=True,
         ),
         ExportFormat(
             "tokens",
@@ -207,8 +211,7 @@ def choose_output(
     if kind not in chosen.file_kinds:
         able = [f.name for f in FORMATS.values() if kind in f.file_kinds]
         raise UsageError(
-            f"the {chosen.name} format cannot be written as .{kind}"
-            + (" (its contents may be lists of parts)." if kind == PARQUET else "."),
+            f"the {chosen.name} format cannot be written as .{kind}.",
             hint=f"formats that write .{kind}: {', '.join(able)}.",
             params=("fmt",),
         )

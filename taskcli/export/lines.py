@@ -19,6 +19,7 @@ from taskcli.conversation import check_messages, first_error
 from taskcli.errors import InvalidData
 from taskcli.export.formats import ExportFormat
 from taskcli.export.order import Buckets, Pending
+from taskcli.files.formats import Loss, Written
 from taskcli.mixing.spec import Entry
 from taskcli.tasks.capabilities import ChecksMessages, MessagesColumn
 from taskcli.tasks.common import Task
@@ -31,15 +32,36 @@ APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE
 Progress = Callable[[int], None]
 
 
+@dataclass
+class Tally:
+    """What the rows made hold beyond plain strings, gathered as they are made (row by row: the
+    bulk path writes string messages only): the rows whose tool parts the format wrote as text
+    (`loss`, told to the user and recorded in the manifest), and for a Parquet output the
+    optional message fields some row uses (`fields`, which its schema needs)."""
+
+    loss: Loss
+    fields: set[str] | None = None
+
+    def record(self, written: Written) -> Any:
+        """`written`'s record, with what it holds counted."""
+        if self.fields is not None:
+            from taskcli.export.parquet import optional_fields
+
+            self.fields |= optional_fields(written.record)
+        return self.loss.count(written)
+
+
 @dataclass(frozen=True)
 class EntryLines:
-    """One spec entry's examples on their way to the buckets, in `fmt`, reporting progress."""
+    """One spec entry's examples on their way to the buckets, in `fmt`, reporting progress and
+    counting into `tally`."""
 
     entry: Entry
     task: Task
     fmt: ExportFormat
     buckets: Buckets
     report: Progress
+    tally: Tally
 
     def add(self, wanted: Any, places: Any) -> None:
         """Check, format and bucket the examples `wanted` of the task, bound for `places`."""
@@ -107,8 +129,9 @@ class EntryLines:
         """
         entry = self.entry
         check_example(entry, self.task, index, conversation)
+        record = self.tally.record(self.fmt.row(conversation, entry, index))
         try:
-            return orjson.dumps(self.fmt.row(conversation, entry, index), option=APPEND_NEWLINE)
+            return orjson.dumps(record, option=APPEND_NEWLINE)
         except orjson.JSONEncodeError as error:
             raise InvalidData(f"{entry.label} example {index}: {error}") from None
 

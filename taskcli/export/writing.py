@@ -22,7 +22,7 @@ import orjson
 from taskcli import __version__
 from taskcli.errors import UsageError
 from taskcli.export.formats import JSON_ARRAY, PARQUET, ExportFormat, choose_output, get_format
-from taskcli.export.lines import EntryLines, Progress
+from taskcli.export.lines import EntryLines, Progress, Tally
 from taskcli.export.order import scratch_buckets
 from taskcli.export.tokens import EntryTokens, TokenSettings
 from taskcli.files.atomic import (
@@ -32,6 +32,7 @@ from taskcli.files.atomic import (
     scratch_folder,
     staged_output,
 )
+from taskcli.files.formats import Loss
 from taskcli.mixing.plan import Plan, selected_rows
 from taskcli.tasks.capabilities import ReadsAhead
 
@@ -49,11 +50,13 @@ def write_rows(
     digest: Any = None,
     on_phase: Callable[[str], None] | None = None,
     tokens: TokenSettings | None = None,
+    tally: Tally | None = None,
 ) -> list[int]:
     """Write `rows` (positions in the final order) as JSON lines, or for the `tokens` format as
     token records (rendered with `tokens`); returns each entry's count.
 
-    `digest` (a hashlib object), when given, is updated with every byte written.
+    `digest` (a hashlib object), when given, is updated with every byte written; `tally`, when
+    given, counts what the format could not say (`Tally`).
 
     Two passes: each entry's rows are read in the order cheapest for its task, checked,
     formatted and put in scratch files under `scratch` (`taskcli.export.lines`), then written in
@@ -84,6 +87,7 @@ def write_rows(
     import numpy as np
 
     report = progress or (lambda count: None)
+    tally = tally or Tally(Loss(fmt))
     # Millions of short-lived rows trigger full garbage collections; freezing what is alive now
     # (modules, the plan) spares each of them a walk over it, about a second per million rows.
     gc.freeze()
@@ -96,7 +100,7 @@ def write_rows(
                 if tokens is not None and export_format.renders_tokens:
                     made = EntryTokens(entry, task, tokens, buckets, report)
                 else:
-                    made = EntryLines(entry, task, export_format, buckets, report)
+                    made = EntryLines(entry, task, export_format, buckets, report, tally)
                 made.add(indices[places], places)
             phase("ordering")
             buckets.write_in_order(write, digest)
@@ -122,6 +126,7 @@ def export(
     on_phase: Callable[[str], None] | None = None,
     tokens: TokenSettings | None = None,
     packed: PackedRun | None = None,
+    loss: Loss | None = None,
 ) -> dict[str, Any] | None:
     """Write the plan's rows to `output` ("-" for stdout) and return the manifest written.
 
@@ -134,10 +139,13 @@ def export(
     flushing). The `tokens` format writes Parquet only, rendered with `tokens`; so does the
     `packed` format, which writes the rows of `packed` (the loader replayed over the same plan,
     as `taskcli pack` does, with the same cut) instead of the plan's rows, and counts its
-    conversations placed as progress.
+    conversations placed as progress. The rows whose tool parts the format wrote as text are
+    counted into `loss` (for the caller to say; `Loss.note`) and the manifest's
+    ``tool_parts_as_text``.
     """
     export_format, kind = choose_output(os.fspath(output), fmt, stream=is_special(output))
     fmt = export_format.name
+    tally = Tally(loss or Loss(fmt), set() if kind == PARQUET else None)
     rows = selected_rows(plan.total, limit, shard)
     if export_format.renders_tokens and kind != PARQUET:
         raise UsageError(
@@ -158,14 +166,23 @@ def export(
                 params=("limit",) if limit is not None else ("shard",),
             )
     if os.fspath(output) == "-":
-        _export_to_stdout(plan, rows, fmt, progress, on_phase)
+        _export_to_stdout(plan, rows, fmt, progress, on_phase, tally)
         return None
     check_output(output, export_inputs(plan), "output")
     try:
         if packed is not None and export_format.packs_rows:
             return _export_packed(plan, output, packed, tokens, progress, on_phase)
         return _export_to_file(
-            plan, output, rows, export_format, kind, (limit, shard), progress, on_phase, tokens
+            plan,
+            output,
+            rows,
+            export_format,
+            kind,
+            (limit, shard),
+            progress,
+            on_phase,
+            tokens,
+            tally,
         )
     except OSError as error:  # the scratch files: full disk, read-only filesystem
         raise OutputError(f"cannot write {output}: {error.strerror or error}.") from None
@@ -181,10 +198,11 @@ def _export_to_file(
     progress: Progress | None,
     on_phase: Callable[[str], None] | None,
     tokens: TokenSettings | None,
+    tally: Tally,
 ) -> dict[str, Any]:
     digest = hashlib.sha256()
     with staged_output(output, compress=kind == "jsonl.gz") as staged:
-        sink = _columnar_sink(staged.file, export_format, kind, plan)
+        sink = _columnar_sink(staged.file, export_format, kind, plan, tally)
         # Plain JSON lines are the file's bytes: hash them on the way; the others once written.
         on_the_way = sink is None and staged.file is staged.raw
         with scratch_folder(output) as scratch:
@@ -198,6 +216,7 @@ def _export_to_file(
                 digest=digest if on_the_way else None,
                 on_phase=on_phase,
                 tokens=tokens,
+                tally=tally,
             )
         if sink is not None:
             sink.close()
@@ -213,6 +232,7 @@ def _export_to_file(
             plan, staged.path, export_format.name, limit, shard, rows, written, staged.size, sha256
         )
         manifest["output"]["kind"] = kind
+        manifest["tool_parts_as_text"] = tally.loss.rows
         if tokens is not None and export_format.renders_tokens:
             manifest["tokens"] = tokens.describe()
         if not staged.in_place:  # a device or a FIFO has no folder to put a manifest in
@@ -276,7 +296,9 @@ def _export_packed(
     return manifest
 
 
-def _columnar_sink(stream: BinaryIO, export_format: ExportFormat, kind: str, plan: Plan) -> Any:
+def _columnar_sink(
+    stream: BinaryIO, export_format: ExportFormat, kind: str, plan: Plan, tally: Tally
+) -> Any:
     """What turns the lines into Parquet row groups or one JSON array; None for JSON lines."""
     if kind == JSON_ARRAY:
         from taskcli.export.jsonarray import JsonArraySink
@@ -289,7 +311,8 @@ def _columnar_sink(stream: BinaryIO, export_format: ExportFormat, kind: str, pla
     if kind == PARQUET:
         from taskcli.export.parquet import ParquetSink
 
-        return ParquetSink(stream, export_format)
+        assert tally.fields is not None  # gathered for every Parquet output
+        return ParquetSink(stream, export_format, tally.fields)
     return None
 
 
@@ -313,10 +336,11 @@ def _export_to_stdout(
     fmt: str,
     progress: Progress | None,
     on_phase: Callable[[str], None] | None,
+    tally: Tally,
 ) -> None:
     stdout: BinaryIO = sys.stdout.buffer
     try:
-        write_rows(plan, rows, fmt, stdout.write, progress, on_phase=on_phase)
+        write_rows(plan, rows, fmt, stdout.write, progress, on_phase=on_phase, tally=tally)
         stdout.flush()
     except BrokenPipeError:
         # The reader stopped early (`| head`): that is its choice, not a failure.

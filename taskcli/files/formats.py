@@ -19,7 +19,8 @@ calls become one assistant message again when read. A call of another function i
 ``python`` part holding ``name(arguments)``. In ``sharegpt``, ``function_call`` and
 ``observation`` items are read the same way, as ``python`` and ``python_output`` parts.
 ``nanochat`` and ``sharegpt`` cannot say parts when written: tool calls are written as
-``<<expr=result>>`` text, and `write` says so (`Written.lost`).
+``<<expr=result>>`` text, and the writer says so (`Written.lost`, counted by `Loss`). Nor can
+``openai`` say a tool output that answers no call just before it: that is written as text too.
 
 Problems are reported in the record's own terms (`Reading.problems` name its fields, such as
 ``conversations[3].from``), so `taskcli validate` points at what the file says.
@@ -29,12 +30,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from taskcli.conversation import (
+    PART_TYPES,
     Problem,
     check_messages,
     flatten_content,
@@ -287,11 +289,12 @@ def _gather_assistant(
         return
     if not gathering.tools:  # tools from here on: what came before becomes parts
         gathering.tools = True
-    if content is not None:
-        if type(content) is str:
-            gathering.add("text", content, i)
-        else:
-            gathering.add("text", _text_of(content, f"messages[{i}].content", problems), i)
+    if type(content) is list and _text_parts(content):
+        for part in content:  # each part stays one, as `write_openai` wrote them
+            kind = part.get("type")
+            gathering.add(kind if kind in PART_TYPES else "text", part["text"], i)
+    elif content is not None:
+        gathering.add("text", _text_of(content, f"messages[{i}].content", problems), i)
     if calls is None:
         gathering.waiting = False
         return
@@ -350,9 +353,7 @@ def _text_of(content: Any, path: str, problems: list[Problem]) -> str:
     """OpenAI content as one string: a string, or the texts of a list of text parts."""
     if type(content) is str:
         return content
-    if type(content) is list and all(
-        type(part) is dict and type(part.get("text")) is str for part in content
-    ):
+    if type(content) is list and _text_parts(content):
         return "".join(part["text"] for part in content)
     problems.append(
         Problem("bad-content", f"content must be a string, got {type_name(content)}", path)
@@ -360,10 +361,18 @@ def _text_of(content: Any, path: str, problems: list[Problem]) -> str:
     return ""
 
 
+def _text_parts(content: list[Any]) -> bool:
+    """Whether a list content is OpenAI's text parts: objects with a string 'text'."""
+    return all(type(part) is dict and type(part.get("text")) is str for part in content)
+
+
 def write_openai(conversation: dict[str, Any]) -> Written:
-    """A conversation as an OpenAI fine-tuning row: every tool part a real tool call."""
+    """A conversation as an OpenAI fine-tuning row: every tool part a real tool call. A tool
+    output that answers no call just before it (no ``python`` part) cannot be a ``tool``
+    message: it is written as text, ``<<=output>>``, and `Written.lost` says so."""
     messages: list[dict[str, Any]] = []
     calls = iter(range(1 << 62))  # call ids, numbered through the conversation
+    lost = False
     for message in conversation["messages"]:
         content = message["content"]
         if message["role"] != "assistant" or all(
@@ -371,21 +380,26 @@ def write_openai(conversation: dict[str, Any]) -> Written:
         ):
             messages.append({"role": message["role"], "content": content})
         else:
-            messages += _openai_turns(content, calls)
-    return Written({"messages": messages})
+            turns, unanswered = _openai_turns(content, calls)
+            messages += turns
+            lost = lost or unanswered
+    return Written({"messages": messages}, lost)
 
 
 def _parts(content: Any) -> list[dict[str, str]]:
     return content if type(content) is list else []
 
 
-def _openai_turns(parts: list[dict[str, str]], calls: Any) -> list[dict[str, Any]]:
-    """One assistant message's parts as OpenAI's assistant and tool messages: the text before
-    a call and the call in one assistant message, each result a tool message."""
+def _openai_turns(parts: list[dict[str, str]], calls: Any) -> tuple[list[dict[str, Any]], bool]:
+    """One assistant message's parts as OpenAI's assistant and tool messages (the text before
+    a call and the call in one assistant message, each result a tool message), and whether an
+    output answering no call was written as text."""
     turns: list[dict[str, Any]] = []
     texts: list[str] = []
     pending: list[dict[str, Any]] = []  # the calls of the assistant message being written
     last_call = None
+    previous = None  # the kind of the part before
+    unanswered = False
 
     def flush() -> None:
         said: Any = None
@@ -402,6 +416,8 @@ def _openai_turns(parts: list[dict[str, str]], calls: Any) -> list[dict[str, Any
 
     for part in parts:
         kind, text = part["type"], part["text"]
+        if kind == "python_output" and previous not in ("python", "python_output"):
+            kind, text, unanswered = "text", flatten_content([part]), True
         if kind == "text":
             if pending:
                 flush()
@@ -411,16 +427,14 @@ def _openai_turns(parts: list[dict[str, str]], calls: Any) -> list[dict[str, Any
             arguments = orjson.dumps({"code": text}).decode()
             function = {"name": PYTHON, "arguments": arguments}
             pending.append({"id": last_call, "type": "function", "function": function})
-        else:  # python_output
-            if texts or pending:
+        else:  # python_output, answering the call just before it
+            if pending:
                 flush()
-            answer: dict[str, Any] = {"role": "tool", "content": text}
-            if last_call is not None:
-                answer["tool_call_id"] = last_call
-            turns.append(answer)
+            turns.append({"role": "tool", "tool_call_id": last_call, "content": text})
+        previous = part["type"]
     if texts or pending:
         flush()
-    return turns
+    return turns, unanswered
 
 
 # --- sharegpt --------------------------------------------------------------------------------
@@ -507,13 +521,20 @@ def _sharegpt_conversation(record: dict[str, Any]) -> tuple[dict[str, Any], list
 
 def write_sharegpt(conversation: dict[str, Any]) -> Written:
     """A conversation as a ShareGPT record; tool parts are written as ``<<expr=result>>``."""
-    lost = False
-    items = []
-    for message in conversation["messages"]:
-        content = message["content"]
-        lost = lost or (type(content) is not str and any(p["type"] != "text" for p in content))
-        items.append({"from": SHAREGPT_ROLES[message["role"]], "value": flatten_content(content)})
-    return Written({"conversations": items}, lost)
+    messages = conversation["messages"]
+    items = [
+        {"from": SHAREGPT_ROLES[m["role"]], "value": flatten_content(m["content"])}
+        for m in messages
+    ]
+    return Written({"conversations": items}, _has_tools(messages))
+
+
+def _has_tools(messages: list[dict[str, Any]]) -> bool:
+    """Whether any message holds a tool part (``python``, ``python_output``)."""
+    return any(
+        type(m["content"]) is not str and any(p["type"] != "text" for p in m["content"])
+        for m in messages
+    )
 
 
 # --- messages and nanochat, written ----------------------------------------------------------
@@ -526,9 +547,8 @@ def write_messages(conversation: dict[str, Any]) -> Written:
 def write_nanochat(conversation: dict[str, Any]) -> Written:
     """nanochat's CustomJSON line: string contents, the system message folded in."""
     messages = fold_system(conversation["messages"])
-    lost = any(type(m["content"]) is not str for m in messages)
     flat = [{"role": m["role"], "content": flatten_content(m["content"])} for m in messages]
-    return Written(flat, lost)
+    return Written(flat, _has_tools(messages))
 
 
 WRITERS: dict[str, Callable[[dict[str, Any]], Written]] = {
@@ -561,13 +581,14 @@ def _in_terms(problem: Problem, origins: list[int], key: str, role: str, content
 
 @dataclass
 class Loss:
-    """What a format could not say, counted as conversations are written."""
+    """What a format could not say, counted as conversations are written: the rows whose
+    tool parts it wrote as text."""
 
     fmt: str
     rows: int = 0
-    examples: list[int] = field(default_factory=list)
 
     def count(self, written: Written) -> Any:
+        """`written`'s record, its loss counted."""
         if written.lost:
             self.rows += 1
         return written.record
@@ -577,4 +598,5 @@ class Loss:
         if not self.rows:
             return None
         rows = f"{self.rows:,} row" + ("" if self.rows == 1 else "s")
-        return f"{rows} had tool calls, written as text in the {self.fmt} format"
+        what = "tool outputs without a call" if self.fmt == OPENAI else "tool calls"
+        return f"{rows} had {what}, written as text in the {self.fmt} format"

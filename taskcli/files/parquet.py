@@ -358,6 +358,10 @@ CONVERSATION_COLUMNS = {"messages": None, "conversations": "sharegpt"}
 # A shard as the Hugging Face Hub names it: ``train-00000-of-00003.parquet``.
 SHARD_NAME = re.compile(r"^(?P<split>[^/]+?)-\d{5}-of-\d{5}\.parquet$")
 SHARD_DEPTH = 3  # folders below a target folder that are searched for shards
+# A string column holding each row's other keys as a JSON object (how the `full` export format
+# writes metadata and source), marked by this in its field's metadata: they are put back.
+METADATA_COLUMN = "metadata"
+ROW_KEYS = {b"taskcli": b"row keys as a JSON object"}
 
 
 def split_shards(folder: Path) -> dict[str, list[Path]]:
@@ -411,11 +415,12 @@ def conversation_column(schema: Any, path: str) -> str:
     )
 
 
-def record_of_row(row: dict[str, Any]) -> dict[str, Any]:
+def record_of_row(row: dict[str, Any], keys_column: str | None = None) -> dict[str, Any]:
     """A Parquet row as the JSON record it stands for. Arrow gives every message every field
     of its struct, null where a message lacks it (a user message's ``tool_calls``); those are
     dropped, and a message's ``parts`` (how taskcli writes tool parts to Parquet, beside a null
-    ``content``) become its content again."""
+    ``content``) become its content again. A `keys_column` (`row_keys_column`) holds more of the
+    row's keys, as a JSON object: they take its place."""
     for column in CONVERSATION_COLUMNS:
         messages = row.get(column)
         if type(messages) is not list:
@@ -427,7 +432,34 @@ def record_of_row(row: dict[str, Any]) -> dict[str, Any]:
                 if parts is not None and "content" not in kept:
                     kept["content"] = parts
                 messages[i] = kept
+    if keys_column is not None:
+        keys = row.pop(keys_column)
+        if keys is not None:
+            row.update(_row_keys(keys, keys_column))
     return row
+
+
+def _row_keys(text: str, column: str) -> dict[str, Any]:
+    import orjson
+
+    try:
+        keys = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        raise InvalidData(
+            f"the {column!r} column holds a row's keys, and not JSON: {error}"
+        ) from None
+    if type(keys) is not dict:
+        raise InvalidData(f"the {column!r} column holds a row's keys, and not an object: {text}")
+    return keys
+
+
+def row_keys_column(schema: Any) -> str | None:
+    """The column holding each row's other keys as a JSON object (`ROW_KEYS` marks it), if
+    any: a `full` export."""
+    for field in schema:
+        if field.metadata and field.metadata.get(b"taskcli") == ROW_KEYS[b"taskcli"]:
+            return field.name
+    return None
 
 
 def plain_messages(schema: Any, column: str) -> bool:
@@ -457,7 +489,8 @@ class ParquetConversations:
         schema = self.rows.schema
         self.column = conversation_column(schema, label)
         self.forced_format = CONVERSATION_COLUMNS[self.column]
-        self._plain = plain_messages(schema, self.column)
+        self._keys_column = row_keys_column(schema)
+        self._plain = self._keys_column is None and plain_messages(schema, self.column)
         self.files = self.rows.files
 
     def __len__(self) -> int:
@@ -465,11 +498,13 @@ class ParquetConversations:
 
     def records(self, indices: Sequence[int]) -> list[dict[str, Any]]:
         rows = self.rows.take(indices)
-        return rows if self._plain else [record_of_row(row) for row in rows]
+        keys = self._keys_column
+        return rows if self._plain else [record_of_row(row, keys) for row in rows]
 
     def scan(self, indices: Sequence[int]) -> Iterator[tuple[int, dict[str, Any]]]:
+        keys = self._keys_column
         for i, row in self.rows.scan(indices):
-            yield i, row if self._plain else record_of_row(row)
+            yield i, row if self._plain else record_of_row(row, keys)
 
     def scan_all(
         self, on_bytes: Callable[[int], None] | None = None
