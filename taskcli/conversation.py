@@ -88,6 +88,11 @@ RULES: dict[str, tuple[str, str]] = {
     ),
     "mixed-formats": (ERROR, "a record in another format than the file's first (ShareGPT and not)"),
     "empty-file": (ERROR, "the file holds no conversations"),
+    "unreadable-file": (
+        ERROR,
+        "the file cannot be read as conversations: a damaged Parquet file or .gz, a Parquet file "
+        "without a conversation column, a JSON document too big to parse whole",
+    ),
     "bom": (WARNING, "the file starts with a UTF-8 byte order mark"),
     "crlf": (WARNING, "the line ends with CRLF instead of LF"),
     "mixed-shapes": (WARNING, "the file mixes array lines and object lines"),

@@ -21,6 +21,7 @@ from typing import Any
 
 from taskcli.errors import InvalidData, UsageError
 from taskcli.files.reader import (
+    DOCUMENT,
     PARQUET,
     SHARDS,
     STDIN,
@@ -72,9 +73,13 @@ def show_rows(target: Target, *, index: int = 0, count: int = 1) -> Shown:
 def is_small(path: str) -> bool:
     """Whether a file is read and checked whole, as the `customjson` task reads it: it costs
     little, and then the total is exact and a broken line anywhere is reported. A Parquet file
-    or folder is never read whole: its rows are read at random, its total is in its footers."""
-    if container_of(path) in (PARQUET, SHARDS):
+    or folder is never read whole: its rows are read at random, its total is in its footers.
+    A ``.json`` file always is: only the task tells a document (parsed whole) from JSON lines."""
+    container = container_of(path)
+    if container in (PARQUET, SHARDS):
         return False
+    if container == DOCUMENT:
+        return True
     try:
         return path == STDIN or os.path.getsize(path) <= WHOLE_FILE_BYTES
     except OSError:

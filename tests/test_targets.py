@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from taskcli import show as showing
 from taskcli.cli import app
 from taskcli.errors import UsageError
+from taskcli.files.parquet import record_of_row, row_keys_column
 from taskcli.targets import FILE, SPEC, TASK, classify
 from taskcli.tasks.spellingbee import SpellingBee
 
@@ -242,26 +243,38 @@ def test_export_a_task_with_its_subset_split_and_params(tmp_path):
     assert rows[3]["source"]["split"] == "test" and rows[3]["source"]["index"] == 3
 
 
-def test_parquet_is_real_parquet_with_the_formats_columns(tmp_path, local_spec):
-    for fmt, column in (("openai", "messages"), ("sharegpt", "conversations")):
-        out = tmp_path / f"train-{fmt}.parquet"
-        result = invoke("export", local_spec, "-o", out, "--format", fmt)
-        assert result.exit_code == 0, result.output
-        table = pq.read_table(out)
-        assert table.column_names == [column] and table.num_rows == 66
-        jsonl = tmp_path / f"train-{fmt}.jsonl"
-        assert invoke("export", local_spec, "-o", jsonl, "--format", fmt).exit_code == 0
-        assert table.to_pylist() == [json.loads(line) for line in jsonl.read_text().splitlines()]
-        manifest = json.loads((tmp_path / f"train-{fmt}.parquet.manifest.json").read_text())
-        assert manifest["output"]["kind"] == "parquet"
+@pytest.mark.parametrize(
+    ("fmt", "columns"),
+    [
+        ("messages", ["messages"]),
+        ("nanochat", ["messages"]),
+        ("openai", ["messages"]),
+        ("sharegpt", ["conversations"]),
+        ("full", ["messages", "metadata"]),
+    ],
+)
+def test_parquet_is_real_parquet_with_the_formats_columns(tmp_path, local_spec, fmt, columns):
+    out = tmp_path / f"train-{fmt}.parquet"
+    result = invoke("export", local_spec, "-o", out, "--format", fmt)
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(out)
+    assert table.column_names == columns and table.num_rows == 66
+    jsonl = tmp_path / f"train-{fmt}.jsonl"
+    assert invoke("export", local_spec, "-o", jsonl, "--format", fmt).exit_code == 0
+    keys = row_keys_column(table.schema)
+    assert keys == ("metadata" if fmt == "full" else None)
+    rows = [record_of_row(row, keys) for row in table.to_pylist()]
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert rows == [{"messages": line} if fmt == "nanochat" else line for line in lines]
+    manifest = json.loads((tmp_path / f"train-{fmt}.parquet.manifest.json").read_text())
+    assert manifest["output"]["kind"] == "parquet"
 
 
 @pytest.mark.parametrize(
     ("name", "args", "words"),
     [
         ("train.csv", [], "the file name does not say what to write"),
-        ("train.parquet", [], "the messages format cannot be written as .parquet"),
-        ("train.parquet", ["--format", "full"], "Formats that write .parquet: nanochat, openai"),
+        ("train.jsonl", ["--format", "tokens"], "the tokens format cannot be written as .jsonl"),
     ],
 )
 def test_an_output_name_that_does_not_fit_is_a_usage_error(tmp_path, local_spec, name, args, words):

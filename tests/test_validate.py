@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BAD = Path(__file__).resolve().parent / "data" / "bad"
 runner = CliRunner()
 
-# rule id -> the lines of tests/data/bad/<rule>.jsonl where it must be reported (and only there).
+# rule id -> the lines of tests/data/bad/<rule>.jsonl (.jsonl.gz for `unreadable-file`, a cut
+# one) where it must be reported (and only there).
 EXPECTED_LINES = {
     "line-too-long": [2],
     "invalid-utf8": [2],
@@ -51,6 +52,7 @@ EXPECTED_LINES = {
     "bad-tool-call": [2, 3],
     "mixed-formats": [2],
     "empty-file": [1],
+    "unreadable-file": [1],
     "bom": [1],
     "crlf": [2],
     "mixed-shapes": [2],
@@ -94,12 +96,13 @@ def found(report) -> set[tuple[str, int]]:
 
 
 def test_the_corpus_has_one_file_per_rule():
-    assert {path.stem for path in BAD.glob("*.jsonl")} == set(RULES) == set(EXPECTED_LINES)
+    named = {path.name.split(".")[0] for path in BAD.iterdir()}
+    assert named == set(RULES) == set(EXPECTED_LINES)
 
 
 @pytest.mark.parametrize("rule", sorted(RULES))
 def test_each_bad_file_reports_its_rule_on_its_lines(rule):
-    path = BAD / f"{rule}.jsonl"
+    (path,) = BAD.glob(f"{rule}.*")
     options = {
         "system-not-allowed": ["--no-system"],
         "line-too-long": ["--max-line-bytes", "200"],  # the default (16 MiB) is too big a file
@@ -235,7 +238,7 @@ def test_a_truncated_gzip_file_is_a_clear_error(tmp_path):
     path.write_bytes(gzip.compress(orjson.dumps([USER, ASSISTANT]) * 1000)[:-20])
     result = run(path)
     assert result.exit_code == 1
-    assert "cannot be read to the end" in result.stderr
+    assert f"{path}:1: [unreadable-file] cannot be read to the end" in result.stdout
     assert "Traceback" not in result.output
 
 

@@ -158,6 +158,19 @@ def _not_in(fmt: str, record: Any) -> Problem:
     )
 
 
+def _not_a_record(record: Any) -> Problem:
+    """Why a record is in none of the formats, saying what it is."""
+    if type(record) is dict:
+        said = "an object needs a 'messages' key (ShareGPT: 'conversations'), got "
+        said += _shape_name(record)
+    else:
+        said = (
+            "a record is an array of messages or an object with 'messages' (ShareGPT: "
+            f"'conversations'), got {type_name(record)}"
+        )
+    return Problem("not-a-conversation", said, None)
+
+
 def _shape_name(record: Any) -> str:
     if type(record) is dict:
         keys = ", ".join(repr(key) for key in list(record)[:4])
@@ -172,7 +185,7 @@ def _read_messages(record: Any, allow_system: bool, *, openai: bool = False) -> 
 
     messages, shape_problem = messages_of(record)
     if shape_problem is not None:
-        return Reading(None, [shape_problem])
+        return Reading(None, [_not_a_record(record)])
     fmt = NANOCHAT if type(record) is list else MESSAGES
     if not openai:
         problems = check_messages(messages, allow_system=allow_system)

@@ -56,6 +56,7 @@ WHOLE_FILE_BYTES = 32 << 20  # `show` and `browse` read a file up to this size w
 # A .json file up to this size is parsed whole, as one document (a conversation, or an array of
 # them); parsing costs several times its size in memory. A bigger one is read as JSON lines.
 JSON_DOCUMENT_BYTES = 256 << 20
+SHAPE_LINE_BYTES = 16 << 20  # the first line of a bigger one is read to tell lines from a document
 LINES, DOCUMENT, PARQUET, SHARDS = "lines", "document", "parquet", "shards"
 _max_line_bytes: ContextVar[int] = ContextVar("max_line_bytes", default=DEFAULT_MAX_LINE_BYTES)
 
@@ -120,16 +121,16 @@ def read_document(path: str) -> list[Any] | None:
     is not one document (JSON lines under a ``.json`` name): it is read as lines then."""
     size = os.path.getsize(path) if is_regular(path) else 0
     if size > JSON_DOCUMENT_BYTES:
-        with open_binary(path) as file:
-            head = file.read(1 << 16)
-        if b"\n" not in head.rstrip():  # one document, too big to parse whole
-            raise InvalidData(
-                f"{path} is one JSON document of {size / (1 << 30):.1f} GB; taskcli parses a "
-                f".json document of up to {JSON_DOCUMENT_BYTES >> 20} MB whole.",
-                hint=f"write it as JSON lines first, e.g. `jq -c '.[]' {path} > "
-                f"{path.removesuffix('.json')}.jsonl`.",
-            )
-        return None
+        if _starts_with_a_record(path):
+            return None
+        import shlex
+
+        lines = shlex.quote(path.removesuffix(".json") + ".jsonl")
+        raise InvalidData(
+            f"{path} is one JSON document of {_size(size)}; taskcli parses a .json document of "
+            f"up to {_size(JSON_DOCUMENT_BYTES)} whole.",
+            hint=f"write it as JSON lines first, e.g. `jq -c '.[]' {shlex.quote(path)} > {lines}`.",
+        )
     with open_binary(path) as file:
         data = file.read()
     try:
@@ -138,13 +139,39 @@ def read_document(path: str) -> list[Any] | None:
         return None
     if type(document) is dict:
         return [document]
-    if type(document) is list and document and all(_is_message(item) for item in document):
+    if type(document) is list and document and _are_messages(document):
         return [document]  # one conversation in nanochat's shape
     return document if type(document) is list else None
 
 
+def _starts_with_a_record(path: str) -> bool:
+    """Whether a file's first line that holds anything is one conversation record by itself
+    (an object, or an array of messages): JSON lines under a ``.json`` name, not a document
+    laid out over lines, nor one on a single line (an array of records)."""
+    with open_binary(path) as file:
+        for number, line in enumerate(read_lines(file, path, max_bytes=SHAPE_LINE_BYTES), 1):
+            if not holds_conversation(number, line):
+                continue
+            if type(line) is LongLine:
+                return False
+            try:
+                record = orjson.loads(written(number, line)[0])
+            except orjson.JSONDecodeError:
+                return False
+            return type(record) is dict or (type(record) is list and _are_messages(record[:1]))
+    return False
+
+
+def _size(size: int) -> str:
+    return f"{size / (1 << 30):.1f} GB" if size >= 1 << 30 else f"{size / (1 << 20):,.0f} MB"
+
+
 def _is_message(item: Any) -> bool:
     return type(item) is dict and "role" in item and "messages" not in item
+
+
+def _are_messages(items: list[Any]) -> bool:
+    return all(_is_message(item) for item in items)
 
 
 def written(number: int, line: bytes) -> tuple[bytes, tuple[str, ...]]:

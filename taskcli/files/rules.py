@@ -23,6 +23,7 @@ from typing import IO, Any
 import orjson
 
 from taskcli.conversation import Problem
+from taskcli.errors import InvalidData
 from taskcli.files.formats import Reading, overall, read
 from taskcli.files.parquet import open_parquet
 from taskcli.files.reader import (
@@ -160,6 +161,7 @@ class FileReport:
     warnings: ProblemLog = field(default_factory=ProblemLog)
     format: str | None = None  # the format its valid records were read in (`formats.overall`)
     unit: str = "line"  # what a problem's number counts: a JSONL file's lines, or rows (0-based)
+    unreadable: InvalidData | None = None  # why it could not be read (to the end), as raised
 
     def passes(self, *, strict: bool = False) -> bool:
         """No errors (and, when `strict`, no warnings either)."""
@@ -407,6 +409,7 @@ class _Checker:
         self.first_shape: str | None = None  # the shape of the first conversation
         self.first_shape_line = 0
         self.mixed = False
+        self.unread = False  # the file could not be read to the end (`unreadable`)
 
     def check(self, number: int, line: bytes, offset: int) -> None:
         """Check physical line `number` (without its LF), which starts at byte `offset`."""
@@ -506,6 +509,13 @@ class _Checker:
             self.on_reject(number, line.rstrip(b"\r"), errors, self.report.unit)
         return True
 
+    def unreadable(self, error: InvalidData, where: int | None) -> None:
+        """The file cannot be read on from line or row `where` (None: at all): the
+        ``unreadable-file`` error, what was read before it checked as usual."""
+        self.unread = True
+        self.report.unreadable = error
+        self.report.errors.append(unreadable_problem(error, self.report.path, where))
+
     def finish(self, lines: int | None) -> None:
         """The rules about the whole file, once all its `lines` were checked (None: a file of
         records, not lines)."""
@@ -522,7 +532,7 @@ class _Checker:
                 )
             )
             report.warnings.sort(key=lambda p: p.line)
-        if not report.conversations:
+        if not report.conversations and not self.unread:
             what = f"only {lines} blank line(s)" if lines else "nothing"
             where = 1 if lines is not None else None
             report.errors.append(
@@ -550,9 +560,12 @@ def check_lines(
     checker = _Checker(report, allow_system, on_valid, on_reject, forced)
     report.format = forced
     offset = number = 0
-    for number, line in enumerate(lines, 1):
-        checker.check(number, line, offset)
-        offset += length_of(line) + 1
+    try:
+        for number, line in enumerate(lines, 1):
+            checker.check(number, line, offset)
+            offset += length_of(line) + 1
+    except InvalidData as error:  # a truncated .gz, a disk error
+        checker.unreadable(error, number + 1)
     checker.finish(number)
     return report
 
@@ -579,10 +592,22 @@ def check_records(
     )
     checker = _Checker(report, allow_system, on_valid, on_reject, forced)
     report.format = forced
-    for number, record in records:
-        checker.check_record(number, record)
+    try:
+        for number, record in records:
+            checker.check_record(number, record)
+    except InvalidData as error:  # a damaged row group
+        checker.unreadable(error, checker.conversations)
     checker.finish(None)
     return report
+
+
+def unreadable_problem(error: InvalidData, path: str, where: int | None = None) -> Problem:
+    """The ``unreadable-file`` error of `path`, saying what `error` says (its hint too: a
+    report has no other place for it), at line or row `where`."""
+    message = str(error).removeprefix(f"{path}: ")
+    if error.hint:
+        message += f" {error.hint[0].upper()}{error.hint[1:]}"
+    return Problem("unreadable-file", message, None, where)
 
 
 def _mixed_formats(shape: str, line: int, first_shape: str, first_line: int, unit: str) -> Problem:
@@ -590,7 +615,7 @@ def _mixed_formats(shape: str, line: int, first_shape: str, first_line: int, uni
     return Problem(
         "mixed-formats",
         f"this {unit} is {names[shape]} but {unit} {first_line} is {names[first_shape]}; "
-        "give --input-format to read every record as one format",
+        "a file holds one format (`taskcli rules mixed-formats` says how to split it)",
         None,
         line,
     )
@@ -638,16 +663,23 @@ def check_file(
         "forced": forced,
     }
     container = container_of(name)
-    if container in (PARQUET, SHARDS):
-        rows = open_parquet(name, split)
-        options["forced"] = forced or rows.forced_format
-        return check_records(rows.scan_all(on_bytes), display_name(name), **options)
-    if container == DOCUMENT:
-        records = read_document(name)
-        if records is not None:
-            if on_bytes is not None:
-                on_bytes(os.path.getsize(name))
-            return check_records(enumerate(records), display_name(name), **options)
+    records = None
+    try:
+        if container in (PARQUET, SHARDS):
+            rows = open_parquet(name, split)
+            options["forced"] = forced or rows.forced_format
+            return check_records(rows.scan_all(on_bytes), display_name(name), **options)
+        if container == DOCUMENT:
+            records = read_document(name)
+    except InvalidData as error:  # a damaged footer, no conversation column, a huge document
+        report = FileReport(display_name(name), unit="line" if container == DOCUMENT else "row")
+        report.unreadable = error
+        report.errors.append(unreadable_problem(error, report.path))
+        return report
+    if records is not None:
+        if on_bytes is not None:
+            on_bytes(os.path.getsize(name))
+        return check_records(enumerate(records), display_name(name), **options)
     opened = open_lines(name) if on_bytes is None else open_lines_counted(name, on_bytes)
     with opened as lines:
         return check_lines(lines, display_name(name), **options)

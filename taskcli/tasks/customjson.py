@@ -213,10 +213,15 @@ class CustomJSON(Task, ChecksMessages, ReadsInThreads, DataFiles):
 
 def invalid_file(report: FileReport) -> InvalidData:
     """The error for a file with errors: what is wrong, its first few problems, and the command
-    that lists them all. A file that is mostly not JSON says so first, in one line."""
+    that lists them all. A file that is mostly not JSON says so first, in one line; a file that
+    cannot be read is the error that says why, and an empty one that one problem."""
     from taskcli.files.rules import format_problem
 
     path = report.path
+    if report.unreadable is not None:
+        return report.unreadable
+    if report.errors.counts.get("empty-file"):
+        return InvalidData(format_problem(path, report.errors[0], report.unit))
     shown = "\n".join(
         "  " + format_problem(path, p, report.unit) for p in report.errors[:SHOWN_ERRORS]
     )
