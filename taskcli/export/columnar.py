@@ -49,6 +49,7 @@ RULE_COVERAGE: dict[str, str] = {
     "invalid-json": NOT_A_ROW_RULE,
     "not-a-conversation": NOT_A_ROW_RULE,  # the column is messages by the task's declaration
     "empty-file": NOT_A_ROW_RULE,
+    "unreadable-file": NOT_A_ROW_RULE,  # a file that cannot be read, not a row
     "system-not-allowed": NOT_A_ROW_RULE,  # export allows system messages
     "messages-not-list": CHECKED,  # a null row
     "message-not-object": CHECKED,  # a null message
