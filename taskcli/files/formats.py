@@ -55,7 +55,6 @@ SHAREGPT_FROM = {
     "observation": "python_output",
 }
 OPENAI_KEYS = ("tool_calls", "tool_call_id", "weight", "name")  # keys taskcli's messages lack
-OPENAI_TOOL_KEYS = ("tool_calls", "tool_call_id")  # those that tell an openai record by itself
 PYTHON = "python"  # the function an openai tool call of a python part calls
 _PATH = re.compile(r"^messages\[(\d+)\](?:\.(role|content))?")  # what a path names, and where
 
@@ -210,9 +209,9 @@ def _openai_signs(messages: Any) -> bool:
     ``unknown-key`` warnings unless ``openai`` is forced)."""
     if type(messages) is not list:
         return False
-    for message in messages:
+    for message in messages:  # every record is asked: three lookups, no generator
         if type(message) is dict and (
-            message.get("role") == "tool" or any(key in message for key in OPENAI_TOOL_KEYS)
+            message.get("role") == "tool" or "tool_calls" in message or "tool_call_id" in message
         ):
             return True
     return False
