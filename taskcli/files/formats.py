@@ -17,7 +17,8 @@ part is a call of the function ``python`` with ``{"code": ...}`` as its argument
 ``python_output`` part the ``tool`` message answering it; the assistant messages between the
 calls become one assistant message again when read. A call of another function is read as a
 ``python`` part holding ``name(arguments)``. In ``sharegpt``, ``function_call`` and
-``observation`` items are read the same way, as ``python`` and ``python_output`` parts.
+``observation`` items are read the same way, as ``python`` and ``python_output`` parts (a
+``function_call`` value that is no JSON call stays as it is).
 ``nanochat`` and ``sharegpt`` cannot say parts when written: tool calls are written as
 ``<<expr=result>>`` text, and the writer says so (`Written.lost`, counted by `Loss`). Nor can
 ``openai`` say a tool output that answers no call just before it: that is written as text too.
@@ -502,6 +503,8 @@ def _sharegpt_conversation(record: dict[str, Any]) -> tuple[dict[str, Any], list
         if role in ("python", "python_output"):
             if type(value) is not str:
                 value = orjson.dumps(value).decode()
+            if role == "python":
+                value = _sharegpt_call(value)
             previous = messages[-1] if messages else None
             if type(previous) is dict and previous.get("role") == "assistant":
                 content = previous["content"]
@@ -529,6 +532,20 @@ def _sharegpt_conversation(record: dict[str, Any]) -> tuple[dict[str, Any], list
         origins.append(i)
     metadata = {key: value for key, value in record.items() if key != "conversations"}
     return {"messages": messages, **metadata}, problems, origins
+
+
+def _sharegpt_call(value: str) -> str:
+    """A ``function_call`` item's value as its python part: a call written as JSON,
+    ``{"name", "arguments"}``, reads as an OpenAI call does (the code of `python`, else
+    ``name(arguments)``); any other value as it is."""
+    try:
+        call = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value
+    if type(call) is not dict or type(call.get("name")) is not str or "arguments" not in call:
+        return value
+    code = _call_code({"function": call}, "", [])
+    return value if code is None else code
 
 
 def write_sharegpt(conversation: dict[str, Any]) -> Written:

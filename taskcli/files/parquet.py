@@ -196,7 +196,9 @@ class ParquetRows(Rows):
                 metadata = parquet.metadata
                 groups = [metadata.row_group(g) for g in range(metadata.num_row_groups)]
             except (OSError, pa.ArrowException, ValueError) as error:
-                raise InvalidData(f"{path} is not a readable parquet file: {error}") from None
+                raise InvalidData(
+                    f"{path} is not a readable parquet file: {_one_line(error)}"
+                ) from None
             for group, info in enumerate(groups):
                 size, whole = info.num_rows, info.total_byte_size <= WHOLE_GROUP_BYTES
                 for first in range(0, size, BLOCK_ROWS):
@@ -306,7 +308,7 @@ class ParquetRows(Rows):
             return block
         except (OSError, pa.ArrowException, ValueError, StopIteration) as error:
             path = self.files[file_number].path
-            reason = str(error) or "the row group holds fewer rows than its metadata says"
+            reason = _one_line(error) or "the row group holds fewer rows than its metadata says"
             raise InvalidData(f"cannot read row group {group} of {path}: {reason}") from None
 
     def _streaming(self, file_number: int) -> Any:
@@ -338,6 +340,11 @@ class ParquetRows(Rows):
                 raise ValueError(f"a slice of {batch.num_rows} rows where {count} were expected")
             self._stream = (file_number, group, first + count, stream[3])
             return batch
+
+
+def _one_line(error: BaseException) -> str:
+    """What Arrow says of an error, on one line (it spreads some over several)."""
+    return " ".join(str(error).split())
 
 
 class TableRows(Rows):
