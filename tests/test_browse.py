@@ -453,6 +453,54 @@ def test_write_the_row(rows_file: Path, tmp_path: Path, monkeypatch: pytest.Monk
     assert "cannot write" in failed and "x.json" in failed
 
 
+@pytest.mark.parametrize("target", ["file", "spec", "parquet"])
+def test_what_w_writes_every_command_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str
+) -> None:
+    """A row of a file, of a mixture (with its source) and of Parquet (with tool parts), written
+    by `w`, is a conversation file that show, validate, stats and export read back."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    monkeypatch.chdir(tmp_path)
+    words = Path(__file__).resolve().parent.parent / "examples" / "words.txt"
+    write_rows(tmp_path / "a.jsonl", 5)
+    parts = [
+        {"type": "text", "text": "6*7 = "},
+        {"type": "python", "text": "6*7"},
+        {"type": "python_output", "text": "42"},
+        {"type": "text", "text": "42"},
+    ]
+    messages = [{"role": "user", "content": "6*7?"}, {"role": "assistant", "content": None}]
+    table = pa.table({"messages": [[messages[0], {**messages[1], "parts": parts}]] * 3})
+    pq.write_table(table, tmp_path / "tools.parquet")
+    spec = write_spec(
+        tmp_path,
+        f"seed: 2\ntasks:\n  - {{task: customjson, path: a.jsonl}}\n"
+        f"  - {{task: spellingbee, split: train, size: 5, word_list: {words}}}\n",
+    )
+    texts = {"file": "a.jsonl", "spec": str(spec), "parquet": "tools.parquet"}
+    app = drive(browser_of(texts[target]), ["j", "w", "enter"])
+    assert "wrote row 1 to row-1.json" in message(app)
+    written = json.loads((tmp_path / "row-1.json").read_text())
+    assert ("source" in written) is (target == "spec")
+
+    runner = CliRunner()
+    shown = runner.invoke(cli_app, ["show", "row-1.json", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout) == {**written, "index": 0}
+    checked = runner.invoke(cli_app, ["validate", "row-1.json"])
+    assert checked.exit_code == 0 and "1 conversation, 0 errors" in checked.stdout
+    stats = json.loads(runner.invoke(cli_app, ["stats", "row-1.json", "--json"]).stdout)
+    assert stats["conversations"] == 1
+    exported = runner.invoke(cli_app, ["export", "row-1.json", "-o", "back.jsonl"])
+    assert exported.exit_code == 0, exported.output
+    back = json.loads((tmp_path / "back.jsonl").read_text())
+    assert back == {"messages": written["messages"]}
+    if target == "parquet":
+        assert back["messages"][1]["content"] == parts
+
+
 def test_help_and_quit(rows_file: Path) -> None:
     app = drive(browser_of(str(rows_file)), ["question_mark"])
     for _keys, what in KEYS:
