@@ -560,7 +560,8 @@ def validate(
         list[str],
         typer.Argument(
             metavar="FILE...",
-            help="Conversation files (JSONL, .gz too); '-' reads stdin.",
+            help="Conversation files: JSON lines (.jsonl, .gz), .json documents, Parquet files "
+            "or folders of shards; '-' reads stdin.",
         ),
     ],
     json_output: JsonOption = False,
@@ -583,13 +584,16 @@ def validate(
         typer.Option(
             "--output-valid",
             metavar="PATH",
-            help='Write the lines without errors here, normalised to {"messages": [...]}.',
+            help="Write the lines (or rows) without errors here, as JSON lines normalised to "
+            '{"messages": [...]}.',
         ),
     ] = None,
     rejects: Annotated[
         Path | None,
         typer.Option(
-            "--rejects", metavar="PATH", help="Write the invalid lines here, with their reasons."
+            "--rejects",
+            metavar="PATH",
+            help="Write the invalid lines (or rows) here, with their reasons.",
         ),
     ] = None,
     max_line_bytes: MaxLineOption = None,
@@ -601,7 +605,8 @@ def validate(
         ),
     ] = None,
 ) -> None:
-    """Check conversation files line by line: every broken rule, with file:line, in one pass.
+    """Check conversation files: every broken rule, with file:line (file:row N for the rows of
+    Parquet and .json documents, from 0), in one pass.
 
     The exit code is 0 when every file is valid, 1 when any is not, and 2 for a usage error.
     `taskcli rules` explains every rule.

@@ -301,7 +301,7 @@ def print_validation(reports: list[FileReport], *, strict: bool, per_rule: int) 
         console.stdout.print(
             Text(
                 "Not every occurrence is shown: raise --max-errors, or use --json to list all "
-                "(--rejects PATH saves the invalid lines with their reasons).",
+                "(--rejects PATH saves the invalid lines or rows with their reasons).",
                 style="dim",
             ),
             highlight=False,
