@@ -9,15 +9,10 @@ from hypothesis import strategies as st
 
 from taskcli.conversation import check_messages, first_error
 from taskcli.export import FORMATS, columnar
-from taskcli.export.columnar import (
-    BINARY,
-    _escaped,
-    _views,
-    holds_string_messages,
-    json_lines,
-    rows_without_errors,
-)
+from taskcli.export.columnar import BINARY, _escaped, _views, json_lines
 from taskcli.export.lines import APPEND_NEWLINE
+from taskcli.files import arrow_rules
+from taskcli.files.arrow_rules import holds_string_messages, rows_without_errors
 
 MESSAGES = pa.list_(pa.struct([("content", pa.string()), ("role", pa.string())]))
 LARGE = pa.large_list(pa.struct([("role", pa.large_string()), ("content", pa.large_string())]))
@@ -88,7 +83,7 @@ def test_json_lines_are_what_orjson_writes_for_each_format(batch, system, rng):
         if layout is None or layout.with_source:  # sources: tests/test_export.py
             continue
         if layout.fold_system and system:  # such rows are written row by row
-            assert columnar.start_with_system(array).all()
+            assert arrow_rules.start_with_system(array).all()
             continue
         written = [fmt.row({"messages": row}, None, 0) for row in batch]
         assert not any(each.lost for each in written)  # the bulk path never loses anything
@@ -166,7 +161,7 @@ PARTS = pa.list_(
         ]
     )
 )
-# A row breaking each rule that `columnar.RULE_COVERAGE` says rows of Arrow data can break, with
+# A row breaking each rule that `arrow_rules.RULE_COVERAGE` says rows of Arrow data can break, with
 # the column type it comes in. A new error rule fails the coverage test until it is added there,
 # and a CHECKED or ROW_BY_ROW one until it has an example here.
 BREAKING = {
@@ -195,11 +190,11 @@ def test_every_error_rule_has_a_stated_place_in_the_bulk_check():
     from taskcli.conversation import ERROR, RULES
 
     errors = {rule for rule, (severity, _) in RULES.items() if severity == ERROR}
-    assert set(columnar.RULE_COVERAGE) == errors, (
+    assert set(arrow_rules.RULE_COVERAGE) == errors, (
         "say in RULE_COVERAGE how the bulk check treats it"
     )
     judged_here = {
-        rule for rule, how in columnar.RULE_COVERAGE.items() if how != columnar.NOT_A_ROW_RULE
+        rule for rule, how in arrow_rules.RULE_COVERAGE.items() if how != arrow_rules.NOT_A_ROW_RULE
     }
     assert set(BREAKING) == judged_here, "add a breaking example to BREAKING"
 
@@ -211,7 +206,35 @@ def test_no_row_breaking_a_rule_is_marked_fine(rule):
     array = pa.array([fine_row, row, fine_row], kind) if kind == MESSAGES else pa.array([row], kind)
     broken = array.to_pylist()[1 if kind == MESSAGES else 0]
     assert rule in {p.rule for p in check_messages(broken)}, "the example must break the rule"
-    if columnar.RULE_COVERAGE[rule] == columnar.CHECKED:
+    if arrow_rules.RULE_COVERAGE[rule] == arrow_rules.CHECKED:
         assert rows_without_errors(array).tolist() == [True, False, True]
     else:
         assert not holds_string_messages(array)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows, st.integers(0, 2), st.booleans())
+def test_rows_without_problems_are_rows_the_rules_find_nothing_in(batch, skip, allow_system):
+    for kind in (MESSAGES, LARGE):
+        array = pa.array([None] * skip + batch, kind).slice(skip)
+        fine = arrow_rules.rows_without_problems(array, allow_system=allow_system).tolist()
+        for row, certain in zip(batch, fine, strict=True):
+            if certain:
+                assert check_messages(row, allow_system=allow_system) == [], row
+
+
+def test_plain_rows_are_found_without_problems_and_doubtful_ones_are_left_to_the_rules():
+    system = {"role": "system", "content": "Be brief."}
+    rows = [
+        [U, A],  # fine
+        [system, U, A],  # fine unless system messages are refused
+        [U, A, U],  # ends-with-user
+        [U, {"role": "assistant", "content": "  "}],  # empty-content
+        [U, {"role": "assistant", "content": "ok <|user_start|>"}],  # special-token
+        [U, {"role": "assistant", "content": "..."}],  # no letter or digit: left to the rules
+    ]
+    array = pa.array(rows, MESSAGES)
+    assert arrow_rules.rows_without_problems(array).tolist() == [True, True] + [False] * 4
+    refused = arrow_rules.rows_without_problems(array, allow_system=False).tolist()
+    assert refused == [True] + [False] * 5
+    assert [check_messages(row) == [] for row in rows] == [True, True, False, False, False, True]

@@ -28,6 +28,7 @@ from taskcli.cli import app
 from taskcli.errors import DataUnavailable
 from taskcli.export import FORMATS, columnar, export, order
 from taskcli.export.lines import APPEND_NEWLINE, EntryLines
+from taskcli.files import arrow_rules
 from taskcli.hub.data import TableRows
 from taskcli.mixing.plan import build_plan, selected_rows
 from taskcli.mixing.spec import load_spec
@@ -974,7 +975,7 @@ def test_smoltalk_record_batches_from_a_datasets_cache_go_the_bulk_way_too(tmp_p
     seen = {}
     for positions, messages in task.iter_message_arrays(wanted, 2):
         assert isinstance(messages, pa.ListArray)
-        assert columnar.rows_without_errors(messages).all()
+        assert arrow_rules.rows_without_errors(messages).all()
         layout = FORMATS["messages"].layout
         lines = columnar.json_lines(messages, layout).to_pylist()
         seen.update(zip(positions.tolist(), lines, strict=True))

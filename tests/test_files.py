@@ -781,3 +781,46 @@ def test_a_huge_row_group_is_read_a_slice_at_a_time(tmp_path):
     )
     peak = int(done.stdout.split()[-1])
     assert peak < table.nbytes / 2, (peak, table.nbytes)
+
+
+@pytest.mark.parametrize("options", [[], ["--no-system"]])
+def test_validate_finds_the_same_in_parquet_as_in_the_same_json_lines(tmp_path, options):
+    """Parquet rows that plainly break no rule are told so from Arrow in bulk; the verdicts
+    are the rules' own, row for row (the report of the same rows as JSON lines, by row)."""
+    user, hello = {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}
+    rows = [
+        [user, hello],
+        [{"role": "system", "content": "Be brief."}, user, hello],
+        [user, hello, user],  # ends-with-user
+        [user, {"role": "assistant", "content": " "}],  # empty-content
+        [user, {"role": "assistant", "content": "<|assistant_end|>"}],  # special-token
+        [user, {"role": "assistant", "content": "..."}],  # fine, though not told in bulk
+        [user, user],  # errors
+        [user, {"role": "assistant", "content": "a\x00b"}],  # nul-character
+        [user, hello],  # a duplicate
+        [{"role": "robot", "content": "beep"}, hello],
+        [user, {"role": "assistant", "content": None}],
+    ]
+    table = pa.table({"messages": rows, "n": list(range(len(rows)))})
+    table = table.set_column(1, "n", pa.array([0] * len(rows)))  # so that row 8 repeats row 0
+    parquet_path = tmp_path / "rows.parquet"
+    pq.write_table(table, parquet_path, row_group_size=4)
+    lines_path = tmp_path / "rows.jsonl"
+    lines_path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in table.to_pylist()))
+
+    def problems(path: Path, unit: str, shift: int) -> list[tuple]:
+        result = invoke("validate", "--json", *options, path)
+        (entry,) = json.loads(result.stdout)["files"]
+        found = entry["errors"] + entry["warnings"]
+        return sorted((p[unit] - shift, p["rule"], p["path"]) for p in found)
+
+    in_parquet = problems(parquet_path, "row", 0)
+    assert in_parquet == problems(lines_path, "line", 1)
+    assert {rule for _, rule, _ in in_parquet} >= {
+        "ends-with-user",
+        "empty-content",
+        "special-token",
+        "duplicate",
+        "roles-not-alternating",
+        "nul-character",
+    }

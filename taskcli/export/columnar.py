@@ -5,11 +5,9 @@ message by message and serialising it costs tens of microseconds a row, nearly a
 work on rows that are plainly fine. Here a chunk of rows of type ``list<struct<role: string,
 content: string>>`` goes through a few Arrow and numpy operations instead:
 
-- `rows_without_errors` marks the rows that certainly break no error rule of
-  `taskcli.conversation.check_messages`: roles in turn, no NUL in any content. It recognises the
-  common case only; every other row is left to `check_messages`, the one home of the rules, which
-  says what is wrong with it. `RULE_COVERAGE` says, for every error rule, how this check stands
-  to it; a test fails when a rule is added to `RULES` without a word here.
+- `taskcli.files.arrow_rules.rows_without_errors` marks the rows that certainly break no error
+  rule of `taskcli.conversation.check_messages`; every other row is left to `check_messages`,
+  the one home of the rules, which says what is wrong with it.
 - `json_lines` writes rows byte for byte as ``orjson.dumps`` writes the same conversation in a
   given `Layout`: the content strings are escaped by orjson itself, all in one call, and one
   Arrow cast copies them, with the fixed pieces between them, into lines in the order asked for.
@@ -26,46 +24,15 @@ import pyarrow.compute as pc
 
 from taskcli.conversation import ROLES
 from taskcli.export.formats import Layout
+from taskcli.files.arrow_rules import message_fields, row_offsets
 
 if TYPE_CHECKING:
     from taskcli.mixing.spec import Entry
 
 BINARY = pa.large_binary()  # 64-bit offsets: a chunk of lines may pass 2 GB
-SYSTEM, USER, ASSISTANT = range(3)  # the positions of the roles in `ROLES`
-_STRINGS = (pa.string(), pa.large_string())
 _NOTHING = pa.scalar(b"", BINARY)
 VIEW_INLINE = 12  # string views hold values this short themselves
 MAX_VIEWED_BYTES = 2**31 - 1  # and point at most this far into a buffer
-
-CHECKED, ROW_BY_ROW, NOT_A_ROW_RULE = "checked", "row by row", "not a row rule"
-# How `rows_without_errors` stands to each error rule of `taskcli.conversation.RULES`:
-# CHECKED, a row that breaks it is never marked fine; ROW_BY_ROW, columns in which it could be
-# broken are never recognised (`holds_string_messages`), so `check_messages` judges every such
-# row; NOT_A_ROW_RULE, it is about a file's lines or a command's option, not a row of Arrow data.
-# The tests hold a breaking example of every CHECKED and ROW_BY_ROW rule.
-RULE_COVERAGE: dict[str, str] = {
-    "line-too-long": NOT_A_ROW_RULE,  # a JSONL reading limit
-    "invalid-utf8": NOT_A_ROW_RULE,  # Arrow strings are UTF-8 by construction
-    "invalid-json": NOT_A_ROW_RULE,
-    "not-a-conversation": NOT_A_ROW_RULE,  # the column is messages by the task's declaration
-    "empty-file": NOT_A_ROW_RULE,
-    "unreadable-file": NOT_A_ROW_RULE,  # a file that cannot be read, not a row
-    "system-not-allowed": NOT_A_ROW_RULE,  # export allows system messages
-    "messages-not-list": CHECKED,  # a null row
-    "message-not-object": CHECKED,  # a null message
-    "unknown-role": CHECKED,  # a null role too
-    "misplaced-system": CHECKED,
-    "first-not-user": CHECKED,
-    "roles-not-alternating": CHECKED,
-    "no-exchange": CHECKED,
-    "bad-content": CHECKED,  # a null content; other types are not string columns
-    "nul-character": CHECKED,
-    "bad-tool-call": NOT_A_ROW_RULE,  # OpenAI records are read from files, not Arrow columns
-    "mixed-formats": NOT_A_ROW_RULE,  # a file's records, not a task's rows
-    "missing-role": ROW_BY_ROW,  # a message struct without a role field
-    "missing-content": ROW_BY_ROW,  # a message struct without a content field
-    "bad-part": ROW_BY_ROW,  # parts are never recognised
-}
 
 
 def message_heads(layout: Layout) -> pa.Array:
@@ -95,58 +62,6 @@ def source_tails(entry: Entry, indices: Any) -> pa.Array:
     )
 
 
-def holds_string_messages(messages: Any) -> bool:
-    """Whether `messages` is an Arrow list of structs with string ``role`` and ``content``."""
-    kind = messages.type
-    if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)):
-        return False
-    item = kind.value_type
-    if not pa.types.is_struct(item):
-        return False
-    fields = {item.field(i).name: item.field(i).type for i in range(item.num_fields)}
-    return fields.get("role") in _STRINGS and fields.get("content") in _STRINGS
-
-
-def rows_without_errors(messages: pa.Array) -> np.ndarray:
-    """For each row of `messages` (see `holds_string_messages`): True if it certainly breaks no
-    error rule of `check_messages` (system messages allowed). False means "check it there"."""
-    if messages.null_count:
-        valid = np.asarray(messages.is_valid())
-        result = np.zeros(len(messages), dtype=bool)
-        result[valid] = rows_without_errors(messages.filter(pa.array(valid)))
-        return result
-    offsets = _row_offsets(messages)
-    starts, lengths = offsets[:-1], np.diff(offsets)
-    roles, contents = _fields(messages)
-    codes = np.asarray(pc.index_in(roles, value_set=pa.array(ROLES)).fill_null(-1))
-    row = np.repeat(np.arange(len(messages)), lengths)
-    system_first = np.zeros(len(messages), dtype=bool)
-    filled = lengths > 0
-    system_first[filled] = codes[starts[filled]] == SYSTEM
-    # The turn of each message after the optional leading system message: user on even turns,
-    # assistant on odd ones. The system message itself is turn -1.
-    turn = np.arange(len(codes)) - starts[row] - system_first[row]
-    in_turn = (codes == USER + (turn & 1)) | (turn < 0)
-    broken = ~in_turn | np.asarray(contents.is_null())
-    exchange = lengths - system_first >= 2  # in turn, that is a user message, then an assistant's
-    fine = (np.bincount(row[broken], minlength=len(messages)) == 0) & exchange
-    if _has_nul(contents):
-        with_nul = np.asarray(pc.match_substring(contents, "\x00").fill_null(False))
-        fine &= np.bincount(row[with_nul], minlength=len(messages)) == 0
-    return fine
-
-
-def start_with_system(messages: pa.Array) -> np.ndarray:
-    """For each row of `messages`: whether its first message is a system message."""
-    offsets = _row_offsets(messages)
-    roles, _ = _fields(messages)
-    filled = np.flatnonzero(np.diff(offsets) > 0)
-    result = np.zeros(len(messages), dtype=bool)
-    firsts = roles.take(pa.array(offsets[filled])).to_numpy(zero_copy_only=False)
-    result[filled] = firsts == "system"
-    return result
-
-
 def json_lines(
     messages: pa.Array,
     layout: Layout,
@@ -165,7 +80,7 @@ def json_lines(
     """
     count = len(messages)
     order = np.arange(count) if order is None else np.asarray(order, dtype=np.int64)
-    roles, contents = _fields(messages)
+    roles, contents = message_fields(messages)
     escaped = _escaped(contents)
     if count > 1 and _data_size(escaped) > MAX_VIEWED_BYTES:  # string views hold int32 offsets
         halves = np.array_split(order, 2)
@@ -184,7 +99,7 @@ def json_lines(
     joined = pc.binary_join_element_wise(pa.scalar(b'"},', BINARY), heads, _NOTHING)
     leads = pa.concat_arrays([led, joined])  # a row's first message's head, then the others'
 
-    offsets = _row_offsets(messages)
+    offsets = row_offsets(messages)
     sizes = np.diff(offsets)
     row = np.repeat(np.arange(count), sizes)
     within = np.arange(len(row)) - offsets[row]  # each message's place in its row
@@ -259,29 +174,3 @@ def _escaped(strings: pa.Array) -> pa.Array:
     inside = pa.py_buffer(np.array([2, len(listed) - 2], dtype=np.int64))  # without [" and "]
     whole = pa.Array.from_buffers(BINARY, 1, [None, inside, pa.py_buffer(listed)])
     return pc.split_pattern(whole, pattern=b'","').flatten()
-
-
-def _row_offsets(messages: pa.Array) -> np.ndarray:
-    """Where each row's messages start in the flattened messages, and (last) where they end."""
-    offsets = np.asarray(messages.offsets, dtype=np.int64)
-    return offsets - offsets[0]
-
-
-def _fields(messages: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """The roles and contents of all messages, in order; a null message makes both null."""
-    structs = messages.flatten()
-    children = dict(zip((f.name for f in structs.type), structs.flatten(), strict=True))
-    return children["role"], children["content"]
-
-
-def _has_nul(strings: pa.Array) -> bool:
-    """Whether any of `strings` holds a NUL character: one pass over their bytes."""
-    offsets_buffer, data = strings.buffers()[1:3]
-    if data is None or not len(strings):
-        return False
-    width = np.int64 if strings.type == pa.large_string() else np.int32
-    offsets = np.frombuffer(offsets_buffer, width)[
-        strings.offset : strings.offset + len(strings) + 1
-    ]
-    values = np.frombuffer(data, np.uint8)[offsets[0] : offsets[-1]]
-    return bool(values.size and values.min() == 0)

@@ -93,15 +93,16 @@ class EntryLines:
         import pyarrow as pa
 
         from taskcli.export import columnar
+        from taskcli.files import arrow_rules
 
         layout, buckets = self.fmt.layout, self.buckets
         pending = Pending(buckets)
         for positions, messages in task.iter_message_arrays(wanted, ARROW_ROWS):
             fine = np.zeros(len(positions), dtype=bool)
-            if columnar.holds_string_messages(messages):
-                fine = columnar.rows_without_errors(messages)
+            if arrow_rules.holds_string_messages(messages):
+                fine = arrow_rules.rows_without_errors(messages)
                 if layout.fold_system:
-                    fine &= ~columnar.start_with_system(messages)
+                    fine &= ~arrow_rules.start_with_system(messages)
             if fine.any():
                 chunk = messages if fine.all() else messages.filter(pa.array(fine))
                 tails = None

@@ -10,6 +10,7 @@ at 1.4 GB RSS mapped, 0.25 GB read).
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import threading
@@ -122,13 +123,10 @@ class Rows:
 
         `positions` is a numpy array of places in `indices`; `rows` holds those rows in that
         order, at most `chunk_rows` at a time (default: all the block has). Each block is read
-        once and let go, so a pass over every row of a split bigger than memory holds two blocks
-        (where `take` keeps recent blocks, for random access). The next block is decoded in
-        a thread while this one's rows are used: Arrow releases the GIL, so the decoding costs
-        no time on a second core.
+        once and let go (`blocks`), so a pass over every row of a split bigger than memory holds
+        two blocks (where `take` keeps recent blocks, for random access), and index arrays of
+        16 bytes a row.
         """
-        from concurrent.futures import ThreadPoolExecutor
-
         import numpy as np
 
         wanted = np.asarray(indices, dtype=np.int64)
@@ -140,6 +138,23 @@ class Rows:
         blocks = np.searchsorted(self.starts, wanted[order], side="right") - 1
         bounds = np.flatnonzero(np.diff(blocks)) + 1
         numbers = blocks[[0, *bounds.tolist()]].tolist()
+        segments = np.split(order, bounds)
+        for number, segment, block in zip(numbers, segments, self.blocks(numbers), strict=True):
+            size = chunk_rows or len(segment)
+            for part in range(0, len(segment), size):
+                positions = segment[part : part + size]
+                local = wanted[positions] - self.starts[number]
+                yield positions, _rows_at(block, local)
+
+    def blocks(self, numbers: Sequence[int]) -> Iterator[Any]:
+        """Blocks `numbers`, in that order, each read once and let go; the next one is decoded
+        in a thread while this one is used (Arrow releases the GIL, so the decoding costs no
+        time on a second core). A pass over every block (``range(len(self.starts) - 1)``)
+        needs no index arrays: its memory is two blocks, whatever the rows."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if not len(numbers):
+            return
         ahead, self._ahead = self._ahead, {}
         with ThreadPoolExecutor(max_workers=1) as reader:
 
@@ -147,15 +162,11 @@ class Rows:
                 return ahead.pop(number, None) or reader.submit(self.read_block, number)
 
             upcoming = read(numbers[0])
-            for step, segment in enumerate(np.split(order, bounds)):
+            for step in range(len(numbers)):
                 block = upcoming.result()
                 if step + 1 < len(numbers):
                     upcoming = read(numbers[step + 1])
-                size = chunk_rows or len(segment)
-                for part in range(0, len(segment), size):
-                    positions = segment[part : part + size]
-                    local = wanted[positions] - self.starts[numbers[step]]
-                    yield positions, _rows_at(block, local)
+                yield block
 
 
 def _rows_at(block: Any, ascending: Any) -> Any:
@@ -509,24 +520,50 @@ class ParquetConversations:
         return rows if self._plain else [record_of_row(row, keys) for row in rows]
 
     def scan(self, indices: Sequence[int]) -> Iterator[tuple[int, dict[str, Any]]]:
-        keys = self._keys_column
-        for i, row in self.rows.scan(indices):
-            yield i, row if self._plain else record_of_row(row, keys)
+        """``(i, record indices[i])`` for every i, block by block in storage order."""
+        for positions, rows in self.rows.scan_blocks(indices, SCAN_ROWS):
+            yield from zip(positions.tolist(), self._records(rows), strict=True)
 
     def scan_all(
-        self, on_bytes: Callable[[int], None] | None = None
-    ) -> Iterator[tuple[int, dict[str, Any]]]:
-        """Every row in storage order, with `on_bytes` told of the files' bytes in proportion
-        to the rows read (a progress bar)."""
+        self, on_bytes: Callable[[int], None] | None = None, *, allow_system: bool = True
+    ) -> Iterator[tuple[int, dict[str, Any], bool]]:
+        """``(row, record, fine)`` for every row in storage order, `fine` when the row certainly
+        breaks no rule (`taskcli.files.arrow_rules.rows_without_problems`, system messages
+        allowed or not): it need not be checked by itself. `on_bytes` is told of the files'
+        bytes in proportion to the rows read (a progress bar)."""
         total = len(self)
         size = sum(file.size for file in self.files)
-        told = 0
-        for i, record in self.scan(range(total)):
-            yield i, record
-            if on_bytes is not None and (i % SCAN_ROWS == SCAN_ROWS - 1 or i == total - 1):
-                done = size * (i + 1) // total
-                on_bytes(done - told)
-                told = done
+        told = done = 0
+        for block in self.rows.blocks(range(len(self.rows.starts) - 1)):
+            fine = self._fine(block, allow_system)
+            for start in range(0, block.num_rows, SCAN_ROWS):
+                chunk = block.slice(start, SCAN_ROWS)
+                verdicts = fine[start : start + SCAN_ROWS]
+                yield from zip(itertools.count(done), self._records(chunk), verdicts)
+                done += chunk.num_rows
+                if on_bytes is not None:
+                    read = size * done // total
+                    on_bytes(read - told)
+                    told = read
+
+    def _fine(self, rows: Any, allow_system: bool) -> list[bool]:
+        """For each of `rows`: whether it certainly breaks no rule, told from its Arrow column
+        of messages in bulk (a plain ``{role, content}`` column only; other rows are checked
+        one by one)."""
+        if not self._plain or self.column != "messages":
+            return [False] * rows.num_rows
+        from taskcli.files.arrow_rules import rows_without_problems
+
+        messages = rows.column(self.column)
+        if hasattr(messages, "chunks"):  # a table's column; a record batch's is one array
+            messages = messages.combine_chunks()
+        return rows_without_problems(messages, allow_system=allow_system).tolist()
+
+    def _records(self, rows: Any) -> list[dict[str, Any]]:
+        """Arrow rows as the JSON records they stand for."""
+        keys = self._keys_column
+        converted = rows.to_pylist()
+        return converted if self._plain else [record_of_row(row, keys) for row in converted]
 
 
 def open_parquet(path: str, split: str | None = None) -> ParquetConversations:

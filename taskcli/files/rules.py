@@ -25,7 +25,7 @@ import orjson
 
 from taskcli.conversation import Problem
 from taskcli.errors import InvalidData
-from taskcli.files.formats import Reading, overall, read
+from taskcli.files.formats import MESSAGES, Reading, overall, read
 from taskcli.files.parquet import open_parquet
 from taskcli.files.reader import (
     DOCUMENT,
@@ -444,11 +444,15 @@ class _Checker:
         )
         self._judge(number, record, reading, raw, line, offset + shift)
 
-    def check_record(self, number: int, record: Any) -> None:
+    def check_record(self, number: int, record: Any, fine: bool = False) -> None:
         """Check record `number` of a file of records (a row of Parquet, an item of a JSON
-        array), as a line without its line-level rules."""
+        array), as a line without its line-level rules; a record known to be `fine` (read from
+        Arrow in bulk: `taskcli.files.arrow_rules`) is taken as the conversation it is."""
         self.conversations += 1
-        reading = read(record, self.forced, allow_system=self.allow_system)
+        if fine and self.forced in (None, MESSAGES):
+            reading = Reading(record, [], MESSAGES)
+        else:
+            reading = read(record, self.forced, allow_system=self.allow_system)
         raw = orjson.dumps(record)
         self._judge(number, record, reading, raw, raw, 0)
 
@@ -572,7 +576,7 @@ def check_lines(
 
 
 def check_records(
-    records: Iterable[tuple[int, Any]],
+    records: Iterable[tuple[int, Any, bool]],
     path: str,
     *,
     allow_system: bool = True,
@@ -582,9 +586,11 @@ def check_records(
     spool: bool = False,
     forced: str | None = None,
 ) -> FileReport:
-    """Check ``(row, record)`` pairs (the rows of Parquet files, the items of a JSON array) as
+    """Check ``(row, record, fine)`` (the rows of Parquet files, the items of a JSON array) as
     `check_lines` checks lines, less the rules about how lines are written; problems are
-    numbered by row, from 0. `on_reject` gets each rejected record as compact JSON."""
+    numbered by row, from 0. A `fine` record certainly breaks no rule (`ParquetConversations`
+    tells it from Arrow in bulk): it is spared its own check. `on_reject` gets each rejected
+    record as compact JSON."""
     report = FileReport(
         path,
         errors=ProblemLog(keep, spool, "row"),
@@ -598,8 +604,8 @@ def check_records(
     # walk over it (pyarrow's modules, a document), a tenth of what a Parquet row costs.
     gc.freeze()
     try:
-        for number, record in records:
-            checker.check_record(number, record)
+        for number, record, fine in records:
+            checker.check_record(number, record, fine)
     except InvalidData as error:  # a damaged row group
         checker.unreadable(error, checker.conversations)
     finally:
@@ -675,7 +681,8 @@ def check_file(
         if container in (PARQUET, SHARDS):
             rows = open_parquet(name, split)
             options["forced"] = forced or rows.forced_format
-            return check_records(rows.scan_all(on_bytes), display_name(name), **options)
+            records = rows.scan_all(on_bytes, allow_system=allow_system)
+            return check_records(records, display_name(name), **options)
         if container == DOCUMENT:
             records = read_document(name)
     except InvalidData as error:  # a damaged footer, no conversation column, a huge document
@@ -686,7 +693,8 @@ def check_file(
     if records is not None:
         if on_bytes is not None:
             on_bytes(os.path.getsize(name))
-        return check_records(enumerate(records), display_name(name), **options)
+        items = ((i, record, False) for i, record in enumerate(records))
+        return check_records(items, display_name(name), **options)
     opened = open_lines(name) if on_bytes is None else open_lines_counted(name, on_bytes)
     with opened as lines:
         return check_lines(lines, display_name(name), **options)

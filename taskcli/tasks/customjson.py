@@ -147,7 +147,8 @@ class CustomJSON(Task, ChecksMessages, ReadsInThreads, DataFiles):
         if self._parquet is not None:
             report = check_records(self._parquet.scan_all(), self.path, **options)
         elif records is not None:
-            report = check_records(enumerate(records), self.path, on_valid=remember, **options)
+            items = ((i, record, False) for i, record in enumerate(records))
+            report = check_records(items, self.path, on_valid=remember, **options)
         else:
             report = check_file(self.path, on_valid=remember, **options)
         if report.errors:
