@@ -824,3 +824,34 @@ def test_validate_finds_the_same_in_parquet_as_in_the_same_json_lines(tmp_path, 
         "roles-not-alternating",
         "nul-character",
     }
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_parquet_file_of_messages_only_is_exported_in_bulk_as_row_by_row(
+    tmp_path, monkeypatch, fmt
+):
+    """SmolTalk's layout and nothing else: export writes its rows straight from Arrow
+    (`MessagesColumn`), the very bytes the row-by-row path writes."""
+    from taskcli.export import columnar
+    from taskcli.files.parquet import ParquetConversations
+
+    rows = [
+        [{"role": "user", "content": f'q{n} "é"'}, {"role": "assistant", "content": f"a{n}"}]
+        for n in range(30)
+    ]
+    rows[4] = [{"role": "system", "content": "Be brief."}, *rows[4]]  # nanochat folds it
+    path = tmp_path / "smol.parquet"
+    pq.write_table(pa.table({"messages": rows}), path, row_group_size=7)
+    bulk_rows = []
+    json_lines = columnar.json_lines
+    monkeypatch.setattr(
+        columnar, "json_lines", lambda *a, **k: bulk_rows.append(len(a[0])) or json_lines(*a, **k)
+    )
+    assert invoke("export", path, "-f", fmt, "-o", tmp_path / "bulk.jsonl").exit_code == 0
+    assert sum(bulk_rows) == (29 if fmt == "nanochat" else 30)
+    monkeypatch.setattr(ParquetConversations, "messages_only", property(lambda self: False))
+    bulk_rows.clear()
+    slow = tmp_path / "slow.jsonl"
+    assert invoke("export", path, "-f", fmt, "-o", slow).exit_code == 0
+    assert bulk_rows == []  # row by row
+    assert (tmp_path / "bulk.jsonl").read_bytes() == slow.read_bytes()

@@ -514,6 +514,39 @@ class ParquetConversations:
     def __len__(self) -> int:
         return self.rows.num_rows
 
+    @property
+    def messages_only(self) -> bool:
+        """Whether the files hold nothing but a ``messages`` column of ``{role, content}``
+        strings, in that order (as taskcli writes them): every record is then exactly
+        ``{"messages": [{"role": ..., "content": ...}, ...]}``, byte for byte what
+        `taskcli.export.columnar` writes from the column alone."""
+        import pyarrow as pa
+
+        schema = self.rows.schema
+        if schema.names != ["messages"]:
+            return False
+        kind = schema.field("messages").type
+        if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)):
+            return False
+        item = kind.value_type
+        strings = (pa.string(), pa.large_string())
+        return (
+            pa.types.is_struct(item)
+            and [item.field(i).name for i in range(item.num_fields)] == ["role", "content"]
+            and all(item.field(i).type in strings for i in range(item.num_fields))
+        )
+
+    def message_arrays(
+        self, indices: Sequence[int], chunk_rows: int | None = None
+    ) -> Iterator[tuple[Any, Any]]:
+        """``(positions, messages)``: the messages column of rows ``indices[positions]`` as one
+        Arrow list array at a time, in storage order."""
+        for positions, rows in self.rows.scan_blocks(indices, chunk_rows):
+            column = rows.column(self.column)
+            if hasattr(column, "chunks"):  # a table's column; a record batch's is one array
+                column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+            yield positions, column
+
     def records(self, indices: Sequence[int]) -> list[dict[str, Any]]:
         rows = self.rows.take(indices)
         keys = self._keys_column

@@ -24,7 +24,7 @@ JSON document is parsed whole, so their conversations are kept in memory as comp
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskcli.errors import InvalidData, UsageError
@@ -158,6 +158,12 @@ class CustomJSON(Task, ChecksMessages, ReadsInThreads, DataFiles):
             self._stamp = _stamp(self.path)
         else:
             self._kept = kept
+        if self._parquet is not None and self._parquet.messages_only:
+            # SmolTalk's rows and nothing else, all checked: `taskcli export` may write them
+            # straight from Arrow, as it writes SmolTalk's. This file's task takes on
+            # `MessagesColumn` by defining its members; the class cannot, before a file is read.
+            self.iter_message_arrays = self._message_arrays
+            self.conversation_from_messages = self._conversation_from_messages
 
     def num_examples(self) -> int:
         if self._parquet is not None:
@@ -185,6 +191,18 @@ class CustomJSON(Task, ChecksMessages, ReadsInThreads, DataFiles):
         self._check_unchanged()
         for i, record in self._parquet.scan(indices):
             yield i, self._conversation(record)
+
+    def _message_arrays(
+        self, indices: Sequence[int], chunk_rows: int | None = None
+    ) -> Iterator[tuple[Any, Any]]:
+        """`MessagesColumn.iter_message_arrays`, for a file of messages only."""
+        assert self._parquet is not None
+        self._check_unchanged()
+        yield from self._parquet.message_arrays(indices, chunk_rows)
+
+    def _conversation_from_messages(self, messages: Any, index: int) -> Conversation:
+        """`MessagesColumn.conversation_from_messages`: a row of messages only is its record."""
+        return self._conversation({"messages": messages})
 
     def _conversation(self, record: Any) -> Conversation:
         from taskcli.files.formats import conversation_of
