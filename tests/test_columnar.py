@@ -238,3 +238,23 @@ def test_plain_rows_are_found_without_problems_and_doubtful_ones_are_left_to_the
     refused = arrow_rules.rows_without_problems(array, allow_system=False).tolist()
     assert refused == [True] + [False] * 5
     assert [check_messages(row) == [] for row in rows] == [True, True, False, False, False, True]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([[U, A], [S, U, A], [U, A, U, A], [U, {**A, "content": "hi"}]])
+        | st.lists(message, max_size=5)
+        | well_formed,
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_rows_without_problems_share_a_key_when_they_hold_the_same_messages(batch):
+    array = pa.array(batch, MESSAGES)
+    fine = arrow_rules.rows_without_problems(array)
+    keys = arrow_rules.row_keys(array.filter(fine))
+    held = [row for row, certain in zip(batch, fine.tolist(), strict=True) if certain]
+    for i, key in enumerate(keys):
+        for j, other in enumerate(keys):
+            assert (key == other) == (held[i] == held[j])

@@ -783,8 +783,11 @@ def test_a_huge_row_group_is_read_a_slice_at_a_time(tmp_path):
     assert peak < table.nbytes / 2, (peak, table.nbytes)
 
 
+@pytest.mark.parametrize("with_metadata", [False, True])
 @pytest.mark.parametrize("options", [[], ["--no-system"]])
-def test_validate_finds_the_same_in_parquet_as_in_the_same_json_lines(tmp_path, options):
+def test_validate_finds_the_same_in_parquet_as_in_the_same_json_lines(
+    tmp_path, options, with_metadata
+):
     """Parquet rows that plainly break no rule are told so from Arrow in bulk; the verdicts
     are the rules' own, row for row (the report of the same rows as JSON lines, by row)."""
     user, hello = {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}
@@ -801,8 +804,9 @@ def test_validate_finds_the_same_in_parquet_as_in_the_same_json_lines(tmp_path, 
         [{"role": "robot", "content": "beep"}, hello],
         [user, {"role": "assistant", "content": None}],
     ]
-    table = pa.table({"messages": rows, "n": list(range(len(rows)))})
-    table = table.set_column(1, "n", pa.array([0] * len(rows)))  # so that row 8 repeats row 0
+    table = pa.table({"messages": rows})
+    if with_metadata:  # a column beside the messages: the whole record is compared
+        table = table.append_column("n", pa.array([0] * len(rows)))  # row 8 repeats row 0
     parquet_path = tmp_path / "rows.parquet"
     pq.write_table(table, parquet_path, row_group_size=4)
     lines_path = tmp_path / "rows.jsonl"

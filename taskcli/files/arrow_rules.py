@@ -127,6 +127,18 @@ def rows_without_problems(messages: pa.Array, *, allow_system: bool = True) -> n
     return fine
 
 
+def row_keys(messages: pa.Array) -> list[bytes]:
+    """For each row of `messages`: what the `duplicate` rule compares, its roles and contents
+    joined by NUL. Only for rows without problems (`rows_without_problems`): no content of
+    theirs holds a NUL, and every role is one of three, so two rows share a key only when they
+    hold the same messages."""
+    roles, contents = message_fields(messages)
+    pairs = pc.binary_join_element_wise(roles, contents, "\x00")
+    offsets = pa.array(row_offsets(messages), pa.int64())
+    rows = pa.LargeListArray.from_arrays(offsets, pairs)
+    return pc.binary_join(rows, "\x00").cast(pa.large_binary()).to_pylist()
+
+
 def start_with_system(messages: pa.Array) -> np.ndarray:
     """For each row of `messages`: whether its first message is a system message."""
     offsets = row_offsets(messages)

@@ -558,39 +558,66 @@ class ParquetConversations:
             yield from zip(positions.tolist(), self._records(rows), strict=True)
 
     def scan_all(
-        self, on_bytes: Callable[[int], None] | None = None, *, allow_system: bool = True
-    ) -> Iterator[tuple[int, dict[str, Any], bool]]:
-        """``(row, record, fine)`` for every row in storage order, `fine` when the row certainly
-        breaks no rule (`taskcli.files.arrow_rules.rows_without_problems`, system messages
-        allowed or not): it need not be checked by itself. `on_bytes` is told of the files'
-        bytes in proportion to the rows read (a progress bar)."""
+        self,
+        on_bytes: Callable[[int], None] | None = None,
+        *,
+        allow_system: bool = True,
+        records: bool = True,
+    ) -> Iterator[tuple[int, dict[str, Any] | None, bytes | None]]:
+        """``(row, record, known)`` for every row in storage order. `known` is the `duplicate`
+        key of a row found in bulk to break no rule (`taskcli.files.arrow_rules`, system
+        messages allowed or not), which need not be checked by itself; None for any other row.
+        Without `records`, such a row of a file of messages only comes without its record
+        (None): a check that keeps nothing needs none. `on_bytes` is told of the files' bytes
+        in proportion to the rows read (a progress bar)."""
         total = len(self)
         size = sum(file.size for file in self.files)
         told = done = 0
         for block in self.rows.blocks(range(len(self.rows.starts) - 1)):
-            fine = self._fine(block, allow_system)
             for start in range(0, block.num_rows, SCAN_ROWS):
                 chunk = block.slice(start, SCAN_ROWS)
-                verdicts = fine[start : start + SCAN_ROWS]
-                yield from zip(itertools.count(done), self._records(chunk), verdicts)
+                yield from zip(itertools.count(done), *self._judged(chunk, allow_system, records))
                 done += chunk.num_rows
                 if on_bytes is not None:
                     read = size * done // total
                     on_bytes(read - told)
                     told = read
 
-    def _fine(self, rows: Any, allow_system: bool) -> list[bool]:
-        """For each of `rows`: whether it certainly breaks no rule, told from its Arrow column
-        of messages in bulk (a plain ``{role, content}`` column only; other rows are checked
-        one by one)."""
+    def _judged(
+        self, rows: Any, allow_system: bool, records: bool
+    ) -> tuple[list[Any], list[bytes | None]]:
+        """The records of `rows` and their `known` keys (see `scan_all`), told from the Arrow
+        column of messages in bulk; only a plain ``{role, content}`` column is, other rows are
+        checked one by one."""
         if not self._plain or self.column != "messages":
-            return [False] * rows.num_rows
-        from taskcli.files.arrow_rules import rows_without_problems
+            return self._records(rows), [None] * rows.num_rows
+        import numpy as np
+        import orjson
+
+        from taskcli.files.arrow_rules import row_keys, rows_without_problems
 
         messages = rows.column(self.column)
         if hasattr(messages, "chunks"):  # a table's column; a record batch's is one array
             messages = messages.combine_chunks()
-        return rows_without_problems(messages, allow_system=allow_system).tolist()
+        fine = rows_without_problems(messages, allow_system=allow_system)
+        if not self.messages_only:  # other columns: the whole record is the key
+            converted = self._records(rows)
+            keys = [orjson.dumps(r) if f else None for r, f in zip(converted, fine, strict=True)]
+            return converted, keys
+        keys = [None] * rows.num_rows
+        found = row_keys(messages.filter(fine))
+        for position, key in zip(np.flatnonzero(fine).tolist(), found, strict=True):
+            keys[position] = key
+        if records:
+            return self._records(rows), keys
+        converted = [None] * rows.num_rows
+        doubtful = np.flatnonzero(~fine)
+        if doubtful.size:
+            for position, record in zip(
+                doubtful.tolist(), self._records(rows.take(doubtful)), strict=True
+            ):
+                converted[position] = record
+        return converted, keys
 
     def _records(self, rows: Any) -> list[dict[str, Any]]:
         """Arrow rows as the JSON records they stand for."""

@@ -444,15 +444,19 @@ class _Checker:
         )
         self._judge(number, record, reading, raw, line, offset + shift)
 
-    def check_record(self, number: int, record: Any, fine: bool = False) -> None:
+    def check_record(self, number: int, record: Any, known: bytes | None = None) -> None:
         """Check record `number` of a file of records (a row of Parquet, an item of a JSON
-        array), as a line without its line-level rules; a record known to be `fine` (read from
-        Arrow in bulk: `taskcli.files.arrow_rules`) is taken as the conversation it is."""
+        array), as a line without its line-level rules. A record `known` to break no rule
+        (found so from Arrow in bulk, `taskcli.files.arrow_rules`; `known` is its key for the
+        `duplicate` rule) is the conversation it is, and may be None if nothing keeps it."""
         self.conversations += 1
-        if fine and self.forced in (None, MESSAGES):
-            reading = Reading(record, [], MESSAGES)
-        else:
-            reading = read(record, self.forced, allow_system=self.allow_system)
+        if known is not None and self.forced in (None, MESSAGES):
+            self.report.format = overall(self.report.format, MESSAGES)
+            self._count(number, known)
+            if self.on_valid is not None:
+                self.on_valid(number, 0, record)
+            return
+        reading = read(record, self.forced, allow_system=self.allow_system)
         raw = orjson.dumps(record)
         self._judge(number, record, reading, raw, raw, 0)
 
@@ -468,7 +472,14 @@ class _Checker:
         if problems and self._sort(problems, number, raw):
             return
         self.report.format = overall(self.report.format, reading.fmt)
-        first = self.first_line(_duplicate_key(key), number)
+        self._count(number, _duplicate_key(key))
+        if self.on_valid is not None:
+            self.on_valid(number, offset, reading.conversation)
+
+    def _count(self, number: int, key: bytes) -> None:
+        """Remember the conversation of line or row `number` by its `key`: a `duplicate`
+        warning when it was seen before."""
+        first = self.first_line(key, number)
         if first is not None:
             self.report.warnings.append(
                 Problem(
@@ -478,8 +489,6 @@ class _Checker:
                     number,
                 )
             )
-        if self.on_valid is not None:
-            self.on_valid(number, offset, reading.conversation)
 
     def _see_shape(self, record: Any, number: int) -> Problem | None:
         """The rules about the file's shapes (`shape_rule`): a record in another format than
@@ -576,7 +585,7 @@ def check_lines(
 
 
 def check_records(
-    records: Iterable[tuple[int, Any, bool]],
+    records: Iterable[tuple[int, Any, bytes | None]],
     path: str,
     *,
     allow_system: bool = True,
@@ -586,11 +595,11 @@ def check_records(
     spool: bool = False,
     forced: str | None = None,
 ) -> FileReport:
-    """Check ``(row, record, fine)`` (the rows of Parquet files, the items of a JSON array) as
-    `check_lines` checks lines, less the rules about how lines are written; problems are
-    numbered by row, from 0. A `fine` record certainly breaks no rule (`ParquetConversations`
-    tells it from Arrow in bulk): it is spared its own check. `on_reject` gets each rejected
-    record as compact JSON."""
+    """Check ``(row, record, known)`` (the rows of Parquet files, the items of a JSON array)
+    as `check_lines` checks lines, less the rules about how lines are written; problems are
+    numbered by row, from 0. A record `known` to break no rule (`ParquetConversations.scan_all`
+    tells it from Arrow in bulk, with its `duplicate` key) is spared its own check.
+    `on_reject` gets each rejected record as compact JSON."""
     report = FileReport(
         path,
         errors=ProblemLog(keep, spool, "row"),
@@ -604,8 +613,8 @@ def check_records(
     # walk over it (pyarrow's modules, a document), a tenth of what a Parquet row costs.
     gc.freeze()
     try:
-        for number, record, fine in records:
-            checker.check_record(number, record, fine)
+        for number, record, known in records:
+            checker.check_record(number, record, known)
     except InvalidData as error:  # a damaged row group
         checker.unreadable(error, checker.conversations)
     finally:
@@ -680,8 +689,9 @@ def check_file(
     try:
         if container in (PARQUET, SHARDS):
             rows = open_parquet(name, split)
-            options["forced"] = forced or rows.forced_format
-            records = rows.scan_all(on_bytes, allow_system=allow_system)
+            options["forced"] = forced = forced or rows.forced_format
+            kept = on_valid is not None or forced not in (None, MESSAGES)
+            records = rows.scan_all(on_bytes, allow_system=allow_system, records=kept)
             return check_records(records, display_name(name), **options)
         if container == DOCUMENT:
             records = read_document(name)
@@ -693,7 +703,7 @@ def check_file(
     if records is not None:
         if on_bytes is not None:
             on_bytes(os.path.getsize(name))
-        items = ((i, record, False) for i, record in enumerate(records))
+        items = ((i, record, None) for i, record in enumerate(records))
         return check_records(items, display_name(name), **options)
     opened = open_lines(name) if on_bytes is None else open_lines_counted(name, on_bytes)
     with opened as lines:

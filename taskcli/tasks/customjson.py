@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskcli.errors import InvalidData, UsageError
-from taskcli.files.formats import FORMATS
+from taskcli.files.formats import FORMATS, MESSAGES
 from taskcli.files.reader import (
     DOCUMENT,
     PARQUET,
@@ -145,9 +145,11 @@ class CustomJSON(Task, ChecksMessages, ReadsInThreads, DataFiles):
                 kept.append(orjson.dumps(conversation))
 
         if self._parquet is not None:
-            report = check_records(self._parquet.scan_all(), self.path, **options)
+            records = self.input_format not in (None, MESSAGES)  # else rows known fine need none
+            scanned = self._parquet.scan_all(records=records)
+            report = check_records(scanned, self.path, **options)
         elif records is not None:
-            items = ((i, record, False) for i, record in enumerate(records))
+            items = ((i, record, None) for i, record in enumerate(records))
             report = check_records(items, self.path, on_valid=remember, **options)
         else:
             report = check_file(self.path, on_valid=remember, **options)
