@@ -497,6 +497,27 @@ def plain_messages(schema: Any, column: str) -> bool:
     )
 
 
+def messages_only(schema: Any) -> bool:
+    """Whether a schema holds nothing but a ``messages`` column of ``{role, content}`` strings,
+    in that order (as taskcli writes them): every record is then exactly ``{"messages":
+    [{"role": ..., "content": ...}, ...]}``, byte for byte what `taskcli.export.columnar` writes
+    from the column alone."""
+    import pyarrow as pa
+
+    if schema.names != ["messages"]:
+        return False
+    kind = schema.field("messages").type
+    if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)):
+        return False
+    item = kind.value_type
+    strings = (pa.string(), pa.large_string())
+    return (
+        pa.types.is_struct(item)
+        and [item.field(i).name for i in range(item.num_fields)] == ["role", "content"]
+        and all(item.field(i).type in strings for i in range(item.num_fields))
+    )
+
+
 class ParquetConversations:
     """The conversation records of Parquet files (one file, or a split's shards): a row count
     from the footers alone, rows read at random (`records`) or in storage order (`scan`), one
@@ -509,32 +530,11 @@ class ParquetConversations:
         self.forced_format = CONVERSATION_COLUMNS[self.column]
         self._keys_column = row_keys_column(schema)
         self._plain = self._keys_column is None and plain_messages(schema, self.column)
+        self.messages_only = messages_only(schema)
         self.files = self.rows.files
 
     def __len__(self) -> int:
         return self.rows.num_rows
-
-    @property
-    def messages_only(self) -> bool:
-        """Whether the files hold nothing but a ``messages`` column of ``{role, content}``
-        strings, in that order (as taskcli writes them): every record is then exactly
-        ``{"messages": [{"role": ..., "content": ...}, ...]}``, byte for byte what
-        `taskcli.export.columnar` writes from the column alone."""
-        import pyarrow as pa
-
-        schema = self.rows.schema
-        if schema.names != ["messages"]:
-            return False
-        kind = schema.field("messages").type
-        if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)):
-            return False
-        item = kind.value_type
-        strings = (pa.string(), pa.large_string())
-        return (
-            pa.types.is_struct(item)
-            and [item.field(i).name for i in range(item.num_fields)] == ["role", "content"]
-            and all(item.field(i).type in strings for i in range(item.num_fields))
-        )
 
     def message_arrays(
         self, indices: Sequence[int], chunk_rows: int | None = None
