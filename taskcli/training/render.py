@@ -28,12 +28,12 @@ from collections.abc import Callable, Iterable, Iterator, MutableSequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import islice
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from typing import Any
 
 from taskcli.conversation import fold_system
-from taskcli.errors import InvalidData, UsageError
-from taskcli.training.tokenizer import CHAT_TOKENS, Tokenizer
+from taskcli.errors import InvalidData, TaskcliError, UsageError
+from taskcli.training.tokenizer import CHAT_TOKENS, Tokenizer, from_recipe
 
 DEFAULT_MAX_TOKENS = 2048  # nanochat's SFT cut
 CHUNK_SIZE = 256  # conversations per task sent to a worker process
@@ -165,10 +165,12 @@ def render_batches(
     for less work (a twelfth of the tokens of SmolTalk-like data at 2,048). Its length before
     the cut is then not known: `lengths` holds what was encoded, at least `max_tokens`.
 
-    Memory stays bounded: at most two chunks per worker are in flight. Workers inherit the
-    tokenizer by fork (nothing is re-loaded or pickled) and ignore Ctrl-C, which the caller
-    handles. A conversation that cannot be rendered raises InvalidData naming its position in
-    the stream.
+    Memory stays bounded: at most two chunks per worker are in flight. Workers start from a
+    process that runs no threads (`START_METHOD`), each loads the tokenizer once from its files
+    (`Tokenizer.recipe`), and they ignore Ctrl-C, which the caller handles; as in any program
+    whose workers are not forked, a script that calls this with workers keeps its top level
+    under ``if __name__ == "__main__":``. A conversation that cannot be rendered raises
+    InvalidData naming its position in the stream.
     """
     _check_max_tokens(max_tokens)
     iterator = iter(conversations)
@@ -180,17 +182,14 @@ def render_batches(
             yield replace(batch, keys=list(map(key, chunk))) if key else batch
             position += len(chunk)
         return
-    # With fork, the initializer's arguments reach the workers as they are, never pickled.
     pool = ProcessPoolExecutor(
         workers,
-        get_context("fork"),
+        get_context(START_METHOD),
         initializer=_start_worker,
-        initargs=(tokenizer, max_tokens, measure_cut),
+        initargs=(tokenizer.recipe(), max_tokens, measure_cut, dict(os.environ)),
     )
     try:
-        # Fork the workers now, before the first conversation is read: reading may start
-        # threads (pyarrow's), and forking a process that has threads risks their locks.
-        pool.submit(int).result()
+        pool.submit(_check_worker).result()  # a tokenizer the workers cannot load fails here
         pending: deque[tuple[Future[TokenBatch], list[Any] | None]] = deque()
         position = 0
         for chunk in chunks:
@@ -345,16 +344,38 @@ def _render_into(
 
 # ---------------------------------------------------------------- worker processes
 
+# Workers are never forked from this process, which may run threads (pyarrow's, a progress
+# bar's), whose locks a fork could copy held: Python 3.12+ warns of the deadlock, 3.14 no longer
+# forks by default. A forkserver is a small process that runs none, started once; where there is
+# none (Windows), workers are spawned.
+START_METHOD = "forkserver" if "forkserver" in get_all_start_methods() else "spawn"
+
 _worker_job: tuple[Tokenizer, int, bool] | None = None  # set in each worker process
+_worker_error: TaskcliError | None = None  # why the worker could not load the tokenizer
 
 
-def _start_worker(tokenizer: Tokenizer, max_tokens: int, measure_cut: bool) -> None:
-    """Keep the job in the worker, and leave Ctrl-C to the parent, which stops the pool."""
-    global _worker_job
-    _worker_job = (tokenizer, max_tokens, measure_cut)
+def _start_worker(
+    recipe: tuple[Any, ...], max_tokens: int, measure_cut: bool, environment: dict[str, str]
+) -> None:
+    """Load the tokenizer once, in this worker, with the parent's environment (a forkserver's
+    children would have the server's, from when it started); leave Ctrl-C to the parent, which
+    stops the pool."""
+    global _worker_job, _worker_error
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.clear()
+    os.environ.update(environment)
+    try:
+        _worker_job = (from_recipe(recipe), max_tokens, measure_cut)
+    except TaskcliError as error:  # raised again with the first task, as one line
+        _worker_error = error
+
+
+def _check_worker() -> None:
+    if _worker_error is not None:
+        raise _worker_error
 
 
 def _render_in_worker(position: int, chunk: list[dict[str, Any]]) -> TokenBatch:
+    _check_worker()
     assert _worker_job is not None, "render_batches starts its workers with _start_worker"
     return _render_batch(position, chunk, *_worker_job)

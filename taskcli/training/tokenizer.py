@@ -34,7 +34,7 @@ import pickle
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +64,8 @@ class Tokenizer:
     `special_ids` maps each of `CHAT_TOKENS` to its id; `bos_token` is the name the tokenizer
     itself gives the first one (``<|endoftext|>`` when it has no ``<|bos|>``). `vocab_size` is
     the loaded tokenizer's own (its highest id + 1); `added` names the chat tokens it lacked,
-    numbered from `vocab_size` on. Holds library objects and closures: worker processes get it
-    by fork, not by pickling.
+    numbered from `vocab_size` on. Holds library objects and closures, so it does not pickle:
+    another process loads its own copy from `recipe()`.
     """
 
     spec: str
@@ -78,6 +78,8 @@ class Tokenizer:
     added: tuple[str, ...]
     encode: Callable[[str], list[int]] = field(repr=False)
     decode_one: Callable[[int], str] = field(repr=False)
+    # load_tokenizer's arguments that load this tokenizer again, with absolute paths.
+    origin: tuple[str, ...] = field(default=("",), repr=False)
 
     def token_text(self, token_id: int) -> str:
         """What one token stands for, for people: a chat token's name, else its decoded text."""
@@ -99,6 +101,21 @@ class Tokenizer:
             "added_special_tokens": list(self.added),
         }
 
+    def recipe(self) -> tuple[Any, ...]:
+        """What `from_recipe` loads this tokenizer again from, in another process: plain data
+        (its library objects do not pickle), with the sha256 the copy must have."""
+        return self.origin, self.sha256
+
+
+def from_recipe(recipe: tuple[Any, ...]) -> Tokenizer:
+    """The tokenizer `Tokenizer.recipe` describes, loaded from its files; InvalidData when they
+    changed since (the copy would render differently)."""
+    origin, sha256 = recipe
+    tokenizer = load_tokenizer(*origin)
+    if sha256 and tokenizer.sha256 != sha256:
+        raise InvalidData(f"tokenizer {origin[0]}: its files changed while it was in use")
+    return tokenizer
+
 
 def spec_from(option: str | None) -> str | None:
     """The spec to use: the option if given, else ``$TASKCLI_TOKENIZER``, else None."""
@@ -115,6 +132,12 @@ def load_tokenizer(spec: str) -> Tokenizer:
     """The tokenizer `spec` names; a one-line `UsageError`, `InvalidData` or `DataUnavailable`
     when it is missing, broken or cannot be had offline."""
     spec = spec.strip()
+    tokenizer = _load_plain(spec)
+    where = spec if tokenizer.path is None else os.path.abspath(tokenizer.path)
+    return replace(tokenizer, origin=(where,))
+
+
+def _load_plain(spec: str) -> Tokenizer:
     if spec.startswith("tiktoken:"):
         return _load_tiktoken_name(spec, spec.removeprefix("tiktoken:"))
     if not spec:
