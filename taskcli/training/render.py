@@ -12,6 +12,9 @@
 - text is encoded as ordinary text (a special-token string in content stays text);
 - ids and mask are cut at `max_tokens` (0: no cut).
 
+A tokenizer with a chat template (`taskcli.training.chat_template`) renders through the template
+instead, with its own mask rule; `render` and `render_batches` take either.
+
 `render_batches` renders a stream of conversations in worker processes, in input order, into
 flat `TokenBatch` buffers (what token statistics and token exports need, without a Python list
 per conversation); `render_many` unpacks them into one `Rendering` per conversation. Both give
@@ -128,6 +131,8 @@ def render(
     Raises InvalidData (one line) for a conversation nanochat could not render.
     """
     _check_max_tokens(max_tokens)
+    if tokenizer.template is not None:
+        return tokenizer.template.render(conversation, max_tokens)
     ids: list[int] = []
     mask: list[int] = []
     _render_into(conversation, tokenizer.encode, _chat_ids(tokenizer), ids, mask)
@@ -166,11 +171,11 @@ def render_batches(
     the cut is then not known: `lengths` holds what was encoded, at least `max_tokens`.
 
     Memory stays bounded: at most two chunks per worker are in flight. Workers start from a
-    process that runs no threads (`START_METHOD`), each loads the tokenizer once from its files
-    (`Tokenizer.recipe`), and they ignore Ctrl-C, which the caller handles; as in any program
-    whose workers are not forked, a script that calls this with workers keeps its top level
-    under ``if __name__ == "__main__":``. A conversation that cannot be rendered raises
-    InvalidData naming its position in the stream.
+    process that runs no threads (`START_METHOD`), each loads the tokenizer (and compiles its
+    chat template) once from its files (`Tokenizer.recipe`), and they ignore Ctrl-C, which the
+    caller handles; as in any program whose workers are not forked, a script that calls this
+    with workers keeps its top level under ``if __name__ == "__main__":``. A conversation that
+    cannot be rendered raises InvalidData naming its position in the stream.
     """
     _check_max_tokens(max_tokens)
     iterator = iter(conversations)
@@ -232,6 +237,8 @@ def _render_batch(
     max_tokens: int,
     measure_cut: bool = True,
 ) -> TokenBatch:
+    if tokenizer.template is not None:  # all of a template's text is rendered, cut or not
+        return tokenizer.template.render_batch(position, chunk, max_tokens)
     encode, chat_ids = tokenizer.encode, _chat_ids(tokenizer)
     # Each conversation's ids go through a list (it takes tiktoken's lists fastest) into one
     # packed array: a chunk's ids never live as Python ints together, whose memory the
