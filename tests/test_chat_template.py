@@ -737,7 +737,17 @@ def test_workers_refuse_a_template_changed_since_it_was_loaded(chat_tokenizer_js
     tokenizer = load_tokenizer(str(folder))
     (folder / "chat_template.jinja").write_text(CHATML)
     with pytest.raises(InvalidData, match="its files changed while it was in use"):
-        list(render_many([chat("q", "a")], tokenizer, workers=2))
+        list(render_many([chat("q", "a")] * 300, tokenizer, workers=2))
+
+
+def test_a_stream_of_one_chunk_starts_no_workers(pairs, monkeypatch):
+    from taskcli.training import render as rendering
+
+    monkeypatch.setattr(rendering, "ProcessPoolExecutor", None)  # a pool would fail to start
+    few = [chat("q", "a")] * (rendering.CHUNK_SIZE - 1)
+    assert len(list(render_many(few, pairs["chatml"][0], workers=2))) == len(few)
+    with pytest.raises(TypeError):
+        list(render_many(few + few, pairs["chatml"][0], workers=2))
 
 
 def test_workers_start_without_forking_a_process_that_runs_threads(pairs):
@@ -749,7 +759,7 @@ def test_workers_start_without_forking_a_process_that_runs_threads(pairs):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", DeprecationWarning)
-            list(render_many([chat("q", "a")] * 10, pairs["chatml"][0], workers=2))
+            list(render_many([chat("q", "a")] * 300, pairs["chatml"][0], workers=2))
     finally:
         done.set()
         busy.join()

@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, MutableSequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from itertools import islice
+from itertools import chain, islice
 from multiprocessing import get_all_start_methods, get_context
 from typing import Any
 
@@ -174,13 +174,18 @@ def render_batches(
     process that runs no threads (`START_METHOD`), each loads the tokenizer (and compiles its
     chat template) once from its files (`Tokenizer.recipe`), and they ignore Ctrl-C, which the
     caller handles; as in any program whose workers are not forked, a script that calls this
-    with workers keeps its top level under ``if __name__ == "__main__":``. A conversation that
-    cannot be rendered raises InvalidData naming its position in the stream.
+    with workers keeps its top level under ``if __name__ == "__main__":``. A stream that fits
+    in one chunk is rendered in this process: workers would take longer to start. A
+    conversation that cannot be rendered raises InvalidData naming its position in the stream.
     """
     _check_max_tokens(max_tokens)
     iterator = iter(conversations)
     chunks = iter(lambda: list(islice(iterator, CHUNK_SIZE)), [])
-    if workers <= 1:
+    first = next(chunks, None)
+    if first is None:
+        return
+    chunks = chain([first], chunks)
+    if workers <= 1 or len(first) < CHUNK_SIZE:  # one chunk is all: workers cost more to start
         position = 0
         for chunk in chunks:
             batch = _render_batch(position, chunk, tokenizer, max_tokens, measure_cut)
@@ -194,7 +199,6 @@ def render_batches(
         initargs=(tokenizer.recipe(), max_tokens, measure_cut, dict(os.environ)),
     )
     try:
-        pool.submit(_check_worker).result()  # a tokenizer the workers cannot load fails here
         pending: deque[tuple[Future[TokenBatch], list[Any] | None]] = deque()
         position = 0
         for chunk in chunks:
@@ -373,16 +377,12 @@ def _start_worker(
     os.environ.update(environment)
     try:
         _worker_job = (from_recipe(recipe), max_tokens, measure_cut)
-    except TaskcliError as error:  # raised again with the first task, as one line
+    except TaskcliError as error:  # raised by each task instead, as one line
         _worker_error = error
 
 
-def _check_worker() -> None:
-    if _worker_error is not None:
-        raise _worker_error
-
-
 def _render_in_worker(position: int, chunk: list[dict[str, Any]]) -> TokenBatch:
-    _check_worker()
+    if _worker_error is not None:  # a tokenizer this worker could not load fails its tasks
+        raise _worker_error
     assert _worker_job is not None, "render_batches starts its workers with _start_worker"
     return _render_batch(position, chunk, *_worker_job)
