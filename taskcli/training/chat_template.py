@@ -33,7 +33,8 @@ against transformers itself:
   ``reasoning_content``;
 - the whole text is encoded at once: special-token strings are tokens wherever they are, in a
   message's content too, as in training (``validate`` warns about such content); the config's
-  ``split_special_tokens`` is honoured, and tokenizer.json's truncation and padding are not.
+  ``split_special_tokens`` is honoured, and tokenizer.json's truncation and padding are off, as
+  transformers turns them off for the call.
 
 **taskcli's conversations** become messages so: a message with string content is passed as it is,
 a system message too (the template decides what becomes of it). An assistant message with parts
@@ -54,7 +55,8 @@ tool call of that message, ``{"type": "function", "function": {"name": "python",
   contents between private-use marks; when a template changes contents so that the marks show
   (it trims them, say), from a third with the marks inside the contents' surrounding
   whitespace; when that shows too, the contents are searched for in order. An assistant message
-  whose content is not found is counted in ``missed``;
+  whose content is not found is counted in ``missed``. A special-token string inside a tool
+  call's code ends the span there, as it would any turn;
 - ``all`` (``train_on="all"``): every token.
 
 **Limits.** Templates come from the Hub. A render that runs past `RENDER_SECONDS` or grows past
