@@ -780,6 +780,45 @@ def test_show_tokens_with_a_model_folder_is_transformers_render(pairs, tmp_path)
     assert (row["ids"], row["mask"]) == transformers_render(hf, conversation["messages"])
 
 
+def test_export_and_stats_with_a_model_folder_render_and_record_the_template(pairs, tmp_path):
+    import pyarrow.parquet as pq
+
+    tokenizer, hf = pairs["tools"]
+    parts = [
+        {"type": "text", "text": "48/2 = "},
+        {"type": "python", "text": "48/2"},
+        {"type": "python_output", "text": "24"},
+        {"type": "text", "text": "24"},
+    ]
+    conversations = [
+        chat("Hi", "Hello"),
+        chat("48/2?", parts),
+        chat("q", "a", system="s"),
+    ]
+    (tmp_path / "chats.jsonl").write_text("".join(json.dumps(c) + "\n" for c in conversations))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("tasks:\n  - {task: customjson, path: chats.jsonl}\n")
+    folder, out = tokenizer.origin[0], tmp_path / "out.parquet"
+    args = ["export", str(spec), "-f", "tokens", "-t", folder, "-o", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = pq.read_table(out).to_pylist()
+    assert sorted(row["index"] for row in rows) == [0, 1, 2]
+    for row in rows:
+        messages = template_messages(conversations[row["index"]]["messages"])
+        assert (row["ids"], row["mask"]) == transformers_render(hf, messages)
+    manifest = json.loads((tmp_path / "out.parquet.manifest.json").read_text())
+    recorded = manifest["tokens"]["tokenizer"]["chat_template"]
+    assert recorded["sha256"] == hashlib.sha256(TOOLS_GENERATION.encode()).hexdigest()
+    assert recorded["rule"] == "generation"
+    result = CliRunner().invoke(app, ["stats", str(spec), "-t", folder, "--json"])
+    assert result.exit_code == 0, result.output
+    tokens = json.loads(result.output)["tokens"]
+    assert tokens["tokenizer"]["chat_template"] == recorded
+    trained = sum(sum(row["mask"]) for row in rows)
+    assert round(tokens["trained"]["mean"] * tokens["trained"]["count"]) == trained
+
+
 def test_a_template_error_through_the_cli_is_one_line_and_exit_1(chat_tokenizer_json, tmp_path):
     folder = model_folder(tmp_path / "m", chat_tokenizer_json, "\n{{ raise_exception('nope') }}")
     data = tmp_path / "chats.jsonl"
