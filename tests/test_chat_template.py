@@ -819,6 +819,23 @@ def test_export_and_stats_with_a_model_folder_render_and_record_the_template(pai
     assert round(tokens["trained"]["mean"] * tokens["trained"]["count"]) == trained
 
 
+def test_pack_caches_lengths_per_template(chat_tokenizer_json, tmp_path):
+    """Two model folders with one tokenizer.json and two templates render different lengths:
+    the second is not served the first one's from the lengths cache (its key has the
+    template)."""
+    (tmp_path / "chats.jsonl").write_text(json.dumps(chat("question", "answer")) + "\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("tasks:\n  - {task: customjson, path: chats.jsonl}\n")
+    sizes = ["--max-seq-len", "255", "--device-batch-size", "1", "--json"]
+    reports = []
+    for name, template, style in (("a", CHATML_GENERATION, "chatml"), ("b", LLAMA3, "llama3")):
+        folder = model_folder(tmp_path / name, chat_tokenizer_json, template, style)
+        result = CliRunner().invoke(app, ["pack", str(spec), "-t", str(folder), *sizes])
+        assert result.exit_code == 0, result.output
+        reports.append(json.loads(result.stdout))
+    assert [report["cache"]["rendered"] for report in reports] == [1, 1]
+
+
 def test_a_template_error_through_the_cli_is_one_line_and_exit_1(chat_tokenizer_json, tmp_path):
     folder = model_folder(tmp_path / "m", chat_tokenizer_json, "\n{{ raise_exception('nope') }}")
     data = tmp_path / "chats.jsonl"
