@@ -44,6 +44,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -178,16 +179,88 @@ class ParquetOut:
         self.writer.close()
 
 
+class Descendants:
+    """CPU seconds and the largest peak RSS of a process's descendants, sampled from /proc.
+
+    render_batches' workers start from a forkserver: they are its children, not the caller's,
+    so neither os.times() nor RUSAGE_CHILDREN of the caller (or of a command's process, waited
+    for) ever counts them. Every 0.1 s each descendant's CPU time and peak RSS (VmHWM, which the
+    kernel keeps) are read; a process's last reading stands for it.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.cpu: dict[int, float] = {}
+        self.peak = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> Descendants:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu.values())
+
+    def _watch(self) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
+        while not self._done.wait(0.1):
+            for pid in self._below(self.pid):
+                try:
+                    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:  # it ended meanwhile
+                    continue
+                self.cpu[pid] = (int(stat[11]) + int(stat[12])) / tick  # utime, stime
+                for line in status.splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.peak = max(self.peak, int(line.split()[1]) * 1024)
+
+    def _below(self, pid: int) -> list[int]:
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+            children = [int(c) for t in tasks for c in (t / "children").read_text().split()]
+        except OSError:
+            return []
+        return [grand for child in children for grand in (child, *self._below(child))]
+
+
 def run(
     contender: str, files: list[Path], spec: str, max_tokens: int, output: Path | None = None
 ) -> dict:
-    """One contender in this process: seconds, conversations, checksum, peak RSS."""
-    from taskcli.training.render import render_batches, render_many
+    """One contender in this process: seconds, conversations, checksum, peak RSS, CPU."""
     from taskcli.training.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(spec)
+    with Descendants(os.getpid()) as workers:
+        started, times = time.perf_counter(), os.times()
+        count, checksum = render_all(contender, files, tokenizer, max_tokens, output)
+        seconds = time.perf_counter() - started
+        spent = [after - before for before, after in zip(times, os.times(), strict=True)]
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {
+        "contender": contender,
+        "seconds": seconds,
+        "conversations": count,
+        "checksum": checksum,
+        "peak_rss": own + workers.peak,
+        # user and system, of this process and its workers
+        "cpu_seconds": sum(spent[:2]) + workers.cpu_seconds,
+    }
+
+
+def render_all(
+    contender: str, files: list[Path], tokenizer, max_tokens: int, output: Path | None
+) -> tuple[int, int]:
+    """What `contender` does with every conversation: how many, and their checksum."""
+    from taskcli.training.render import render_batches, render_many
+
     count = checksum = 0
-    started, times = time.perf_counter(), os.times()
     if contender == "read-only":
         for _ in conversations(files):
             count += 1
@@ -216,18 +289,7 @@ def run(
         for ids, mask in render_many(conversations(files), tokenizer, max_tokens, workers):
             count += 1
             checksum += len(ids) + sum(mask)
-    seconds = time.perf_counter() - started
-    spent = [after - before for before, after in zip(times, os.times(), strict=True)]
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    return {
-        "contender": contender,
-        "seconds": seconds,
-        "conversations": count,
-        "checksum": checksum,
-        "peak_rss": own + workers_peak,
-        "cpu_seconds": sum(spent[:4]),  # user and system, of this process and its workers
-    }
+    return count, checksum
 
 
 def run_command(name: str, root: Path, spec: str, max_tokens: int) -> dict:
@@ -253,12 +315,13 @@ def run_command(name: str, root: Path, spec: str, max_tokens: int) -> dict:
         env=env,
         preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
     )
-    printed = process.stdout.read() if process.stdout else b""
-    _, status, usage = os.wait4(process.pid, 0)
+    with Descendants(process.pid) as workers:
+        printed = process.stdout.read() if process.stdout else b""
+        _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{command} failed with status {status}")
-    result = {"seconds": seconds, "peak_rss": usage.ru_maxrss * 1024}
+    result = {"seconds": seconds, "peak_rss": max(usage.ru_maxrss * 1024, workers.peak)}
     if name.startswith("taskcli stats"):
         tokens = json.loads(printed)["tokens"]
         totals = [tokens[key]["mean"] * tokens[key]["count"] for key in ("tokens", "trained")]

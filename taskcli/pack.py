@@ -74,8 +74,9 @@ def source_key(
     plugin's task, standard input, a FIFO, a tokenizer without a file to hash).
 
     The source as the entry asks for it (task, subset, split, parameters, slice), its data files
-    (path, size, modification time) and Hub revision, the tokenizer (sha256 of its file and the
-    chat token ids), the render cut, and taskcli's version (its render rules).
+    (path, size, modification time) and Hub revision, the tokenizer (sha256 of its file, the
+    chat token ids, and its chat template if it has one), the render cut, and taskcli's version
+    (its render rules).
     """
     if not type(task).__module__.startswith(BUILTIN_TASK_MODULE) or tokenizer.sha256 is None:
         return None
@@ -105,6 +106,8 @@ def source_key(
             "sha256": tokenizer.sha256,
             "vocab_size": tokenizer.vocab_size,
             "special_ids": tokenizer.special_ids,
+            # a chat template (its sha256 and mask rule) renders the same tokenizer differently
+            **({"chat_template": tokenizer.template.describe()} if tokenizer.template else {}),
         },
         "max_tokens": max_tokens,
     }

@@ -482,7 +482,8 @@ def test_concurrent_runs_render_a_source_once(tmp_path, bytes_spec):
     spec = write_spec(tmp_path, "tasks: [{task: customjson, path: a.jsonl}]\n")
     write_chats(tmp_path / "a.jsonl", A_SHAPES)
     log = tmp_path / "log"
-    context = multiprocessing.get_context("fork")
+    # spawned, not forked from this process, which runs threads (Python 3.12+ warns of them)
+    context = multiprocessing.get_context("spawn")
     processes = [
         context.Process(target=_measure_in_a_process, args=(str(spec), bytes_spec, str(log)))
         for _ in range(2)

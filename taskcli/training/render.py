@@ -12,6 +12,9 @@
 - text is encoded as ordinary text (a special-token string in content stays text);
 - ids and mask are cut at `max_tokens` (0: no cut).
 
+A tokenizer with a chat template (`taskcli.training.chat_template`) renders through the template
+instead, with its own mask rule; `render` and `render_batches` take either.
+
 `render_batches` renders a stream of conversations in worker processes, in input order, into
 flat `TokenBatch` buffers (what token statistics and token exports need, without a Python list
 per conversation); `render_many` unpacks them into one `Rendering` per conversation. Both give
@@ -27,13 +30,13 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, MutableSequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from itertools import islice
-from multiprocessing import get_context
+from itertools import chain, islice
+from multiprocessing import get_all_start_methods, get_context
 from typing import Any
 
 from taskcli.conversation import fold_system
-from taskcli.errors import InvalidData, UsageError
-from taskcli.training.tokenizer import CHAT_TOKENS, Tokenizer
+from taskcli.errors import InvalidData, TaskcliError, UsageError
+from taskcli.training.tokenizer import CHAT_TOKENS, Tokenizer, from_recipe
 
 DEFAULT_MAX_TOKENS = 2048  # nanochat's SFT cut
 CHUNK_SIZE = 256  # conversations per task sent to a worker process
@@ -128,6 +131,8 @@ def render(
     Raises InvalidData (one line) for a conversation nanochat could not render.
     """
     _check_max_tokens(max_tokens)
+    if tokenizer.template is not None:
+        return tokenizer.template.render(conversation, max_tokens)
     ids: list[int] = []
     mask: list[int] = []
     _render_into(conversation, tokenizer.encode, _chat_ids(tokenizer), ids, mask)
@@ -165,32 +170,35 @@ def render_batches(
     for less work (a twelfth of the tokens of SmolTalk-like data at 2,048). Its length before
     the cut is then not known: `lengths` holds what was encoded, at least `max_tokens`.
 
-    Memory stays bounded: at most two chunks per worker are in flight. Workers inherit the
-    tokenizer by fork (nothing is re-loaded or pickled) and ignore Ctrl-C, which the caller
-    handles. A conversation that cannot be rendered raises InvalidData naming its position in
-    the stream.
+    Memory stays bounded: at most two chunks per worker are in flight. Workers start from a
+    process that runs no threads (`START_METHOD`), each loads the tokenizer (and compiles its
+    chat template) once from its files (`Tokenizer.recipe`), and they ignore Ctrl-C, which the
+    caller handles; as in any program whose workers are not forked, a script that calls this
+    with workers keeps its top level under ``if __name__ == "__main__":``. A stream that fits
+    in one chunk is rendered in this process: workers would take longer to start. A
+    conversation that cannot be rendered raises InvalidData naming its position in the stream.
     """
     _check_max_tokens(max_tokens)
     iterator = iter(conversations)
     chunks = iter(lambda: list(islice(iterator, CHUNK_SIZE)), [])
-    if workers <= 1:
+    first = next(chunks, None)
+    if first is None:
+        return
+    chunks = chain([first], chunks)
+    if workers <= 1 or len(first) < CHUNK_SIZE:  # one chunk is all: workers cost more to start
         position = 0
         for chunk in chunks:
             batch = _render_batch(position, chunk, tokenizer, max_tokens, measure_cut)
             yield replace(batch, keys=list(map(key, chunk))) if key else batch
             position += len(chunk)
         return
-    # With fork, the initializer's arguments reach the workers as they are, never pickled.
     pool = ProcessPoolExecutor(
         workers,
-        get_context("fork"),
+        get_context(START_METHOD),
         initializer=_start_worker,
-        initargs=(tokenizer, max_tokens, measure_cut),
+        initargs=(tokenizer.recipe(), max_tokens, measure_cut, dict(os.environ)),
     )
     try:
-        # Fork the workers now, before the first conversation is read: reading may start
-        # threads (pyarrow's), and forking a process that has threads risks their locks.
-        pool.submit(int).result()
         pending: deque[tuple[Future[TokenBatch], list[Any] | None]] = deque()
         position = 0
         for chunk in chunks:
@@ -233,6 +241,8 @@ def _render_batch(
     max_tokens: int,
     measure_cut: bool = True,
 ) -> TokenBatch:
+    if tokenizer.template is not None:  # all of a template's text is rendered, cut or not
+        return tokenizer.template.render_batch(position, chunk, max_tokens)
     encode, chat_ids = tokenizer.encode, _chat_ids(tokenizer)
     # Each conversation's ids go through a list (it takes tiktoken's lists fastest) into one
     # packed array: a chunk's ids never live as Python ints together, whose memory the
@@ -345,16 +355,34 @@ def _render_into(
 
 # ---------------------------------------------------------------- worker processes
 
+# Workers are never forked from this process, which may run threads (pyarrow's, a progress
+# bar's), whose locks a fork could copy held: Python 3.12+ warns of the deadlock, 3.14 no longer
+# forks by default. A forkserver is a small process that runs none, started once; where there is
+# none (Windows), workers are spawned.
+START_METHOD = "forkserver" if "forkserver" in get_all_start_methods() else "spawn"
+
 _worker_job: tuple[Tokenizer, int, bool] | None = None  # set in each worker process
+_worker_error: TaskcliError | None = None  # why the worker could not load the tokenizer
 
 
-def _start_worker(tokenizer: Tokenizer, max_tokens: int, measure_cut: bool) -> None:
-    """Keep the job in the worker, and leave Ctrl-C to the parent, which stops the pool."""
-    global _worker_job
-    _worker_job = (tokenizer, max_tokens, measure_cut)
+def _start_worker(
+    recipe: tuple[Any, ...], max_tokens: int, measure_cut: bool, environment: dict[str, str]
+) -> None:
+    """Load the tokenizer once, in this worker, with the parent's environment (a forkserver's
+    children would have the server's, from when it started); leave Ctrl-C to the parent, which
+    stops the pool."""
+    global _worker_job, _worker_error
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.clear()
+    os.environ.update(environment)
+    try:
+        _worker_job = (from_recipe(recipe), max_tokens, measure_cut)
+    except TaskcliError as error:  # raised by each task instead, as one line
+        _worker_error = error
 
 
 def _render_in_worker(position: int, chunk: list[dict[str, Any]]) -> TokenBatch:
+    if _worker_error is not None:  # a tokenizer this worker could not load fails its tasks
+        raise _worker_error
     assert _worker_job is not None, "render_batches starts its workers with _start_worker"
     return _render_batch(position, chunk, *_worker_job)

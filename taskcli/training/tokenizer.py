@@ -6,7 +6,10 @@ A spec is one of:
   ``~/.cache/nanochat/tokenizer``);
 - a folder holding ``tokenizer.pkl`` (a pickled tiktoken ``Encoding``, what nanochat's tokenizer
   training writes) or ``tokenizer.json`` (Hugging Face ``tokenizers``), or either file itself;
-- ``tiktoken:NAME``, a tiktoken encoding by name such as ``tiktoken:cl100k_base``.
+- ``tiktoken:NAME``, a tiktoken encoding by name such as ``tiktoken:cl100k_base``;
+- a Hugging Face model folder (``tokenizer.json`` beside ``tokenizer_config.json``), or any of the
+  above with a chat template file: conversations are then rendered through the chat template
+  (`taskcli.training.chat_template`), not nanochat's chat tokens.
 
 Whatever the source, the result is one `Tokenizer`: an ordinary-text encoder (special-token
 strings inside text stay text) and the ids of nanochat's nine chat tokens. A tokenizer lacking
@@ -34,7 +37,7 @@ import pickle
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +67,10 @@ class Tokenizer:
     `special_ids` maps each of `CHAT_TOKENS` to its id; `bos_token` is the name the tokenizer
     itself gives the first one (``<|endoftext|>`` when it has no ``<|bos|>``). `vocab_size` is
     the loaded tokenizer's own (its highest id + 1); `added` names the chat tokens it lacked,
-    numbered from `vocab_size` on. Holds library objects and closures: worker processes get it
-    by fork, not by pickling.
+    numbered from `vocab_size` on. With a chat `template` (a
+    `taskcli.training.chat_template.TemplateRenderer`), conversations render through it instead,
+    and `special_ids` maps the tokenizer's own special tokens. Holds library objects and
+    closures, so it does not pickle: another process loads its own copy from `recipe()`.
     """
 
     spec: str
@@ -78,6 +83,11 @@ class Tokenizer:
     added: tuple[str, ...]
     encode: Callable[[str], list[int]] = field(repr=False)
     decode_one: Callable[[int], str] = field(repr=False)
+    # The library object behind `encode`: a tiktoken Encoding or a tokenizers Tokenizer.
+    backend: Any = field(default=None, repr=False)
+    template: Any = field(default=None, repr=False)
+    # load_tokenizer's arguments that load this tokenizer again, with absolute paths.
+    origin: tuple[str, str | None, str | None] = field(default=("", None, None), repr=False)
 
     def token_text(self, token_id: int) -> str:
         """What one token stands for, for people: a chat token's name, else its decoded text."""
@@ -97,7 +107,25 @@ class Tokenizer:
             "bos_token": self.bos_token,
             "special_ids": dict(self.special_ids),
             "added_special_tokens": list(self.added),
+            **({"chat_template": self.template.describe()} if self.template else {}),
         }
+
+    def recipe(self) -> tuple[Any, ...]:
+        """What `from_recipe` loads this tokenizer again from, in another process: plain data
+        (its library objects do not pickle), with the sha256s the copy must have."""
+        template_sha256 = self.template.template.sha256 if self.template else None
+        return self.origin, self.sha256, template_sha256
+
+
+def from_recipe(recipe: tuple[Any, ...]) -> Tokenizer:
+    """The tokenizer `Tokenizer.recipe` describes, loaded from its files; InvalidData when they
+    changed since (the copy would render differently)."""
+    origin, sha256, template_sha256 = recipe
+    tokenizer = load_tokenizer(*origin)
+    template = tokenizer.template.template.sha256 if tokenizer.template else None
+    if (sha256 and tokenizer.sha256 != sha256) or template != template_sha256:
+        raise InvalidData(f"tokenizer {origin[0]}: its files changed while it was in use")
+    return tokenizer
 
 
 def spec_from(option: str | None) -> str | None:
@@ -111,10 +139,45 @@ def nanochat_dir() -> Path:
     return Path(base) / "tokenizer" if base else Path.home() / ".cache" / "nanochat" / "tokenizer"
 
 
-def load_tokenizer(spec: str) -> Tokenizer:
+def load_tokenizer(
+    spec: str, chat_template: str | None = None, train_on: str | None = None
+) -> Tokenizer:
     """The tokenizer `spec` names; a one-line `UsageError`, `InvalidData` or `DataUnavailable`
-    when it is missing, broken or cannot be had offline."""
+    when it is missing, broken or cannot be had offline.
+
+    A Hugging Face model folder, or a `chat_template` file beside any spec, renders through the
+    chat template; `train_on` (``assistant``, the default, or ``all``) is then its mask rule.
+    """
     spec = spec.strip()
+    if chat_template is not None or _is_model_folder(spec):
+        from taskcli.training.chat_template import load_template_tokenizer
+
+        return load_template_tokenizer(spec, chat_template, train_on or "assistant")
+    if train_on is not None:
+        raise UsageError(
+            f"tokenizer {spec}: train_on chooses a chat template's mask, and it has none",
+            hint="give a Hugging Face model folder, or a chat template file.",
+            params=("train_on",),
+        )
+    tokenizer = _load_plain(spec)
+    where = spec if tokenizer.path is None else os.path.abspath(tokenizer.path)
+    return replace(tokenizer, origin=(where, None, None))
+
+
+def _is_model_folder(spec: str) -> bool:
+    """A Hugging Face model folder: tokenizer.json beside tokenizer_config.json (and no
+    tokenizer.pkl, which would make it nanochat's)."""
+    if spec.startswith("tiktoken:") or spec in ("", "nanochat"):
+        return False
+    path = Path(spec).expanduser()
+    return (
+        (path / "tokenizer_config.json").is_file()
+        and (path / "tokenizer.json").is_file()
+        and not (path / "tokenizer.pkl").exists()
+    )
+
+
+def _load_plain(spec: str) -> Tokenizer:
     if spec.startswith("tiktoken:"):
         return _load_tiktoken_name(spec, spec.removeprefix("tiktoken:"))
     if not spec:
@@ -204,6 +267,7 @@ def _from_encoding(spec: str, kind: str, path: Path | None, sha256: str | None, 
         added=added,
         encode=enc.encode_ordinary,
         decode_one=decode_one,
+        backend=enc,
     )
 
 
@@ -392,4 +456,5 @@ def _load_json(spec: str, path: Path) -> Tokenizer:
         added=added,
         encode=encode,
         decode_one=decode_one,
+        backend=hf,
     )
