@@ -47,8 +47,8 @@ from taskcli.tasks.capabilities import ReadsInThreads
 if TYPE_CHECKING:
     from taskcli.files.parquet import ParquetConversations
     from taskcli.tasks.common import Task
-    from taskcli.training.render import Rendering
     from taskcli.training.tokenizer import Tokenizer
+    from taskcli.training.tokens import Rendering
 
 CACHE_ROWS = 512  # rows kept decoded; a screen needs a few dozen
 SEARCH_BATCH = 256  # rows of a file read per step of a search; checks for cancel as often

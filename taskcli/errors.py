@@ -77,3 +77,10 @@ def suggest(word: str, options: list[str] | tuple[str, ...]) -> str:
     if not close:
         return ""
     return " Did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+def one_line(error: BaseException) -> str:
+    """The first line of an error's message (its type's name when it has none): a library's
+    multi-line message as one line of taskcli's."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

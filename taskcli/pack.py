@@ -42,8 +42,8 @@ if TYPE_CHECKING:
     from taskcli.tasks.common import Task
     from taskcli.training.lengths_cache import LengthsCache
     from taskcli.training.packing import PackRun, PackSettings, PackSummary
-    from taskcli.training.render import Rendering
     from taskcli.training.tokenizer import Tokenizer
+    from taskcli.training.tokens import Rendering
 
 BUILTIN_TASK_MODULE = "taskcli.tasks."  # plugins' tasks may read anything: never cached
 

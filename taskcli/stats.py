@@ -36,8 +36,8 @@ from taskcli.targets import FILE, Target
 from taskcli.tasks.common import Task
 
 if TYPE_CHECKING:
-    from taskcli.training.render import TokenBatch
     from taskcli.training.tokenizer import Tokenizer
+    from taskcli.training.tokens import TokenBatch
 
 PERCENTILE_METHOD = "nearest-rank"
 CHUNK_ROWS = 4096

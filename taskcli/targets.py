@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from taskcli.mixing.plan import Plan
     from taskcli.mixing.spec import Entry, Spec
     from taskcli.tasks.common import Conversation, Task
-    from taskcli.training.render import Rendering
+    from taskcli.training.tokens import Rendering
 
 # How a task's examples are read: `Task.get_examples` unless a caller needs to hold a lock.
 ReadExamples = Callable[["Task", list[int]], list["Conversation"]]

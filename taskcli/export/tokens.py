@@ -25,8 +25,8 @@ from taskcli.mixing.spec import Entry
 from taskcli.tasks.common import Task
 
 if TYPE_CHECKING:
-    from taskcli.training.render import TokenBatch
     from taskcli.training.tokenizer import Tokenizer
+    from taskcli.training.tokens import TokenBatch
 
 HEADER_WORDS = 4  # token count, entry number, index (low, high), as uint32 words
 TRAINED = np.uint32(1 << 31)

@@ -12,8 +12,8 @@ from rich.text import Text
 if TYPE_CHECKING:
     from taskcli.pack import RowDetail
     from taskcli.show import Row, Shown
-    from taskcli.training.render import Rendering
     from taskcli.training.tokenizer import Tokenizer
+    from taskcli.training.tokens import Rendering
 
 from taskcli.ui import console
 from taskcli.ui.conversation_view import header, source_line
