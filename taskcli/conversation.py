@@ -25,6 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 ROLES = ("system", "user", "assistant")
+SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}  # their "from" names
+# The formats a conversation record may be written in (`taskcli.files.formats` reads and writes
+# each); named here, where reading their names costs nothing.
+RECORD_FORMATS = ("messages", "nanochat", "openai", "sharegpt")
 PART_TYPES = ("text", "python", "python_output")
 
 # nanochat's chat tokens, in the order a freshly trained nanochat tokenizer numbers them

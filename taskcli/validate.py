@@ -14,10 +14,9 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from taskcli.conversation import Problem
+from taskcli.conversation import RECORD_FORMATS, Problem
 from taskcli.errors import UsageError
 from taskcli.files.atomic import atomic_output, check_output, is_special
-from taskcli.files.formats import FORMATS
 from taskcli.files.reader import STDIN, check_readable, display_name, line_limit
 from taskcli.files.rules import (
     KEEP_PER_RULE,
@@ -53,9 +52,9 @@ def validate_files(
     Records are read in `input_format` (each in its own when None); a folder of Parquet shards
     is checked for its `split`.
     """
-    if input_format is not None and input_format not in FORMATS:
+    if input_format is not None and input_format not in RECORD_FORMATS:
         raise UsageError(
-            f"unknown input format {input_format!r}; choose one of {', '.join(FORMATS)}.",
+            f"unknown input format {input_format!r}; choose one of {', '.join(RECORD_FORMATS)}.",
             params=("input_format",),
         )
     named = ((output_valid, "--output-valid"), (rejects, "--rejects"))

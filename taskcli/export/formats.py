@@ -14,19 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from taskcli.conversation import ROLES
+from taskcli.conversation import ROLES, SHAREGPT_ROLES
 from taskcli.errors import UsageError, suggest
-from taskcli.files.formats import (
-    MESSAGES,
-    NANOCHAT,
-    OPENAI,
-    SHAREGPT,
-    SHAREGPT_ROLES,
-    WRITERS,
-    Written,
-)
 
 if TYPE_CHECKING:
+    from taskcli.files.formats import Written
     from taskcli.mixing.spec import Entry
 
 JSONL_FILES = ("jsonl", "jsonl.gz")
@@ -38,7 +30,7 @@ DEFAULT_FORMAT = "messages"
 
 # How one conversation becomes the JSON value of its line, and whether the format could say all
 # of it: (conversation, spec entry, index of the example in the entry's whole task).
-RowFormatter = Callable[[dict[str, Any], "Entry", int], Written]
+RowFormatter = Callable[[dict[str, Any], "Entry", int], "Written"]
 
 
 @dataclass(frozen=True)
@@ -82,12 +74,25 @@ class ExportFormat:
     packs_rows: bool = False
 
 
-def _written_by(writer: Callable[[dict[str, Any]], Written]) -> RowFormatter:
-    """A row formatter that writes with one of `taskcli.files.formats.WRITERS`."""
-    return lambda conversation, entry, index: writer(conversation)
+class _WrittenBy:
+    """A row formatter that writes with `taskcli.files.formats.WRITERS[fmt]`, imported on the
+    first row: ``taskcli --help`` reads this table, and the formats module costs it 10 ms."""
+
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+        self.write: Callable[[dict[str, Any]], Written] | None = None
+
+    def __call__(self, conversation: dict[str, Any], entry: Entry, index: int) -> Written:
+        if self.write is None:
+            from taskcli.files.formats import WRITERS
+
+            self.write = WRITERS[self.fmt]
+        return self.write(conversation)
 
 
 def _full(conversation: dict[str, Any], entry: Entry, index: int) -> Written:
+    from taskcli.files.formats import Written
+
     return Written({**conversation, "source": entry.origin(index)})
 
 
@@ -98,7 +103,7 @@ FORMATS: dict[str, ExportFormat] = {
             "messages",
             '{"messages": [...]} with assistant tool parts kept as lists of parts (in Parquet, '
             "a message's parts go in its 'parts' field, beside a null 'content').",
-            _written_by(WRITERS[MESSAGES]),
+            _WrittenBy("messages"),
             Layout(b'{"messages":[', b"]}"),
         ),
         ExportFormat(
@@ -107,7 +112,7 @@ FORMATS: dict[str, ExportFormat] = {
             "system message is folded into the first user message, and tool calls are flattened "
             "to <<expr=result>> text, the rows that had them counted on stderr (the tokens "
             "format keeps them).",
-            _written_by(WRITERS[NANOCHAT]),
+            _WrittenBy("nanochat"),
             Layout(b"[", b"]", fold_system=True),
         ),
         ExportFormat(
@@ -115,14 +120,14 @@ FORMATS: dict[str, ExportFormat] = {
             '{"messages": [...]} as OpenAI fine-tuning reads it: tool calls are real tool calls, '
             "an assistant message with tool_calls of a function named python (the code in its "
             "arguments) and a tool message with the output.",
-            _written_by(WRITERS[OPENAI]),
+            _WrittenBy("openai"),
             Layout(b'{"messages":[', b"]}"),
         ),
         ExportFormat(
             "sharegpt",
             '{"conversations": [{"from": "human" | "gpt" | "system", "value": ...}]}; tool calls '
             "are flattened to <<expr=result>> text, the rows that had them counted on stderr.",
-            _written_by(WRITERS[SHAREGPT]),
+            _WrittenBy("sharegpt"),
             Layout(
                 b'{"conversations":[',
                 b"]}",

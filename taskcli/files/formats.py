@@ -38,6 +38,7 @@ import orjson
 
 from taskcli.conversation import (
     PART_TYPES,
+    SHAREGPT_ROLES,
     Problem,
     check_messages,
     flatten_content,
@@ -46,8 +47,6 @@ from taskcli.conversation import (
 )
 
 MESSAGES, NANOCHAT, OPENAI, SHAREGPT = "messages", "nanochat", "openai", "sharegpt"
-FORMATS = (MESSAGES, NANOCHAT, OPENAI, SHAREGPT)
-SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
 SHAREGPT_FROM = {
     "system": "system",
     "human": "user",
@@ -117,6 +116,11 @@ def overall(seen: str | None, fmt: str | None) -> str | None:
     if seen is None or fmt in (OPENAI, SHAREGPT):
         return fmt
     return MESSAGES
+
+
+def decode(line: bytes, forced: str | None = None) -> dict[str, Any]:
+    """A line (or compact JSON) already found valid, as its conversation (`conversation_of`)."""
+    return conversation_of(orjson.loads(line), forced)
 
 
 def conversation_of(record: Any, forced: str | None = None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The one reader of conversation files: open, split into lines, index, decode, normalise.
+"""The one reader of conversation files: open, split into lines, index, parse.
 
 A file holds one conversation per line, either a JSON array of messages (nanochat's CustomJSON
 shape) or an object with a ``"messages"`` array and any other keys (the Hugging Face / OpenAI
@@ -41,7 +41,6 @@ from typing import Any, BinaryIO
 import orjson
 
 from taskcli.errors import InvalidData, UsageError
-from taskcli.files.formats import conversation_of
 
 STDIN = "-"
 BOM = b"\xef\xbb\xbf"
@@ -197,17 +196,6 @@ def shape_of(record: Any) -> str | None:
         if "conversations" in record:
             return "conversations"
     return None
-
-
-def normalise(record: Any, forced: str | None = None) -> dict[str, Any]:
-    """A valid record as its conversation in the normal form ``{"messages": [...], **other
-    top-level keys}``, read in its own format (`taskcli.files.formats`) or a `forced` one."""
-    return conversation_of(record, forced)
-
-
-def decode(line: bytes, forced: str | None = None) -> dict[str, Any]:
-    """A line already found valid, as its conversation in the normal form."""
-    return conversation_of(orjson.loads(line), forced)
 
 
 def read_lines(

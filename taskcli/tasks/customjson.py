@@ -27,8 +27,8 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from taskcli.conversation import RECORD_FORMATS
 from taskcli.errors import InvalidData, UsageError
-from taskcli.files.formats import FORMATS, MESSAGES
 from taskcli.files.reader import (
     DOCUMENT,
     PARQUET,
@@ -36,7 +36,6 @@ from taskcli.files.reader import (
     STDIN,
     LineIndex,
     container_of,
-    decode,
     display_name,
     is_regular,
     read_document,
@@ -73,7 +72,7 @@ class CustomJSON(Task, ChecksMessages, ReadsInThreads, DataFiles):
             str,
             None,
             "Read every record in this format instead of each in its own.",
-            choices=FORMATS,
+            choices=RECORD_FORMATS,
         ),
     )
 
@@ -145,7 +144,7 @@ class CustomJSON(Task, ChecksMessages, ReadsInThreads, DataFiles):
                 kept.append(orjson.dumps(conversation))
 
         if self._parquet is not None:
-            records = self.input_format not in (None, MESSAGES)  # else rows known fine need none
+            records = self.input_format not in (None, "messages")  # else rows known fine need none
             scanned = self._parquet.scan_all(records=records)
             report = check_records(scanned, self.path, **options)
         elif records is not None:
@@ -176,6 +175,8 @@ class CustomJSON(Task, ChecksMessages, ReadsInThreads, DataFiles):
         return self.get_examples([index])[0]
 
     def get_examples(self, indices: Sequence[int]) -> list[Conversation]:
+        from taskcli.files.formats import decode
+
         if self._kept is not None:
             return [decode(self._kept[i]) for i in indices]
         self._check_unchanged()
