@@ -96,6 +96,24 @@ class Tokenizer:
                 return self.bos_token if name == "<|bos|>" else name
         return self.decode_one(token_id)
 
+    @property
+    def padding_id(self) -> int:
+        """The id nanochat's SFT loader pads packed rows with (masked: never a target): its
+        ``<|bos|>``. Through a chat template, which need have none: the template's
+        ``bos_token``, else its ``pad_token``, else its ``eos_token``, else ``<|bos|>`` still;
+        a UsageError when there is none of them."""
+        named = self.template.template.special_tokens if self.template else {}
+        for token in (named.get(key) for key in ("bos_token", "pad_token", "eos_token")):
+            if token and token in self.special_ids:
+                return self.special_ids[token]
+        if "<|bos|>" in self.special_ids:
+            return self.special_ids["<|bos|>"]
+        raise UsageError(
+            f"tokenizer {self.spec}: no token to pad packed rows with (nanochat pads with "
+            "<|bos|>; a chat template's config names none of bos_token, pad_token or eos_token)",
+            hint="put a tokenizer_config.json naming its bos_token beside the tokenizer.",
+        )
+
     def describe(self) -> dict[str, Any]:
         """What was loaded, as plain data for ``--json`` output and manifests."""
         return {

@@ -134,7 +134,7 @@ def print_packed_row(
                 style="dim",
             )
         )
-        bos = tokenizer.token_text(tokenizer.special_ids["<|bos|>"])
+        bos = tokenizer.token_text(tokenizer.padding_id)
         console.stdout.print(
             Text(f"{bos} × {detail.padding:,}, masked: their targets are -1", style="dim")
         )
