@@ -92,8 +92,10 @@ class TokenBatch:
 
     `ids` (int32) holds every kept id, `mask` one byte (0 or 1) per kept id; conversation k of
     the batch is ``ids[offsets[k]:offsets[k + 1]]``, its length before the cut `lengths[k]`, and
-    it is number ``start + k`` of the stream. Workers send these back to the parent: a few flat
-    buffers pickle far faster than lists of ints, and Parquet takes them as they are.
+    it is number ``start + k`` of the stream. `trains_nothing` counts its conversations that
+    have no trained token before the cut (whatever the cut, they teach the model nothing).
+    Workers send these back to the parent: a few flat buffers pickle far faster than lists of
+    ints, and Parquet takes them as they are.
     """
 
     start: int
@@ -101,6 +103,7 @@ class TokenBatch:
     mask: bytes
     offsets: list[int]
     lengths: list[int]
+    trains_nothing: int = 0
     keys: list[Any] | None = None  # `key(conversation)` of each, when render_batches got a key
 
     def __len__(self) -> int:
@@ -251,12 +254,15 @@ def _render_batch(
     packed = array("i")
     mask = bytearray()
     offsets, lengths = [0], []
+    trains_nothing = 0
     stop_at = 0 if measure_cut else max_tokens
     for k, conversation in enumerate(chunk):
         try:
             _render_into(conversation, encode, chat_ids, ids, mask, stop_at)
         except InvalidData as error:
             raise InvalidData(f"conversation {position + k}: {error}") from None
+        # Exact past `stop_at` too: what is trained there beyond content is <|assistant_end|>.
+        trains_nothing += mask.find(1, len(packed)) < 0
         length = len(ids)
         if max_tokens and length > max_tokens:
             del ids[max_tokens:], mask[len(packed) + max_tokens :]
@@ -264,7 +270,7 @@ def _render_batch(
         ids.clear()
         offsets.append(len(packed))
         lengths.append(length)
-    return TokenBatch(position, packed, bytes(mask), offsets, lengths)
+    return TokenBatch(position, packed, bytes(mask), offsets, lengths, trains_nothing)
 
 
 _UNTRAINED, _TRAINED = b"\x00", b"\x01"
