@@ -491,6 +491,8 @@ def show(
             console.print_jsonl(row.token_json(rendering) for row, rendering in renderings)
         else:
             token_view.print_tokens(shown, renderings, loaded, max_tokens=cut, show_ids=ids)
+        for row, rendering in renderings:  # after the tokens, where they are seen
+            token_view.print_rendering_warnings(row, rendering)
     elif json_output:
         console.print_jsonl(row.to_json() for row in shown.rows)
     else:

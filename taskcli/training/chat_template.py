@@ -117,6 +117,13 @@ class TemplateRendering(Rendering):
     missed: int
     trains_nothing: bool
 
+    def row(self, index: int) -> dict[str, Any]:
+        """`Rendering.row`, with the mask rule, the assistant messages it missed, and whether
+        the whole conversation trains nothing."""
+        row = Rendering.row(self, index)  # not super(): a slots dataclass is a new class
+        row.update(rule=self.rule, missed=self.missed, trains_nothing=self.trains_nothing)
+        return row
+
 
 # ---------------------------------------------------------------- the template
 
