@@ -787,7 +787,10 @@ def load_template_tokenizer(
     config_path = folder / "tokenizer_config.json" if folder else None
     config = _read_config(config_path) if config_path and config_path.is_file() else None
     if template_file is not None:
-        source, name = _read_template(Path(template_file).expanduser())
+        try:
+            source, name = _read_template(Path(template_file).expanduser())
+        except UsageError as error:  # the file the caller named: it is the parameter to fix
+            raise UsageError(str(error), error.hint, ("chat_template",)) from None
     else:
         source, name = _folder_template(folder, config, config_path, spec)
     special_tokens = _special_tokens(config, folder) if config is not None else {}

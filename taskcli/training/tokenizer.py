@@ -175,7 +175,7 @@ def load_tokenizer(
         raise UsageError(
             f"tokenizer {spec}: train_on chooses a chat template's mask, and it has none",
             hint="give a Hugging Face model folder, or a chat template file.",
-            params=("train_on",),
+            params=("chat_template",),
         )
     tokenizer = _load_plain(spec)
     where = spec if tokenizer.path is None else os.path.abspath(tokenizer.path)
