@@ -639,6 +639,21 @@ def validate(
             "--split", help="For a folder of Parquet shards: the split whose shards to check."
         ),
     ] = None,
+    tokenizer: Annotated[
+        str | None,
+        typer.Option(
+            "--tokenizer",
+            "-t",
+            envvar="TASKCLI_TOKENIZER",
+            metavar="SPEC",
+            help="Also render each row without errors through this tokenizer's chat template "
+            "(a Hugging Face model folder, or any tokenizer with --chat-template): a row the "
+            "template refuses is an error (template-error), one it trains nothing of a "
+            "warning (trains-nothing). TASKCLI_TOKENIZER alone does not turn this on.",
+        ),
+    ] = None,
+    chat_template: ChatTemplateOption = None,
+    train_on: TrainOnOption = None,
 ) -> None:
     """Check conversation files: every broken rule, with file:line (file:row N for the rows of
     Parquet and .json documents, from 0), in one pass.
@@ -652,6 +667,9 @@ def validate(
     from taskcli.validate import check_targets, validate_files
 
     check_targets(files)
+    templated = chat_template is not None or train_on is not None
+    renders = templated or _given_on_command_line(ctx, "tokenizer")
+    loaded = _load_tokenizer(tokenizer, chat_template, train_on) if renders else None
     _will_write(output_valid, rejects)
     with console.byte_bar(_sizes(files), "checking") as on_bytes:
         file_reports = validate_files(
@@ -665,12 +683,16 @@ def validate(
             max_line_bytes=max_line_bytes,
             input_format=input_format.casefold() if input_format else None,
             split=split,
+            tokenizer=loaded,
         )
     passed = all(report.passes(strict=strict) for report in file_reports)
     if json_output:
         reports.print_validation_json(file_reports, strict=strict)
     else:
-        reports.print_validation(file_reports, strict=strict, per_rule=max_errors)
+        template = loaded.describe()["chat_template"] if loaded is not None else None
+        reports.print_validation(
+            file_reports, strict=strict, per_rule=max_errors, chat_template=template
+        )
     raise typer.Exit(0 if passed else 1)
 
 

@@ -236,14 +236,34 @@ def _plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
-def print_validation(reports: list[FileReport], *, strict: bool, per_rule: int) -> None:
+def print_validation(
+    reports: list[FileReport],
+    *,
+    strict: bool,
+    per_rule: int,
+    chat_template: dict[str, Any] | None = None,
+) -> None:
     """`taskcli validate` for people: per file a summary, then problems grouped by rule.
 
     Each rule shows its first `per_rule` occurrences as ``file:line: [rule] message (at path)``;
-    the counts are always complete, and a hint says how to see what was left out.
+    the counts are always complete, and a hint says how to see what was left out. With a
+    `chat_template` (as `Tokenizer.describe` gives it), a first line names the template the
+    rows were rendered through.
     """
     from taskcli.files.rules import format_problem
 
+    if chat_template is not None:
+        from taskcli.training.chat_template import RULE_NAMES
+
+        console.stdout.print(
+            Text(
+                f"rows rendered through chat template {chat_template['name']} (sha256 "
+                f"{chat_template['sha256'][:12]}) · mask: {RULE_NAMES[chat_template['rule']]}",
+                style="dim",
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
     left_out = False
     for report in reports:
         passed = report.passes(strict=strict)
