@@ -226,8 +226,8 @@ def test_show_notes_assistant_contents_the_rule_did_not_find(files, tmp_path):
 
 
 def test_stats_names_the_template_and_counts_what_trains_nothing_before_the_cut(files, tmp_path):
-    with_system = [chat(f"q{i}", f"a{i}", system="s") for i in range(150)]
-    without = [chat(f"question {i}", f"answer {i}") for i in range(150)]
+    with_system = [chat(f"q{i}", f"a{i}", system="s") for i in range(300)]
+    without = [chat(f"question {i}", f"answer {i}") for i in range(300)]
     write_chats(tmp_path / "with.jsonl", *with_system)
     write_chats(tmp_path / "without.jsonl", *without)
     spec = tmp_path / "spec.yaml"
@@ -235,16 +235,16 @@ def test_stats_names_the_template_and_counts_what_trains_nothing_before_the_cut(
         "tasks:\n  - {task: customjson, path: with.jsonl}\n"
         "  - {task: customjson, path: without.jsonl, repeat: 2}\n"
     )
-    # 450 rows: rendered in worker processes. The cut at 4 tokens leaves nothing trained in
-    # any row, yet only the rows whose whole rendering trains nothing are counted.
+    # 300 rows a source: rendered in worker processes. The cut at 4 tokens leaves nothing
+    # trained in any row, yet only the rows whose whole rendering trains nothing are counted.
     args = ["stats", spec, "-t", files["tokenizer"], "--chat-template", files["system-only"]]
     result = invoke(*args, "--max-tokens", "4", "--json")
     assert result.exit_code == 0, result.output
     tokens = json.loads(result.stdout)["tokens"]
-    assert tokens["trains_nothing"] == 300
+    assert tokens["trains_nothing"] == 600
     assert tokens["trained"]["max"] == 0
     sources = json.loads(result.stdout)["sources"]
-    assert [source["trains_nothing"] for source in sources] == [0, 300]
+    assert [source["trains_nothing"] for source in sources] == [0, 600]
     recorded = tokens["tokenizer"]["chat_template"]
     sha256 = hashlib.sha256(SYSTEM_ONLY.encode()).hexdigest()
     assert (recorded["sha256"], recorded["rule"]) == (sha256, "generation")
@@ -254,8 +254,8 @@ def test_stats_names_the_template_and_counts_what_trains_nothing_before_the_cut(
     assert "\nchat template " in report and "system-only.jinja" in said.replace(" ", "")
     assert f"(sha256 {sha256[:12]}) · mask: generation blocks" in said
     assert (
-        "300 conversations (66.7%) train nothing: no token of theirs is trained, even before "
-        "the cut (300 from tasks[1] (customjson))." in said
+        "600 conversations (66.7%) train nothing: no token of theirs is trained, even before "
+        "the cut (600 from tasks[1] (customjson))." in said
     )
 
 
