@@ -56,6 +56,7 @@ _HOMES = {
     "render": "taskcli.training.render",
     "render_many": "taskcli.training.render",
     "Rendering": "taskcli.training.render",
+    "TemplateRendering": "taskcli.training.chat_template",
     # running model-written programs
     "run_program": "taskcli.sandbox.execution",
 }

@@ -49,6 +49,8 @@ FLAGS = {
     "eval_tokens": "--eval-tokens",
     "rank": "--rank",
     "row": "--row",
+    "chat_template": "--chat-template",
+    "train_on": "--train-on",
 }
 
 
@@ -270,6 +272,28 @@ TokenizerOption = Annotated[
         "tiktoken:NAME such as tiktoken:cl100k_base.",
     ),
 ]
+ChatTemplateOption = Annotated[
+    str | None,
+    typer.Option(
+        "--chat-template",
+        metavar="FILE",
+        help="Render conversations through this Jinja chat template, as transformers' "
+        "apply_chat_template renders them, with the --tokenizer's vocabulary. A Hugging Face "
+        "model folder given to --tokenizer renders through its own template without it.",
+    ),
+]
+TrainOnOption = Annotated[
+    str | None,
+    typer.Option(
+        "--train-on",
+        metavar="assistant|all",
+        help="What a chat template without {% generation %} blocks trains: assistant (the "
+        "default: each assistant message's content and the end-of-turn token after it) or all "
+        "(every token). In a template with generation blocks, what they hold is the assistant "
+        "mask (as with TRL's assistant_only_loss); all still trains every token.",
+        autocompletion=lambda: ["assistant", "all"],
+    ),
+]
 MaxTokensOption = Annotated[
     int | None,
     typer.Option(
@@ -452,6 +476,8 @@ def show(
     ] = False,
     ids: Annotated[bool, typer.Option("--ids", help="With --tokens, each token's id.")] = False,
     tokenizer: TokenizerOption = None,
+    chat_template: ChatTemplateOption = None,
+    train_on: TrainOnOption = None,
     max_tokens: MaxTokensOption = None,
     json_output: JsonOption = False,
     max_line_bytes: MaxLineOption = None,
@@ -470,13 +496,15 @@ def show(
     from taskcli.show import show_rows
     from taskcli.ui import console, conversation_view, token_view
 
-    tokens = tokens or ids or _given_on_command_line(ctx, "tokenizer")
+    _check_template_options(tokenizer, chat_template, train_on)
+    templated = chat_template is not None or train_on is not None
+    tokens = tokens or ids or templated or _given_on_command_line(ctx, "tokenizer")
     if tokens and tokenizer is None:
         raise UsageError(
             "--tokens needs a tokenizer: --tokenizer SPEC or TASKCLI_TOKENIZER (for example "
             "--tokenizer tiktoken:cl100k_base)."
         )
-    loaded = _load_tokenizer(tokenizer) if tokens else None
+    loaded = _load_tokenizer(tokenizer, chat_template, train_on) if tokens else None
     with line_limit(max_line_bytes):
         opened = _open(target, subset, split, param, data_dir, input_format)
         shown = show_rows(opened, index=index, count=count)
@@ -491,6 +519,8 @@ def show(
             console.print_jsonl(row.token_json(rendering) for row, rendering in renderings)
         else:
             token_view.print_tokens(shown, renderings, loaded, max_tokens=cut, show_ids=ids)
+        for row, rendering in renderings:  # after the tokens, where they are seen
+            token_view.print_rendering_warnings(row, rendering)
     elif json_output:
         console.print_jsonl(row.to_json() for row in shown.rows)
     else:
@@ -519,6 +549,8 @@ def browse(
     param: ParamOption = None,
     data_dir: DataDirOption = None,
     tokenizer: TokenizerOption = None,
+    chat_template: ChatTemplateOption = None,
+    train_on: TrainOnOption = None,
     max_tokens: MaxTokensOption = None,
 ) -> None:
     """Move through a target interactively: a row list beside the conversation, as `show` draws it.
@@ -536,6 +568,7 @@ def browse(
     """
     from taskcli.errors import UsageError
 
+    _check_template_options(tokenizer, chat_template, train_on)
     if not _is_terminal():
         raise UsageError(
             "browse needs a terminal, and stdout is not one.",
@@ -550,12 +583,14 @@ def browse(
     from taskcli.browse import open_browser
 
     opened = _open(target, subset, split, param, data_dir, input_format)
-    browser = open_browser(opened, tokenizer=_load_tokenizer(tokenizer), max_tokens=max_tokens)
+    loaded = _load_tokenizer(tokenizer, chat_template, train_on)
+    browser = open_browser(opened, tokenizer=loaded, max_tokens=max_tokens)
     screen.run(browser)
 
 
 @app.command()
 def validate(
+    ctx: typer.Context,
     files: Annotated[
         list[str],
         typer.Argument(
@@ -604,6 +639,21 @@ def validate(
             "--split", help="For a folder of Parquet shards: the split whose shards to check."
         ),
     ] = None,
+    tokenizer: Annotated[
+        str | None,
+        typer.Option(
+            "--tokenizer",
+            "-t",
+            envvar="TASKCLI_TOKENIZER",
+            metavar="SPEC",
+            help="Also render each row without errors through this tokenizer's chat template "
+            "(a Hugging Face model folder, or any tokenizer with --chat-template): a row the "
+            "template refuses is an error (template-error), one it trains nothing of a "
+            "warning (trains-nothing). TASKCLI_TOKENIZER alone does not turn this on.",
+        ),
+    ] = None,
+    chat_template: ChatTemplateOption = None,
+    train_on: TrainOnOption = None,
 ) -> None:
     """Check conversation files: every broken rule, with file:line (file:row N for the rows of
     Parquet and .json documents, from 0), in one pass.
@@ -617,6 +667,9 @@ def validate(
     from taskcli.validate import check_targets, validate_files
 
     check_targets(files)
+    templated = chat_template is not None or train_on is not None
+    renders = templated or _given_on_command_line(ctx, "tokenizer")
+    loaded = _load_tokenizer(tokenizer, chat_template, train_on) if renders else None
     _will_write(output_valid, rejects)
     with console.byte_bar(_sizes(files), "checking") as on_bytes:
         file_reports = validate_files(
@@ -630,12 +683,16 @@ def validate(
             max_line_bytes=max_line_bytes,
             input_format=input_format.casefold() if input_format else None,
             split=split,
+            tokenizer=loaded,
         )
     passed = all(report.passes(strict=strict) for report in file_reports)
     if json_output:
         reports.print_validation_json(file_reports, strict=strict)
     else:
-        reports.print_validation(file_reports, strict=strict, per_rule=max_errors)
+        template = loaded.describe()["chat_template"] if loaded is not None else None
+        reports.print_validation(
+            file_reports, strict=strict, per_rule=max_errors, chat_template=template
+        )
     raise typer.Exit(0 if passed else 1)
 
 
@@ -689,6 +746,8 @@ def export(
     param: ParamOption = None,
     data_dir: DataDirOption = None,
     tokenizer: TokenizerOption = None,
+    chat_template: ChatTemplateOption = None,
+    train_on: TrainOnOption = None,
     max_tokens: MaxTokensOption = None,
     max_seq_len: Annotated[
         int | None,
@@ -787,7 +846,11 @@ def export(
     elif given := [flag for flag, value in loader.items() if value is not None]:
         raise UsageError(f"{', '.join(given)}: only for --format packed.")
     renders = fmt in ("tokens", "packed") and not dry_run
-    settings = _token_settings(tokenizer, max_tokens) if renders else None
+    _check_template_options(tokenizer, chat_template, train_on)
+    if fmt not in ("tokens", "packed") and (chat_template is not None or train_on is not None):
+        given = "--chat-template" if chat_template is not None else "--train-on"
+        raise UsageError(f"{given}: only for --format tokens or packed, which render tokens.")
+    settings = _token_settings(tokenizer, max_tokens, chat_template, train_on) if renders else None
     shard_range = parse_shard(shard) if shard is not None else None
     with console.status("planning"), line_limit(max_line_bytes):  # customjson files: capped
         opened = _open(target, subset, split, param, data_dir, input_format)
@@ -843,6 +906,8 @@ def stats(
     param: ParamOption = None,
     data_dir: DataDirOption = None,
     tokenizer: TokenizerOption = None,
+    chat_template: ChatTemplateOption = None,
+    train_on: TrainOnOption = None,
     max_tokens: MaxTokensOption = None,
     json_output: JsonOption = False,
     max_line_bytes: MaxLineOption = None,
@@ -861,7 +926,7 @@ def stats(
     from taskcli.ui import console, reports
 
     _will_write()
-    loaded = _load_tokenizer(tokenizer)
+    loaded = _load_tokenizer(tokenizer, chat_template, train_on)
     with line_limit(max_line_bytes):
         opened = _open(target, subset, split, param, data_dir, input_format)
         if opened.kind == FILE and loaded is None:
@@ -885,6 +950,8 @@ def pack(
     max_seq_len: MaxSeqLenOption,
     device_batch_size: DeviceBatchSizeOption,
     tokenizer: TokenizerOption = None,
+    chat_template: ChatTemplateOption = None,
+    train_on: TrainOnOption = None,
     world_size: WorldSizeOption = 1,
     buffer_size: BufferSizeOption = 100,
     split: Annotated[
@@ -979,6 +1046,7 @@ def pack(
     from taskcli.training.render import DEFAULT_MAX_TOKENS
     from taskcli.ui import console, reports, token_view
 
+    _check_template_options(tokenizer, chat_template, train_on)
     if tokenizer is None:
         raise UsageError(
             "pack renders conversations with a tokenizer, and none was given.",
@@ -1003,7 +1071,7 @@ def pack(
             f"rank {rank} is not one of the {world_size} ranks (0 to {world_size - 1}).",
             params=("rank",),
         )
-    loaded = _load_tokenizer(tokenizer)
+    loaded = _load_tokenizer(tokenizer, chat_template, train_on)
     cut = DEFAULT_MAX_TOKENS if render_max_tokens is None else render_max_tokens
     with line_limit(max_line_bytes):
         with console.status("planning"):
@@ -1069,10 +1137,17 @@ def _packed(opened, plan, tokenizer, max_tokens: int, settings, *, cached: bool)
     return packed
 
 
-def _token_settings(spec: str | None, max_tokens: int | None):
-    """How the tokens format renders: the --tokenizer (required), the cut, one worker per core."""
+def _token_settings(
+    spec: str | None,
+    max_tokens: int | None,
+    chat_template: str | None = None,
+    train_on: str | None = None,
+):
+    """How the tokens format renders: the --tokenizer (required; through --chat-template, with
+    --train-on), the cut, one worker per core."""
     from taskcli.errors import UsageError
 
+    _check_template_options(spec, chat_template, train_on)
     if spec is None:
         raise UsageError(
             "the tokens format renders conversations with a tokenizer, and none was given.",
@@ -1082,16 +1157,49 @@ def _token_settings(spec: str | None, max_tokens: int | None):
     from taskcli.training.render import DEFAULT_MAX_TOKENS, default_workers
 
     cut = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
-    return TokenSettings(_load_tokenizer(spec), cut, default_workers())
+    return TokenSettings(_load_tokenizer(spec, chat_template, train_on), cut, default_workers())
 
 
-def _load_tokenizer(spec: str | None):
-    """The tokenizer a --tokenizer option names, or None; its libraries load only then."""
+def _check_template_options(
+    spec: str | None, chat_template: str | None, train_on: str | None
+) -> None:
+    """--chat-template and --train-on are about rendering with a tokenizer: without one, a
+    usage error (before any work), not options silently ignored."""
+    from taskcli.errors import UsageError
+
+    given = [
+        flag
+        for flag, value in (("--chat-template", chat_template), ("--train-on", train_on))
+        if value is not None
+    ]
+    if spec is None and given:
+        verb = "is" if len(given) == 1 else "are"
+        raise UsageError(
+            f"{' and '.join(given)} {verb} about rendering with a tokenizer, and none was given: "
+            "add --tokenizer SPEC (or set TASKCLI_TOKENIZER)."
+        )
+
+
+def _load_tokenizer(
+    spec: str | None, chat_template: str | None = None, train_on: str | None = None
+):
+    """The tokenizer a --tokenizer option names (through --chat-template, with --train-on), or
+    None; its libraries load only then."""
+    _check_template_options(spec, chat_template, train_on)
     if spec is None:
         return None
     from taskcli.training.tokenizer import load_tokenizer
 
-    return load_tokenizer(spec)
+    loaded = load_tokenizer(spec, chat_template=chat_template, train_on=train_on)
+    if train_on == "assistant" and loaded.template and loaded.template.rule == "generation":
+        from taskcli.ui.console import print_note
+
+        print_note(
+            f"note: chat template {loaded.template.template.name} has {{% generation %}} blocks: "
+            "what they hold is the assistant mask (--train-on assistant finds assistant "
+            "contents only in templates without them)."
+        )
+    return loaded
 
 
 @app.command()

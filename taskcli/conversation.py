@@ -97,6 +97,11 @@ RULES: dict[str, tuple[str, str]] = {
         "the file cannot be read as conversations: a damaged Parquet file or .gz, a Parquet file "
         "without a conversation column, a JSON document too big to parse whole",
     ),
+    "template-error": (
+        ERROR,
+        "with --tokenizer: the chat template refuses the conversation (it raises an error, the "
+        "sandbox stops it, or it runs past its time or size limit)",
+    ),
     "bom": (WARNING, "the file starts with a UTF-8 byte order mark"),
     "crlf": (WARNING, "the line ends with CRLF instead of LF"),
     "mixed-shapes": (WARNING, "the file mixes array lines and object lines"),
@@ -105,6 +110,10 @@ RULES: dict[str, tuple[str, str]] = {
     "ends-with-user": (WARNING, "the conversation ends on a user turn: nothing to learn from it"),
     "duplicate": (WARNING, "the same conversation appears earlier in the file"),
     "special-token": (WARNING, "content contains a chat special-token string"),
+    "trains-nothing": (
+        WARNING,
+        "with --tokenizer: the chat template's mask trains no token of the conversation",
+    ),
 }
 
 

@@ -502,7 +502,7 @@ def row_detail(packed: Packed, rank: int, number: int, *, with_tokens: bool = Fa
             build_rows(
                 packed.run,
                 lambda index: tuple(renderings[index]),
-                packed.tokenizer.special_ids["<|bos|>"],
+                packed.tokenizer.padding_id,
                 rank=rank,
                 row=number,
             )

@@ -79,6 +79,7 @@ class SourceStats:
     token_share: float | None = None
     trained: int | None = None
     trained_share: float | None = None
+    trains_nothing: int | None = None  # conversations with no trained token before the cut
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,9 @@ class TokenStats:
     """The training view in numbers: tokens per conversation as the tokenizer renders them.
 
     `tokens` and `trained` are counted after the cut at `max_tokens` (what the model sees),
-    `rendered` before it; the histogram bins `rendered`.
+    `rendered` before it; the histogram bins `rendered`. `trains_nothing` counts the
+    conversations whose whole rendering (before the cut) has no trained token: under this
+    tokenizer and its chat template's mask, they teach the model nothing.
     """
 
     tokenizer: dict[str, Any]
@@ -96,6 +99,7 @@ class TokenStats:
     rendered: Summary
     truncated: int  # conversations the cut reaches
     tokens_cut: int  # tokens it drops
+    trains_nothing: int
     histogram: list[Bin]
 
     def to_json(self) -> dict[str, Any]:
@@ -107,6 +111,7 @@ class TokenStats:
             "rendered": asdict(self.rendered),
             "truncated": self.truncated,
             "tokens_cut": self.tokens_cut,
+            "trains_nothing": self.trains_nothing,
             "histogram": [asdict(b) for b in self.histogram],
         }
 
@@ -376,17 +381,20 @@ def _file_tally(
 
 
 class _TokenTally:
-    """Per-conversation token counts of one source: after the cut, trained, and before it."""
+    """Per-conversation token counts of one source: after the cut, trained, and before it;
+    and how many conversations train nothing."""
 
     def __init__(self) -> None:
         self.tokens = array("I")
         self.trained = array("I")
         self.rendered = array("I")
+        self.trains_nothing = 0
 
     def add(self, batch: TokenBatch) -> None:
         self.tokens.extend(batch.num_tokens())
         self.trained.extend(batch.num_trained())
         self.rendered.extend(batch.lengths)
+        self.trains_nothing += batch.trains_nothing
 
     def extend(self, other: _TokenTally, times: int) -> None:
         for mine, theirs in zip(
@@ -395,6 +403,7 @@ class _TokenTally:
             strict=True,
         ):
             mine.extend(theirs * times)
+        self.trains_nothing += other.trains_nothing * times
 
 
 def compute_stats(
@@ -471,6 +480,7 @@ def _token_stats(tally: _TokenTally, tokenizer: Tokenizer, max_tokens: int) -> T
             1 for before, after in zip(tally.rendered, tally.tokens, strict=True) if before > after
         ),
         tokens_cut=sum(tally.rendered) - sum(tally.tokens),
+        trains_nothing=tally.trains_nothing,
         histogram=histogram(rendered),
     )
 
@@ -493,6 +503,7 @@ def _source_stats(
                 "token_share": counted / all_tokens if all_tokens else 0.0,
                 "trained": trained,
                 "trained_share": trained / all_trained if all_trained else 0.0,
+                "trains_nothing": tokens.trains_nothing * repeat,
             }
         result.append(
             SourceStats(

@@ -10,22 +10,26 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
 from taskcli.conversation import RECORD_FORMATS, Problem
-from taskcli.errors import UsageError
+from taskcli.errors import InvalidData, UsageError
 from taskcli.files.atomic import atomic_output, check_output, is_special
 from taskcli.files.reader import STDIN, check_readable, display_name, line_limit
 from taskcli.files.rules import (
     KEEP_PER_RULE,
+    ExtraRules,
     FileReport,
     OnReject,
     OnValid,
     check_file,
     problem_json,
 )
+
+if TYPE_CHECKING:
+    from taskcli.training.tokenizer import Tokenizer
 
 
 def validate_files(
@@ -40,6 +44,7 @@ def validate_files(
     max_line_bytes: int | None = None,
     input_format: str | None = None,
     split: str | None = None,
+    tokenizer: Tokenizer | None = None,
 ) -> list[FileReport]:
     """Check each file; optionally write the valid conversations and the rejected lines.
 
@@ -50,8 +55,12 @@ def validate_files(
     errors, ``{"file", "line", "errors", "raw"}``. Each report keeps the first `keep_per_rule`
     problems of each rule (`spool`: all, on disk); lines over `max_line_bytes` are not parsed.
     Records are read in `input_format` (each in its own when None); a folder of Parquet shards
-    is checked for its `split`.
+    is checked for its `split`. With a `tokenizer` that renders through a chat template, each
+    conversation without errors is rendered too (`template_rules`): one the template refuses
+    is rejected (``template-error``), one it trains nothing of is a warning
+    (``trains-nothing``).
     """
+    extra_rules = template_rules(tokenizer) if tokenizer is not None else None
     if input_format is not None and input_format not in RECORD_FORMATS:
         raise UsageError(
             f"unknown input format {input_format!r}; choose one of {', '.join(RECORD_FORMATS)}.",
@@ -85,9 +94,40 @@ def validate_files(
                     spool=spool,
                     forced=input_format,
                     split=split,
+                    extra_rules=extra_rules,
                 )
             )
     return reports
+
+
+def template_rules(tokenizer: Tokenizer) -> ExtraRules:
+    """The rules a conversation is held to under `tokenizer`'s chat template, rendered whole
+    (no cut): the template must render it (``template-error``), and its mask must train some
+    of it (``trains-nothing``). A tokenizer without a template is a UsageError: nanochat's
+    render trains every conversation that breaks no rule, so there would be nothing to find."""
+    renderer = tokenizer.template
+    if renderer is None:
+        raise UsageError(
+            f"tokenizer {tokenizer.spec} renders with nanochat's chat tokens, which train every "
+            "conversation validate accepts: there is no chat template to check rows against.",
+            hint="give a Hugging Face model folder, or a chat template file.",
+            params=("chat_template",),
+        )
+    from taskcli.training.chat_template import RULE_NAMES
+
+    rule = RULE_NAMES[renderer.rule]
+
+    def judge(conversation: Any) -> list[Problem]:
+        try:
+            _, mask, _ = renderer.ids_and_mask(conversation)
+        except InvalidData as error:
+            return [Problem("template-error", str(error))]
+        if mask.any():
+            return []
+        message = f"the chat template trains none of its tokens (mask: {rule})"
+        return [Problem("trains-nothing", message)]
+
+    return judge
 
 
 def check_targets(texts: Sequence[str]) -> None:

@@ -61,7 +61,13 @@ EXPECTED_LINES = {
     "ends-with-user": [2],
     "duplicate": [3],
     "special-token": [2],
+    "template-error": [2],
+    "trains-nothing": [2],
 }
+# The rules judged only on rows rendered through a chat template (validate --tokenizer): their
+# files are checked with the suite's small tokenizer.json and this template, written for them.
+TEMPLATE_RULES = ("template-error", "trains-nothing")
+TEMPLATE = Path(__file__).resolve().parent / "data" / "templates" / "no-system-thinking.jinja"
 
 USER = {"role": "user", "content": "Hi"}
 ASSISTANT = {"role": "assistant", "content": "Hello!"}
@@ -101,12 +107,15 @@ def test_the_corpus_has_one_file_per_rule():
 
 
 @pytest.mark.parametrize("rule", sorted(RULES))
-def test_each_bad_file_reports_its_rule_on_its_lines(rule):
+def test_each_bad_file_reports_its_rule_on_its_lines(rule, request):
     (path,) = BAD.glob(f"{rule}.*")
     options = {
         "system-not-allowed": ["--no-system"],
         "line-too-long": ["--max-line-bytes", "200"],  # the default (16 MiB) is too big a file
     }.get(rule, [])
+    if rule in TEMPLATE_RULES:
+        tokenizer = request.getfixturevalue("tokenizer_folders")["hf"]
+        options = ["--tokenizer", tokenizer, "--chat-template", TEMPLATE]
     code, document = run_json(*options, path)
     (entry,) = document["files"]
     problems = entry["errors"] + entry["warnings"]

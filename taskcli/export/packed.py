@@ -196,7 +196,7 @@ class PackedParquet:
         }
         self.packed, self.rows = packed, rows
         self.capacity = packed.settings.row_capacity
-        self.bos = packed.tokenizer.special_ids["<|bos|>"]
+        self.bos = packed.tokenizer.padding_id
         self.group_rows = max(1, GROUP_TOKENS // self.capacity)
         self.words: list[np.ndarray] = []  # token words of placements not yet written
         self.counts: list[np.ndarray] = []

@@ -11,7 +11,8 @@ and numpy operations instead of a Python object per message:
   to it; a test fails when a rule is added to `RULES` without a word here. `taskcli export`
   writes such rows straight from Arrow (`taskcli.export.columnar`).
 - `rows_without_problems` marks the rows that certainly break no rule at all, warnings included:
-  `taskcli validate` and the other readers of a Parquet file need not check them one by one.
+  `taskcli validate` and the other readers of a Parquet file need not check them one by one
+  (only the rules of ``validate --tokenizer``, which renders each row, are judged still).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ RULE_COVERAGE: dict[str, str] = {
     "nul-character": CHECKED,
     "bad-tool-call": NOT_A_ROW_RULE,  # OpenAI records are read from files, not Arrow columns
     "mixed-formats": NOT_A_ROW_RULE,  # a file's records, not a task's rows
+    "template-error": NOT_A_ROW_RULE,  # only validate --tokenizer renders rows, one by one
     "missing-role": ROW_BY_ROW,  # a message struct without a role field
     "missing-content": ROW_BY_ROW,  # a message struct without a content field
     "bad-part": ROW_BY_ROW,  # parts are never recognised

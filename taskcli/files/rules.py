@@ -53,6 +53,9 @@ OnValid = Callable[[int, int, Any], None]
 # Called for each line with errors: (line number, the line's bytes, its errors, and what the
 # number counts: "line", or "row" for a file of records).
 OnReject = Callable[[int, bytes, list[Problem], str], None]
+# Rules beyond the file's own, judged on each conversation without errors (`validate
+# --tokenizer` renders it through a chat template): the problems it breaks, without a line.
+ExtraRules = Callable[[Any], list[Problem]]
 
 
 class ProblemLog:
@@ -402,9 +405,11 @@ class _Checker:
         on_valid: OnValid | None,
         on_reject: OnReject | None,
         forced: str | None = None,
+        extra_rules: ExtraRules | None = None,
     ) -> None:
         self.report, self.allow_system, self.forced = report, allow_system, forced
         self.on_valid, self.on_reject = on_valid, on_reject
+        self.extra_rules = extra_rules
         self.first_line = FirstSeen().first_line
         self.conversations = self.crlf_lines = self.first_crlf = 0
         self.first_shape: str | None = None  # the shape of the first conversation
@@ -451,6 +456,8 @@ class _Checker:
         `duplicate` rule) is the conversation it is, and may be None if nothing keeps it."""
         self.conversations += 1
         if known is not None and self.forced in (None, MESSAGES):
+            if self.extra_rules is not None and self._broke_extra(number, record):
+                return
             self.report.format = overall(self.report.format, MESSAGES)
             self._count(number, known)
             if self.on_valid is not None:
@@ -471,10 +478,21 @@ class _Checker:
             problems = [mixed, *problems]
         if problems and self._sort(problems, number, raw):
             return
+        if self.extra_rules is not None and self._broke_extra(number, reading.conversation, raw):
+            return
         self.report.format = overall(self.report.format, reading.fmt)
         self._count(number, _duplicate_key(key))
         if self.on_valid is not None:
             self.on_valid(number, offset, reading.conversation)
+
+    def _broke_extra(self, number: int, conversation: Any, raw: bytes | None = None) -> bool:
+        """File what the conversation of line or row `number` breaks of the `extra_rules`; True
+        if any is an error (the line is rejected, as `raw`: compact JSON when not given)."""
+        assert self.extra_rules is not None
+        problems = self.extra_rules(conversation)
+        if not problems:
+            return False
+        return self._sort(problems, number, orjson.dumps(conversation) if raw is None else raw)
 
     def _count(self, number: int, key: bytes) -> None:
         """Remember the conversation of line or row `number` by its `key`: a `duplicate`
@@ -564,14 +582,16 @@ def check_lines(
     keep: int = KEEP_PER_RULE,
     spool: bool = False,
     forced: str | None = None,
+    extra_rules: ExtraRules | None = None,
 ) -> FileReport:
     """Check every line of a JSONL file; `path` only names the file in the report, `forced` is
-    the format every line is read in (``--input-format``; None: each its own).
+    the format every line is read in (``--input-format``; None: each its own); each line
+    without errors is also held to `extra_rules`.
 
     The report keeps the first `keep` problems of each rule and counts all; `spool` also keeps
     every problem on disk (`ProblemLog`)."""
     report = FileReport(path, errors=ProblemLog(keep, spool), warnings=ProblemLog(keep, spool))
-    checker = _Checker(report, allow_system, on_valid, on_reject, forced)
+    checker = _Checker(report, allow_system, on_valid, on_reject, forced, extra_rules)
     report.format = forced
     offset = number = 0
     try:
@@ -594,19 +614,20 @@ def check_records(
     keep: int = KEEP_PER_RULE,
     spool: bool = False,
     forced: str | None = None,
+    extra_rules: ExtraRules | None = None,
 ) -> FileReport:
     """Check ``(row, record, known)`` (the rows of Parquet files, the items of a JSON array)
     as `check_lines` checks lines, less the rules about how lines are written; problems are
     numbered by row, from 0. A record `known` to break no rule (`ParquetConversations.scan_all`
-    tells it from Arrow in bulk, with its `duplicate` key) is spared its own check.
-    `on_reject` gets each rejected record as compact JSON."""
+    tells it from Arrow in bulk, with its `duplicate` key) is spared its own check, not the
+    `extra_rules`. `on_reject` gets each rejected record as compact JSON."""
     report = FileReport(
         path,
         errors=ProblemLog(keep, spool, "row"),
         warnings=ProblemLog(keep, spool, "row"),
         unit="row",
     )
-    checker = _Checker(report, allow_system, on_valid, on_reject, forced)
+    checker = _Checker(report, allow_system, on_valid, on_reject, forced, extra_rules)
     report.format = forced
     # Records come many at a time (a block of Parquet rows, a whole JSON document), and their
     # objects trigger full garbage collections; freezing what is alive now spares each of them a
@@ -666,6 +687,7 @@ def check_file(
     spool: bool = False,
     forced: str | None = None,
     split: str | None = None,
+    extra_rules: ExtraRules | None = None,
 ) -> FileReport:
     """Check a conversation file (``-`` for standard input) in one pass, keeping no
     conversations: JSON lines line by line, a JSON document's items or a Parquet file's rows
@@ -673,7 +695,8 @@ def check_file(
 
     `on_valid` and `on_reject` see each line as it is checked, so callers can write the valid
     conversations or the rejected lines without a second pass; `on_bytes` sees each count of
-    bytes read (a progress bar). A file that cannot be opened is a `UsageError`.
+    bytes read (a progress bar); `extra_rules` judges each conversation without errors. A file
+    that cannot be opened is a `UsageError`.
     """
     name = os.fspath(path)
     options: dict[str, Any] = {
@@ -683,6 +706,7 @@ def check_file(
         "keep": keep,
         "spool": spool,
         "forced": forced,
+        "extra_rules": extra_rules,
     }
     container = container_of(name)
     records = None
@@ -690,7 +714,8 @@ def check_file(
         if container in (PARQUET, SHARDS):
             rows = open_parquet(name, split)
             options["forced"] = forced = forced or rows.forced_format
-            kept = on_valid is not None or forced not in (None, MESSAGES)
+            needed = on_valid is not None or extra_rules is not None
+            kept = needed or forced not in (None, MESSAGES)
             records = rows.scan_all(on_bytes, allow_system=allow_system, records=kept)
             return check_records(records, display_name(name), **options)
         if container == DOCUMENT:

@@ -91,6 +91,8 @@ from taskcli.errors import InvalidData, one_line
 from taskcli.training.tokens import Rendering, TokenBatch
 
 TRAIN_ON = ("assistant", "all")
+# Each mask rule (`TemplateRenderer.rule`) as reports name it: ``mask: generation blocks``.
+RULE_NAMES = {"generation": "generation blocks", "assistant": "assistant content", "all": "all"}
 RENDER_SECONDS = 10.0  # one conversation's render; real templates take well under a millisecond
 MAX_RENDERED_CHARS = 64 << 20  # four times the longest line taskcli reads by default
 MAX_INT_BITS = 1 << 16  # the largest integer a template may compute with * and **
@@ -112,6 +114,13 @@ class TemplateRendering(Rendering):
     rule: str
     missed: int
     trains_nothing: bool
+
+    def row(self, index: int) -> dict[str, Any]:
+        """`Rendering.row`, with the mask rule, the assistant messages it missed, and whether
+        the whole conversation trains nothing."""
+        row = Rendering.row(self, index)  # not super(): a slots dataclass is a new class
+        row.update(rule=self.rule, missed=self.missed, trains_nothing=self.trains_nothing)
+        return row
 
 
 # ---------------------------------------------------------------- the template
@@ -693,11 +702,13 @@ class TemplateRenderer:
         packed = array("i")
         masks: list[np.ndarray] = []
         offsets, lengths = [0], []
+        trains_nothing = 0
         for k, conversation in enumerate(chunk):
             try:
                 ids, mask, _ = self.ids_and_mask(conversation)
             except InvalidData as error:
                 raise InvalidData(f"conversation {position + k}: {error}") from None
+            trains_nothing += not mask.any()
             lengths.append(len(ids))
             if max_tokens and len(ids) > max_tokens:
                 del ids[max_tokens:]
@@ -706,7 +717,7 @@ class TemplateRenderer:
             masks.append(mask)
             offsets.append(len(packed))
         flat = np.concatenate(masks).tobytes() if masks else b""
-        return TokenBatch(position, packed, flat, offsets, lengths)
+        return TokenBatch(position, packed, flat, offsets, lengths, trains_nothing)
 
     def ids_and_mask(self, conversation: dict[str, Any]) -> tuple[list[int], np.ndarray, int]:
         """The uncut ids, the mask (uint8), and the assistant messages the rule missed."""

@@ -171,12 +171,15 @@ def _render_batch(
     packed = array("i")
     mask = bytearray()
     offsets, lengths = [0], []
+    trains_nothing = 0
     stop_at = 0 if measure_cut else max_tokens
     for k, conversation in enumerate(chunk):
         try:
             _render_into(conversation, encode, chat_ids, ids, mask, stop_at)
         except InvalidData as error:
             raise InvalidData(f"conversation {position + k}: {error}") from None
+        # Exact past `stop_at` too: what is trained there beyond content is <|assistant_end|>.
+        trains_nothing += mask.find(1, len(packed)) < 0
         length = len(ids)
         if max_tokens and length > max_tokens:
             del ids[max_tokens:], mask[len(packed) + max_tokens :]
@@ -184,7 +187,7 @@ def _render_batch(
         ids.clear()
         offsets.append(len(packed))
         lengths.append(length)
-    return TokenBatch(position, packed, bytes(mask), offsets, lengths)
+    return TokenBatch(position, packed, bytes(mask), offsets, lengths, trains_nothing)
 
 
 _UNTRAINED, _TRAINED = b"\x00", b"\x01"

@@ -106,6 +106,24 @@ class Tokenizer:
                 return self.bos_token if name == "<|bos|>" else name
         return self.decode_one(token_id)
 
+    @property
+    def padding_id(self) -> int:
+        """The id nanochat's SFT loader pads packed rows with (masked: never a target): its
+        ``<|bos|>``. Through a chat template, which need have none: the template's
+        ``bos_token``, else its ``pad_token``, else its ``eos_token``, else ``<|bos|>`` still;
+        a UsageError when there is none of them."""
+        named = self.template.template.special_tokens if self.template else {}
+        for token in (named.get(key) for key in ("bos_token", "pad_token", "eos_token")):
+            if token and token in self.special_ids:
+                return self.special_ids[token]
+        if "<|bos|>" in self.special_ids:
+            return self.special_ids["<|bos|>"]
+        raise UsageError(
+            f"tokenizer {self.spec}: no token to pad packed rows with (nanochat pads with "
+            "<|bos|>; a chat template's config names none of bos_token, pad_token or eos_token)",
+            hint="put a tokenizer_config.json naming its bos_token beside the tokenizer.",
+        )
+
     def describe(self) -> dict[str, Any]:
         """What was loaded, as plain data for ``--json`` output and manifests."""
         return {
@@ -165,7 +183,7 @@ def load_tokenizer(
         raise UsageError(
             f"tokenizer {spec}: train_on chooses a chat template's mask, and it has none",
             hint="give a Hugging Face model folder, or a chat template file.",
-            params=("train_on",),
+            params=("chat_template",),
         )
     tokenizer = _load_plain(spec)
     where = spec if tokenizer.path is None else os.path.abspath(tokenizer.path)
@@ -483,7 +501,10 @@ def load_template_tokenizer(
     config_path = folder / "tokenizer_config.json" if folder else None
     config = _read_config(config_path) if config_path and config_path.is_file() else None
     if template_file is not None:
-        source, name = _read_template(Path(template_file).expanduser())
+        try:
+            source, name = _read_template(Path(template_file).expanduser())
+        except UsageError as error:  # the file the caller named: it is the parameter to fix
+            raise UsageError(str(error), error.hint, ("chat_template",)) from None
     else:
         source, name = _folder_template(folder, config, config_path, spec)
     special_tokens = _special_tokens(config, folder) if config is not None else {}

@@ -60,8 +60,10 @@ class TokenBatch:
 
     `ids` (int32) holds every kept id, `mask` one byte (0 or 1) per kept id; conversation k of
     the batch is ``ids[offsets[k]:offsets[k + 1]]``, its length before the cut `lengths[k]`, and
-    it is number ``start + k`` of the stream. Workers send these back to the parent: a few flat
-    buffers pickle far faster than lists of ints, and Parquet takes them as they are.
+    it is number ``start + k`` of the stream. `trains_nothing` counts its conversations that
+    have no trained token before the cut (whatever the cut, they teach the model nothing).
+    Workers send these back to the parent: a few flat buffers pickle far faster than lists of
+    ints, and Parquet takes them as they are.
     """
 
     start: int
@@ -69,6 +71,7 @@ class TokenBatch:
     mask: bytes
     offsets: list[int]
     lengths: list[int]
+    trains_nothing: int = 0
     keys: list[Any] | None = None  # `key(conversation)` of each, when render_batches got a key
 
     def __len__(self) -> int:

@@ -236,14 +236,34 @@ def _plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
-def print_validation(reports: list[FileReport], *, strict: bool, per_rule: int) -> None:
+def print_validation(
+    reports: list[FileReport],
+    *,
+    strict: bool,
+    per_rule: int,
+    chat_template: dict[str, Any] | None = None,
+) -> None:
     """`taskcli validate` for people: per file a summary, then problems grouped by rule.
 
     Each rule shows its first `per_rule` occurrences as ``file:line: [rule] message (at path)``;
-    the counts are always complete, and a hint says how to see what was left out.
+    the counts are always complete, and a hint says how to see what was left out. With a
+    `chat_template` (as `Tokenizer.describe` gives it), a first line names the template the
+    rows were rendered through.
     """
     from taskcli.files.rules import format_problem
 
+    if chat_template is not None:
+        from taskcli.training.chat_template import RULE_NAMES
+
+        console.stdout.print(
+            Text(
+                f"rows rendered through chat template {chat_template['name']} (sha256 "
+                f"{chat_template['sha256'][:12]}) · mask: {RULE_NAMES[chat_template['rule']]}",
+                style="dim",
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
     left_out = False
     for report in reports:
         passed = report.passes(strict=strict)
@@ -448,6 +468,14 @@ def _token_pieces(stats: Stats, tokens: TokenStats, show_sources: bool) -> list[
         f"({tokenizer['kind']} tokenizer {tokenizer['spec']}, vocabulary "
         f"{tokenizer['vocab_size']:,}, {cut})",
     )
+    template = tokenizer.get("chat_template")
+    if template is not None:
+        from taskcli.training.chat_template import RULE_NAMES
+
+        header.append(
+            f"\nchat template {template['name']} (sha256 {template['sha256'][:12]})"
+            f" · mask: {RULE_NAMES[template['rule']]}"
+        )
     summaries = _summary_table(
         "Tokens per conversation",
         [
@@ -464,6 +492,8 @@ def _token_pieces(stats: Stats, tokens: TokenStats, show_sources: bool) -> list[
         style="yellow" if tokens.truncated else "dim",
     )
     pieces: list[RenderableType] = [header, summaries, reach]
+    if tokens.trains_nothing or template is not None:
+        pieces.append(_trains_nothing_line(stats, tokens, show_sources))
     pieces.append(
         _histogram_table(
             stats,
@@ -488,6 +518,22 @@ def _token_pieces(stats: Stats, tokens: TokenStats, show_sources: bool) -> list[
         table.columns[1].header = "tokens"
         pieces.append(table)
     return pieces
+
+
+def _trains_nothing_line(stats: Stats, tokens: TokenStats, show_sources: bool) -> Text:
+    """How many conversations train nothing, judged on their whole rendering (a chat
+    template's mask can leave a conversation with none), and from which sources."""
+    count = tokens.trains_nothing
+    line = Text(
+        f"{count:,} conversations ({stats.share(count):.1%}) train nothing: no token of theirs "
+        "is trained, even before the cut",
+        style="yellow" if count else "dim",
+    )
+    if count and show_sources:
+        named = [f"{s.trains_nothing:,} from {s.name}" for s in stats.sources if s.trains_nothing]
+        line.append(f" ({', '.join(named)})")
+    line.append(".")
+    return line
 
 
 def _sources_table(sources: list[SourceStats]) -> Table:

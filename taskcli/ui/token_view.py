@@ -41,6 +41,37 @@ def print_tokens(
         console.stdout.print(token_view(row, rendering, tokenizer, max_tokens, plain, show_ids))
 
 
+def print_rendering_warnings(row: Row, rendering: Rendering) -> None:
+    """On stderr, what a chat template's rendering of `row` should not leave unsaid: that it
+    trains nothing (the whole conversation, before any cut), and the assistant contents the
+    ``assistant`` rule did not find in the rendered text."""
+    name = f"{'row' if row.origin is not None else 'example'} {row.index}"
+    rule = getattr(rendering, "rule", None)
+    if rule is None:
+        return
+    if getattr(rendering, "trains_nothing", False):
+        console.print_warning(
+            f"{name}: the chat template trains none of its tokens (mask: {_rule_name(rule)}): "
+            "in training, it would teach the model nothing."
+        )
+    missed = getattr(rendering, "missed", 0)
+    if missed:
+        messages = "message's content was" if missed == 1 else "messages' contents were"
+        console.print_note(
+            f"note: {name}: {missed} assistant {messages} not found in the text the template "
+            "wrote (it changes them), so not trained; --train-on all, or a template with "
+            "{% generation %} blocks, says what to train."
+        )
+
+
+def _rule_name(rule: str) -> str:
+    """A chat template's mask rule as reports name it (the template module is loaded already:
+    only its renderings have a rule)."""
+    from taskcli.training.chat_template import RULE_NAMES
+
+    return RULE_NAMES[rule]
+
+
 def token_view(
     row: Row,
     rendering: Rendering,
@@ -56,10 +87,12 @@ def token_view(
     if row.origin is not None:
         pieces.append(source_line(row))
     cut = f" at {max_tokens:,}" if rendering.truncated else ""
+    rule = getattr(rendering, "rule", None)  # a chat template's rendering names its rule
+    mask = f" · mask: {_rule_name(rule)}" if rule else ""
     pieces.append(
         Text(
             f"{rendering.num_tokens:,} tokens · {rendering.num_trained:,} trained · "
-            f"{rendering.tokens_cut:,} cut off{cut}  ({legend})"
+            f"{rendering.tokens_cut:,} cut off{cut}{mask}  ({legend})"
         )
     )
     pieces.append(_token_text(rendering, tokenizer, plain, show_ids))
@@ -134,7 +167,7 @@ def print_packed_row(
                 style="dim",
             )
         )
-        bos = tokenizer.token_text(tokenizer.special_ids["<|bos|>"])
+        bos = tokenizer.token_text(tokenizer.padding_id)
         console.stdout.print(
             Text(f"{bos} × {detail.padding:,}, masked: their targets are -1", style="dim")
         )
