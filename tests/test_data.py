@@ -1,6 +1,7 @@
 """Finding and reading the data of one split: dataset cards, layouts, bulk reads, the Hub probe."""
 
 import os
+import random
 import socket
 import sys
 import time
@@ -158,24 +159,58 @@ def test_row_groups_kept_for_random_reads_are_bounded(tmp_path, monkeypatch):
     assert list(rows._read)[-1] == wanted[-3] // 10
 
 
-def test_random_reads_decode_a_moderate_row_group_whole_once(tmp_path, monkeypatch):
+def test_a_moderate_row_group_is_one_block_decoded_once(tmp_path, monkeypatch):
     monkeypatch.setattr(parquet, "BLOCK_ROWS", 8)
     path = numbers_file(tmp_path / "n.parquet", list(range(100)), 50)
     rows = ParquetRows([path])
-    assert len(rows.starts) - 1 == 14  # 7 blocks of at most 8 rows per group
+    assert len(rows.starts) - 1 == 2  # one block per group, whatever its rows
     decoded = []
     decode = ParquetRows._decode
     monkeypatch.setattr(
-        ParquetRows,
-        "_decode",
-        lambda self, n, whole: decoded.append((n, whole)) or decode(self, n, whole),
+        ParquetRows, "_decode", lambda self, n: decoded.append(n) or decode(self, n)
     )
     assert rows.take([49, 3, 20, 77]) == [{"n": n} for n in (49, 3, 20, 77)]
-    assert decoded == [(0, True), (7, True)]  # each group once, under its first block
-    assert rows.block(2).column("n").to_pylist() == list(range(16, 24))
+    assert decoded == [0, 1]  # each group once
     monkeypatch.setattr(parquet, "WHOLE_GROUP_BYTES", 0)
-    assert ParquetRows([path]).take([20]) == [{"n": 20}]
-    assert decoded[-1] == (2, False)  # a big group (by its footer): the slice is streamed
+    big = ParquetRows([path])
+    assert len(big.starts) - 1 == 14  # a big group (by its footer): 7 slices of at most 8 rows
+    assert big.take([20]) == [{"n": 20}]
+    assert decoded[-1] == 2  # the slice holding row 20 is streamed, not the group decoded
+
+
+def test_a_pass_decodes_whole_row_groups_two_at_a_time_and_slices_one_at_a_time(
+    tmp_path, monkeypatch
+):
+    import threading
+
+    monkeypatch.setattr(parquet, "BLOCK_ROWS", 8)
+    path = numbers_file(tmp_path / "n.parquet", list(range(100)), 10)
+    running, most = set(), []
+    decode = ParquetRows._decode
+    lock = threading.Lock()
+
+    def watched(self, n):
+        with lock:
+            running.add(n)
+            most.append(len(running))
+        time.sleep(0.05)  # long enough for a second reader to start
+        try:
+            return decode(self, n)
+        finally:
+            with lock:
+                running.discard(n)
+
+    monkeypatch.setattr(ParquetRows, "_decode", watched)
+    order = list(range(100))
+    random.Random(5).shuffle(order)
+    for whole_bytes, readers in ((64 << 20, 2), (0, 1)):
+        monkeypatch.setattr(parquet, "WHOLE_GROUP_BYTES", whole_bytes)
+        rows, most[:] = ParquetRows([path]), []
+        seen = {}
+        for positions, block in rows.scan_blocks(order):
+            seen.update(zip(positions.tolist(), block.column("n").to_pylist(), strict=True))
+        assert seen == dict(enumerate(order))
+        assert max(most) == readers
 
 
 def test_threads_read_blocks_at_once_each_block_once(tmp_path, monkeypatch):
@@ -187,10 +222,10 @@ def test_threads_read_blocks_at_once_each_block_once(tmp_path, monkeypatch):
     decode = ParquetRows._decode
     started = threading.Barrier(4)
 
-    def slow(self, n, whole):
+    def slow(self, n):
         decoded.append(n)
         time.sleep(0.05)  # long enough for the other threads to ask for the same block
-        return decode(self, n, whole)
+        return decode(self, n)
 
     monkeypatch.setattr(ParquetRows, "_decode", slow)
     seen = {}

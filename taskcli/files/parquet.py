@@ -14,7 +14,7 @@ import itertools
 import os
 import re
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +28,8 @@ FEW_ROWS = 16  # up to this many rows of one block are sliced out rather than ta
 SCAN_ROWS = 2048  # rows of a block converted to Python at a time by `Rows.scan`
 READ_AHEAD_BLOCKS = 2  # blocks `Rows.read_ahead` decodes before a scan starts
 BLOCK_CACHE_BYTES = 256 << 20  # decoded parquet row groups kept for random reads
-WHOLE_GROUP_BYTES = 64 << 20  # a row group up to this size (its footer says) is decoded whole
-# for random reads, even when it holds more than BLOCK_ROWS rows
+WHOLE_GROUP_BYTES = 64 << 20  # a row group up to this size (its footer says) is one block,
+# decoded whole, even when it holds more than BLOCK_ROWS rows
 
 
 @dataclass(frozen=True)
@@ -147,26 +147,32 @@ class Rows:
                 yield positions, _rows_at(block, local)
 
     def blocks(self, numbers: Sequence[int]) -> Iterator[Any]:
-        """Blocks `numbers`, in that order, each read once and let go; the next one is decoded
-        in a thread while this one is used (Arrow releases the GIL, so the decoding costs no
-        time on a second core). A pass over every block (``range(len(self.starts) - 1)``)
-        needs no index arrays: its memory is two blocks, whatever the rows."""
+        """Blocks `numbers`, in that order, each read once and let go; the next ones are
+        decoded in threads while this one is used (Arrow releases the GIL, so the decoding
+        runs on another core), `readers(numbers)` at a time. A pass over every block
+        (``range(len(self.starts) - 1)``) needs no index arrays: its memory is one block more
+        than the readers, whatever the rows."""
         from concurrent.futures import ThreadPoolExecutor
 
         if not len(numbers):
             return
         ahead, self._ahead = self._ahead, {}
-        with ThreadPoolExecutor(max_workers=1) as reader:
+        readers = self.readers(numbers)
+        with ThreadPoolExecutor(max_workers=readers) as reader:
 
             def read(number: int) -> Any:
                 return ahead.pop(number, None) or reader.submit(self.read_block, number)
 
-            upcoming = read(numbers[0])
+            upcoming = deque(map(read, numbers[:readers]))
             for step in range(len(numbers)):
-                block = upcoming.result()
-                if step + 1 < len(numbers):
-                    upcoming = read(numbers[step + 1])
+                block = upcoming.popleft().result()
+                if step + readers < len(numbers):
+                    upcoming.append(read(numbers[step + readers]))
                 yield block
+
+    def readers(self, numbers: Sequence[int]) -> int:
+        """Threads that may decode blocks `numbers` at once."""
+        return 1
 
 
 def _rows_at(block: Any, ascending: Any) -> Any:
@@ -183,14 +189,14 @@ def _rows_at(block: Any, ascending: Any) -> Any:
 class ParquetRows(Rows):
     """Rows of local parquet files; only the footers are read until rows are asked for.
 
-    A block is a row group, or a slice of at most `BLOCK_ROWS` rows of a larger one: a file
-    written as one row group of 200,000 rows would otherwise be decoded whole (1.7 GB for an
-    export that holds 200 MB with small groups). Slices come from a stream over the row group
+    A block is a row group of up to `WHOLE_GROUP_BYTES` (as its footer says), whatever its
+    rows, or a slice of at most `BLOCK_ROWS` rows of a larger one: a file written as one row
+    group of 200,000 rows would otherwise be decoded whole (1.7 GB for an export that holds
+    200 MB with small groups). Slices come from a stream over the row group
     (`ParquetFile.iter_batches`), which decodes page by page; reading the slices in order, as a
-    scan does, continues that stream instead of starting again. Random reads (`block`) decode
-    a row group of up to `WHOLE_GROUP_BYTES` whole and keep it as one, whatever its rows: a
-    stream would decode the slices before the one wanted first, and only one stream runs at a
-    time.
+    scan does, continues that stream instead of starting again. Only one stream runs at a time
+    (a random read of a slice decodes those before it first), while whole row groups decode on
+    two cores at once (`readers`).
     """
 
     def __init__(self, paths: Sequence[Path], revision: str | None = None) -> None:
@@ -200,7 +206,6 @@ class ParquetRows(Rows):
         self._files = []
         # (file number, row group, first row in the group, rows, rows in the group) per block
         self._blocks: list[tuple[int, int, int, int, int]] = []
-        self._whole: list[bool] = []  # per block: `block` decodes its row group whole
         for path in paths:
             try:
                 parquet = pq.ParquetFile(path)
@@ -211,10 +216,10 @@ class ParquetRows(Rows):
                     f"{path} is not a readable parquet file: {_one_line(error)}"
                 ) from None
             for group, info in enumerate(groups):
-                size, whole = info.num_rows, info.total_byte_size <= WHOLE_GROUP_BYTES
-                for first in range(0, size, BLOCK_ROWS):
-                    count = min(BLOCK_ROWS, size - first)
-                    self._whole.append(whole)
+                size = info.num_rows
+                step = size if info.total_byte_size <= WHOLE_GROUP_BYTES else BLOCK_ROWS
+                for first in range(0, size, max(step, 1)):
+                    count = min(step, size - first)
                     self._blocks.append((len(self._files), group, first, count, size))
             self._files.append(parquet)
         files = [DataFile(str(path), os.path.getsize(path)) for path in paths]
@@ -240,39 +245,31 @@ class ParquetRows(Rows):
         Threads may ask at once (`taskcli browse` reads rows in two): different blocks are
         decoded in parallel, and a block already being decoded is waited for, not decoded
         again."""
-        _, _, first, count, _ = self._blocks[number]
-        if not self._whole[number]:
-            return self._unit(number, whole=False)
-        table = self._unit(number - first // BLOCK_ROWS, whole=True)  # under its first block
-        return table if table.num_rows == count else table.slice(first, count)
-
-    def _unit(self, unit: int, whole: bool) -> Any:
-        """Block `unit`, or its whole row group, from the cache or decoded now."""
         from concurrent.futures import Future
 
         import pyarrow as pa
 
         with self._read_lock:
-            table = self._read.get(unit)
+            table = self._read.get(number)
             if table is not None:
-                self._read.move_to_end(unit)
+                self._read.move_to_end(number)
                 return table
-            pending = self._reading.get(unit)
+            pending = self._reading.get(number)
             mine = pending is None
             if pending is None:
-                pending = self._reading[unit] = Future()
+                pending = self._reading[number] = Future()
         if not mine:
             return pending.result()  # the decoding thread's block, or its error
         try:
-            table = self._decode(unit, whole)
+            table = self._decode(number)
         except BaseException as error:
             with self._read_lock:
-                del self._reading[unit]
+                del self._reading[number]
             pending.set_exception(error)
             raise
         with self._read_lock:
-            del self._reading[unit]
-            self._read[unit] = table
+            del self._reading[number]
+            self._read[number] = table
             kept = sum(block.nbytes for block in self._read.values())
             while kept > BLOCK_CACHE_BYTES and len(self._read) > 1:
                 _, dropped = self._read.popitem(last=False)
@@ -300,18 +297,26 @@ class ParquetRows(Rows):
             handles[file_number] = parquet
         return parquet
 
+    def readers(self, numbers: Sequence[int]) -> int:
+        """Two when every block is a row group of its own: separate handles decode them in
+        parallel (`_file`), and a pass then waits on decoding half as long (an export of
+        Parquet shards is bound by it). The pieces of a larger row group come one after the
+        other from one stream (`_slice`), which two threads would only take turns on."""
+        blocks = self._blocks
+        return 2 if all(blocks[n][3] == blocks[n][4] for n in numbers) else 1
+
     def read_block(self, number: int) -> Any:
         """The block, its strings checked to be UTF-8: a damaged file is `InvalidData` here,
         never a UnicodeDecodeError where its rows are used."""
-        return self._decode(number, whole=False)
+        return self._decode(number)
 
-    def _decode(self, number: int, whole: bool) -> Any:
-        """Block `number`, or (`whole`) all of its row group."""
+    def _decode(self, number: int) -> Any:
+        """Block `number`: its row group, or a slice of it."""
         import pyarrow as pa
 
         file_number, group, first, count, size = self._blocks[number]
         try:
-            if whole or count == size:
+            if count == size:
                 block = self._file(file_number).read_row_group(group)
             else:
                 block = self._slice(file_number, group, first, count)
