@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from taskcli.sandbox import execution
 from taskcli.sandbox.execution import (
     MIN_TIMEOUT,
     ExecutionResult,
@@ -289,6 +290,41 @@ def test_installed_packages_are_importable_but_not_their_pth_files():
     )
     result = run_program(source, QUICK)
     assert result.passed, result.stderr
+
+
+def test_folders_named_by_pth_path_lines_are_importable_and_import_lines_do_not_run(
+    tmp_path, monkeypatch
+):
+    """A package reached through a .pth path line (a src-layout editable install, a venv
+    extended by another's folder) is importable in the sandbox, even under /tmp; the .pth
+    files' import lines, comments and hidden files are not followed."""
+    import site
+
+    site_folder, package_root = tmp_path / "site-packages", tmp_path / "src"
+    (package_root / "pathpkg").mkdir(parents=True)
+    (package_root / "pathpkg" / "__init__.py").write_text("ANSWER = 42\n")
+    (tmp_path / "hidden").mkdir()
+    site_folder.mkdir()
+    (site_folder / "extra.pth").write_text(
+        f"# a comment\n../src\nimport os; os.environ['TASKCLI_PTH_RAN'] = '1'\n{tmp_path}/gone\n"
+    )
+    (site_folder / ".hidden.pth").write_text(f"{tmp_path / 'hidden'}\n")
+    original = site.getsitepackages()
+    monkeypatch.setattr(site, "getsitepackages", lambda: [*original, str(site_folder)])
+    execution.site_packages.cache_clear()
+    try:
+        found = site_packages(sys.executable)
+        assert found[-2:] == (str(site_folder), str(package_root)), found
+        source = (
+            "import os, pathpkg\n"
+            "assert pathpkg.ANSWER == 42\n"
+            "assert 'TASKCLI_PTH_RAN' not in os.environ\n"
+        )
+        result = run_program(source, QUICK)
+        assert result.passed, result.stderr
+    finally:
+        execution.site_packages.cache_clear()
+    assert "TASKCLI_PTH_RAN" not in os.environ
 
 
 def test_the_packages_of_another_interpreter_are_those_of_its_venv(tmp_path):

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -325,19 +325,51 @@ def _child_bytecode(python: str) -> str:
 
 @functools.cache
 def site_packages(python: str) -> tuple[str, ...]:
-    """The folders of installed packages of `python`, which programs may import from."""
+    """The folders of installed packages of `python`, which programs may import from: its
+    site-packages, then the folders their .pth files name (`pth_folders`)."""
     if python == sys.executable:
         import site
 
-        return tuple(site.getsitepackages())
-    ask = "import site; print(*site.getsitepackages(), sep='\\n')"
-    try:  # without -S: only site knows a venv's own folders
-        found = subprocess.run(
-            [python, "-I", "-c", ask], capture_output=True, text=True, timeout=30
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return ()
-    return tuple(found.stdout.splitlines()) if found.returncode == 0 else ()
+        folders = tuple(site.getsitepackages())
+    else:
+        ask = "import site; print(*site.getsitepackages(), sep='\\n')"
+        try:  # without -S: only site knows a venv's own folders
+            found = subprocess.run(
+                [python, "-I", "-c", ask], capture_output=True, text=True, timeout=30
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return ()
+        folders = tuple(found.stdout.splitlines()) if found.returncode == 0 else ()
+    named = [folder for folder in pth_folders(folders) if folder not in folders]
+    return folders + tuple(dict.fromkeys(named))
+
+
+def pth_folders(site_folders: Iterable[str]) -> Iterator[str]:
+    """The existing folders that the path lines of .pth files in `site_folders` add, as `site`
+    adds them (relative to their folder; comments, hidden files and ``import`` lines skipped).
+    Programs run without `site` (its ``import`` lines run code: editable-install finders), so
+    packages installed as a path line (a src-layout editable install, a venv extended by
+    another's folder) would otherwise not be importable."""
+    for site_folder in site_folders:
+        try:
+            names = sorted(os.listdir(site_folder))
+        except OSError:
+            continue
+        for name in names:
+            if not name.endswith(".pth") or name.startswith("."):
+                continue
+            try:
+                with open(os.path.join(site_folder, name), "rb") as file:
+                    text = file.read(1 << 20).decode("utf-8", errors="replace")
+            except OSError:
+                continue
+            for line in text.splitlines():
+                line = line.rstrip()
+                if not line or line.startswith(("#", "import ", "import\t")):
+                    continue
+                folder = os.path.abspath(os.path.join(site_folder, line))
+                if os.path.isdir(folder):
+                    yield folder
 
 
 def _child_environment(work_dir: str) -> dict[str, str]:
