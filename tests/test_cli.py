@@ -59,7 +59,18 @@ def test_no_color_is_honoured():
 
 
 def test_show_completion_prints_a_completion_script():
-    done = run("--show-completion", "bash", SHELL="/bin/bash")
+    """Run from bash, as a user runs it: the shell is found among the process's ancestors, so
+    the test passes wherever the suite runs (under nohup or an IDE too). A list, not one
+    command, so that bash does not exec it in its own place."""
+    base = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    done = subprocess.run(
+        ["bash", "-c", '"$0" -m taskcli --show-completion; exit $?', sys.executable],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**base, "PYTHONPATH": str(ROOT), "SHELL": "/bin/bash"},
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "_taskcli_completion" in done.stdout
 
