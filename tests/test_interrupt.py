@@ -3,7 +3,6 @@
 import contextlib
 import json
 import os
-import pty
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import hubdata
 import pytest
-from terminal import read_to_end
+from terminal import read_to_end, start_on_terminal
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,13 +107,9 @@ def test_ctrl_c_takes_the_bar_off_a_terminal(tmp_path):
         "TERM": "xterm",
     }
     env.pop("NO_COLOR", None)
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: taskcli on a terminal
-        os.execve(
-            sys.executable,
-            [sys.executable, "-m", "taskcli", "export", "slowish", "-o", str(out)],
-            env,
-        )
+    process, fd = start_on_terminal(
+        [sys.executable, "-m", "taskcli", "export", "slowish", "-o", str(out)], env
+    )
     screen = b""
     deadline = time.monotonic() + 60
     while b"converting" not in screen:
@@ -123,10 +118,10 @@ def test_ctrl_c_takes_the_bar_off_a_terminal(tmp_path):
             screen += os.read(fd, 65536)
         except OSError:
             break
-    os.kill(pid, signal.SIGINT)
+    process.send_signal(signal.SIGINT)
     screen += read_to_end(fd)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 130
+    os.close(fd)
+    assert process.wait() == 130
     tail = screen.rsplit(b"converting", 1)[1]
     # Rich removes a transient bar by moving up and erasing the line it drew.
     assert b"\x1b[2K" in tail

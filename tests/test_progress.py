@@ -2,13 +2,12 @@
 pipe or in a log."""
 
 import os
-import pty
 import sys
 from pathlib import Path
 
 import orjson
 import pytest
-from terminal import read_to_end
+from terminal import read_to_end, start_on_terminal
 from typer.testing import CliRunner
 
 from taskcli.cli import app
@@ -21,13 +20,10 @@ def on_terminal(*args: str, cwd: Path) -> tuple[int, str]:
     """Run taskcli on a pseudo-terminal of 80 columns: its exit code and everything it drew."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80", "TERM": "xterm"}
     env.pop("NO_COLOR", None)
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.chdir(cwd)
-        os.execve(sys.executable, [sys.executable, "-m", "taskcli", *args], env)
+    process, fd = start_on_terminal([sys.executable, "-m", "taskcli", *args], env, cwd)
     screen = read_to_end(fd)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), screen.decode("utf-8", "replace")
+    os.close(fd)
+    return process.wait(), screen.decode("utf-8", "replace")
 
 
 @pytest.fixture(scope="module")
