@@ -302,8 +302,12 @@ class ParquetRows(Rows):
         parallel (`_file`), and a pass then waits on decoding half as long (an export of
         Parquet shards is bound by it). The pieces of a larger row group come one after the
         other from one stream (`_slice`), which two threads would only take turns on."""
-        blocks = self._blocks
-        return 2 if all(blocks[n][3] == blocks[n][4] for n in numbers) else 1
+        return 2 if all(map(self._whole_group, numbers)) else 1
+
+    def _whole_group(self, number: int) -> bool:
+        """Block `number` is all of its row group (else a slice of a larger one)."""
+        _, _, _, count, size = self._blocks[number]
+        return count == size
 
     def read_block(self, number: int) -> Any:
         """The block, its strings checked to be UTF-8: a damaged file is `InvalidData` here,
@@ -314,9 +318,9 @@ class ParquetRows(Rows):
         """Block `number`: its row group, or a slice of it."""
         import pyarrow as pa
 
-        file_number, group, first, count, size = self._blocks[number]
+        file_number, group, first, count, _ = self._blocks[number]
         try:
-            if count == size:
+            if self._whole_group(number):
                 block = self._file(file_number).read_row_group(group)
             else:
                 block = self._slice(file_number, group, first, count)

@@ -253,12 +253,9 @@ def print_validation(
     from taskcli.files.rules import format_problem
 
     if chat_template is not None:
-        from taskcli.training.chat_template import RULE_NAMES
-
         console.stdout.print(
             Text(
-                f"rows rendered through chat template {chat_template['name']} (sha256 "
-                f"{chat_template['sha256'][:12]}) · mask: {RULE_NAMES[chat_template['rule']]}",
+                f"rows rendered through {_template_line(chat_template)}",
                 style="dim",
             ),
             highlight=False,
@@ -459,6 +456,15 @@ def _histogram_table(stats: Stats, bins: list[Any], title: str, unit: str) -> Ta
     return table
 
 
+def _template_line(template: dict[str, Any]) -> str:
+    """A chat template as `Tokenizer.describe` gives it, named for a report: its file, the
+    start of its sha256 and its mask rule."""
+    from taskcli.training.chat_template import RULE_NAMES
+
+    rule = RULE_NAMES[template["rule"]]
+    return f"chat template {template['name']} (sha256 {template['sha256'][:12]}) · mask: {rule}"
+
+
 def _token_pieces(stats: Stats, tokens: TokenStats, show_sources: bool) -> list[RenderableType]:
     """The token figures: per-conversation summaries, what the cut does, the histogram."""
     tokenizer = tokens.tokenizer
@@ -470,12 +476,7 @@ def _token_pieces(stats: Stats, tokens: TokenStats, show_sources: bool) -> list[
     )
     template = tokenizer.get("chat_template")
     if template is not None:
-        from taskcli.training.chat_template import RULE_NAMES
-
-        header.append(
-            f"\nchat template {template['name']} (sha256 {template['sha256'][:12]})"
-            f" · mask: {RULE_NAMES[template['rule']]}"
-        )
+        header.append(f"\n{_template_line(template)}")
     summaries = _summary_table(
         "Tokens per conversation",
         [
